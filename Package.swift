@@ -1,0 +1,56 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// The numeric targets need a CPU target, or SIMD FMAs become `fmaf()` calls (about 120x
+// slower), and `-fno-math-errno`, or `sqrt` keeps errno handling and stays scalar.
+// See ../shared/MACHINE-FACTS.md. The flags are guarded so other architectures still build.
+#if arch(x86_64)
+let fastMath: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo", "-Xcc", "-march=x86-64-v3", "-Xcc", "-fno-math-errno"])
+]
+#else
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"])]
+#endif
+
+let package = Package(
+    name: "PESVI",
+    products: [
+        .library(name: "PESVI", targets: ["PESVINumerics", "PESVIModels", "PESVIData", "PESVIExperiments"]),
+        .executable(name: "pesvi", targets: ["pesvi"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    ],
+    targets: [
+        // MARK: - Numerics: matrix products, elementwise kernels, random numbers
+        .target(
+            name: "PESVINumerics",
+            dependencies: [.product(name: "Numerics", package: "swift-numerics")],
+            swiftSettings: fastMath
+        ),
+        // MARK: - Models and inference: layers, objectives, optimizers, the three PE-SVI phases
+        .target(name: "PESVIModels", dependencies: ["PESVINumerics"], swiftSettings: fastMath),
+        // MARK: - Data formats: CSV, NPY, safetensors, synthetic data, splits and scaling
+        .target(name: "PESVIData", dependencies: ["PESVINumerics"], swiftSettings: fastMath),
+        // MARK: - Experiments: checkpoints, method comparison, paper reproduction, plots
+        .target(name: "PESVIExperiments", dependencies: ["PESVIModels", "PESVIData"], swiftSettings: fastMath),
+        // MARK: - Command line
+        .target(
+            name: "PESVICLI",
+            dependencies: [
+                "PESVIExperiments",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "pesvi", dependencies: ["PESVICLI"]),
+
+        // MARK: - Tests
+        .target(name: "TestSupport", dependencies: ["PESVINumerics"], path: "Tests/TestSupport"),
+        .testTarget(name: "PESVINumericsTests", dependencies: ["PESVINumerics", "TestSupport"], swiftSettings: fastMath),
+        .testTarget(name: "PESVIModelsTests", dependencies: ["PESVIModels", "TestSupport"], swiftSettings: fastMath),
+        .testTarget(name: "PESVIDataTests", dependencies: ["PESVIData", "TestSupport"]),
+        .testTarget(name: "PESVIExperimentsTests", dependencies: ["PESVIExperiments", "TestSupport"]),
+        .testTarget(name: "PESVICLITests", dependencies: ["PESVICLI", "TestSupport"]),
+    ]
+)

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `pesvi` command: train, infer, evaluate, reproduce and benchmark PE-SVI models.
+public struct PESVICommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "pesvi",
+        abstract: "Pseudo-Encoded Stochastic Variational Inference: fast test-time inference for auto-decoders.",
+        subcommands: [BenchCommand.self]
+    )
+    public init() {}
+}

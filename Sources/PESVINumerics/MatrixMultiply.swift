@@ -1,0 +1,106 @@
+/// Whether a matrix operand of a product is used as stored or transposed.
+public enum Transpose: Sendable, Equatable {
+    case none
+    case transpose
+}
+
+/// Single-precision general matrix product on row-major buffers:
+///
+///     C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C[m×n]
+///
+/// `op(A)` is `A` (stored m×k, leading dimension `lda ≥ k`) or `Aᵀ` (A stored k×m,
+/// `lda ≥ m`); likewise `op(B)` is `B` (k×n, `ldb ≥ n`) or `Bᵀ` (B stored n×k, `ldb ≥ k`).
+/// `C` is m×n with `ldc ≥ n`. When `beta == 0`, `C` is not read (NaN in C does not leak).
+/// When `k == 0` the product is zero and C becomes `beta · C`.
+///
+/// This entry point is unchecked: the caller guarantees the buffers hold the stated shapes.
+/// Use ``gemmChecked(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)`` on arrays for a
+/// validated call. `threads` (1 or 2) splits large products across cores; small products
+/// always run on the calling thread.
+public func gemm(
+    _ opA: Transpose, _ opB: Transpose,
+    m: Int, n: Int, k: Int,
+    alpha: Float,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float,
+    c: UnsafeMutablePointer<Float>, ldc: Int,
+    threads: Int = 1
+) {
+    if m == 0 || n == 0 { return }
+    for i in 0..<m {
+        let crow = c + i * ldc
+        if beta == 0 {
+            for j in 0..<n { crow[j] = 0 }
+        } else if beta != 1 {
+            for j in 0..<n { crow[j] *= beta }
+        }
+        if k == 0 || alpha == 0 { continue }
+        for p in 0..<k {
+            let aip = opA == .none ? a[i * lda + p] : a[p * lda + i]
+            let s = alpha * aip
+            if opB == .none {
+                let brow = b + p * ldb
+                for j in 0..<n { crow[j] += s * brow[j] }
+            } else {
+                for j in 0..<n { crow[j] += s * b[j * ldb + p] }
+            }
+        }
+    }
+}
+
+/// Checked matrix product on arrays; same contract as ``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)``.
+///
+/// Leading dimensions default to the packed row length. Throws ``NumericsError`` naming the
+/// shapes when a size is negative, a leading dimension is too small, or a buffer is too short.
+public func gemmChecked(
+    _ opA: Transpose, _ opB: Transpose,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    a: [Float], lda: Int? = nil,
+    b: [Float], ldb: Int? = nil,
+    beta: Float = 0,
+    c: inout [Float], ldc: Int? = nil,
+    threads: Int = 1
+) throws {
+    guard m >= 0, n >= 0, k >= 0 else {
+        throw NumericsError.invalidArgument("gemm sizes must be non-negative, got m=\(m) n=\(n) k=\(k)")
+    }
+    guard threads >= 1 else { throw NumericsError.invalidArgument("gemm threads must be >= 1, got \(threads)") }
+    // Stored shapes of A and B.
+    let (aRows, aCols) = opA == .none ? (m, k) : (k, m)
+    let (bRows, bCols) = opB == .none ? (k, n) : (n, k)
+    let lda = lda ?? aCols, ldb = ldb ?? bCols, ldc = ldc ?? n
+    let opAName = opA == .none ? "A" : "Aᵀ", opBName = opB == .none ? "B" : "Bᵀ"
+    let what = "C[\(m)×\(n)] = \(opAName)·\(opBName) with A stored \(aRows)×\(aCols) (lda \(lda)), B stored \(bRows)×\(bCols) (ldb \(ldb)), C ldc \(ldc)"
+    guard lda >= max(aCols, 1), ldb >= max(bCols, 1), ldc >= max(n, 1) else {
+        throw NumericsError.invalidArgument("leading dimension smaller than the row length: \(what)")
+    }
+    func need(_ rows: Int, _ cols: Int, _ ld: Int) -> Int { rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols }
+    if m > 0 && n > 0 && k > 0 {
+        guard a.count >= need(aRows, aCols, lda) else {
+            throw NumericsError.bufferTooSmall("A has \(a.count) elements, needs \(need(aRows, aCols, lda)): \(what)")
+        }
+        guard b.count >= need(bRows, bCols, ldb) else {
+            throw NumericsError.bufferTooSmall("B has \(b.count) elements, needs \(need(bRows, bCols, ldb)): \(what)")
+        }
+    }
+    guard c.count >= need(m, n, ldc) else {
+        throw NumericsError.bufferTooSmall("C has \(c.count) elements, needs \(need(m, n, ldc)): \(what)")
+    }
+    if m == 0 || n == 0 { return }
+    a.withUnsafeBufferPointer { ap in
+        b.withUnsafeBufferPointer { bp in
+            c.withUnsafeMutableBufferPointer { cp in
+                // Empty operands still need a valid pointer; k == 0 never reads them.
+                var dummy: Float = 0
+                withUnsafeMutablePointer(to: &dummy) { d in
+                    gemm(opA, opB, m: m, n: n, k: k, alpha: alpha,
+                         a: ap.baseAddress ?? UnsafePointer(d), lda: lda,
+                         b: bp.baseAddress ?? UnsafePointer(d), ldb: ldb,
+                         beta: beta, c: cp.baseAddress!, ldc: ldc, threads: threads)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import PESVICLI
+
+PESVICommand.main()
