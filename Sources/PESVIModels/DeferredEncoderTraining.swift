@@ -1,0 +1,130 @@
+import Foundation
+import PESVINumerics
+
+/// Settings of phase 2, deferred encoder training (paper section 3.2).
+public struct DeferredEncoderTrainingConfiguration: Sendable, Codable, Equatable {
+    public var epochs: Int = 300
+    public var batchSize: Int = 64
+    public var learningRate: Float = 1e-3
+    /// Stop after this many epochs without a relative validation improvement of
+    /// `minRelativeImprovement`; the weights of the best validation epoch are kept.
+    public var patience: Int = 30
+    public var minRelativeImprovement: Double = 1e-3
+    public var seed: UInt64 = 0
+    public var threads: Int = 1
+    public var chunkRows: Int = 128
+    public init() {}
+}
+
+/// Phase 2 of PE-SVI: the pseudo-encoder is regressed, supervised, from xᵢ to the posterior
+/// parameters (μᵢ*, log σ²ᵢ*) learned in phase 1. The loss per point is the mean squared
+/// error over the 2|z| outputs: (1/2|z|)·(‖E_μ(xᵢ) − μᵢ*‖² + ‖E_logσ²(xᵢ) − log σ²ᵢ*‖²).
+public final class DeferredEncoderTraining: @unchecked Sendable {
+    public let encoder: Encoder
+    public let configuration: DeferredEncoderTrainingConfiguration
+    public private(set) var history: [EpochRecord] = []
+    let x: Dataset, targets: Dataset
+    let validationX: Dataset?, validationTargets: Dataset?
+    let adam: AdamOptimizer
+    let runner: ChunkRunner
+    let workspaces: [NetworkWorkspace]
+    let outputGradients: [FloatBuffer]
+    let grads: ChunkGradients
+    let batchX: FloatBuffer, batchT: FloatBuffer
+    var rng: RandomGenerator
+
+    /// `targets` rows are [μᵢ*, log σ²ᵢ*] (2|z| values), one per row of `x`.
+    public init(encoder: Encoder, x: Dataset, targets: Dataset, validationX: Dataset? = nil, validationTargets: Dataset? = nil,
+                configuration c: DeferredEncoderTrainingConfiguration) {
+        precondition(x.rows == targets.rows && targets.cols == 2 * encoder.latent && x.cols == encoder.dataWidth,
+                     "pseudo-encoder data \(x.rows)×\(x.cols), targets \(targets.rows)×\(targets.cols), encoder \(encoder.dataWidth)→\(2 * encoder.latent)")
+        self.encoder = encoder
+        self.configuration = c
+        self.x = x
+        self.targets = targets
+        self.validationX = validationX
+        self.validationTargets = validationTargets
+        rng = RandomGenerator(seed: c.seed)
+        adam = AdamOptimizer(parameterCount: encoder.network.parameterCount, configuration: AdamConfiguration(learningRate: c.learningRate))
+        runner = ChunkRunner(threads: c.threads, chunkRows: c.chunkRows)
+        let B = min(c.batchSize, max(x.rows, 1))
+        workspaces = (0..<c.threads).map { _ in NetworkWorkspace(network: encoder.network, maxRows: c.chunkRows) }
+        outputGradients = (0..<c.threads).map { _ in FloatBuffer(count: c.chunkRows * 2 * encoder.latent) }
+        grads = ChunkGradients(chunks: runner.chunkCount(rows: B), parameterCounts: [encoder.network.parameterCount])
+        batchX = FloatBuffer(count: B * x.cols)
+        batchT = FloatBuffer(count: B * targets.cols)
+    }
+
+    /// Builds the targets [μ, log σ²] per row from a posterior table.
+    public static func targets(from table: PosteriorTable) -> Dataset {
+        let L = table.latent
+        var v = [Float](); v.reserveCapacity(table.rows * 2 * L)
+        for r in 0..<table.rows {
+            let row = table.row(r)
+            v.append(contentsOf: row.mu); v.append(contentsOf: row.logVariance)
+        }
+        return Dataset(rows: table.rows, cols: 2 * L, values: v)
+    }
+
+    /// Mean per-point loss of the encoder on (x, targets), without training.
+    public func loss(x: Dataset, targets: Dataset) -> Double {
+        let w = targets.cols
+        let tot = SharedDoubles(count: runner.chunkCount(rows: x.rows))
+        runner.run(rows: x.rows) { t, c, start, n in
+            let out = self.encoder.network.forward(x.values.pointer + start * x.cols, rows: n, workspace: self.workspaces[t])
+            tot.pointer[c] = Elementwise.squaredDistance(out, targets.values.pointer + start * w, count: n * w) / Double(w)
+        }
+        return tot.sum() / Double(max(x.rows, 1))
+    }
+
+    /// One Adam step on the listed rows; returns the batch's mean loss before the step.
+    @discardableResult
+    public func step(rows indices: ArraySlice<Int>) -> Double {
+        let B = indices.count, d = x.cols, w = targets.cols
+        for (k, i) in indices.enumerated() {
+            (batchX.pointer + k * d).update(from: x.row(i), count: d)
+            (batchT.pointer + k * w).update(from: targets.row(i), count: w)
+        }
+        runner.run(rows: B) { t, c, start, n in
+            let ws = self.workspaces[t], g = self.outputGradients[t].pointer
+            let input = self.batchX.pointer + start * d
+            let out = self.encoder.network.forward(input, rows: n, workspace: ws)
+            let se = Elementwise.residual(out, minus: self.batchT.pointer + start * w, into: g, count: n * w)
+            Elementwise.scale(g, by: 2 / Float(w), count: n * w)
+            self.encoder.network.backward(input, rows: n, workspace: ws, outputGradient: g,
+                                          parameterGradients: self.grads.buffers[c][0].pointer, inputGradient: nil)
+            self.grads.totals.pointer[c] = se / Double(w)
+        }
+        let total = grads.reduce(chunks: runner.chunkCount(rows: B))
+        adam.update(encoder.network.parameters, gradients: grads.sums[0].pointer, gradientScale: 1 / Float(B))
+        return total / Double(B)
+    }
+
+    /// Trains until `epochs` or a validation plateau, then restores the best-validation weights.
+    @discardableResult
+    public func run(progress: ((EpochRecord) -> Bool)? = nil) -> Bool {
+        var stopper = PlateauStopper(patience: configuration.patience, minRelativeImprovement: configuration.minRelativeImprovement)
+        var best = encoder.network.parameters.copy()
+        var stoppedOnPlateau = false
+        while history.count < configuration.epochs {
+            let start = Date()
+            let order = rng.permutation(x.rows)
+            var sum = 0.0, b = 0
+            while b < order.count {
+                let batch = order[b..<min(b + configuration.batchSize, order.count)]
+                sum += step(rows: batch) * Double(batch.count)
+                b += configuration.batchSize
+            }
+            var v: Double? = nil
+            if let vx = validationX, let vt = validationTargets, vx.rows > 0 { v = loss(x: vx, targets: vt) }
+            let r = EpochRecord(epoch: history.count + 1, trainObjective: sum / Double(max(x.rows, 1)),
+                                validationObjective: v, seconds: Date().timeIntervalSince(start))
+            history.append(r)
+            if stopper.record(v ?? r.trainObjective, index: r.epoch) { best = encoder.network.parameters.copy() }
+            if let progress, !progress(r) { break }
+            if stopper.shouldStop { stoppedOnPlateau = true; break }
+        }
+        encoder.network.parameters.assign(best)
+        return stoppedOnPlateau
+    }
+}

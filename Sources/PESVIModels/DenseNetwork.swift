@@ -1,0 +1,141 @@
+import PESVINumerics
+
+/// A multilayer perceptron: dense layers with ReLU between them and a linear output.
+///
+///     a₀ = x  (rows × widths[0])
+///     aₗ = ReLU(aₗ₋₁ · Wₗ + bₗ)   for l = 1 … L−1
+///     y  = a_{L−1} · W_L + b_L    (rows × widths[L]),   L = widths.count − 1
+///
+/// Wₗ is stored row-major as widths[l−1] × widths[l] (inputs × outputs), followed by bₗ.
+/// All weights and biases live in one contiguous `parameters` buffer, in layer order, so an
+/// optimizer updates the whole network in one loop and gradients share the same layout.
+public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
+    /// Layer widths, input first: [in, h₁, …, out].
+    public let widths: [Int]
+    /// Weights and biases of every layer, in layer order (W₁, b₁, W₂, b₂, …).
+    public let parameters: FloatBuffer
+    /// Offset of Wₗ (index l−1) in `parameters`.
+    public let weightOffsets: [Int]
+    /// Offset of bₗ (index l−1) in `parameters`.
+    public let biasOffsets: [Int]
+
+    public var inputWidth: Int { widths[0] }
+    public var outputWidth: Int { widths[widths.count - 1] }
+    public var layerCount: Int { widths.count - 1 }
+    public var parameterCount: Int { parameters.count }
+
+    /// A network with the given widths; weights and biases ~ U(−1/√in, 1/√in) per layer
+    /// (PyTorch's `nn.Linear` default), drawn from `rng`.
+    public init(widths: [Int], rng: inout RandomGenerator) {
+        precondition(widths.count >= 2 && widths.allSatisfy { $0 > 0 },
+                     "DenseNetwork needs at least two positive widths, got \(widths)")
+        self.widths = widths
+        var w: [Int] = [], b: [Int] = [], offset = 0
+        for l in 1..<widths.count {
+            w.append(offset); offset += widths[l - 1] * widths[l]
+            b.append(offset); offset += widths[l]
+        }
+        weightOffsets = w
+        biasOffsets = b
+        parameters = FloatBuffer(count: offset)
+        for l in 1..<widths.count {
+            let bound = 1 / Float(widths[l - 1]).squareRoot()
+            rng.fillUniform(parameters.pointer + w[l - 1], count: widths[l - 1] * widths[l], low: -bound, high: bound)
+            rng.fillUniform(parameters.pointer + b[l - 1], count: widths[l], low: -bound, high: bound)
+        }
+    }
+
+    /// A network with the given widths and parameter values (e.g. loaded from a checkpoint).
+    public convenience init(widths: [Int], parameters values: [Float]) {
+        var rng = RandomGenerator(seed: 0)
+        self.init(widths: widths, rng: &rng)
+        precondition(values.count == parameterCount,
+                     "DenseNetwork \(widths) has \(parameterCount) parameters, got \(values.count)")
+        parameters.assign(values)
+    }
+
+    /// An independent copy with the same widths and parameter values.
+    public func copy() -> DenseNetwork { DenseNetwork(widths: widths, parameters: parameters.array) }
+
+    public var description: String {
+        "DenseNetwork(\(widths.map(String.init).joined(separator: "→")), \(parameterCount) parameters, ReLU)"
+    }
+
+    /// Forward pass over `rows` input rows (x is rows × inputWidth, packed). Returns the
+    /// output (rows × outputWidth) inside `workspace`, valid until its next use.
+    @discardableResult
+    public func forward(_ x: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace) -> UnsafeMutablePointer<Float> {
+        precondition(rows <= ws.maxRows, "forward: \(rows) rows exceed the workspace's \(ws.maxRows)")
+        let p = parameters.pointer
+        var input = x
+        for l in 1...layerCount {
+            let out = ws.activations[l - 1].pointer
+            let nIn = widths[l - 1], nOut = widths[l]
+            gemm(.none, .none, m: rows, n: nOut, k: nIn, alpha: 1, a: input, lda: nIn,
+                 b: p + weightOffsets[l - 1], ldb: nOut, beta: 0, c: out, ldc: nOut)
+            Elementwise.addBias(p + biasOffsets[l - 1], to: out, rows: rows, cols: nOut)
+            if l < layerCount { Elementwise.reluForward(out, count: rows * nOut) }
+            input = UnsafePointer(out)
+        }
+        return ws.activations[layerCount - 1].pointer
+    }
+
+    /// Backward pass after ``forward(_:rows:workspace:)`` on the same `x`, `rows`, `workspace`.
+    ///
+    /// - `outputGradient`: ∂L/∂y (rows × outputWidth); read only. Must not be workspace memory.
+    /// - `parameterGradients`: if non-nil, receives ∂L/∂θ in the layout of `parameters`,
+    ///   added to what is there when `accumulate`, else overwriting it.
+    /// - `inputGradient`: if non-nil, receives ∂L/∂x (rows × inputWidth), overwritten.
+    public func backward(
+        _ x: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace,
+        outputGradient: UnsafeMutablePointer<Float>,
+        parameterGradients: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
+        inputGradient: UnsafeMutablePointer<Float>?
+    ) {
+        let p = parameters.pointer
+        var g = outputGradient
+        var useA = true  // the scratch buffer that receives the next ∂L/∂aₗ₋₁ (ping-pong)
+        for l in stride(from: layerCount, through: 1, by: -1) {
+            let nIn = widths[l - 1], nOut = widths[l]
+            let input: UnsafePointer<Float> = l == 1 ? x : UnsafePointer(ws.activations[l - 2].pointer)
+            if let pg = parameterGradients {
+                // ∂L/∂Wₗ = aₗ₋₁ᵀ · g   (nIn × nOut);   ∂L/∂bₗ = Σ_rows g
+                gemm(.transpose, .none, m: nIn, n: nOut, k: rows, alpha: 1, a: input, lda: nIn,
+                     b: g, ldb: nOut, beta: accumulate ? 1 : 0, c: pg + weightOffsets[l - 1], ldc: nOut)
+                Elementwise.columnSums(g, rows: rows, cols: nOut, into: pg + biasOffsets[l - 1], accumulate: accumulate)
+            }
+            if l == 1 {
+                if let gx = inputGradient {
+                    gemm(.none, .transpose, m: rows, n: nIn, k: nOut, alpha: 1, a: g, lda: nOut,
+                         b: p + weightOffsets[0], ldb: nOut, beta: 0, c: gx, ldc: nIn)
+                }
+            } else {
+                // ∂L/∂aₗ₋₁ = g · Wₗᵀ, then through the ReLU that made aₗ₋₁.
+                let gPrev = useA ? ws.gradientA.pointer : ws.gradientB.pointer
+                useA.toggle()
+                gemm(.none, .transpose, m: rows, n: nIn, k: nOut, alpha: 1, a: g, lda: nOut,
+                     b: p + weightOffsets[l - 1], ldb: nOut, beta: 0, c: gPrev, ldc: nIn)
+                Elementwise.reluBackward(output: ws.activations[l - 2].pointer, gradient: gPrev, count: rows * nIn)
+                g = gPrev
+            }
+        }
+    }
+}
+
+/// Scratch memory for a ``DenseNetwork``'s forward and backward passes over up to `maxRows` rows.
+/// One workspace per thread; reused across calls, so passes allocate nothing.
+public final class NetworkWorkspace: @unchecked Sendable {
+    public let maxRows: Int
+    /// Output of each layer l = 1 … L (index l−1): maxRows × widths[l].
+    let activations: [FloatBuffer]
+    let gradientA: FloatBuffer
+    let gradientB: FloatBuffer
+
+    public init(network: DenseNetwork, maxRows: Int) {
+        self.maxRows = maxRows
+        activations = network.widths.dropFirst().map { FloatBuffer(count: maxRows * $0) }
+        let widest = network.widths.max()!
+        gradientA = FloatBuffer(count: maxRows * widest)
+        gradientB = FloatBuffer(count: maxRows * widest)
+    }
+}

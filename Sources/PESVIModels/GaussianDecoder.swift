@@ -1,0 +1,260 @@
+import Foundation
+import PESVINumerics
+
+/// The generative model p(x|z) = N(D(z), diag σₓ²) with a dense decoder D and the objective
+/// it is trained with. With a learned likelihood, `logNoiseVariance` holds log σₓ² per data
+/// dimension (d values), trained with the decoder's weights.
+public final class GaussianDecoder: @unchecked Sendable {
+    public let network: DenseNetwork
+    public let objective: Objective
+    public let logNoiseVariance: FloatBuffer?
+
+    public var latent: Int { network.inputWidth }
+    public var dataWidth: Int { network.outputWidth }
+
+    public init(network: DenseNetwork, objective: Objective, logNoiseVariance: [Float]? = nil) {
+        self.network = network
+        self.objective = objective
+        if objective.usesLearnedVariance {
+            let lv = logNoiseVariance ?? [Float](repeating: 0, count: network.outputWidth)
+            precondition(lv.count == network.outputWidth,
+                         "learned noise variance needs \(network.outputWidth) values, got \(lv.count)")
+            self.logNoiseVariance = FloatBuffer(lv)
+        } else {
+            self.logNoiseVariance = nil
+        }
+    }
+
+    /// A decoder of the given architecture with random weights from `rng`.
+    public convenience init(latent: Int, dataWidth: Int, architecture: Architecture, objective: Objective, rng: inout RandomGenerator) {
+        let net = DenseNetwork(widths: architecture.decoderWidths(latent: latent, data: dataWidth), rng: &rng)
+        self.init(network: net, objective: objective)
+    }
+
+    /// An independent copy.
+    public func copy() -> GaussianDecoder {
+        GaussianDecoder(network: network.copy(), objective: objective, logNoiseVariance: logNoiseVariance?.array)
+    }
+}
+
+/// Scratch memory for evaluating the objective on up to `maxPoints` points with `samples`
+/// reparameterized samples each. One per thread; nothing is allocated per call.
+public final class ChunkWorkspace: @unchecked Sendable {
+    public let maxPoints: Int
+    public let samples: Int
+    let network: NetworkWorkspace
+    let z: FloatBuffer        // (samples·maxPoints) × latent; sample s of point i at row s·n + i
+    let epsilon: FloatBuffer  // same shape
+    let sigma: FloatBuffer    // maxPoints × latent: exp(½ log σ²)
+    let outputGradient: FloatBuffer  // (samples·maxPoints) × d
+    let latentGradient: FloatBuffer  // (samples·maxPoints) × latent
+    let precision: FloatBuffer       // d: exp(−log σₓ²) for a learned likelihood
+    let gradMu: FloatBuffer          // maxPoints × latent, scratch when the caller wants none
+    let gradLogVariance: FloatBuffer
+
+    public init(decoder: GaussianDecoder, maxPoints: Int, samples: Int) {
+        precondition(maxPoints > 0 && samples > 0, "ChunkWorkspace needs maxPoints > 0 and samples > 0")
+        self.maxPoints = maxPoints
+        self.samples = samples
+        let rows = maxPoints * samples, L = decoder.latent, d = decoder.dataWidth
+        network = NetworkWorkspace(network: decoder.network, maxRows: rows)
+        z = FloatBuffer(count: rows * L)
+        epsilon = FloatBuffer(count: rows * L)
+        sigma = FloatBuffer(count: maxPoints * L)
+        outputGradient = FloatBuffer(count: rows * d)
+        latentGradient = FloatBuffer(count: rows * L)
+        precision = FloatBuffer(count: d)
+        gradMu = FloatBuffer(count: maxPoints * L)
+        gradLogVariance = FloatBuffer(count: maxPoints * L)
+    }
+}
+
+/// Where ``GaussianDecoder/evaluate(_:)`` reads a chunk's points and posteriors and writes
+/// what was asked for. Row strides let μ and log σ² live in a table (stride |z|) or in an
+/// encoder's output (μ and log σ² halves of rows of width 2|z|).
+public struct ChunkRequest {
+    /// n × d data rows, packed.
+    public var x: UnsafePointer<Float>
+    public var count: Int
+    public var mu: UnsafePointer<Float>
+    public var muStride: Int
+    public var logVariance: UnsafePointer<Float>
+    public var logVarianceStride: Int
+    /// Evaluate at z = μ (no sampling) instead of the reparameterized samples.
+    public var atMean: Bool = false
+    /// Per-point ∂fᵢ/∂μᵢ and ∂fᵢ/∂log σ²ᵢ (each point's own objective), written with `gradientStride`.
+    public var gradMu: UnsafeMutablePointer<Float>? = nil
+    public var gradLogVariance: UnsafeMutablePointer<Float>? = nil
+    public var gradientStride: Int = 0
+    /// Σᵢ ∂fᵢ/∂θ over the chunk's points, in the decoder network's parameter layout (overwritten).
+    public var decoderGradient: UnsafeMutablePointer<Float>? = nil
+    /// Σᵢ ∂fᵢ/∂log σₓ² (d values, overwritten), for a learned likelihood.
+    public var noiseGradient: UnsafeMutablePointer<Float>? = nil
+    /// Each point's objective fᵢ (n values, overwritten).
+    public var perPoint: UnsafeMutablePointer<Double>? = nil
+    /// Each point's squared error Σ_d (x − D(z))² averaged over samples (n values, overwritten).
+    public var perPointSquaredError: UnsafeMutablePointer<Double>? = nil
+
+    public init(x: UnsafePointer<Float>, count: Int,
+                mu: UnsafePointer<Float>, muStride: Int,
+                logVariance: UnsafePointer<Float>, logVarianceStride: Int) {
+        self.x = x; self.count = count
+        self.mu = mu; self.muStride = muStride
+        self.logVariance = logVariance; self.logVarianceStride = logVarianceStride
+    }
+}
+
+extension GaussianDecoder {
+    /// Evaluates the objective on a chunk of points and, as requested, its gradients.
+    ///
+    /// For point i with q = N(μᵢ, diag σᵢ²) and S samples zᵢₛ = μᵢ + σᵢ ⊙ εᵢₛ, εᵢₛ ~ N(0, I):
+    /// - reconstruction: fᵢ = (1/S) Σₛ (1/d) ‖xᵢ − D(zᵢₛ)‖²
+    /// - ELBO, fixed σₓ: fᵢ = (1/S) Σₛ Σ_d [(x − D)²/(2σₓ²) + ½ log(2πσₓ²)] + β KL(qᵢ ‖ N(0, I))
+    /// - ELBO, learned λ = log σₓ²: fᵢ = (1/S) Σₛ Σ_d ½[(x − D)² e^{−λ} + λ + log 2π] + β KL
+    ///
+    /// Returns Σᵢ fᵢ over the chunk. Gradients are those of each point's own fᵢ (not of the
+    /// mean), so the caller scales decoder gradients by 1/batch. `rng` supplies ε.
+    @discardableResult
+    public func evaluate(_ r: ChunkRequest, workspace ws: ChunkWorkspace, rng: inout RandomGenerator) -> Double {
+        let n = r.count, L = latent, d = dataWidth
+        precondition(n <= ws.maxPoints, "evaluate: \(n) points exceed the workspace's \(ws.maxPoints)")
+        let S = r.atMean ? 1 : ws.samples
+        let rows = n * S
+        let z = ws.z.pointer, eps = ws.epsilon.pointer, sigma = ws.sigma.pointer
+        let wantLatent = r.gradMu != nil || r.gradLogVariance != nil
+        let wantBackward = wantLatent || r.decoderGradient != nil || r.noiseGradient != nil
+
+        // 1. z = μ + σ ⊙ ε for every sample (or z = μ).
+        for i in 0..<n {
+            let m = r.mu + i * r.muStride
+            if r.atMean {
+                (z + i * L).update(from: m, count: L)
+            } else {
+                VectorMath.expScaled(r.logVariance + i * r.logVarianceStride, scale: 0.5, sigma + i * L, count: L)
+            }
+        }
+        if !r.atMean {
+            rng.fillNormal(eps, count: rows * L)
+            for s in 0..<S {
+                for i in 0..<n {
+                    let row = s * n + i
+                    let m = r.mu + i * r.muStride, sg = sigma + i * L, e = eps + row * L, zr = z + row * L
+                    for j in 0..<L { zr[j] = m[j] + sg[j] * e[j] }
+                }
+            }
+        }
+
+        // 2. Decoder forward, residuals, objective and ∂f/∂D(z).
+        let out = network.forward(z, rows: rows, workspace: ws.network)
+        let dOut = ws.outputGradient.pointer
+        let invS = 1 / Float(S)
+        var total = 0.0
+        if let pp = r.perPoint { pp.update(repeating: 0, count: n) }
+        if let pe = r.perPointSquaredError { pe.update(repeating: 0, count: n) }
+        let kind = objective.kind
+        let learned = objective.usesLearnedVariance
+        var constantPerPoint = 0.0
+        var residualScale: Float = 1
+        switch kind {
+        case .reconstruction:
+            residualScale = 2 / Float(d) * invS
+        case .elbo:
+            switch objective.likelihood {
+            case .fixedVariance(let sigmaX):
+                let v = Double(sigmaX) * Double(sigmaX)
+                residualScale = Float(1 / v) * invS
+                constantPerPoint = 0.5 * Double(d) * Foundation.log(2 * Double.pi * v)
+            case .learnedVariance:
+                let lv = logNoiseVariance!.pointer
+                var c = 0.0
+                for k in 0..<d { c += Double(lv[k]) }
+                constantPerPoint = 0.5 * (c + Double(d) * Foundation.log(2 * Double.pi))
+                VectorMath.expScaled(lv, scale: -1, ws.precision.pointer, count: d)
+            }
+        }
+        if let ng = r.noiseGradient { ng.update(repeating: 0, count: d) }
+        let prec = ws.precision.pointer
+        for s in 0..<S {
+            for i in 0..<n {
+                let row = s * n + i
+                let g = dOut + row * d
+                let se = Elementwise.residual(out + row * d, minus: r.x + i * d, into: g, count: d)
+                var f: Double
+                if learned {
+                    // Σ_d ½ (x − D)² e^{−λ}, and ∂/∂λ_d = ½ (1 − (x − D)² e^{−λ}) per sample.
+                    var wse = 0.0
+                    if let ng = r.noiseGradient {
+                        for k in 0..<d {
+                            let q = g[k] * g[k] * prec[k]
+                            wse += Double(q)
+                            ng[k] += 0.5 * (1 - q) * invS
+                            g[k] *= prec[k] * invS
+                        }
+                    } else {
+                        for k in 0..<d {
+                            wse += Double(g[k] * g[k] * prec[k])
+                            g[k] *= prec[k] * invS
+                        }
+                    }
+                    f = 0.5 * wse
+                } else {
+                    if wantBackward { Elementwise.scale(g, by: residualScale, count: d) }
+                    switch kind {
+                    case .reconstruction: f = se / Double(d)
+                    case .elbo: f = se * Double(residualScale / invS) * 0.5
+                    }
+                }
+                f *= Double(invS)
+                total += f
+                r.perPoint?[i] += f
+                r.perPointSquaredError?[i] += se * Double(invS)
+            }
+        }
+        // Constant and KL terms, per point.
+        let beta = objective.klWeight
+        if case .elbo = kind {
+            for i in 0..<n {
+                var f = constantPerPoint
+                if beta != 0 {
+                    f += Double(beta) * Objective.kl(mu: r.mu + i * r.muStride, logVariance: r.logVariance + i * r.logVarianceStride, count: L)
+                }
+                total += f
+                r.perPoint?[i] += f
+            }
+        }
+        guard wantBackward else { return total }
+
+        // 3. Backward through the decoder.
+        let dz = ws.latentGradient.pointer
+        network.backward(z, rows: rows, workspace: ws.network, outputGradient: dOut,
+                         parameterGradients: r.decoderGradient, accumulate: false,
+                         inputGradient: wantLatent ? dz : nil)
+        guard wantLatent else { return total }
+
+        // 4. Reparameterization: ∂f/∂μ = Σₛ ∂f/∂zₛ + βμ;  ∂f/∂log σ² = Σₛ ∂f/∂zₛ ⊙ εₛ ⊙ σ/2 + β(σ² − 1)/2.
+        let gMu = r.gradMu ?? ws.gradMu.pointer, gLv = r.gradLogVariance ?? ws.gradLogVariance.pointer
+        let gs = r.gradMu == nil || r.gradLogVariance == nil ? L : r.gradientStride
+        for i in 0..<n {
+            let gm = gMu + i * gs, gl = gLv + i * gs
+            let m = r.mu + i * r.muStride, sg = sigma + i * L
+            for j in 0..<L { gm[j] = 0; gl[j] = 0 }
+            for s in 0..<S {
+                let row = s * n + i
+                let dzr = dz + row * L
+                Elementwise.add(dzr, to: gm, count: L)
+                if !r.atMean {
+                    let e = eps + row * L
+                    for j in 0..<L { gl[j] += dzr[j] * e[j] * 0.5 * sg[j] }
+                }
+            }
+            if beta != 0 {
+                for j in 0..<L {
+                    gm[j] += beta * m[j]
+                    let s2 = r.atMean ? Foundation.exp(r.logVariance[i * r.logVarianceStride + j]) : sg[j] * sg[j]
+                    gl[j] += beta * 0.5 * (s2 - 1)
+                }
+            }
+        }
+        return total
+    }
+}

@@ -1,0 +1,117 @@
+import PESVINumerics
+
+/// Test-time SVI machinery with a frozen decoder: evaluates, and takes Adam steps on, every
+/// row of a posterior table for the matching rows of a dataset, chunk-parallel.
+///
+/// Used for SVI inference from a random start, for PE-SVI refinement from the pseudo-encoder's
+/// start, and for the validation rows during early decoder training.
+public final class LatentStepper: @unchecked Sendable {
+    public let decoder: GaussianDecoder
+    public let runner: ChunkRunner
+    let workspaces: [ChunkWorkspace]
+    let gradMu: [FloatBuffer]
+    let gradLogVariance: [FloatBuffer]
+    let perPointScratch: [UnsafeMutablePointer<Double>]
+    let chunkTotals: SharedDoubles
+
+    public init(decoder: GaussianDecoder, threads: Int, chunkRows: Int = 128, samples: Int = 1, maxRows: Int = 1 << 20) {
+        self.decoder = decoder
+        runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
+        let L = decoder.latent
+        workspaces = (0..<threads).map { _ in ChunkWorkspace(decoder: decoder, maxPoints: chunkRows, samples: samples) }
+        gradMu = (0..<threads).map { _ in FloatBuffer(count: chunkRows * L) }
+        gradLogVariance = (0..<threads).map { _ in FloatBuffer(count: chunkRows * L) }
+        perPointScratch = (0..<threads).map { _ in
+            let p = UnsafeMutablePointer<Double>.allocate(capacity: chunkRows)
+            p.initialize(repeating: 0, count: chunkRows)
+            return p
+        }
+        chunkTotals = SharedDoubles(count: runner.chunkCount(rows: maxRows))
+    }
+
+    deinit { perPointScratch.forEach { $0.deallocate() } }
+
+    func totals(rows: Int) -> SharedDoubles {
+        runner.chunkCount(rows: rows) <= chunkTotals.count ? chunkTotals : SharedDoubles(count: runner.chunkCount(rows: rows))
+    }
+
+    /// Σᵢ fᵢ over all rows at the table's current values, without updating anything.
+    /// `perPoint` (rows values) receives each fᵢ if given; `atMean` evaluates at z = μ.
+    public func evaluate(_ x: Dataset, _ table: PosteriorTable, seed: UInt64, step: Int,
+                         atMean: Bool = false, perPoint: UnsafeMutablePointer<Double>? = nil,
+                         perPointSquaredError: UnsafeMutablePointer<Double>? = nil) -> Double {
+        precondition(x.rows == table.rows && x.cols == decoder.dataWidth && table.latent == decoder.latent,
+                     "evaluate: data \(x.rows)×\(x.cols), table \(table.rows)×\(table.latent), decoder \(decoder.latent)→\(decoder.dataWidth)")
+        let tot = totals(rows: x.rows)
+        let L = table.latent, d = x.cols
+        runner.run(rows: x.rows) { t, c, start, n in
+            var rng = ChunkRunner.generator(seed: seed, step: step, chunk: c)
+            var req = ChunkRequest(x: x.values.pointer + start * d, count: n,
+                                   mu: table.mu.pointer + start * L, muStride: L,
+                                   logVariance: table.logVariance.pointer + start * L, logVarianceStride: L)
+            req.atMean = atMean
+            req.perPoint = perPoint.map { $0 + start }
+            req.perPointSquaredError = perPointSquaredError.map { $0 + start }
+            tot.pointer[c] = self.decoder.evaluate(req, workspace: self.workspaces[t], rng: &rng)
+        }
+        var s = 0.0
+        for c in 0..<runner.chunkCount(rows: x.rows) { s += tot.pointer[c] }
+        return s
+    }
+
+    /// One Adam step (at the table's configuration) on every row for which `active` is nil or
+    /// true. Returns Σᵢ fᵢ over the stepped rows, measured before the step. `perPoint`
+    /// receives each stepped row's fᵢ. Rows not active are neither evaluated nor changed.
+    @discardableResult
+    public func step(_ x: Dataset, _ table: PosteriorTable, seed: UInt64, step: Int,
+                     active: UnsafePointer<Bool>? = nil, learningRateScale: UnsafePointer<Float>? = nil,
+                     perPoint: UnsafeMutablePointer<Double>? = nil) -> Double {
+        precondition(x.rows == table.rows && x.cols == decoder.dataWidth && table.latent == decoder.latent,
+                     "step: data \(x.rows)×\(x.cols), table \(table.rows)×\(table.latent), decoder \(decoder.latent)→\(decoder.dataWidth)")
+        let tot = totals(rows: x.rows)
+        let L = table.latent, d = x.cols
+        runner.run(rows: x.rows) { t, c, start, n in
+            var rng = ChunkRunner.generator(seed: seed, step: step, chunk: c)
+            let gm = self.gradMu[t].pointer, gl = self.gradLogVariance[t].pointer
+            let pp = self.perPointScratch[t]
+            if let active {
+                // Evaluate only the active rows: gather runs of consecutive active rows.
+                var total = 0.0
+                var i = 0
+                while i < n {
+                    if !active[start + i] { i += 1; continue }
+                    var j = i
+                    while j < n && active[start + j] { j += 1 }
+                    let s0 = start + i, m = j - i
+                    var req = ChunkRequest(x: x.values.pointer + s0 * d, count: m,
+                                           mu: table.mu.pointer + s0 * L, muStride: L,
+                                           logVariance: table.logVariance.pointer + s0 * L, logVarianceStride: L)
+                    req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L
+                    req.perPoint = pp
+                    total += self.decoder.evaluate(req, workspace: self.workspaces[t], rng: &rng)
+                    for k in 0..<m {
+                        table.updateRow(s0 + k, gradMu: gm + k * L, gradLogVariance: gl + k * L,
+                                        learningRateScale: learningRateScale?[s0 + k] ?? 1)
+                        perPoint?[s0 + k] = pp[k]
+                    }
+                    i = j
+                }
+                tot.pointer[c] = total
+                return
+            }
+            var req = ChunkRequest(x: x.values.pointer + start * d, count: n,
+                                   mu: table.mu.pointer + start * L, muStride: L,
+                                   logVariance: table.logVariance.pointer + start * L, logVarianceStride: L)
+            req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L
+            req.perPoint = perPoint.map { $0 + start }
+            tot.pointer[c] = self.decoder.evaluate(req, workspace: self.workspaces[t], rng: &rng)
+            for k in 0..<n {
+                table.updateRow(start + k, gradMu: gm + k * L, gradLogVariance: gl + k * L,
+                                learningRateScale: learningRateScale?[start + k] ?? 1)
+            }
+        }
+        var s = 0.0
+        for c in 0..<runner.chunkCount(rows: x.rows) { s += tot.pointer[c] }
+        return s
+    }
+}
