@@ -141,7 +141,7 @@ import Testing
     @Test func specialValuesInsideFullBlocksMatchIsolatedOnes() {
         // One odd value per 16-lane block, surrounded by ordinary ones: the block takes the
         // general path and the ordinary lanes must be unaffected.
-        let odd: [Float] = [0, -1, .infinity, .nan, .leastNonzeroMagnitude, -0, 1e-40, .greatestFiniteMagnitude]
+        let odd: [Float] = [0, -1, .infinity, .nan, .leastNonzeroMagnitude, -0, Float(bitPattern: 0x0001_0000), .greatestFiniteMagnitude]
         var x = [Float]()
         for (k, v) in odd.enumerated() {
             var block = (0..<16).map { Float($0 + 1) * 0.5 }
