@@ -8,8 +8,9 @@ import Foundation
 ///
 /// Accuracy (measured against Double `exp`/`log` by `VectorMathTests`):
 /// - `exp`: relative error ≤ 1.5e-7 (measured maximum 8.3e-8, about 1.4 ulp) for x in
-///   [−87.3, 88.72], where the result is a normal float. Below that, results are gradual-underflow denormals (absolute error within
-///   one denormal step, 2^−149), and exp(x) = 0 for x < −103.97.
+///   [−87.3, 88.72], where the result is a normal float. Below that, results are gradual-
+///   underflow denormals (absolute error below one denormal step, 2^−149), and exp(x) = 0 for
+///   x < −103.97.
 ///   exp(x) = +inf for x > 88.7228 (= ln(Float.greatestFiniteMagnitude)); exp(+inf) = +inf,
 ///   exp(−inf) = 0, exp(NaN) = NaN.
 /// - `log`: relative error ≤ 1.5e-7 (measured maximum 7.9e-8) on positive floats, normal and
