@@ -1,0 +1,227 @@
+import Foundation
+import Testing
+@testable import PESVINumerics
+
+/// Accuracy, special values, tails and aliasing of the vectorized `VectorMath` kernels.
+@Suite struct VectorMathTests {
+    /// Documented bounds (see `VectorMath`): 1.5e-7 ≈ 2.5 · 2^−24 (measured: 8.3e-8 and 7.9e-8).
+    static let expRelBound = 1.5e-7
+    static let logRelBound = 1.5e-7
+
+    // MARK: helpers
+
+    static func apply(_ f: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void, _ x: [Float]) -> [Float] {
+        var y = [Float](repeating: .nan, count: x.count)
+        x.withUnsafeBufferPointer { px in
+            y.withUnsafeMutableBufferPointer { py in
+                if let a = px.baseAddress, let b = py.baseAddress { f(a, b, x.count) }
+            }
+        }
+        return y
+    }
+    static func vexp(_ x: [Float]) -> [Float] { apply({ VectorMath.exp($0, $1, count: $2) }, x) }
+    static func vlog(_ x: [Float]) -> [Float] { apply({ VectorMath.log($0, $1, count: $2) }, x) }
+
+    /// Largest |y − ref| / |ref| with ref computed in Double.
+    static func maxRel(_ x: [Float], _ y: [Float], _ ref: (Double) -> Double) -> (err: Double, at: Float) {
+        var worst = 0.0, at: Float = 0
+        for i in x.indices {
+            let r = ref(Double(x[i]))
+            let e = abs(Double(y[i]) - r) / abs(r)
+            if !(e <= worst) { worst = e; at = x[i] }  // NaN counts as worst
+        }
+        return (worst, at)
+    }
+
+    // MARK: accuracy
+
+    @Test func expDenseSweepRelativeError() {
+        // 2 million points over the range where exp is a normal float.
+        let n = 2_000_000
+        let lo: Float = -87.3, hi: Float = 88.72
+        var x = (0..<n).map { lo + (hi - lo) * Float($0) / Float(n - 1) }
+        // Plus every float near 0, where r = x exactly and the polynomial alone matters.
+        var b = Float(-1).bitPattern
+        while Float(bitPattern: b) < -1e-3 { x.append(Float(bitPattern: b)); b -= 97 }
+        x += (0..<100_000).map { Float($0 - 50_000) * 2e-8 }
+        let y = Self.vexp(x)
+        let (err, at) = Self.maxRel(x, y, Foundation.exp)
+        #expect(err <= Self.expRelBound, "exp max relative error \(err) at x = \(at)")
+    }
+
+    @Test func expDenormalRangeIsGradualUnderflow() {
+        let n = 200_000
+        let x = (0..<n).map { -103.9 + (-87.34 + 103.9) * Float($0) / Float(n - 1) }
+        let y = Self.vexp(x)
+        let denormalStep = Double(Float.leastNonzeroMagnitude)
+        var worst = 0.0
+        for i in x.indices {
+            #expect(y[i] >= 0)
+            worst = max(worst, abs(Double(y[i]) - Foundation.exp(Double(x[i]))))
+        }
+        #expect(worst <= denormalStep, "absolute error \(worst) in the denormal range")
+        // Nonzero all the way down to about −103.28 (exp = 2^−149).
+        #expect(Self.vexp([-103.2])[0] > 0)
+    }
+
+    @Test func expScaledMatchesExpOfProduct() {
+        let x = (0..<1000).map { Float($0 - 500) * 0.37 }
+        let scale: Float = 0.5
+        var y = [Float](repeating: 0, count: x.count)
+        x.withUnsafeBufferPointer { px in
+            y.withUnsafeMutableBufferPointer { py in
+                VectorMath.expScaled(px.baseAddress!, scale: scale, py.baseAddress!, count: x.count)
+            }
+        }
+        #expect(y == Self.vexp(x.map { scale * $0 }))
+    }
+
+    @Test func logSweepAllFloatsInHalfToTwo() {
+        // Every float in [0.5, 2): where log is near 0 and cancellation would show.
+        let start = Float(0.5).bitPattern, end = Float(2).bitPattern
+        let x = (start..<end).map { Float(bitPattern: $0) }
+        let y = Self.vlog(x)
+        var worst = 0.0, at: Float = 0
+        for i in x.indices {
+            let r = Foundation.log(Double(x[i]))
+            // Relative, except at x = 1 where log is exactly 0.
+            let e = r == 0 ? abs(Double(y[i])) : abs(Double(y[i]) - r) / abs(r)
+            if !(e <= worst) { worst = e; at = x[i] }
+        }
+        #expect(worst <= Self.logRelBound, "log max relative error \(worst) at x = \(at)")
+        #expect(Self.vlog([1])[0] == 0)
+    }
+
+    @Test func logSweepAllNormalAndDenormalBinades() {
+        // A regular sample of bit patterns from the smallest denormal to the largest float.
+        var x: [Float] = []
+        var b: UInt32 = 1
+        while b < Float.greatestFiniteMagnitude.bitPattern { x.append(Float(bitPattern: b)); b += 1013 }
+        x.append(.greatestFiniteMagnitude)
+        x.append(.leastNormalMagnitude)
+        x.append(.leastNonzeroMagnitude)
+        let y = Self.vlog(x)
+        let (err, at) = Self.maxRel(x, y, Foundation.log)
+        #expect(err <= Self.logRelBound, "log max relative error \(err) at x = \(at)")
+    }
+
+    // MARK: special values
+
+    @Test func expSpecialValues() {
+        let x: [Float] = [0, -0, 1, .infinity, -.infinity, .nan, 88.72, 88.7229, 89, 1000,
+                          -104, -1000, Float.greatestFiniteMagnitude, -Float.greatestFiniteMagnitude]
+        let y = Self.vexp(x)
+        #expect(y[0] == 1 && y[1] == 1)
+        #expect(abs(Double(y[2]) - M_E) / M_E < 1e-7)
+        #expect(y[3] == .infinity)
+        #expect(y[4] == 0)
+        #expect(y[5].isNaN)
+        #expect(y[6].isFinite && y[6] > 3.3e38)
+        #expect(y[7] == .infinity && y[8] == .infinity && y[9] == .infinity)
+        #expect(y[10] == 0 && y[11] == 0)
+        #expect(y[12] == .infinity && y[13] == 0)
+    }
+
+    @Test func logSpecialValues() {
+        let x: [Float] = [0, -0, -1, -.leastNonzeroMagnitude, .infinity, -.infinity, .nan, 1, 2,
+                          .greatestFiniteMagnitude, .leastNonzeroMagnitude, .leastNormalMagnitude]
+        let y = Self.vlog(x)
+        #expect(y[0] == -.infinity && y[1] == -.infinity)
+        #expect(y[2].isNaN && y[3].isNaN)
+        #expect(y[4] == .infinity)
+        #expect(y[5].isNaN)
+        #expect(y[6].isNaN)
+        #expect(y[7] == 0)
+        #expect(abs(Double(y[8]) - M_LN2) < 1e-7)
+        #expect(abs(Double(y[9]) - Foundation.log(Double(Float.greatestFiniteMagnitude))) < 1e-5)
+        #expect(abs(Double(y[10]) - (-149 * M_LN2)) < 1e-5)
+        #expect(abs(Double(y[11]) - (-126 * M_LN2)) < 1e-5)
+    }
+
+    @Test func specialValuesInsideFullBlocksMatchIsolatedOnes() {
+        // One odd value per 16-lane block, surrounded by ordinary ones: the block takes the
+        // general path and the ordinary lanes must be unaffected.
+        let odd: [Float] = [0, -1, .infinity, .nan, .leastNonzeroMagnitude, -0, Float(bitPattern: 0x0001_0000), .greatestFiniteMagnitude]
+        var x = [Float]()
+        for (k, v) in odd.enumerated() {
+            var block = (0..<16).map { Float($0 + 1) * 0.5 }
+            block[(k * 5) % 16] = v
+            x += block
+        }
+        let all = Self.vlog(x)
+        let one = x.map { Self.vlog([$0])[0] }
+        for i in x.indices {
+            #expect(all[i] == one[i] || (all[i].isNaN && one[i].isNaN), "lane \(i): \(all[i]) vs \(one[i])")
+        }
+        let e = Self.vexp(x), e1 = x.map { Self.vexp([$0])[0] }
+        for i in x.indices { #expect(e[i] == e1[i] || (e[i].isNaN && e1[i].isNaN)) }
+    }
+
+    // MARK: tails and aliasing
+
+    @Test func everyCountUpTo40TouchesExactlyCountElements() {
+        for count in 0...40 {
+            for which in 0..<3 {
+                let x = (0..<count).map { Float($0) * 0.25 + 0.1 }
+                // Output buffer with sentinels past the end; x with poison past the end.
+                var xs = x + [Float](repeating: .nan, count: 20)
+                var y = [Float](repeating: -7, count: count + 20)
+                xs.withUnsafeMutableBufferPointer { px in
+                    y.withUnsafeMutableBufferPointer { py in
+                        let a = UnsafePointer(px.baseAddress!), b = py.baseAddress!
+                        switch which {
+                        case 0: VectorMath.exp(a, b, count: count)
+                        case 1: VectorMath.log(a, b, count: count)
+                        default: VectorMath.expScaled(a, scale: 0.5, b, count: count)
+                        }
+                    }
+                }
+                for i in 0..<count {
+                    let ref: Double
+                    switch which {
+                    case 0: ref = Foundation.exp(Double(x[i]))
+                    case 1: ref = Foundation.log(Double(x[i]))
+                    default: ref = Foundation.exp(Double(0.5 * x[i]))
+                    }
+                    #expect(abs(Double(y[i]) - ref) <= 3e-7 * max(1, abs(ref)), "count \(count) kind \(which) i \(i)")
+                }
+                #expect(y[count...].allSatisfy { $0 == -7 }, "count \(count) kind \(which) wrote past the end")
+            }
+        }
+    }
+
+    @Test func inPlaceEqualsOutOfPlace() {
+        for count in [1, 15, 16, 17, 33, 100] {
+            let x = (0..<count).map { Float($0) * 0.731 - 20 }
+            let pos = x.map { abs($0) + 0.01 }
+            var a = x, b = pos, c = x
+            a.withUnsafeMutableBufferPointer { p in VectorMath.exp(p.baseAddress!, p.baseAddress!, count: count) }
+            b.withUnsafeMutableBufferPointer { p in VectorMath.log(p.baseAddress!, p.baseAddress!, count: count) }
+            c.withUnsafeMutableBufferPointer { p in
+                VectorMath.expScaled(p.baseAddress!, scale: 0.5, p.baseAddress!, count: count)
+            }
+            #expect(a == Self.vexp(x))
+            #expect(b == Self.vlog(pos))
+            #expect(c == Self.vexp(x.map { 0.5 * $0 }))
+        }
+    }
+
+    @Test func tailLanesGiveSameBitsAsFullBlocks() {
+        // Element i must not depend on whether it sits in a full block or in the padded tail.
+        let x = (0..<37).map { Float($0) * 1.37 - 25 }
+        let full = Self.vexp(x)
+        for k in 1...x.count {
+            #expect(Array(Self.vexp(Array(x[(x.count - k)...]))) == Array(full[(x.count - k)...]))
+        }
+    }
+
+    @Test func benchmarkReportsPositiveFiniteTimes() {
+        let t = VectorMath.benchmark(count: 256, repetitions: 3)
+        for v in [t.expScalar, t.expVector, t.logScalar, t.logVector] { #expect(v.isFinite && v > 0) }
+        #expect(t.count == 256)
+        // PESVI_VMATH_BENCH=1 prints a real measurement (numbers in docs/BENCHMARKS-vmath.md).
+        if ProcessInfo.processInfo.environment["PESVI_VMATH_BENCH"] != nil {
+            for n in [1024, 16384, 262_144] { print("VectorMath.benchmark", VectorMath.benchmark(count: n, repetitions: 300)) }
+        }
+    }
+}
