@@ -17,6 +17,11 @@ public struct EarlyDecoderTrainingConfiguration: Sendable, Codable, Equatable {
     /// `minRelativeImprovement` (no validation data: the training objective is monitored).
     public var patience: Int = 30
     public var minRelativeImprovement: Double = 1e-3
+    /// Frozen-decoder Adam steps each validation row takes per epoch. Training rows fit a
+    /// decoder that adapts to them; validation rows only chase it, so with one step per epoch
+    /// their objective lags far behind and says little about the decoder. A few steps let
+    /// them keep up.
+    public var validationStepsPerEpoch: Int = 3
     /// Optional global gradient-norm clipping of the decoder's gradient.
     public var clipNorm: Float? = nil
     public var seed: UInt64 = 0
@@ -42,9 +47,9 @@ public struct EpochRecord: Sendable, Codable, Equatable {
 /// trained together with Adam, at separate learning rates; a row is updated only when its
 /// point is in the batch, once per epoch.
 ///
-/// Validation points get free rows too. Each epoch they take one Adam step each with the
-/// decoder frozen (as a training row would), and the mean objective measured during that pass
-/// is the validation objective that drives plateau stopping.
+/// Validation points get free rows too. Each epoch they take `validationStepsPerEpoch` Adam
+/// steps each with the decoder frozen, and the mean objective measured during the last of
+/// those passes is the validation objective that drives plateau stopping.
 public final class EarlyDecoderTraining: @unchecked Sendable {
     public let decoder: GaussianDecoder
     public let configuration: EarlyDecoderTrainingConfiguration
@@ -175,7 +180,10 @@ public final class EarlyDecoderTraining: @unchecked Sendable {
         }
         var validationObjective: Double? = nil
         if let v = validation, let vp = validationPosteriors, let stepper = validationStepper, v.rows > 0 {
-            let total = stepper.step(v, vp, seed: configuration.seed ^ 0x5A5A_5A5A, step: history.count)
+            var total = 0.0
+            for k in 0..<max(configuration.validationStepsPerEpoch, 1) {
+                total = stepper.step(v, vp, seed: configuration.seed ^ 0x5A5A_5A5A, step: history.count * 64 + k)
+            }
             validationObjective = total / Double(v.rows)
         }
         let record = EpochRecord(epoch: history.count + 1, trainObjective: sum / Double(max(train.rows, 1)),

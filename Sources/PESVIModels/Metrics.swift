@@ -1,0 +1,35 @@
+import PESVINumerics
+
+/// Reconstruction quality of posteriors under a decoder.
+public struct ReconstructionMetrics: Sendable, Codable, Equatable {
+    /// E_q[(x − D(z))²], the mean over points and dimensions of the squared error, Monte Carlo
+    /// over `samples` reparameterized samples per point. The paper's tables report this.
+    public var expectedReconstruction: Double
+    /// (x − D(μ))², the mean over points and dimensions, at the posterior mean.
+    public var reconstructionAtMean: Double
+    /// The mean per-point negative ELBO (nats), when the objective is an ELBO.
+    public var negativeELBO: Double?
+}
+
+public enum Metrics {
+    /// Evaluates posteriors (μ, log σ², n × |z| each) for the points `x` under `decoder`.
+    public static func evaluate(decoder: GaussianDecoder, x: Dataset, mu: [Float], logVariance: [Float],
+                                samples: Int = 8, seed: UInt64 = 0, threads: Int = 1) -> ReconstructionMetrics {
+        let table = PosteriorTable(mu: mu, logVariance: logVariance, latent: decoder.latent, adam: AdamConfiguration(learningRate: 0))
+        let stepper = LatentStepper(decoder: decoder, threads: threads, samples: samples, maxRows: x.rows)
+        let n = x.rows
+        let perPoint = UnsafeMutablePointer<Double>.allocate(capacity: max(n, 1))
+        let perPointSE = UnsafeMutablePointer<Double>.allocate(capacity: max(n, 1))
+        defer { perPoint.deallocate(); perPointSE.deallocate() }
+        let total = stepper.evaluate(x, table, seed: seed, step: 0, perPoint: perPoint, perPointSquaredError: perPointSE)
+        var se = 0.0
+        for i in 0..<n { se += perPointSE[i] }
+        _ = stepper.evaluate(x, table, seed: seed, step: 0, atMean: true, perPointSquaredError: perPointSE)
+        var seMean = 0.0
+        for i in 0..<n { seMean += perPointSE[i] }
+        let denom = Double(max(n, 1) * x.cols)
+        var elbo: Double? = nil
+        if case .elbo = decoder.objective.kind { elbo = total / Double(max(n, 1)) }
+        return ReconstructionMetrics(expectedReconstruction: se / denom, reconstructionAtMean: seMean / denom, negativeELBO: elbo)
+    }
+}

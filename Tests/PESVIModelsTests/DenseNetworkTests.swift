@@ -1,0 +1,53 @@
+import Testing
+import PESVINumerics
+import TestSupport
+@testable import PESVIModels
+
+@Suite struct DenseNetworkTests {
+    /// Loss L = Σ c ⊙ y for fixed random c: ∂L/∂y = c. Checked against finite differences for
+    /// every parameter of a small network and every input, in each depth.
+    @Test(arguments: [[3, 4], [3, 5, 4], [4, 6, 5, 3], [2, 7, 7, 7, 3]])
+    func backwardMatchesFiniteDifferences(widths: [Int]) {
+        var rng = RandomGenerator(seed: 3)
+        let net = DenseNetwork(widths: widths, rng: &rng)
+        let rows = 5
+        let x = FloatBuffer(rng.normalArray(count: rows * widths[0]))
+        let c = FloatBuffer(rng.normalArray(count: rows * widths.last!))
+        let ws = NetworkWorkspace(network: net, maxRows: rows)
+        func loss() -> Double {
+            let y = net.forward(x.pointer, rows: rows, workspace: ws)
+            var s = 0.0
+            for i in 0..<c.count { s += Double(y[i]) * Double(c[i]) }
+            return s
+        }
+        _ = loss()
+        let gp = FloatBuffer(count: net.parameterCount), gx = FloatBuffer(count: x.count)
+        net.backward(x.pointer, rows: rows, workspace: ws, outputGradient: c.pointer, parameterGradients: gp.pointer, inputGradient: gx.pointer)
+        let pIdx = Array(0..<net.parameterCount)
+        let numP = numericGradient(net.parameters.pointer, indices: pIdx, h: 1e-3, loss)
+        let numX = numericGradient(x.pointer, indices: Array(0..<x.count), h: 1e-3, loss)
+        #expect(worstGradientError(analytic: pIdx.map { Double(gp[$0]) }, numeric: numP, scale: 1) < 2e-2)
+        #expect(worstGradientError(analytic: (0..<x.count).map { Double(gx[$0]) }, numeric: numX, scale: 1) < 2e-2)
+    }
+
+    @Test func accumulateAddsToExistingGradients() {
+        var rng = RandomGenerator(seed: 4)
+        let net = DenseNetwork(widths: [3, 4, 2], rng: &rng)
+        let x = FloatBuffer(rng.normalArray(count: 6)), c = FloatBuffer(rng.normalArray(count: 4))
+        let ws = NetworkWorkspace(network: net, maxRows: 2)
+        net.forward(x.pointer, rows: 2, workspace: ws)
+        let g1 = FloatBuffer(count: net.parameterCount)
+        net.backward(x.pointer, rows: 2, workspace: ws, outputGradient: c.pointer, parameterGradients: g1.pointer, inputGradient: nil)
+        let g2 = g1.copy()
+        net.backward(x.pointer, rows: 2, workspace: ws, outputGradient: c.pointer, parameterGradients: g2.pointer, accumulate: true, inputGradient: nil)
+        for i in 0..<g1.count { #expect(abs(g2[i] - 2 * g1[i]) <= 1e-6 * max(1, abs(g1[i]))) }
+    }
+
+    @Test func architecturesFollowThePaper() {
+        #expect(Architecture.arch1.decoderWidths(latent: 16, data: 300) == [16, 300])
+        #expect(Architecture.arch2.decoderWidths(latent: 16, data: 300) == [16, 32, 300])
+        #expect(Architecture.arch3.decoderWidths(latent: 128, data: 300) == [128, 128, 128, 300])
+        #expect(Architecture.arch2.encoderWidths(latent: 64, data: 300) == [300, 128, 128])
+        #expect(Architecture.custom(hidden: [10, 20]).encoderWidths(latent: 4, data: 9) == [9, 20, 10, 8])
+    }
+}

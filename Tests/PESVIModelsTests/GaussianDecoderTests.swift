@@ -1,0 +1,91 @@
+import Testing
+import PESVINumerics
+import TestSupport
+@testable import PESVIModels
+
+/// Finite-difference checks of the whole objective with respect to decoder weights, learned
+/// noise variances, μ and log σ², in each architecture and each objective.
+@Suite struct GaussianDecoderTests {
+    static let objectives: [Objective] = [
+        .reconstruction,
+        .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.7)),
+        .elbo(beta: 0.5, likelihood: .learnedVariance),
+    ]
+    static let architectures: [Architecture] = [.arch1, .arch2, .arch3]
+
+    @Test(arguments: architectures, objectives)
+    func objectiveGradientsMatchFiniteDifferences(architecture: Architecture, objective: Objective) {
+        var rng = RandomGenerator(seed: 17)
+        let L = 3, d = 5, n = 4, S = 2
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: architecture, objective: objective, rng: &rng)
+        if let lv = decoder.logNoiseVariance { rng.fillUniform(lv.pointer, count: d, low: -0.5, high: 0.5) }
+        let x = FloatBuffer(rng.normalArray(count: n * d))
+        let mu = FloatBuffer(rng.normalArray(count: n * L))
+        let lv = FloatBuffer(rng.uniformArray(count: n * L, low: -1.5, high: 0))
+        let ws = ChunkWorkspace(decoder: decoder, maxPoints: n, samples: S)
+        func request() -> ChunkRequest {
+            ChunkRequest(x: x.pointer, count: n, mu: mu.pointer, muStride: L, logVariance: lv.pointer, logVarianceStride: L)
+        }
+        func f() -> Double {
+            var r = RandomGenerator(seed: 99)  // the same ε every time: f is then deterministic
+            return decoder.evaluate(request(), workspace: ws, rng: &r)
+        }
+        let gMu = FloatBuffer(count: n * L), gLv = FloatBuffer(count: n * L)
+        let gTheta = FloatBuffer(count: decoder.network.parameterCount), gNoise = FloatBuffer(count: d)
+        var req = request()
+        req.gradMu = gMu.pointer; req.gradLogVariance = gLv.pointer; req.gradientStride = L
+        req.decoderGradient = gTheta.pointer
+        if decoder.logNoiseVariance != nil { req.noiseGradient = gNoise.pointer }
+        var r = RandomGenerator(seed: 99)
+        let value = decoder.evaluate(req, workspace: ws, rng: &r)
+        #expect(abs(value - f()) < 1e-9 * max(1, abs(value)))
+
+        let scale = 1e-1
+        let all = Array(0..<(n * L))
+        #expect(worstKinkRobustError(analytic: all.map { Double(gMu[$0]) }, at: mu.pointer, indices: all, scale: scale, f) < 2e-2)
+        #expect(worstKinkRobustError(analytic: all.map { Double(gLv[$0]) }, at: lv.pointer, indices: all, scale: scale, f) < 2e-2)
+        let idx = Array(0..<decoder.network.parameterCount)
+        #expect(worstKinkRobustError(analytic: idx.map { Double(gTheta[$0]) }, at: decoder.network.parameters.pointer,
+                                     indices: idx, scale: scale, f) < 2e-2)
+        if let noise = decoder.logNoiseVariance {
+            let dims = Array(0..<d)
+            #expect(worstKinkRobustError(analytic: dims.map { Double(gNoise[$0]) }, at: noise.pointer, indices: dims, scale: scale, f) < 2e-2)
+        }
+    }
+
+    /// The reconstruction objective at z = μ with a hand-computed decoder: D(z) = W z + b.
+    @Test func reconstructionValueByHand() {
+        // Arch1 with |z| = 1, d = 2: W = [2, −1] (1×2), b = [0.5, 0].
+        let net = DenseNetwork(widths: [1, 2], parameters: [2, -1, 0.5, 0])
+        let dec = GaussianDecoder(network: net, objective: .reconstruction)
+        let ws = ChunkWorkspace(decoder: dec, maxPoints: 1, samples: 1)
+        let x: [Float] = [1, 1], mu: [Float] = [0.25], lv: [Float] = [0]
+        var rng = RandomGenerator(seed: 0)
+        let v = x.withUnsafeBufferPointer { xp in mu.withUnsafeBufferPointer { mp in lv.withUnsafeBufferPointer { lp in
+            var req = ChunkRequest(x: xp.baseAddress!, count: 1, mu: mp.baseAddress!, muStride: 1, logVariance: lp.baseAddress!, logVarianceStride: 1)
+            req.atMean = true
+            return dec.evaluate(req, workspace: ws, rng: &rng)
+        } } }
+        // D(0.25) = [1.0, −0.25]; errors [0, 1.25]; mean over d = 2: 1.5625 / 2.
+        #expect(abs(v - 0.78125) < 1e-6)
+    }
+
+    /// The negative ELBO with a fixed σₓ and β = 1 at z = μ, against the closed form.
+    @Test func elboValueByHand() {
+        let net = DenseNetwork(widths: [1, 1], parameters: [1, 0])   // D(z) = z
+        let dec = GaussianDecoder(network: net, objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 2)))
+        let ws = ChunkWorkspace(decoder: dec, maxPoints: 1, samples: 1)
+        let x: [Float] = [3], mu: [Float] = [1], lv: [Float] = [Float(0.5).squareRoot() * 0 + -0.5]
+        var rng = RandomGenerator(seed: 0)
+        let v = x.withUnsafeBufferPointer { xp in mu.withUnsafeBufferPointer { mp in lv.withUnsafeBufferPointer { lp in
+            var req = ChunkRequest(x: xp.baseAddress!, count: 1, mu: mp.baseAddress!, muStride: 1, logVariance: lp.baseAddress!, logVarianceStride: 1)
+            req.atMean = true
+            return dec.evaluate(req, workspace: ws, rng: &rng)
+        } } }
+        // NLL = (3−1)²/(2·4) + ½ log(2π·4) = 0.5 + 1.6120857;  KL = ½(1 + e^{−0.5} + 0.5 − 1) = 0.5532653
+        let expected = 0.5 + 0.5 * log(2 * Double.pi * 4) + 0.5 * (1 + exp(-0.5) + 0.5 - 1)
+        #expect(abs(v - expected) < 1e-5)
+    }
+}
+
+import Foundation
