@@ -47,8 +47,10 @@ let package = Package(
 
         // MARK: - Tests
         .target(name: "TestSupport", dependencies: ["PESVINumerics"], path: "Tests/TestSupport"),
+        // Counts heap allocations in the test process (interposes malloc; Linux/glibc only).
+        .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(name: "PESVINumericsTests", dependencies: ["PESVINumerics", "TestSupport"], swiftSettings: fastMath),
-        .testTarget(name: "PESVIModelsTests", dependencies: ["PESVIModels", "TestSupport"], swiftSettings: fastMath),
+        .testTarget(name: "PESVIModelsTests", dependencies: ["PESVIModels", "TestSupport", "AllocationCounter"], swiftSettings: fastMath),
         .testTarget(name: "PESVIDataTests", dependencies: ["PESVIData", "TestSupport"]),
         .testTarget(name: "PESVIExperimentsTests", dependencies: ["PESVIExperiments", "TestSupport"]),
         .testTarget(name: "PESVICLITests", dependencies: ["PESVICLI", "TestSupport"]),

@@ -1,4 +1,3 @@
-import Dispatch
 import PESVINumerics
 
 /// Runs work over fixed-size chunks of rows on 1 or 2 threads, deterministically.
@@ -33,16 +32,27 @@ public struct ChunkRunner: Sendable {
             return
         }
         let chunkRows = self.chunkRows
-        withoutActuallyEscaping(body) { escaping in
-            let shared = UncheckedSendable(escaping)
-            DispatchQueue.concurrentPerform(iterations: t) { thread in
-                var c = thread
-                while c < chunks {
-                    shared.value(thread, c, c * chunkRows, min(chunkRows, rows - c * chunkRows))
-                    c += t
-                }
-            }
+        WorkerPool.shared.run(parts: t) { thread in
+            forEachChunk(rows: rows, thread: thread, of: t) { c, start, n in body(thread, c, start, n) }
         }
+    }
+
+    /// The chunks thread `thread` of `threads` owns: c = thread, thread + threads, …
+    @inline(__always)
+    public func forEachChunk(rows: Int, thread: Int, of threads: Int, _ body: (_ chunk: Int, _ start: Int, _ count: Int) -> Void) {
+        let chunks = chunkCount(rows: rows)
+        var c = thread
+        while c < chunks {
+            body(c, c * chunkRows, min(chunkRows, rows - c * chunkRows))
+            c += threads
+        }
+    }
+
+    /// Runs a preallocated job on min(threads, chunks) threads, allocating nothing; the job
+    /// walks its chunks with ``forEachChunk(rows:thread:of:_:)``.
+    public func run(rows: Int, job: some ParallelJob) {
+        let t = min(threads, chunkCount(rows: rows))
+        if t <= 1 { job.run(thread: 0, of: 1) } else { WorkerPool.shared.run(threads: t, job: job) }
     }
 
     /// The generator for chunk `chunk` at step `step` of a run seeded with `seed`.

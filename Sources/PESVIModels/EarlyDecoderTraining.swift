@@ -50,7 +50,7 @@ public struct EpochRecord: Sendable, Codable, Equatable {
 /// Validation points get free rows too. Each epoch they take `validationStepsPerEpoch` Adam
 /// steps each with the decoder frozen, and the mean objective measured during the last of
 /// those passes is the validation objective that drives plateau stopping.
-public final class EarlyDecoderTraining: @unchecked Sendable {
+public final class EarlyDecoderTraining: ParallelJob, @unchecked Sendable {
     public let decoder: GaussianDecoder
     public let configuration: EarlyDecoderTrainingConfiguration
     public let train: Dataset
@@ -118,6 +118,27 @@ public final class EarlyDecoderTraining: @unchecked Sendable {
 
     deinit { indexBuffer.deallocate() }
 
+    /// Rows in the batch being stepped (read by the threads running it).
+    var batchRows = 0
+
+    /// One thread's share of a training step: its chunks of the gathered batch.
+    public func run(thread t: Int, of threads: Int) {
+        let L = decoder.latent, d = decoder.dataWidth
+        let learned = decoder.logNoiseVariance != nil
+        runner.forEachChunk(rows: batchRows, thread: t, of: threads) { c, start, n in
+            var chunkRng = ChunkRunner.generator(seed: configuration.seed, step: stepCount, chunk: c)
+            var req = ChunkRequest(x: batchX.pointer + start * d, count: n,
+                                   mu: batchMu.pointer + start * L, muStride: L,
+                                   logVariance: batchLv.pointer + start * L, logVarianceStride: L)
+            req.gradMu = batchGradMu.pointer + start * L
+            req.gradLogVariance = batchGradLv.pointer + start * L
+            req.gradientStride = L
+            req.decoderGradient = chunkGradients[c].pointer
+            if learned { req.noiseGradient = chunkNoiseGradients[c].pointer }
+            chunkTotals.pointer[c] = decoder.evaluate(req, workspace: workspaces[t], rng: &chunkRng)
+        }
+    }
+
     /// One training step on the listed training rows (distinct, at most `batchSize`): decoder
     /// and those rows take one Adam step each. Returns the batch's mean objective, measured
     /// before the step.
@@ -133,20 +154,8 @@ public final class EarlyDecoderTraining: @unchecked Sendable {
             (batchMu.pointer + k * L).update(from: trainPosteriors.mu.pointer + i * L, count: L)
             (batchLv.pointer + k * L).update(from: trainPosteriors.logVariance.pointer + i * L, count: L)
         }
-        let seed = configuration.seed, stepIndex = stepCount
-        let learned = decoder.logNoiseVariance != nil
-        runner.run(rows: B) { t, c, start, n in
-            var chunkRng = ChunkRunner.generator(seed: seed, step: stepIndex, chunk: c)
-            var req = ChunkRequest(x: self.batchX.pointer + start * d, count: n,
-                                   mu: self.batchMu.pointer + start * L, muStride: L,
-                                   logVariance: self.batchLv.pointer + start * L, logVarianceStride: L)
-            req.gradMu = self.batchGradMu.pointer + start * L
-            req.gradLogVariance = self.batchGradLv.pointer + start * L
-            req.gradientStride = L
-            req.decoderGradient = self.chunkGradients[c].pointer
-            if learned { req.noiseGradient = self.chunkNoiseGradients[c].pointer }
-            self.chunkTotals.pointer[c] = self.decoder.evaluate(req, workspace: self.workspaces[t], rng: &chunkRng)
-        }
+        batchRows = B
+        runner.run(rows: B, job: self)
         // Reduce chunk gradients in chunk order (independent of the thread count).
         let chunks = runner.chunkCount(rows: B)
         var total = 0.0

@@ -5,7 +5,7 @@ import PESVINumerics
 ///
 /// Used for SVI inference from a random start, for PE-SVI refinement from the pseudo-encoder's
 /// start, and for the validation rows during early decoder training.
-public final class LatentStepper: @unchecked Sendable {
+public final class LatentStepper: ParallelJob, @unchecked Sendable {
     public let decoder: GaussianDecoder
     public let runner: ChunkRunner
     let workspaces: [ChunkWorkspace]
@@ -62,6 +62,7 @@ public final class LatentStepper: @unchecked Sendable {
     /// One Adam step (at the table's configuration) on every row for which `active` is nil or
     /// true. Returns Σᵢ fᵢ over the stepped rows, measured before the step. `perPoint`
     /// receives each stepped row's fᵢ. Rows not active are neither evaluated nor changed.
+    /// `learningRateScale`, if given, multiplies row i's rate. Allocates nothing once warm.
     @discardableResult
     public func step(_ x: Dataset, _ table: PosteriorTable, seed: UInt64, step: Int,
                      active: UnsafePointer<Bool>? = nil, learningRateScale: UnsafePointer<Float>? = nil,
@@ -69,49 +70,56 @@ public final class LatentStepper: @unchecked Sendable {
         precondition(x.rows == table.rows && x.cols == decoder.dataWidth && table.latent == decoder.latent,
                      "step: data \(x.rows)×\(x.cols), table \(table.rows)×\(table.latent), decoder \(decoder.latent)→\(decoder.dataWidth)")
         let tot = totals(rows: x.rows)
-        let L = table.latent, d = x.cols
-        runner.run(rows: x.rows) { t, c, start, n in
-            var rng = ChunkRunner.generator(seed: seed, step: step, chunk: c)
-            let gm = self.gradMu[t].pointer, gl = self.gradLogVariance[t].pointer
-            let pp = self.perPointScratch[t]
-            if let active {
-                // Evaluate only the active rows: gather runs of consecutive active rows.
-                var total = 0.0
-                var i = 0
-                while i < n {
-                    if !active[start + i] { i += 1; continue }
-                    var j = i
-                    while j < n && active[start + j] { j += 1 }
-                    let s0 = start + i, m = j - i
-                    var req = ChunkRequest(x: x.values.pointer + s0 * d, count: m,
-                                           mu: table.mu.pointer + s0 * L, muStride: L,
-                                           logVariance: table.logVariance.pointer + s0 * L, logVarianceStride: L)
-                    req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L
-                    req.perPoint = pp
-                    total += self.decoder.evaluate(req, workspace: self.workspaces[t], rng: &rng)
-                    for k in 0..<m {
-                        table.updateRow(s0 + k, gradMu: gm + k * L, gradLogVariance: gl + k * L,
-                                        learningRateScale: learningRateScale?[s0 + k] ?? 1)
-                        perPoint?[s0 + k] = pp[k]
-                    }
-                    i = j
-                }
-                tot.pointer[c] = total
-                return
-            }
-            var req = ChunkRequest(x: x.values.pointer + start * d, count: n,
-                                   mu: table.mu.pointer + start * L, muStride: L,
-                                   logVariance: table.logVariance.pointer + start * L, logVarianceStride: L)
-            req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L
-            req.perPoint = perPoint.map { $0 + start }
-            tot.pointer[c] = self.decoder.evaluate(req, workspace: self.workspaces[t], rng: &rng)
-            for k in 0..<n {
-                table.updateRow(start + k, gradMu: gm + k * L, gradLogVariance: gl + k * L,
-                                learningRateScale: learningRateScale?[start + k] ?? 1)
-            }
-        }
+        call = StepCall(x: x, table: table, seed: seed, step: step, active: active, learningRateScale: learningRateScale,
+                        perPoint: perPoint, totals: tot)
+        runner.run(rows: x.rows, job: self)
+        call = nil
         var s = 0.0
         for c in 0..<runner.chunkCount(rows: x.rows) { s += tot.pointer[c] }
         return s
+    }
+
+    /// The arguments of the step in progress, read by the threads running it.
+    struct StepCall {
+        let x: Dataset, table: PosteriorTable, seed: UInt64, step: Int
+        let active: UnsafePointer<Bool>?, learningRateScale: UnsafePointer<Float>?
+        let perPoint: UnsafeMutablePointer<Double>?, totals: SharedDoubles
+    }
+    var call: StepCall? = nil
+
+    public func run(thread t: Int, of threads: Int) {
+        guard let a = call else { return }
+        runner.forEachChunk(rows: a.x.rows, thread: t, of: threads) { c, start, n in
+            stepChunk(a, thread: t, chunk: c, start: start, count: n)
+        }
+    }
+
+    func stepChunk(_ a: StepCall, thread t: Int, chunk c: Int, start: Int, count n: Int) {
+        let L = a.table.latent, d = a.x.cols, x = a.x, table = a.table
+        var rng = ChunkRunner.generator(seed: a.seed, step: a.step, chunk: c)
+        let gm = gradMu[t].pointer, gl = gradLogVariance[t].pointer
+        let pp = perPointScratch[t]
+        var total = 0.0
+        var i = 0
+        // Evaluate runs of consecutive active rows (all rows when `active` is nil).
+        while i < n {
+            if let active = a.active, !active[start + i] { i += 1; continue }
+            var j = i + 1
+            if let active = a.active { while j < n && active[start + j] { j += 1 } } else { j = n }
+            let s0 = start + i, m = j - i
+            var req = ChunkRequest(x: x.values.pointer + s0 * d, count: m,
+                                   mu: table.mu.pointer + s0 * L, muStride: L,
+                                   logVariance: table.logVariance.pointer + s0 * L, logVarianceStride: L)
+            req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L
+            req.perPoint = pp
+            total += decoder.evaluate(req, workspace: workspaces[t], rng: &rng)
+            for k in 0..<m {
+                table.updateRow(s0 + k, gradMu: gm + k * L, gradLogVariance: gl + k * L,
+                                learningRateScale: a.learningRateScale?[s0 + k] ?? 1)
+                a.perPoint?[s0 + k] = pp[k]
+            }
+            i = j
+        }
+        a.totals.pointer[c] = total
     }
 }

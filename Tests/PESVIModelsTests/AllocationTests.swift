@@ -1,0 +1,45 @@
+import Testing
+import Foundation
+import AllocationCounter
+import PESVINumerics
+@testable import PESVIModels
+
+/// Once warm, a training step and a test-time step allocate nothing on the heap.
+///
+/// The counter sees every malloc in the process, so these tests only mean something when
+/// nothing else runs: they are enabled by PESVI_COUNT_ALLOCATIONS=1, and CI runs them alone:
+/// `PESVI_COUNT_ALLOCATIONS=1 swift test -c release -Xswiftc -enable-testing --filter AllocationTests`.
+@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["PESVI_COUNT_ALLOCATIONS"] == "1",
+                             "set PESVI_COUNT_ALLOCATIONS=1 and run this suite alone"))
+struct AllocationTests {
+    @Test(arguments: [1, 2])
+    func trainingStepAllocatesNothingOnceWarm(threads: Int) throws {
+        try #require(pesvi_allocation_count() >= 0, "allocation counting needs Linux/glibc")
+        var rng = RandomGenerator(seed: 1)
+        let decoder = GaussianDecoder(latent: 8, dataWidth: 20, architecture: .arch2, objective: .elbo(beta: 1, likelihood: .learnedVariance), rng: &rng)
+        let data = Dataset(rows: 256, cols: 20, values: rng.normalArray(count: 256 * 20))
+        var c = EarlyDecoderTrainingConfiguration(); c.batchSize = 64; c.threads = threads; c.chunkRows = 32
+        let t = EarlyDecoderTraining(decoder: decoder, train: data, configuration: c)
+        let batches = (0..<4).map { b in Array(b * 64..<(b + 1) * 64)[...] }
+        for b in batches { t.step(rows: b) }
+        let before = pesvi_allocation_count()
+        for _ in 0..<5 { for b in batches { t.step(rows: b) } }
+        let after = pesvi_allocation_count()
+        #expect(after - before == 0, "\(after - before) allocations in 20 warm training steps with \(threads) thread(s)")
+    }
+
+    @Test(arguments: [1, 2])
+    func inferenceStepAllocatesNothingOnceWarm(threads: Int) throws {
+        try #require(pesvi_allocation_count() >= 0, "allocation counting needs Linux/glibc")
+        var rng = RandomGenerator(seed: 1)
+        let decoder = GaussianDecoder(latent: 8, dataWidth: 20, architecture: .arch3, objective: .reconstruction, rng: &rng)
+        let x = Dataset(rows: 300, cols: 20, values: rng.normalArray(count: 300 * 20))
+        let table = PosteriorTable(rows: 300, latent: 8, adam: AdamConfiguration(learningRate: 0.01), initialization: .standard, rng: &rng)
+        let stepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: 64, maxRows: 300)
+        for s in 0..<3 { stepper.step(x, table, seed: 1, step: s) }
+        let before = pesvi_allocation_count()
+        for s in 3..<13 { stepper.step(x, table, seed: 1, step: s) }
+        let after = pesvi_allocation_count()
+        #expect(after - before == 0, "\(after - before) allocations in 10 warm inference steps with \(threads) thread(s)")
+    }
+}
