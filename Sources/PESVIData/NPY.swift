@@ -55,11 +55,7 @@ public enum NPY {
         }
         var out = headerBytes(rows: matrix.rows, cols: matrix.cols)
         out.reserveCapacity(out.count + 4 * matrix.values.count)
-        for v in matrix.values {
-            let b = v.bitPattern.littleEndian
-            out.append(UInt8(truncatingIfNeeded: b)); out.append(UInt8(truncatingIfNeeded: b >> 8))
-            out.append(UInt8(truncatingIfNeeded: b >> 16)); out.append(UInt8(truncatingIfNeeded: b >> 24))
-        }
+        appendLittleEndian(matrix.values, to: &out)
         return out
     }
 
@@ -135,15 +131,15 @@ public enum NPY {
         var firstBad: (Int, String)? = nil
         bytes.withUnsafeBytes { raw in
             let p = raw.baseAddress! + dataStart
+            if type == .f4 {
+                values = loadLittleEndianFloats(p, count: count)
+                if let i = values.firstIndex(where: { !$0.isFinite }) { firstBad = (i, "\(values[i])") }
+                return
+            }
             values.withUnsafeMutableBufferPointer { out in
                 func load<T: FixedWidthInteger>(_: T.Type, _ i: Int) -> T { T(littleEndian: p.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)) }
                 switch type {
-                case .f4:
-                    for i in 0..<count {
-                        let f = Float(bitPattern: load(UInt32.self, i))
-                        if !f.isFinite, firstBad == nil { firstBad = (i, "\(f)") }
-                        out[i] = f
-                    }
+                case .f4: break   // handled above
                 case .f8:
                     for i in 0..<count {
                         let d = Double(bitPattern: load(UInt64.self, i))

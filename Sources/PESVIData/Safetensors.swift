@@ -95,13 +95,7 @@ public enum Safetensors {
         let n = UInt64(header.count)
         for k in 0..<8 { out.append(UInt8(truncatingIfNeeded: n >> (8 * UInt64(k)))) }
         out += header
-        for name in names {
-            for v in file.tensors[name]!.values {
-                let b = v.bitPattern
-                out.append(UInt8(truncatingIfNeeded: b)); out.append(UInt8(truncatingIfNeeded: b >> 8))
-                out.append(UInt8(truncatingIfNeeded: b >> 16)); out.append(UInt8(truncatingIfNeeded: b >> 24))
-            }
-        }
+        for name in names { appendLittleEndian(file.tensors[name]!.values, to: &out) }
         return out
     }
 
@@ -215,12 +209,7 @@ public enum Safetensors {
         let base = 8 + n
         try data.withUnsafeBytes { raw in
             for e in list {
-                let count = (e.end - e.begin) / 4
-                let p = raw.baseAddress! + base + e.begin
-                var values = [Float](repeating: 0, count: count)
-                for i in 0..<count {
-                    values[i] = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                }
+                let values = loadLittleEndianFloats(raw.baseAddress! + base + e.begin, count: (e.end - e.begin) / 4)
                 if let i = values.firstIndex(where: { !$0.isFinite }) {
                     throw DataError.nonFinite(path: name, location: "tensor '\(DataError.clip(e.name))' flat index \(i)", text: "\(values[i])")
                 }
