@@ -8,8 +8,8 @@ import PESVINumerics
         // Random finite bit patterns cover subnormals, huge values and 9-digit mantissas (the
         // slow path) as well as short decimals (the fast path).
         var g = RandomGenerator(seed: 3)
-        var values: [Float] = [0, -0.0, 1, -1, 0.1, 16_777_217, .leastNonzeroMagnitude, .greatestFiniteMagnitude,
-                               -.leastNormalMagnitude, 1e-40, 123_456.79, 7e22, 3e-23]
+        var values: [Float] = [0, -0.0, 1, -1, 0.1, 16_777_216, .leastNonzeroMagnitude, .greatestFiniteMagnitude,
+                               -.leastNormalMagnitude, Float(bitPattern: 0x0001_16C2) /* a subnormal near 1e-40 */, 123_456.79, 7e22, 3e-23]
         while values.count < 40 * 25 {
             let f = Float(bitPattern: UInt32(truncatingIfNeeded: g.next()))
             if f.isFinite { values.append(f) }
