@@ -20,7 +20,7 @@ public struct DeferredEncoderTrainingConfiguration: Sendable, Codable, Equatable
 /// parameters (μᵢ*, log σ²ᵢ*) learned in phase 1. The loss per point is the mean squared
 /// error over the 2|z| outputs: (1/2|z|)·(‖E_μ(xᵢ) − μᵢ*‖² + ‖E_logσ²(xᵢ) − log σ²ᵢ*‖²).
 public final class DeferredEncoderTraining: @unchecked Sendable {
-    public let encoder: Encoder
+    public let encoder: GaussianEncoder
     public let configuration: DeferredEncoderTrainingConfiguration
     public private(set) var history: [EpochRecord] = []
     let x: Dataset, targets: Dataset
@@ -34,7 +34,7 @@ public final class DeferredEncoderTraining: @unchecked Sendable {
     var rng: RandomGenerator
 
     /// `targets` rows are [μᵢ*, log σ²ᵢ*] (2|z| values), one per row of `x`.
-    public init(encoder: Encoder, x: Dataset, targets: Dataset, validationX: Dataset? = nil, validationTargets: Dataset? = nil,
+    public init(encoder: GaussianEncoder, x: Dataset, targets: Dataset, validationX: Dataset? = nil, validationTargets: Dataset? = nil,
                 configuration c: DeferredEncoderTrainingConfiguration) {
         precondition(x.rows == targets.rows && targets.cols == 2 * encoder.latent && x.cols == encoder.dataWidth,
                      "pseudo-encoder data \(x.rows)×\(x.cols), targets \(targets.rows)×\(targets.cols), encoder \(encoder.dataWidth)→\(2 * encoder.latent)")

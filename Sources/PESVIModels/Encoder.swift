@@ -5,7 +5,7 @@ import PESVINumerics
 ///
 /// Used as the PE-SVI pseudo-encoder (fitted after the decoder, phase 2) and as the VAE's
 /// encoder (trained end to end with its decoder).
-public final class Encoder: @unchecked Sendable {
+public final class GaussianEncoder: @unchecked Sendable {
     public let network: DenseNetwork
     public var latent: Int { network.outputWidth / 2 }
     public var dataWidth: Int { network.inputWidth }

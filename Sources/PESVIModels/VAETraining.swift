@@ -22,7 +22,7 @@ public struct VAETrainingConfiguration: Sendable, Codable, Equatable {
 /// same decoder, likelihood and objective as PE-SVI, trained end to end by backpropagating
 /// through the reparameterized samples into the encoder.
 public final class VAETraining: @unchecked Sendable {
-    public let encoder: Encoder
+    public let encoder: GaussianEncoder
     public let decoder: GaussianDecoder
     public let configuration: VAETrainingConfiguration
     public private(set) var history: [EpochRecord] = []
@@ -37,7 +37,7 @@ public final class VAETraining: @unchecked Sendable {
     var rng: RandomGenerator
     var stepCount = 0
 
-    public init(encoder: Encoder, decoder: GaussianDecoder, train: Dataset, validation: Dataset? = nil,
+    public init(encoder: GaussianEncoder, decoder: GaussianDecoder, train: Dataset, validation: Dataset? = nil,
                 configuration c: VAETrainingConfiguration) {
         precondition(encoder.latent == decoder.latent && encoder.dataWidth == decoder.dataWidth && train.cols == decoder.dataWidth,
                      "VAE: encoder \(encoder.dataWidth)→2×\(encoder.latent), decoder \(decoder.latent)→\(decoder.dataWidth), data width \(train.cols)")

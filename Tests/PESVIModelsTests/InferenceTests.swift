@@ -68,7 +68,7 @@ func leastSquares(decoder: DenseNetwork, x: Dataset) -> [Double] {
         c1.epochs = 300; c1.batchSize = 32; c1.decoderLearningRate = 1e-2; c1.latentLearningRate = 1e-1; c1.seed = 3
         let phase1 = EarlyDecoderTraining(decoder: decoder, train: train, validation: linearProblem(n: 60, seed: 3), configuration: c1)
         phase1.run()
-        let encoder = Encoder(latent: 3, dataWidth: 8, architecture: .arch1, rng: &rng)
+        let encoder = GaussianEncoder(latent: 3, dataWidth: 8, architecture: .arch1, rng: &rng)
         var c2 = DeferredEncoderTrainingConfiguration()
         c2.epochs = 200; c2.learningRate = 1e-2; c2.batchSize = 32
         DeferredEncoderTraining(encoder: encoder, x: train, targets: DeferredEncoderTraining.targets(from: phase1.trainPosteriors), configuration: c2).run()

@@ -58,7 +58,7 @@ import TestSupport
         var rng = RandomGenerator(seed: 12)
         let x = Dataset(rows: 6, cols: 5, values: rng.normalArray(count: 30))
         let decoder = GaussianDecoder(latent: 2, dataWidth: 5, architecture: .arch2, objective: .elbo(beta: 1), rng: &rng)
-        let encoder = Encoder(latent: 2, dataWidth: 5, architecture: .arch2, rng: &rng)
+        let encoder = GaussianEncoder(latent: 2, dataWidth: 5, architecture: .arch2, rng: &rng)
         var c = VAETrainingConfiguration(); c.batchSize = 6; c.learningRate = 0
         let vae = VAETraining(encoder: encoder, decoder: decoder, train: x, configuration: c)
         // With lr = 0 a step leaves the weights alone but fills the reduced gradients.
@@ -85,7 +85,7 @@ import TestSupport
         var t = [Float]()
         for i in 0..<data.rows { let r = data.row(i); t += [r[0] - r[1], 0.5 * r[2], r[3], -r[4] - 1, 0.1 * r[5], r[6] + r[7]] }
         let targets = Dataset(rows: 300, cols: 6, values: t)
-        let encoder = Encoder(latent: 3, dataWidth: 8, architecture: .arch1, rng: &rng)
+        let encoder = GaussianEncoder(latent: 3, dataWidth: 8, architecture: .arch1, rng: &rng)
         var c = DeferredEncoderTrainingConfiguration(); c.epochs = 300; c.learningRate = 1e-2; c.batchSize = 32
         let phase2 = DeferredEncoderTraining(encoder: encoder, x: data, targets: targets, validationX: data, validationTargets: targets, configuration: c)
         let first = phase2.loss(x: data, targets: targets)

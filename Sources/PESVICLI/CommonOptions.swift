@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import PESVIData
+import PESVIExperiments
+import PESVIModels
+
+/// Options every computing subcommand takes.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Random seed: the same seed gives the same numbers.") var seed: UInt64 = 0
+    @Option(help: "Threads to compute on (1 or 2).") var threads: Int = 2
+    @Flag(help: "No progress output on stderr.") var quiet = false
+
+    func validate() throws {
+        guard (1...2).contains(threads) else { throw ValidationError("--threads must be 1 or 2, got \(threads)") }
+    }
+}
+
+/// Model shape, objective and the training phases' hyperparameters.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Latent size |z|.") var z: Int = 16
+    @Option(help: "Decoder architecture: 1 (z→x), 2 (z→h→x), 3 (z→h→h→x) with h = min(2|z|,128), or hidden widths like 64,128.")
+    var arch: String = "2"
+    @Option(help: "Objective: 'reconstruction' (the paper's expected squared error) or 'elbo'.") var objective: String = "reconstruction"
+    @Option(help: "KL weight β of the ELBO objective.") var beta: Float = 1
+    @Option(help: "Likelihood σₓ for the ELBO objective, or 'learned' for a learned per-dimension variance.") var sigma: String = "1"
+
+    @Option(help: "Phase 1 (decoder + posteriors): maximum epochs.") var epochs: Int = 300
+    @Option(help: "Batch size of every training phase.") var batchSize: Int = 64
+    @Option(help: "Phase 1: Adam rate of the decoder's weights.") var decoderLr: Float = 1e-3
+    @Option(help: "Phase 1: Adam rate of the free posteriors (μᵢ, log σ²ᵢ).") var latentLr: Float = 1e-1
+    @Option(help: "Epochs without validation improvement before a phase stops.") var patience: Int = 30
+    @Option(help: "Phase 2 (pseudo-encoder): maximum epochs.") var encoderEpochs: Int = 300
+    @Option(help: "Phase 2: Adam rate.") var encoderLr: Float = 1e-3
+    @Option(help: "VAE baseline: maximum epochs.") var vaeEpochs: Int = 300
+    @Option(help: "VAE baseline: Adam rate.") var vaeLr: Float = 1e-3
+
+    func validate() throws {
+        guard z > 0 else { throw ValidationError("--z must be positive, got \(z)") }
+        _ = try architecture()
+        _ = try objectiveValue()
+        for (name, v) in [("--epochs", epochs), ("--batch-size", batchSize), ("--patience", patience), ("--encoder-epochs", encoderEpochs), ("--vae-epochs", vaeEpochs)] where v <= 0 {
+            throw ValidationError("\(name) must be positive, got \(v)")
+        }
+        for (name, v) in [("--decoder-lr", decoderLr), ("--latent-lr", latentLr), ("--encoder-lr", encoderLr), ("--vae-lr", vaeLr)] where !(v > 0 && v.isFinite) {
+            throw ValidationError("\(name) must be a positive number, got \(v)")
+        }
+    }
+
+    func architecture() throws -> Architecture {
+        if let n = Int(arch), let a = Architecture(number: n) { return a }
+        let parts = arch.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("--arch must be 1, 2, 3 or a list of positive hidden widths like 64,128; got '\(arch)'")
+        }
+        return .custom(hidden: parts.map { $0! })
+    }
+
+    func objectiveValue() throws -> Objective {
+        switch objective.lowercased() {
+        case "reconstruction", "recon", "mse": return .reconstruction
+        case "elbo":
+            if sigma.lowercased() == "learned" { return .elbo(beta: beta, likelihood: .learnedVariance) }
+            guard let s = Float(sigma), s > 0, s.isFinite else { throw ValidationError("--sigma must be a positive number or 'learned', got '\(sigma)'") }
+            return .elbo(beta: beta, likelihood: .fixedVariance(sigma: s))
+        default: throw ValidationError("--objective must be 'reconstruction' or 'elbo', got '\(objective)'")
+        }
+    }
+
+    func pipelineOptions(common: CommonOptions, vae: Bool, source: String) throws -> PipelineOptions {
+        var o = PipelineOptions()
+        o.latent = z
+        o.architecture = try architecture()
+        o.objective = try objectiveValue()
+        o.phase1.epochs = epochs; o.phase1.batchSize = batchSize; o.phase1.patience = patience
+        o.phase1.decoderLearningRate = decoderLr; o.phase1.latentLearningRate = latentLr
+        o.phase2.epochs = encoderEpochs; o.phase2.batchSize = batchSize; o.phase2.patience = patience; o.phase2.learningRate = encoderLr
+        if vae {
+            var v = VAETrainingConfiguration()
+            v.epochs = vaeEpochs; v.batchSize = batchSize; v.patience = patience; v.learningRate = vaeLr
+            o.vae = v
+        }
+        o.seed = common.seed
+        o.threads = common.threads
+        o.dataSource = source
+        return o
+    }
+}
+
+/// Shows each training phase's progress on stderr (a bar on a terminal, lines otherwise).
+final class PhaseProgress {
+    let quiet: Bool
+    var reporter: ProgressReporter? = nil
+    var phase = ""
+
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func callback() -> PipelineProgress {
+        { [self] phase, record, limit in
+            guard !quiet else { return }
+            if phase != self.phase {
+                reporter?.finish()
+                reporter = ProgressReporter(title: phase, total: limit)
+                self.phase = phase
+            }
+            var metrics: [(String, Double)] = [("train", record.trainObjective)]
+            if let v = record.validationObjective { metrics.append(("valid", v)) }
+            reporter?.update(done: record.epoch, metrics: metrics)
+        }
+    }
+
+    func finish() { reporter?.finish(); reporter = nil; phase = "" }
+}
+
+/// Loads a data file, or the built-in digits for the name "digits".
+func loadData(_ path: String) throws -> DataMatrix {
+    if path == "digits" && !FileManager.default.fileExists(atPath: path) { return BuiltinDatasets.digits() }
+    return try DataFiles.read(path)
+}
+
+func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

@@ -1,0 +1,32 @@
+import Foundation
+import PESVIData
+import PESVIModels
+
+/// Reading data files by extension and converting between the data and engine types.
+public enum DataFiles {
+    /// Reads a `.csv` (optional header, comma or whitespace separated) or `.npy` file.
+    /// Throws a ``DataError`` naming the file and the problem; non-finite values are refused.
+    public static func read(_ path: String) throws -> DataMatrix {
+        let url = URL(fileURLWithPath: path)
+        switch url.pathExtension.lowercased() {
+        case "csv", "txt", "tsv": return try CSV.read(url)
+        case "npy": return try NPY.read(url)
+        default:
+            throw DataError.unsupported(path: path, detail: "unknown data file type '.\(url.pathExtension)' (use .csv or .npy)")
+        }
+    }
+
+    /// Writes `.npy` or `.csv` by the extension of `path`, atomically.
+    public static func write(_ m: DataMatrix, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        switch url.pathExtension.lowercased() {
+        case "npy": try NPY.write(m, to: url)
+        case "csv": try CSV.write(m, to: url)
+        default:
+            throw DataError.unsupported(path: path, detail: "unknown output type '.\(url.pathExtension)' (use .csv or .npy)")
+        }
+    }
+
+    /// The engine's view of a data matrix.
+    public static func dataset(_ m: DataMatrix) -> Dataset { Dataset(rows: m.rows, cols: m.cols, values: m.values) }
+}

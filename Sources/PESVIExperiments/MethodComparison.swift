@@ -1,0 +1,183 @@
+import Foundation
+import PESVIData
+import PESVIModels
+
+/// One inference method's outcome on the evaluated points.
+public struct MethodResult: Sendable, Codable, Equatable {
+    /// Expected reconstruction error: mean over points and dimensions of the squared error,
+    /// Monte Carlo over the posterior (in standardized units when the model standardizes).
+    public var reconstruction: Double
+    /// SVI: first step within 1 % of its own final plateau. PE-SVI: first step within 1 % of
+    /// SVI's converged objective (0 for the encoder output itself). nil: never reached.
+    public var steps: Int?
+    /// Wall time of test-time inference alone: SVI from its random start to its convergence
+    /// step; PE-SVI the encoder pass plus its steps; VAE the encoder pass.
+    public var seconds: Double
+    /// Whether `steps` is part of this method's record (the VAE has none).
+    public var hasSteps: Bool = true
+    /// The objective curve (mean per point after t steps), for plots; not in the JSON.
+    public var curve: [Double] = []
+
+    enum CodingKeys: String, CodingKey { case reconstruction, steps, seconds }
+
+    public init(reconstruction: Double, steps: Int?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) {
+        self.reconstruction = reconstruction
+        self.steps = steps
+        self.seconds = seconds
+        self.hasSteps = hasSteps
+        self.curve = curve
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        reconstruction = try c.decode(Double.self, forKey: .reconstruction)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+        hasSteps = c.contains(.steps)
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps)
+    }
+
+    public func encode(to encoder: Swift.Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(reconstruction, forKey: .reconstruction)
+        if hasSteps { try c.encode(steps, forKey: .steps) }   // null when never reached
+        try c.encode(seconds, forKey: .seconds)
+    }
+}
+
+/// The four-method comparison on one set of points (the `evaluate --json` schema).
+public struct ComparisonResult: Sendable, Codable, Equatable {
+    public var dataset: String
+    public var z: Int
+    public var arch: String
+    /// Methods in report order: VAE, SVI, PE-SVI-0, PE-SVI-K (and any added later).
+    public var methods: [String: MethodResult]
+    public var order: [String] = []
+    /// SVI's converged objective and rate, and the pace used, for reports.
+    public var sviObjective: Double = .nan
+    public var sviLearningRate: Float = 0
+    public var pace: Float = 0
+    public var points: Int = 0
+
+    enum CodingKeys: String, CodingKey { case dataset, z, arch, methods }
+
+    public init(dataset: String, z: Int, arch: String, methods: [String: MethodResult], order: [String]) {
+        self.dataset = dataset; self.z = z; self.arch = arch; self.methods = methods; self.order = order
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        dataset = try c.decode(String.self, forKey: .dataset)
+        z = try c.decode(Int.self, forKey: .z)
+        arch = try c.decode(String.self, forKey: .arch)
+        methods = try c.decode([String: MethodResult].self, forKey: .methods)
+        order = methods.keys.sorted()
+    }
+
+    public func encode(to encoder: Swift.Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(dataset, forKey: .dataset)
+        try c.encode(z, forKey: .z)
+        try c.encode(arch, forKey: .arch)
+        try c.encode(methods, forKey: .methods)
+    }
+
+    /// One-line JSON with keys in a fixed order.
+    public func jsonLine() throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(self), as: UTF8.self)
+    }
+}
+
+/// Settings of a comparison run.
+public struct ComparisonOptions: Sendable {
+    /// K of PE-SVI-K (the paper's 25).
+    public var refineSteps = 25
+    /// The refinement pace; nil uses the model's chosen pace (or 0.1 if none was chosen).
+    public var pace: Float? = nil
+    /// SVI from a random start: its rate (nil: the model's) and convergence rule.
+    public var sviLearningRate: Float? = nil
+    public var sviRule: StoppingRule = .sviDefault
+    public var sviInitialization: PosteriorInitialization = .standard
+    /// Samples per point for the reported reconstruction error.
+    public var metricSamples = 8
+    public var threads = 1
+    public var seed: UInt64 = 0
+    public var includeVAE = true
+    public init() {}
+}
+
+/// Runs VAE, SVI, PE-SVI-0 and PE-SVI-K on the same points with a trained model.
+public enum MethodComparison {
+    static func seconds(_ f: () -> Void) -> Double {
+        let t0 = ContinuousClock.now
+        f()
+        let d = ContinuousClock.now - t0
+        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    public static func run(model: PESVIModel, points x: Dataset, dataset: String, options o: ComparisonOptions) -> ComparisonResult {
+        let decoder = model.decoder
+        let c = model.configuration
+        let inference = TestTimeInference(decoder: decoder, threads: o.threads)
+        func metric(_ dec: GaussianDecoder, _ mu: [Float], _ lv: [Float]) -> Double {
+            Metrics.evaluate(decoder: dec, x: x, mu: mu, logVariance: lv, samples: o.metricSamples, seed: o.seed &+ 77, threads: o.threads).expectedReconstruction
+        }
+        var methods: [String: MethodResult] = [:]
+        var order: [String] = []
+
+        if o.includeVAE, let vae = model.vae {
+            var start: (mu: [Float], logVariance: [Float]) = ([], [])
+            let s = seconds { start = vae.encoder.encode(x, threads: o.threads) }
+            methods["VAE"] = MethodResult(reconstruction: metric(vae.decoder, start.mu, start.logVariance), steps: nil, seconds: s, hasSteps: false)
+            order.append("VAE")
+        }
+
+        // SVI from a random start, to its plateau.
+        let sviRate = o.sviLearningRate ?? c.sviLearningRate
+        let svi = inference.svi(x, initialization: o.sviInitialization, learningRate: sviRate, rule: o.sviRule, seed: o.seed &+ 1)
+        let sviTarget = svi.finalObjective
+        let sviSteps = Convergence.firstStep(reaching: sviTarget, in: svi.curve)
+        let sviSeconds = sviSteps.map { $0 == 0 ? 0 : svi.stepTimes[$0 - 1] } ?? svi.seconds
+        methods["SVI"] = MethodResult(reconstruction: metric(decoder, svi.mu, svi.logVariance), steps: sviSteps, seconds: sviSeconds, curve: svi.curve)
+        order.append("SVI")
+
+        // PE-SVI-0: the pseudo-encoder's output.
+        var start: (mu: [Float], logVariance: [Float]) = ([], [])
+        let encodeSeconds = seconds { start = model.pseudoEncoder.encode(x, threads: o.threads) }
+        let pace = o.pace ?? c.pace?.learningRate ?? 0.1
+        let refined = inference.refine(x, start: start, learningRate: pace, steps: o.refineSteps, seed: o.seed &+ 2, startSeconds: encodeSeconds)
+        methods["PE-SVI-0"] = MethodResult(reconstruction: metric(decoder, start.mu, start.logVariance),
+                                           steps: Convergence.reaches(refined.curve[0], sviTarget) ? 0 : nil, seconds: encodeSeconds,
+                                           curve: [refined.curve[0]])
+        order.append("PE-SVI-0")
+
+        // PE-SVI-K: K steps at the pace.
+        let name = "PE-SVI-\(o.refineSteps)"
+        methods[name] = MethodResult(reconstruction: metric(decoder, refined.mu, refined.logVariance),
+                                     steps: Convergence.firstStep(reaching: sviTarget, in: refined.curve), seconds: refined.seconds,
+                                     curve: refined.curve)
+        order.append(name)
+
+        var r = ComparisonResult(dataset: dataset, z: c.latent, arch: c.architecture.description, methods: methods, order: order)
+        r.sviObjective = sviTarget
+        r.sviLearningRate = sviRate
+        r.pace = pace
+        r.points = x.rows
+        return r
+    }
+
+    /// The comparison as a text table: method, reconstruction, steps, seconds.
+    public static func table(_ r: ComparisonResult) -> String {
+        var lines = ["\(r.dataset)  |z|=\(r.z)  \(r.arch)  \(r.points) points  (SVI rate \(r.sviLearningRate), pace \(r.pace))",
+                     pad("method", 12) + pad("reconstruction", 16) + pad("steps", 8) + "seconds"]
+        for m in r.order {
+            guard let v = r.methods[m] else { continue }
+            let steps = v.hasSteps ? (v.steps.map(String.init) ?? "never") : "-"
+            lines.append(pad(m, 12) + pad(String(format: "%.5f", v.reconstruction), 16) + pad(steps, 8) + String(format: "%.4f", v.seconds))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+}

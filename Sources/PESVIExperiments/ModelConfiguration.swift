@@ -1,0 +1,55 @@
+import Foundation
+import PESVIData
+import PESVIModels
+
+/// How the chosen refinement pace was found.
+public struct PaceRecord: Codable, Sendable, Equatable {
+    /// The refinement learning rate (Adam) used from the pseudo-encoder start.
+    public var learningRate: Float
+    /// The number of refinement steps it was chosen for.
+    public var steps: Int
+    /// "paper-grid" (section 3.3's grid search) or "auto" (log-scale search).
+    public var method: String
+    /// Each candidate's outcome on the validation split.
+    public var trials: [PaceSelection.Trial]
+}
+
+/// The seeded split of the rows the model was trained on.
+public struct SplitRecord: Codable, Sendable, Equatable {
+    public var rows: Int
+    public var validationFraction: Double
+    public var testFraction: Double
+    public var seed: UInt64
+}
+
+/// Everything about a trained model except its weights: `config.json` in a model directory.
+public struct ModelConfiguration: Codable, Sendable, Equatable {
+    public static let currentFormatVersion = 1
+    public var formatVersion: Int = ModelConfiguration.currentFormatVersion
+    /// Latent size |z|.
+    public var latent: Int
+    /// Data width d.
+    public var dataWidth: Int
+    public var architecture: Architecture
+    public var objective: Objective
+    /// Per-column standardization fitted on the training rows (nil: data used as is).
+    public var standardizer: Standardizer?
+    public var columnNames: [String]?
+    /// The refinement pace for PE-SVI (nil until chosen).
+    public var pace: PaceRecord?
+    /// The Adam rate of test-time SVI from a random start (default: phase 1's latent rate).
+    public var sviLearningRate: Float
+    public var phase1: EarlyDecoderTrainingConfiguration
+    public var phase2: DeferredEncoderTrainingConfiguration
+    /// The VAE baseline's settings, if one was trained.
+    public var vae: VAETrainingConfiguration?
+    public var seed: UInt64
+    public var split: SplitRecord
+    /// Where the training data came from (a path, "digits", "synthetic:…").
+    public var dataSource: String
+    /// Epochs run and seconds spent in each phase.
+    public var trainingSummary: [String: Double]
+
+    public var decoderWidths: [Int] { architecture.decoderWidths(latent: latent, data: dataWidth) }
+    public var encoderWidths: [Int] { architecture.encoderWidths(latent: latent, data: dataWidth) }
+}
