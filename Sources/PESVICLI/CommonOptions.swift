@@ -26,7 +26,7 @@ struct ModelOptions: ParsableArguments {
 
     @Option(help: "Phase 1 (decoder + posteriors): maximum epochs.") var epochs: Int = 300
     @Option(help: "Batch size of every training phase.") var batchSize: Int = 64
-    @Option(help: "Phase 1: Adam rate of the decoder's weights.") var decoderLr: Float = 1e-3
+    @Option(help: "Phase 1: Adam rate of the decoder's weights.") var decoderLr: Float = 1e-2
     @Option(help: "Phase 1: Adam rate of the free posteriors (μᵢ, log σ²ᵢ).") var latentLr: Float = 1e-1
     @Option(help: "Epochs without validation improvement before a phase stops.") var patience: Int = 30
     @Option(help: "Phase 2 (pseudo-encoder): maximum epochs.") var encoderEpochs: Int = 300

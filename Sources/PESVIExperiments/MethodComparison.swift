@@ -17,6 +17,8 @@ public struct MethodResult: Sendable, Codable, Equatable {
     public var hasSteps: Bool = true
     /// The objective curve (mean per point after t steps), for plots; not in the JSON.
     public var curve: [Double] = []
+    /// Squared error at the posterior mean, (x − D(μ))² per point and dimension; not in the JSON.
+    public var reconstructionAtMean: Double = .nan
 
     enum CodingKeys: String, CodingKey { case reconstruction, steps, seconds }
 
@@ -120,8 +122,13 @@ public enum MethodComparison {
         let decoder = model.decoder
         let c = model.configuration
         let inference = TestTimeInference(decoder: decoder, threads: o.threads)
-        func metric(_ dec: GaussianDecoder, _ mu: [Float], _ lv: [Float]) -> Double {
-            Metrics.evaluate(decoder: dec, x: x, mu: mu, logVariance: lv, samples: o.metricSamples, seed: o.seed &+ 77, threads: o.threads).expectedReconstruction
+        func metric(_ dec: GaussianDecoder, _ mu: [Float], _ lv: [Float]) -> ReconstructionMetrics {
+            Metrics.evaluate(decoder: dec, x: x, mu: mu, logVariance: lv, samples: o.metricSamples, seed: o.seed &+ 77, threads: o.threads)
+        }
+        func result(_ m: ReconstructionMetrics, steps: Int?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) -> MethodResult {
+            var r = MethodResult(reconstruction: m.expectedReconstruction, steps: steps, seconds: seconds, hasSteps: hasSteps, curve: curve)
+            r.reconstructionAtMean = m.reconstructionAtMean
+            return r
         }
         var methods: [String: MethodResult] = [:]
         var order: [String] = []
@@ -129,7 +136,7 @@ public enum MethodComparison {
         if o.includeVAE, let vae = model.vae {
             var start: (mu: [Float], logVariance: [Float]) = ([], [])
             let s = seconds { start = vae.encoder.encode(x, threads: o.threads) }
-            methods["VAE"] = MethodResult(reconstruction: metric(vae.decoder, start.mu, start.logVariance), steps: nil, seconds: s, hasSteps: false)
+            methods["VAE"] = result(metric(vae.decoder, start.mu, start.logVariance), steps: nil, seconds: s, hasSteps: false)
             order.append("VAE")
         }
 
@@ -139,7 +146,7 @@ public enum MethodComparison {
         let sviTarget = svi.finalObjective
         let sviSteps = Convergence.firstStep(reaching: sviTarget, in: svi.curve)
         let sviSeconds = sviSteps.map { $0 == 0 ? 0 : svi.stepTimes[$0 - 1] } ?? svi.seconds
-        methods["SVI"] = MethodResult(reconstruction: metric(decoder, svi.mu, svi.logVariance), steps: sviSteps, seconds: sviSeconds, curve: svi.curve)
+        methods["SVI"] = result(metric(decoder, svi.mu, svi.logVariance), steps: sviSteps, seconds: sviSeconds, curve: svi.curve)
         order.append("SVI")
 
         // PE-SVI-0: the pseudo-encoder's output.
@@ -147,14 +154,14 @@ public enum MethodComparison {
         let encodeSeconds = seconds { start = model.pseudoEncoder.encode(x, threads: o.threads) }
         let pace = o.pace ?? c.pace?.learningRate ?? 0.1
         let refined = inference.refine(x, start: start, learningRate: pace, steps: o.refineSteps, seed: o.seed &+ 2, startSeconds: encodeSeconds)
-        methods["PE-SVI-0"] = MethodResult(reconstruction: metric(decoder, start.mu, start.logVariance),
+        methods["PE-SVI-0"] = result(metric(decoder, start.mu, start.logVariance),
                                            steps: Convergence.reaches(refined.curve[0], sviTarget) ? 0 : nil, seconds: encodeSeconds,
                                            curve: [refined.curve[0]])
         order.append("PE-SVI-0")
 
         // PE-SVI-K: K steps at the pace.
         let name = "PE-SVI-\(o.refineSteps)"
-        methods[name] = MethodResult(reconstruction: metric(decoder, refined.mu, refined.logVariance),
+        methods[name] = result(metric(decoder, refined.mu, refined.logVariance),
                                      steps: Convergence.firstStep(reaching: sviTarget, in: refined.curve), seconds: refined.seconds,
                                      curve: refined.curve)
         order.append(name)
@@ -170,11 +177,12 @@ public enum MethodComparison {
     /// The comparison as a text table: method, reconstruction, steps, seconds.
     public static func table(_ r: ComparisonResult) -> String {
         var lines = ["\(r.dataset)  |z|=\(r.z)  \(r.arch)  \(r.points) points  (SVI rate \(r.sviLearningRate), pace \(r.pace))",
-                     pad("method", 12) + pad("reconstruction", 16) + pad("steps", 8) + "seconds"]
+                     pad("method", 12) + pad("reconstruction", 16) + pad("at mean", 12) + pad("steps", 8) + "seconds"]
         for m in r.order {
             guard let v = r.methods[m] else { continue }
             let steps = v.hasSteps ? (v.steps.map(String.init) ?? "never") : "-"
-            lines.append(pad(m, 12) + pad(String(format: "%.5f", v.reconstruction), 16) + pad(steps, 8) + String(format: "%.4f", v.seconds))
+            lines.append(pad(m, 12) + pad(String(format: "%.5f", v.reconstruction), 16) + pad(String(format: "%.5f", v.reconstructionAtMean), 12)
+                         + pad(steps, 8) + String(format: "%.4f", v.seconds))
         }
         return lines.joined(separator: "\n")
     }

@@ -39,95 +39,155 @@ public struct PipelineReport: Sendable {
 /// Reports progress of a long phase: (phase name, epoch record, epoch limit).
 public typealias PipelineProgress = (_ phase: String, _ record: EpochRecord, _ limit: Int) -> Void
 
-/// The whole PE-SVI training procedure on a data matrix: seeded split, standardization,
-/// phase 1 (decoder + free posteriors, validation rows alongside), phase 2 (pseudo-encoder
-/// regressed on the learned posteriors, validated on the validation rows'), the VAE baseline
-/// if asked, and pace selection on the validation rows.
+/// A data matrix split (seeded) and standardized with its training rows' statistics.
+public struct PreparedData: Sendable {
+    public var rawTrain: DataMatrix, rawValidation: DataMatrix, rawTest: DataMatrix
+    public var train: Dataset, validation: Dataset, test: Dataset
+    public var standardizer: Standardizer?
+    public var split: SplitRecord
+    public var columnNames: [String]?
+    public var width: Int { train.cols }
+}
+
+/// The whole PE-SVI training procedure on a data matrix, and its phases for callers (such as
+/// `reproduce`) that search hyperparameters: seeded split, standardization, phase 1 (decoder +
+/// free posteriors, validation rows alongside), phase 2 (pseudo-encoder regressed on the
+/// learned training posteriors, validated on a held-out tenth of them), the VAE baseline if
+/// asked, and pace selection on the validation rows.
 public enum TrainingPipeline {
-    public static func train(_ data: DataMatrix, options o: PipelineOptions, progress: PipelineProgress? = nil) throws -> (PESVIModel, PipelineReport) {
-        guard o.latent > 0 else { throw DataError.invalidArgument("latent size must be positive, got \(o.latent)") }
+    /// Splits and standardizes. Refuses non-finite values and fewer than 10 rows.
+    public static func prepare(_ data: DataMatrix, validationFraction: Double = 0.1, testFraction: Double = 0.1,
+                               standardize: Bool = true, seed: UInt64) throws -> PreparedData {
         guard data.rows >= 10 else { throw DataError.invalidArgument("need at least 10 rows to split into train, validation and test; got \(data.rows)") }
         if let bad = data.firstNonFinite() {
             throw DataError.invalidArgument("data has a non-finite value at row \(bad.row + 1), column \(bad.col + 1)")
         }
-        var report = PipelineReport()
-        let split = try DatasetSplit(rows: data.rows, validationFraction: o.validationFraction, testFraction: o.testFraction, seed: o.seed)
+        let split = try DatasetSplit(rows: data.rows, validationFraction: validationFraction, testFraction: testFraction, seed: seed)
         let (rawTrain, rawValidation, rawTest) = try split.apply(to: data)
-        let standardizer = o.standardize ? try Standardizer.fit(rawTrain) : nil
+        let standardizer = standardize ? try Standardizer.fit(rawTrain) : nil
         func prep(_ m: DataMatrix) throws -> Dataset { DataFiles.dataset(try standardizer.map { try $0.transform(m) } ?? m) }
-        let train = try prep(rawTrain), validation = try prep(rawValidation)
+        return PreparedData(rawTrain: rawTrain, rawValidation: rawValidation, rawTest: rawTest,
+                            train: try prep(rawTrain), validation: try prep(rawValidation), test: try prep(rawTest),
+                            standardizer: standardizer,
+                            split: SplitRecord(rows: data.rows, validationFraction: validationFraction, testFraction: testFraction, seed: seed),
+                            columnNames: data.columnNames)
+    }
 
-        var rng = RandomGenerator(seed: o.seed)
-        var decoderRng = rng.forked(stream: 11), encoderRng = rng.forked(stream: 12), vaeRng = rng.forked(stream: 13)
-        let d = data.cols
+    /// Phase 1: a fresh decoder (initialized from `seed`) and the free posteriors, trained together.
+    public static func phase1(_ data: PreparedData, latent: Int, architecture: Architecture, objective: Objective,
+                              configuration c: EarlyDecoderTrainingConfiguration, seed: UInt64,
+                              progress: PipelineProgress? = nil) -> EarlyDecoderTraining {
+        var rng = RandomGenerator(seed: seed).forked(stream: 11)
+        let decoder = GaussianDecoder(latent: latent, dataWidth: data.width, architecture: architecture, objective: objective, rng: &rng)
+        let phase1 = EarlyDecoderTraining(decoder: decoder, train: data.train, validation: data.validation.rows > 0 ? data.validation : nil,
+                                          configuration: c)
+        phase1.run { r in progress?("phase 1: decoder (SVI)", r, c.epochs); return true }
+        return phase1
+    }
 
-        // Phase 1: early decoder training.
+    /// Phase 2: the pseudo-encoder learns x ↦ (μ*, log σ²*) of the training rows, validated on
+    /// a seeded tenth of them held out from its training. (The validation split's rows are
+    /// fitted by another process — frozen-decoder steps — so their posteriors are not the
+    /// same targets.)
+    public static func phase2(_ data: PreparedData, posteriors: PosteriorTable, architecture: Architecture,
+                              configuration c: DeferredEncoderTrainingConfiguration, seed: UInt64,
+                              progress: PipelineProgress? = nil) -> DeferredEncoderTraining {
+        var rng = RandomGenerator(seed: seed).forked(stream: 12)
+        let encoder = GaussianEncoder(latent: posteriors.latent, dataWidth: data.width, architecture: architecture, rng: &rng)
+        let allTargets = DeferredEncoderTraining.targets(from: posteriors)
+        var splitRng = RandomGenerator(seed: seed &+ 5)
+        let n = data.train.rows
+        let order = splitRng.permutation(n)
+        let held = n >= 20 ? max(1, n / 10) : 0
+        let fitRows = Array(order[held...]).sorted(), heldRows = Array(order[..<held]).sorted()
+        let phase2 = DeferredEncoderTraining(encoder: encoder, x: data.train.subset(fitRows), targets: allTargets.subset(fitRows),
+                                             validationX: held > 0 ? data.train.subset(heldRows) : nil,
+                                             validationTargets: held > 0 ? allTargets.subset(heldRows) : nil,
+                                             configuration: c)
+        phase2.run { r in progress?("phase 2: pseudo-encoder", r, c.epochs); return true }
+        return phase2
+    }
+
+    /// The VAE baseline: a fresh encoder and decoder trained end to end.
+    public static func vae(_ data: PreparedData, latent: Int, architecture: Architecture, objective: Objective,
+                           configuration c: VAETrainingConfiguration, seed: UInt64, progress: PipelineProgress? = nil) -> VAETraining {
+        var rng = RandomGenerator(seed: seed).forked(stream: 13)
+        let ve = GaussianEncoder(latent: latent, dataWidth: data.width, architecture: architecture, rng: &rng)
+        let vd = GaussianDecoder(latent: latent, dataWidth: data.width, architecture: architecture, objective: objective, rng: &rng)
+        let vae = VAETraining(encoder: ve, decoder: vd, train: data.train, validation: data.validation.rows > 0 ? data.validation : nil, configuration: c)
+        vae.run { r in progress?("VAE baseline", r, c.epochs); return true }
+        return vae
+    }
+
+    /// Pace adjustment (paper section 3.3): the paper's grid of rates tried for `steps` steps
+    /// from the pseudo-encoder start on the validation rows.
+    public static func selectPace(_ data: PreparedData, decoder: GaussianDecoder, encoder: GaussianEncoder, candidates: [Float],
+                                  steps: Int, threads: Int, seed: UInt64) -> PaceRecord? {
+        guard data.validation.rows > 0, !candidates.isEmpty else { return nil }
+        let inference = TestTimeInference(decoder: decoder, threads: threads)
+        let start = encoder.encode(data.validation, threads: threads)
+        let (lr, trials) = PaceSelection.select(inference: inference, x: data.validation, start: start, candidates: candidates,
+                                                steps: steps, seed: seed)
+        return PaceRecord(learningRate: lr, steps: steps, method: "paper-grid", trials: trials)
+    }
+
+    /// Everything in order, with `options`' single setting of each hyperparameter.
+    public static func train(_ data: DataMatrix, options o: PipelineOptions, progress: PipelineProgress? = nil) throws -> (PESVIModel, PipelineReport) {
+        guard o.latent > 0 else { throw DataError.invalidArgument("latent size must be positive, got \(o.latent)") }
+        let prepared = try prepare(data, validationFraction: o.validationFraction, testFraction: o.testFraction, standardize: o.standardize, seed: o.seed)
+        var report = PipelineReport()
         var c1 = o.phase1
         c1.seed = o.seed &+ 1; c1.threads = o.threads
-        let decoder = GaussianDecoder(latent: o.latent, dataWidth: d, architecture: o.architecture, objective: o.objective, rng: &decoderRng)
-        let phase1 = EarlyDecoderTraining(decoder: decoder, train: train, validation: validation.rows > 0 ? validation : nil, configuration: c1)
         var t0 = Date()
-        phase1.run { r in progress?("phase 1: decoder (SVI)", r, c1.epochs); return true }
-        report.phase1 = phase1.history
+        let p1 = phase1(prepared, latent: o.latent, architecture: o.architecture, objective: o.objective, configuration: c1, seed: o.seed, progress: progress)
+        report.phase1 = p1.history
         report.seconds["phase1"] = Date().timeIntervalSince(t0)
 
-        // Phase 2: deferred encoder training on the learned posteriors.
         var c2 = o.phase2
         c2.seed = o.seed &+ 2; c2.threads = o.threads
-        let encoder = GaussianEncoder(latent: o.latent, dataWidth: d, architecture: o.architecture, rng: &encoderRng)
-        let targets = DeferredEncoderTraining.targets(from: phase1.trainPosteriors)
-        let validationTargets = phase1.validationPosteriors.map { DeferredEncoderTraining.targets(from: $0) }
-        let phase2 = DeferredEncoderTraining(encoder: encoder, x: train, targets: targets,
-                                             validationX: validationTargets == nil ? nil : validation, validationTargets: validationTargets,
-                                             configuration: c2)
         t0 = Date()
-        phase2.run { r in progress?("phase 2: pseudo-encoder", r, c2.epochs); return true }
-        report.phase2 = phase2.history
+        let p2 = phase2(prepared, posteriors: p1.trainPosteriors, architecture: o.architecture, configuration: c2, seed: o.seed, progress: progress)
+        report.phase2 = p2.history
         report.seconds["phase2"] = Date().timeIntervalSince(t0)
 
-        // The VAE baseline.
         var vaePair: (GaussianEncoder, GaussianDecoder)? = nil
         var c3: VAETrainingConfiguration? = nil
         if var cv = o.vae {
             cv.seed = o.seed &+ 3; cv.threads = o.threads
             c3 = cv
-            let ve = GaussianEncoder(latent: o.latent, dataWidth: d, architecture: o.architecture, rng: &vaeRng)
-            let vd = GaussianDecoder(latent: o.latent, dataWidth: d, architecture: o.architecture, objective: o.objective, rng: &vaeRng)
-            let vae = VAETraining(encoder: ve, decoder: vd, train: train, validation: validation.rows > 0 ? validation : nil, configuration: cv)
             t0 = Date()
-            vae.run { r in progress?("VAE baseline", r, cv.epochs); return true }
-            report.vae = vae.history
+            let v = vae(prepared, latent: o.latent, architecture: o.architecture, objective: o.objective, configuration: cv, seed: o.seed, progress: progress)
+            report.vae = v.history
             report.seconds["vae"] = Date().timeIntervalSince(t0)
-            vaePair = (ve, vd)
+            vaePair = (v.encoder, v.decoder)
         }
 
-        // Pace adjustment on the validation rows.
-        var pace: PaceRecord? = nil
-        if validation.rows > 0 && !o.paceCandidates.isEmpty {
-            t0 = Date()
-            let inference = TestTimeInference(decoder: decoder, threads: o.threads)
-            let start = encoder.encode(validation, threads: o.threads)
-            let (lr, trials) = PaceSelection.select(inference: inference, x: validation, start: start, candidates: o.paceCandidates,
-                                                    steps: o.paceSteps, seed: o.seed &+ 4)
-            pace = PaceRecord(learningRate: lr, steps: o.paceSteps, method: "paper-grid", trials: trials)
-            report.paceTrials = trials
-            report.seconds["pace"] = Date().timeIntervalSince(t0)
-        }
+        t0 = Date()
+        let pace = selectPace(prepared, decoder: p1.decoder, encoder: p2.encoder, candidates: o.paceCandidates, steps: o.paceSteps,
+                              threads: o.threads, seed: o.seed &+ 4)
+        report.paceTrials = pace?.trials ?? []
+        report.seconds["pace"] = Date().timeIntervalSince(t0)
 
+        let model = assemble(prepared, options: o, phase1: p1, phase2: p2, vae: vaePair, vaeConfiguration: c3, pace: pace, report: report)
+        return (model, report)
+    }
+
+    /// Builds the model bundle from trained phases.
+    public static func assemble(_ prepared: PreparedData, options o: PipelineOptions, phase1 p1: EarlyDecoderTraining,
+                                phase2 p2: DeferredEncoderTraining, vae: (GaussianEncoder, GaussianDecoder)?,
+                                vaeConfiguration: VAETrainingConfiguration?, pace: PaceRecord?, report: PipelineReport) -> PESVIModel {
         var summary: [String: Double] = report.seconds.mapKeys { "seconds_\($0)" }
         summary["epochs_phase1"] = Double(report.phase1.count)
         summary["epochs_phase2"] = Double(report.phase2.count)
-        if o.vae != nil { summary["epochs_vae"] = Double(report.vae.count) }
+        if vae != nil { summary["epochs_vae"] = Double(report.vae.count) }
         let config = ModelConfiguration(
-            latent: o.latent, dataWidth: d, architecture: o.architecture, objective: o.objective,
-            standardizer: standardizer, columnNames: data.columnNames, pace: pace,
-            sviLearningRate: c1.latentLearningRate, phase1: c1, phase2: c2, vae: c3, seed: o.seed,
-            split: SplitRecord(rows: data.rows, validationFraction: o.validationFraction, testFraction: o.testFraction, seed: o.seed),
-            dataSource: o.dataSource, trainingSummary: summary)
-        let model = PESVIModel(configuration: config, decoder: decoder, pseudoEncoder: encoder, vae: vaePair,
-                               trainPosteriors: o.keepPosteriors ? phase1.trainPosteriors : nil,
-                               validationData: rawValidation, testData: rawTest)
-        return (model, report)
+            latent: p1.decoder.latent, dataWidth: prepared.width, architecture: o.architecture, objective: o.objective,
+            standardizer: prepared.standardizer, columnNames: prepared.columnNames, pace: pace,
+            sviLearningRate: p1.configuration.latentLearningRate, phase1: p1.configuration, phase2: p2.configuration,
+            vae: vaeConfiguration, seed: o.seed, split: prepared.split, dataSource: o.dataSource, trainingSummary: summary)
+        return PESVIModel(configuration: config, decoder: p1.decoder, pseudoEncoder: p2.encoder, vae: vae,
+                          trainPosteriors: o.keepPosteriors ? p1.trainPosteriors : nil,
+                          validationData: prepared.rawValidation, testData: prepared.rawTest)
     }
 }
 

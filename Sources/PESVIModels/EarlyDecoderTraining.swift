@@ -7,9 +7,9 @@ public struct EarlyDecoderTrainingConfiguration: Sendable, Codable, Equatable {
     public var epochs: Int = 300
     public var batchSize: Int = 64
     /// Adam rate for the decoder's weights (and learned noise variances).
-    public var decoderLearningRate: Float = 1e-3
+    public var decoderLearningRate: Float = 1e-2
     /// Adam rate for the free posterior rows (μᵢ, log σ²ᵢ).
-    public var latentLearningRate: Float = 1e-2
+    public var latentLearningRate: Float = 1e-1
     /// Reparameterized samples per point per step.
     public var samples: Int = 1
     public var initialization: PosteriorInitialization = .standard

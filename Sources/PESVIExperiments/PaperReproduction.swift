@@ -1,0 +1,216 @@
+import Foundation
+import PESVIData
+import PESVIModels
+
+/// The hyperparameter search and budgets of a reproduction run (paper section 4.3).
+public struct ReproductionOptions: Sendable {
+    public var latents: [Int] = [16, 32, 64, 128]
+    public var architectures: [Architecture] = [.arch1, .arch2, .arch3]
+    public var objective: Objective = .reconstruction
+    /// VAE rates: the paper's {1, 5, 8} × 10^{−2…−5}.
+    public var vaeRates: [Float] = [1e-2, 5e-2, 8e-2, 1e-3, 5e-3, 8e-3, 1e-4, 5e-4, 8e-4, 1e-5, 5e-5, 8e-5]
+    /// SVI model (decoder) rates 10^{−2, −3} × latent rates 10^{−1, −2, −3}.
+    public var decoderRates: [Float] = [1e-2, 1e-3]
+    public var latentRates: [Float] = [1e-1, 1e-2, 1e-3]
+    /// Pace candidates {1, 5} × 10^{0, −1, −2} for `paceSteps` = 25 steps.
+    public var paceCandidates: [Float] = PaceSelection.paperCandidates
+    public var paceSteps = 25
+    /// Epoch limit of every training run (the paper: 3,000) and plateau patience.
+    public var maxEpochs = 3000
+    public var patience = 100
+    public var encoderEpochs = 1000
+    public var batchSize = 64
+    public var sviRule: StoppingRule = .sviDefault
+    public var seed: UInt64 = 0
+    public var threads = 1
+    /// Whether this is the reduced `--quick` protocol (said in every output).
+    public var quick = false
+    public init() {}
+
+    /// The `--quick` protocol: a reduced grid and budget (stated in the outputs).
+    public static func quick() -> ReproductionOptions {
+        var o = ReproductionOptions()
+        o.quick = true
+        o.vaeRates = [1e-2, 5e-3, 1e-3]
+        o.decoderRates = [1e-2]
+        o.latentRates = [1e-1, 1e-2]
+        o.maxEpochs = 600
+        o.patience = 40
+        o.encoderEpochs = 400
+        o.sviRule = .plateau(window: 50, tolerance: 1e-3, maxSteps: 10_000)
+        return o
+    }
+
+    public var protocolDescription: String {
+        func list(_ v: [Float]) -> String { v.map { String(format: "%g", $0) }.joined(separator: ", ") }
+        return """
+        \(quick ? "QUICK protocol (reduced grid and budget, not the paper's)" : "full protocol (paper section 4.3)"): \
+        VAE rates {\(list(vaeRates))}; SVI decoder rates {\(list(decoderRates))} × latent rates {\(list(latentRates))}; \
+        pace {\(list(paceCandidates))} for \(paceSteps) steps; at most \(maxEpochs) epochs (plateau patience \(patience)), \
+        pseudo-encoder at most \(encoderEpochs) epochs, batch \(batchSize); SVI test-time rule \(sviRule); seed \(seed).
+        """
+    }
+}
+
+/// One (|z|, architecture) cell of the tables.
+public struct ReproductionCell: Sendable, Codable {
+    public var comparison: ComparisonResult
+    public var vaeLearningRate: Float?
+    public var decoderLearningRate: Float
+    public var latentLearningRate: Float
+    public var pace: Float
+    /// Wall time of the cell's whole search and evaluation, seconds.
+    public var seconds: Double
+}
+
+/// `pesvi reproduce`: for every cell, train VAE and SVI over the paper's grid, choose on the
+/// validation split, fit the pseudo-encoder to the chosen SVI model, choose the pace on
+/// validation, and compare the methods on the test split.
+public enum PaperReproduction {
+    public static func run(data: DataMatrix, dataset: String, options o: ReproductionOptions,
+                           log: (String) -> Void = { _ in }) throws -> [ReproductionCell] {
+        let prepared = try TrainingPipeline.prepare(data, seed: o.seed)
+        var cells: [ReproductionCell] = []
+        for arch in o.architectures {
+            for z in o.latents {
+                let t0 = Date()
+                log("cell |z|=\(z) \(arch): searching SVI rates")
+                // SVI (phase 1) over the grid, chosen by the validation objective.
+                var best: (EarlyDecoderTraining, Double)? = nil
+                for dlr in o.decoderRates {
+                    for llr in o.latentRates {
+                        var c = EarlyDecoderTrainingConfiguration()
+                        c.epochs = o.maxEpochs; c.patience = o.patience; c.batchSize = o.batchSize
+                        c.decoderLearningRate = dlr; c.latentLearningRate = llr
+                        c.seed = o.seed &+ 1; c.threads = o.threads
+                        let p1 = TrainingPipeline.phase1(prepared, latent: z, architecture: arch, objective: o.objective, configuration: c, seed: o.seed)
+                        let v = p1.history.last?.validationObjective ?? .infinity
+                        log(String(format: "  SVI decoder %g latent %g: %d epochs, validation %.5f", dlr, llr, p1.history.count, v))
+                        if best == nil || v < best!.1 { best = (p1, v) }
+                    }
+                }
+                let p1 = best!.0
+                // VAE over its grid, chosen by the validation objective (best epoch kept).
+                var bestVAE: (VAETraining, Double, Float)? = nil
+                for lr in o.vaeRates {
+                    var c = VAETrainingConfiguration()
+                    c.epochs = o.maxEpochs; c.patience = o.patience; c.batchSize = o.batchSize; c.learningRate = lr
+                    c.seed = o.seed &+ 3; c.threads = o.threads
+                    let v = TrainingPipeline.vae(prepared, latent: z, architecture: arch, objective: o.objective, configuration: c, seed: o.seed)
+                    let score = v.history.compactMap(\.validationObjective).filter(\.isFinite).min() ?? .infinity
+                    log(String(format: "  VAE %g: %d epochs, validation %.5f", lr, v.history.count, score))
+                    if bestVAE == nil || score < bestVAE!.1 { bestVAE = (v, score, lr) }
+                }
+                // Pseudo-encoder and pace for the chosen SVI model.
+                var c2 = DeferredEncoderTrainingConfiguration()
+                c2.epochs = o.encoderEpochs; c2.patience = o.patience; c2.batchSize = o.batchSize
+                c2.seed = o.seed &+ 2; c2.threads = o.threads
+                let p2 = TrainingPipeline.phase2(prepared, posteriors: p1.trainPosteriors, architecture: arch, configuration: c2, seed: o.seed)
+                let pace = TrainingPipeline.selectPace(prepared, decoder: p1.decoder, encoder: p2.encoder, candidates: o.paceCandidates,
+                                                       steps: o.paceSteps, threads: o.threads, seed: o.seed &+ 4)
+                var po = PipelineOptions()
+                po.latent = z; po.architecture = arch; po.objective = o.objective; po.seed = o.seed; po.dataSource = dataset
+                let model = TrainingPipeline.assemble(prepared, options: po, phase1: p1, phase2: p2,
+                                                      vae: bestVAE.map { ($0.0.encoder, $0.0.decoder) },
+                                                      vaeConfiguration: bestVAE?.0.configuration, pace: pace, report: PipelineReport())
+                var co = ComparisonOptions()
+                co.refineSteps = o.paceSteps
+                co.sviRule = o.sviRule
+                co.threads = o.threads
+                co.seed = o.seed &+ 9
+                let comparison = MethodComparison.run(model: model, points: prepared.test, dataset: dataset, options: co)
+                let cell = ReproductionCell(comparison: comparison, vaeLearningRate: bestVAE?.2,
+                                            decoderLearningRate: p1.configuration.decoderLearningRate,
+                                            latentLearningRate: p1.configuration.latentLearningRate,
+                                            pace: comparison.pace, seconds: Date().timeIntervalSince(t0))
+                log(MethodComparison.table(comparison))
+                cells.append(cell)
+            }
+        }
+        return cells
+    }
+
+    // MARK: - Outputs
+
+    /// Writes results.md, results.json and one SVG plot per cell into `directory`.
+    public static func write(_ cells: [ReproductionCell], dataset: String, options o: ReproductionOptions,
+                             totalSeconds: Double, to directory: String) throws {
+        let dir = URL(fileURLWithPath: directory)
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw ModelStoreError.invalid("\(directory): cannot create the output directory: \(error.localizedDescription)")
+        }
+        try AtomicFile.write(Data(markdown(cells, dataset: dataset, options: o, totalSeconds: totalSeconds).utf8),
+                             to: dir.appendingPathComponent("results.md"))
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(try e.encode(cells.map(\.comparison)), to: dir.appendingPathComponent("results.json"))
+        for cell in cells {
+            try AtomicFile.write(Data(plot(cell).svg().utf8), to: dir.appendingPathComponent(plotName(cell)))
+        }
+    }
+
+    public static func plotName(_ cell: ReproductionCell) -> String {
+        "curve-z\(cell.comparison.z)-\(cell.comparison.arch.lowercased()).svg"
+    }
+
+    /// Test objective against step (log-log) for SVI and PE-SVI at the chosen pace.
+    public static func plot(_ cell: ReproductionCell) -> LinePlot {
+        let c = cell.comparison
+        var series: [LinePlot.Series] = []
+        for (name, color) in [("SVI", "#d62728"), ("PE-SVI-\(cell.comparison.methods.keys.first { $0.hasPrefix("PE-SVI-") && $0 != "PE-SVI-0" }?.dropFirst(7) ?? "25")", "#1f77b4")] {
+            guard let m = c.methods[name], !m.curve.isEmpty else { continue }
+            series.append(.init(name: name == "SVI" ? "SVI (rate \(c.sviLearningRate))" : "\(name) (pace \(c.pace))",
+                                xs: m.curve.indices.map { Double($0 + 1) }, ys: m.curve, color: color))
+        }
+        if c.sviObjective.isFinite, let last = series.map({ $0.xs.last ?? 1 }).max() {
+            series.append(.init(name: "SVI converged", xs: [1, last], ys: [c.sviObjective, c.sviObjective], color: "#7f7f7f"))
+        }
+        return LinePlot(title: "\(c.dataset): |z|=\(c.z) \(c.arch), test objective", xLabel: "step + 1", yLabel: "mean objective per point",
+                        xLog: true, yLog: true, series: series)
+    }
+
+    static func f(_ v: Double?) -> String { v.map { $0.isFinite ? String(format: "%.4f", $0) : "n/a" } ?? "n/a" }
+
+    public static func markdown(_ cells: [ReproductionCell], dataset: String, options o: ReproductionOptions, totalSeconds: Double) -> String {
+        var out = "# PE-SVI reproduction: \(dataset)\n\n"
+        out += o.protocolDescription + "\n\n"
+        out += String(format: "Total run time: %.1f s (%.1f min).\n\n", totalSeconds, totalSeconds / 60)
+        out += "Reconstruction is the expected squared error per point and dimension on the test split (standardized units), "
+        out += "as in the paper's tables.\n"
+        let zs = o.latents
+        for arch in o.architectures {
+            let name = arch.description
+            let row = cells.filter { $0.comparison.arch == name }
+            guard !row.isEmpty else { continue }
+            out += "\n## \(name)\n\n| Model \\ |z| | " + zs.map(String.init).joined(separator: " | ") + " |\n|---|" + zs.map { _ in "---|" }.joined() + "\n"
+            let methods = ["VAE", "SVI", "PE-SVI-0", "PE-SVI-\(o.paceSteps)"]
+            for m in methods {
+                out += "| \(m) | " + zs.map { z in f(row.first { $0.comparison.z == z }?.comparison.methods[m]?.reconstruction) }.joined(separator: " | ") + " |\n"
+            }
+        }
+        out += "\n## Steps\n\nSVI: first step within 1 % of its own plateau at its chosen rate. PE-SVI: first step within 1 % of SVI's converged objective at the chosen pace (never: not within \(o.paceSteps) steps). Seconds are test-time inference alone.\n\n"
+        out += "| cell | SVI rate | SVI steps | PE-SVI pace | PE-SVI steps | ratio | SVI s | PE-SVI s |\n|---|---|---|---|---|---|---|---|\n"
+        var ratios: [Double] = [], peSteps: [Double] = [], sviSteps: [Double] = []
+        for cell in cells {
+            let c = cell.comparison
+            let svi = c.methods["SVI"], pe = c.methods["PE-SVI-\(o.paceSteps)"]
+            let s = svi?.steps, p = pe?.steps
+            var ratio = "n/a"
+            if let s, let p { ratio = p == 0 ? "∞" : String(format: "%.1f", Double(s) / Double(p)); if p > 0 { ratios.append(Double(s) / Double(p)) } }
+            if let s { sviSteps.append(Double(s)) }
+            if let p { peSteps.append(Double(p)) }
+            out += "| |z|=\(c.z) \(c.arch) | \(c.sviLearningRate) | \(s.map(String.init) ?? "never") | \(c.pace) | \(p.map(String.init) ?? "never") | \(ratio) | "
+            out += String(format: "%.3f | %.4f |\n", svi?.seconds ?? .nan, pe?.seconds ?? .nan)
+        }
+        func mean(_ v: [Double]) -> String { v.isEmpty ? "n/a" : String(format: "%.1f", v.reduce(0, +) / Double(v.count)) }
+        out += "\nMean SVI steps: \(mean(sviSteps)); mean PE-SVI steps (cells that reached SVI): \(mean(peSteps)) "
+        out += "(\(peSteps.count) of \(cells.count) cells reached it); mean ratio \(mean(ratios)). The paper: 1,826.1 and 15.2.\n"
+        out += "\n## Chosen hyperparameters\n\n| cell | VAE rate | SVI decoder rate | SVI latent rate | pace | cell seconds |\n|---|---|---|---|---|---|\n"
+        for cell in cells {
+            out += "| |z|=\(cell.comparison.z) \(cell.comparison.arch) | \(cell.vaeLearningRate.map { "\($0)" } ?? "n/a") | \(cell.decoderLearningRate) | \(cell.latentLearningRate) | \(cell.pace) | "
+            out += String(format: "%.1f |\n", cell.seconds)
+        }
+        out += "\nPlots: " + cells.map { "`\(plotName($0))`" }.joined(separator: ", ") + ".\n"
+        return out
+    }
+}
