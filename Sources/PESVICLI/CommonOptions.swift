@@ -24,14 +24,14 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "KL weight β of the ELBO objective.") var beta: Float = 1
     @Option(help: "Likelihood σₓ for the ELBO objective, or 'learned' for a learned per-dimension variance.") var sigma: String = "1"
 
-    @Option(help: "Phase 1 (decoder + posteriors): maximum epochs.") var epochs: Int = 300
+    @Option(help: "Phase 1 (decoder + posteriors): maximum epochs.") var epochs: Int = 3000
     @Option(help: "Batch size of every training phase.") var batchSize: Int = 64
     @Option(help: "Phase 1: Adam rate of the decoder's weights.") var decoderLr: Float = 1e-2
     @Option(help: "Phase 1: Adam rate of the free posteriors (μᵢ, log σ²ᵢ).") var latentLr: Float = 1e-1
-    @Option(help: "Epochs without validation improvement before a phase stops.") var patience: Int = 30
-    @Option(help: "Phase 2 (pseudo-encoder): maximum epochs.") var encoderEpochs: Int = 300
+    @Option(help: "Epochs without validation improvement before a phase stops.") var patience: Int = 100
+    @Option(help: "Phase 2 (pseudo-encoder): maximum epochs.") var encoderEpochs: Int = 1000
     @Option(help: "Phase 2: Adam rate.") var encoderLr: Float = 1e-3
-    @Option(help: "VAE baseline: maximum epochs.") var vaeEpochs: Int = 300
+    @Option(help: "VAE baseline: maximum epochs.") var vaeEpochs: Int = 3000
     @Option(help: "VAE baseline: Adam rate.") var vaeLr: Float = 1e-3
 
     func validate() throws {

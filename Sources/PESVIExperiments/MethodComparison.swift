@@ -7,9 +7,10 @@ public struct MethodResult: Sendable, Codable, Equatable {
     /// Expected reconstruction error: mean over points and dimensions of the squared error,
     /// Monte Carlo over the posterior (in standardized units when the model standardizes).
     public var reconstruction: Double
-    /// SVI: first step within 1 % of its own final plateau. PE-SVI: first step within 1 % of
-    /// SVI's converged objective (0 for the encoder output itself). nil: never reached.
-    public var steps: Int?
+    /// SVI: first step within 1 % of its own final plateau. PE-SVI-K: first step within 1 % of
+    /// SVI's converged objective (0 for the encoder output itself). PE-SVI-auto and PE-SVI-GN:
+    /// mean steps per point, when their final objective is within 1 % of SVI's. nil: never reached.
+    public var steps: Double?
     /// Wall time of test-time inference alone: SVI from its random start to its convergence
     /// step; PE-SVI the encoder pass plus its steps; VAE the encoder pass.
     public var seconds: Double
@@ -19,10 +20,12 @@ public struct MethodResult: Sendable, Codable, Equatable {
     public var curve: [Double] = []
     /// Squared error at the posterior mean, (x − D(μ))² per point and dimension; not in the JSON.
     public var reconstructionAtMean: Double = .nan
+    /// For per-point methods: the most steps any point took; not in the JSON.
+    public var maxStepsPerPoint: Int? = nil
 
     enum CodingKeys: String, CodingKey { case reconstruction, steps, seconds }
 
-    public init(reconstruction: Double, steps: Int?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) {
+    public init(reconstruction: Double, steps: Double?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) {
         self.reconstruction = reconstruction
         self.steps = steps
         self.seconds = seconds
@@ -35,7 +38,7 @@ public struct MethodResult: Sendable, Codable, Equatable {
         reconstruction = try c.decode(Double.self, forKey: .reconstruction)
         seconds = try c.decode(Double.self, forKey: .seconds)
         hasSteps = c.contains(.steps)
-        steps = try c.decodeIfPresent(Int.self, forKey: .steps)
+        steps = try c.decodeIfPresent(Double.self, forKey: .steps)
     }
 
     public func encode(to encoder: Swift.Encoder) throws {
@@ -106,6 +109,10 @@ public struct ComparisonOptions: Sendable {
     public var threads = 1
     public var seed: UInt64 = 0
     public var includeVAE = true
+    /// Run PE-SVI-auto: guarded refinement at the automatic pace (nil: the model's).
+    public var includeAuto = true
+    public var autoPace: Float? = nil
+    public var autoMaxSteps = 50
     public init() {}
 }
 
@@ -125,7 +132,7 @@ public enum MethodComparison {
         func metric(_ dec: GaussianDecoder, _ mu: [Float], _ lv: [Float]) -> ReconstructionMetrics {
             Metrics.evaluate(decoder: dec, x: x, mu: mu, logVariance: lv, samples: o.metricSamples, seed: o.seed &+ 77, threads: o.threads)
         }
-        func result(_ m: ReconstructionMetrics, steps: Int?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) -> MethodResult {
+        func result(_ m: ReconstructionMetrics, steps: Double?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) -> MethodResult {
             var r = MethodResult(reconstruction: m.expectedReconstruction, steps: steps, seconds: seconds, hasSteps: hasSteps, curve: curve)
             r.reconstructionAtMean = m.reconstructionAtMean
             return r
@@ -145,8 +152,9 @@ public enum MethodComparison {
         let svi = inference.svi(x, initialization: o.sviInitialization, learningRate: sviRate, rule: o.sviRule, seed: o.seed &+ 1)
         let sviTarget = svi.finalObjective
         let sviSteps = Convergence.firstStep(reaching: sviTarget, in: svi.curve)
+        let sviStepsValue = sviSteps.map(Double.init)
         let sviSeconds = sviSteps.map { $0 == 0 ? 0 : svi.stepTimes[$0 - 1] } ?? svi.seconds
-        methods["SVI"] = result(metric(decoder, svi.mu, svi.logVariance), steps: sviSteps, seconds: sviSeconds, curve: svi.curve)
+        methods["SVI"] = result(metric(decoder, svi.mu, svi.logVariance), steps: sviStepsValue, seconds: sviSeconds, curve: svi.curve)
         order.append("SVI")
 
         // PE-SVI-0: the pseudo-encoder's output.
@@ -162,9 +170,23 @@ public enum MethodComparison {
         // PE-SVI-K: K steps at the pace.
         let name = "PE-SVI-\(o.refineSteps)"
         methods[name] = result(metric(decoder, refined.mu, refined.logVariance),
-                                     steps: Convergence.firstStep(reaching: sviTarget, in: refined.curve), seconds: refined.seconds,
+                                     steps: Convergence.firstStep(reaching: sviTarget, in: refined.curve).map(Double.init), seconds: refined.seconds,
                                      curve: refined.curve)
         order.append(name)
+
+        // PE-SVI-auto: guarded refinement at the automatic pace, with per-point early exit.
+        if o.includeAuto {
+            let autoRate = o.autoPace ?? model.configuration.autoPace ?? pace
+            var gc = GuardedRefinementConfiguration(learningRate: autoRate)
+            gc.maxSteps = o.autoMaxSteps
+            let g = GuardedRefinement(decoder: decoder, threads: o.threads).refine(x, start: start, configuration: gc, seed: o.seed &+ 3,
+                                                                                   startSeconds: encodeSeconds)
+            let reached = Convergence.reaches(g.curve.last ?? .infinity, sviTarget)
+            var r = result(metric(decoder, g.mu, g.logVariance), steps: reached ? g.meanSteps : nil, seconds: g.seconds, curve: g.curve)
+            r.maxStepsPerPoint = g.maxSteps
+            methods["PE-SVI-auto"] = r
+            order.append("PE-SVI-auto")
+        }
 
         var r = ComparisonResult(dataset: dataset, z: c.latent, arch: c.architecture.description, methods: methods, order: order)
         r.sviObjective = sviTarget
@@ -177,12 +199,13 @@ public enum MethodComparison {
     /// The comparison as a text table: method, reconstruction, steps, seconds.
     public static func table(_ r: ComparisonResult) -> String {
         var lines = ["\(r.dataset)  |z|=\(r.z)  \(r.arch)  \(r.points) points  (SVI rate \(r.sviLearningRate), pace \(r.pace))",
-                     pad("method", 12) + pad("reconstruction", 16) + pad("at mean", 12) + pad("steps", 8) + "seconds"]
+                     pad("method", 12) + pad("reconstruction", 16) + pad("at mean", 12) + pad("steps", 14) + "seconds"]
         for m in r.order {
             guard let v = r.methods[m] else { continue }
-            let steps = v.hasSteps ? (v.steps.map(String.init) ?? "never") : "-"
+            var steps = v.hasSteps ? (v.steps.map { $0 == $0.rounded() ? String(Int($0)) : String(format: "%.1f", $0) } ?? "never") : "-"
+            if let mx = v.maxStepsPerPoint, v.steps != nil { steps += " (max \(mx))" }
             lines.append(pad(m, 12) + pad(String(format: "%.5f", v.reconstruction), 16) + pad(String(format: "%.5f", v.reconstructionAtMean), 12)
-                         + pad(steps, 8) + String(format: "%.4f", v.seconds))
+                         + pad(steps, 14) + String(format: "%.4f", v.seconds))
         }
         return lines.joined(separator: "\n")
     }

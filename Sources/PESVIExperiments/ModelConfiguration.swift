@@ -37,6 +37,9 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     public var columnNames: [String]?
     /// The refinement pace for PE-SVI (nil until chosen).
     public var pace: PaceRecord?
+    /// The automatic pace of guarded refinement (PE-SVI-auto), found by a log-scale search on
+    /// the validation split (nil until found; `pesvi infer --lr auto` finds and stores it).
+    public var autoPace: Float? = nil
     /// The Adam rate of test-time SVI from a random start (default: phase 1's latent rate).
     public var sviLearningRate: Float
     public var phase1: EarlyDecoderTrainingConfiguration

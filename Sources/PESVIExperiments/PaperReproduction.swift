@@ -110,9 +110,11 @@ public enum PaperReproduction {
                                                        steps: o.paceSteps, threads: o.threads, seed: o.seed &+ 4)
                 var po = PipelineOptions()
                 po.latent = z; po.architecture = arch; po.objective = o.objective; po.seed = o.seed; po.dataSource = dataset
-                let model = TrainingPipeline.assemble(prepared, options: po, phase1: p1, phase2: p2,
+                var model = TrainingPipeline.assemble(prepared, options: po, phase1: p1, phase2: p2,
                                                       vae: bestVAE.map { ($0.0.encoder, $0.0.decoder) },
                                                       vaeConfiguration: bestVAE?.0.configuration, pace: pace, report: PipelineReport())
+                model.configuration.autoPace = TrainingPipeline.automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
+                                                                              threads: o.threads, seed: o.seed &+ 6)
                 var co = ComparisonOptions()
                 co.refineSteps = o.paceSteps
                 co.sviRule = o.sviRule
@@ -157,9 +159,11 @@ public enum PaperReproduction {
     public static func plot(_ cell: ReproductionCell) -> LinePlot {
         let c = cell.comparison
         var series: [LinePlot.Series] = []
-        for (name, color) in [("SVI", "#d62728"), ("PE-SVI-\(cell.comparison.methods.keys.first { $0.hasPrefix("PE-SVI-") && $0 != "PE-SVI-0" }?.dropFirst(7) ?? "25")", "#1f77b4")] {
+        let paced = c.order.first { $0.hasPrefix("PE-SVI-") && Int($0.dropFirst(7)) ?? 0 > 0 } ?? "PE-SVI-25"
+        for (name, color) in [("SVI", "#d62728"), (paced, "#1f77b4"), ("PE-SVI-auto", "#2ca02c"), ("PE-SVI-GN", "#9467bd")] {
             guard let m = c.methods[name], !m.curve.isEmpty else { continue }
-            series.append(.init(name: name == "SVI" ? "SVI (rate \(c.sviLearningRate))" : "\(name) (pace \(c.pace))",
+            let label = name == "SVI" ? "SVI (rate \(c.sviLearningRate))" : name == paced ? "\(name) (pace \(c.pace))" : name
+            series.append(.init(name: label,
                                 xs: m.curve.indices.map { Double($0 + 1) }, ys: m.curve, color: color))
         }
         if c.sviObjective.isFinite, let last = series.map({ $0.xs.last ?? 1 }).max() {
@@ -191,20 +195,41 @@ public enum PaperReproduction {
         out += "\n## Steps\n\nSVI: first step within 1 % of its own plateau at its chosen rate. PE-SVI: first step within 1 % of SVI's converged objective at the chosen pace (never: not within \(o.paceSteps) steps). Seconds are test-time inference alone.\n\n"
         out += "| cell | SVI rate | SVI steps | PE-SVI pace | PE-SVI steps | ratio | SVI s | PE-SVI s |\n|---|---|---|---|---|---|---|---|\n"
         var ratios: [Double] = [], peSteps: [Double] = [], sviSteps: [Double] = []
+        func steps(_ v: Double?) -> String { v.map { $0 == $0.rounded() ? String(Int($0)) : String(format: "%.1f", $0) } ?? "never" }
         for cell in cells {
             let c = cell.comparison
             let svi = c.methods["SVI"], pe = c.methods["PE-SVI-\(o.paceSteps)"]
             let s = svi?.steps, p = pe?.steps
             var ratio = "n/a"
-            if let s, let p { ratio = p == 0 ? "∞" : String(format: "%.1f", Double(s) / Double(p)); if p > 0 { ratios.append(Double(s) / Double(p)) } }
-            if let s { sviSteps.append(Double(s)) }
-            if let p { peSteps.append(Double(p)) }
-            out += "| |z|=\(c.z) \(c.arch) | \(c.sviLearningRate) | \(s.map(String.init) ?? "never") | \(c.pace) | \(p.map(String.init) ?? "never") | \(ratio) | "
+            if let s, let p {
+                ratio = p == 0 ? "∞" : String(format: "%.1f", s / p)
+                if p > 0 { ratios.append(s / p) }
+            }
+            if let s { sviSteps.append(s) }
+            if let p { peSteps.append(p) }
+            out += "| |z|=\(c.z) \(c.arch) | \(c.sviLearningRate) | \(steps(s)) | \(c.pace) | \(steps(p)) | \(ratio) | "
             out += String(format: "%.3f | %.4f |\n", svi?.seconds ?? .nan, pe?.seconds ?? .nan)
         }
         func mean(_ v: [Double]) -> String { v.isEmpty ? "n/a" : String(format: "%.1f", v.reduce(0, +) / Double(v.count)) }
         out += "\nMean SVI steps: \(mean(sviSteps)); mean PE-SVI steps (cells that reached SVI): \(mean(peSteps)) "
         out += "(\(peSteps.count) of \(cells.count) cells reached it); mean ratio \(mean(ratios)). The paper: 1,826.1 and 15.2.\n"
+        // Beyond the paper: guarded refinement at the automatic pace, and Gauss-Newton.
+        let extra = ["PE-SVI-auto", "PE-SVI-GN"].filter { m in cells.contains { $0.comparison.methods[m] != nil } }
+        if !extra.isEmpty {
+            out += "\n## Beyond the paper\n\nMean steps per point (when the final objective is within 1 % of SVI's), reconstruction, and wall time against SVI's.\n\n"
+            out += "| cell | SVI recon. | " + extra.map { "\($0) recon. | \($0) steps | \($0) s | SVI s ÷ \($0) s" }.joined(separator: " | ") + " |\n|---|---|"
+            out += extra.map { _ in "---|---|---|---|" }.joined() + "\n"
+            for cell in cells {
+                let c = cell.comparison
+                let svi = c.methods["SVI"]
+                out += "| |z|=\(c.z) \(c.arch) | \(f(svi?.reconstruction)) | "
+                out += extra.map { m in
+                    guard let r = c.methods[m] else { return "n/a | n/a | n/a | n/a" }
+                    let speedup = (svi?.seconds ?? .nan) / r.seconds
+                    return "\(f(r.reconstruction)) | \(steps(r.steps))\(r.maxStepsPerPoint.map { " (max \($0))" } ?? "") | " + String(format: "%.4f | %.0f×", r.seconds, speedup)
+                }.joined(separator: " | ") + " |\n"
+            }
+        }
         out += "\n## Chosen hyperparameters\n\n| cell | VAE rate | SVI decoder rate | SVI latent rate | pace | cell seconds |\n|---|---|---|---|---|---|\n"
         for cell in cells {
             out += "| |z|=\(cell.comparison.z) \(cell.comparison.arch) | \(cell.vaeLearningRate.map { "\($0)" } ?? "n/a") | \(cell.decoderLearningRate) | \(cell.latentLearningRate) | \(cell.pace) | "

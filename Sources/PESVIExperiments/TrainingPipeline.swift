@@ -131,6 +131,17 @@ public enum TrainingPipeline {
         return PaceRecord(learningRate: lr, steps: steps, method: "paper-grid", trials: trials)
     }
 
+    /// The automatic pace (PE-SVI-auto): guarded refinement's rate found by a log-scale search
+    /// on the validation rows, from the pseudo-encoder start.
+    public static func automaticPace(_ validation: Dataset, decoder: GaussianDecoder, encoder: GaussianEncoder,
+                                     maxSteps: Int = 50, threads: Int, seed: UInt64) -> Float? {
+        guard validation.rows > 0 else { return nil }
+        let start = encoder.encode(validation, threads: threads)
+        var base = GuardedRefinementConfiguration(learningRate: 0.1)
+        base.maxSteps = maxSteps
+        return AutomaticPace.select(decoder: decoder, x: validation, start: start, base: base, threads: threads, seed: seed).learningRate
+    }
+
     /// Everything in order, with `options`' single setting of each hyperparameter.
     public static func train(_ data: DataMatrix, options o: PipelineOptions, progress: PipelineProgress? = nil) throws -> (PESVIModel, PipelineReport) {
         guard o.latent > 0 else { throw DataError.invalidArgument("latent size must be positive, got \(o.latent)") }
@@ -167,8 +178,12 @@ public enum TrainingPipeline {
                               threads: o.threads, seed: o.seed &+ 4)
         report.paceTrials = pace?.trials ?? []
         report.seconds["pace"] = Date().timeIntervalSince(t0)
+        t0 = Date()
+        let auto = automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder, threads: o.threads, seed: o.seed &+ 6)
+        report.seconds["auto_pace"] = Date().timeIntervalSince(t0)
 
         let model = assemble(prepared, options: o, phase1: p1, phase2: p2, vae: vaePair, vaeConfiguration: c3, pace: pace, report: report)
+        model.configuration.autoPace = auto
         return (model, report)
     }
 

@@ -94,6 +94,11 @@ public struct ChunkRequest {
     public var perPoint: UnsafeMutablePointer<Double>? = nil
     /// Each point's squared error Σ_d (x − D(z))² averaged over samples (n values, overwritten).
     public var perPointSquaredError: UnsafeMutablePointer<Double>? = nil
+    /// If set, point i's noise ε comes from a generator seeded by (pointNoiseSeed, firstPoint + i)
+    /// instead of `rng`: the same ε for the same point on every call (common random numbers),
+    /// so each point's objective is a deterministic function of its own parameters.
+    public var pointNoiseSeed: UInt64? = nil
+    public var firstPoint: Int = 0
 
     public init(x: UnsafePointer<Float>, count: Int,
                 mu: UnsafePointer<Float>, muStride: Int,
@@ -134,7 +139,14 @@ extension GaussianDecoder {
             }
         }
         if !r.atMean {
-            rng.fillNormal(eps, count: rows * L)
+            if let base = r.pointNoiseSeed {
+                for i in 0..<n {
+                    var g = RandomGenerator(seed: base ^ (UInt64(r.firstPoint + i) &* 0x9E37_79B9_7F4A_7C15))
+                    for s in 0..<S { g.fillNormal(eps + (s * n + i) * L, count: L) }
+                }
+            } else {
+                rng.fillNormal(eps, count: rows * L)
+            }
             for s in 0..<S {
                 for i in 0..<n {
                     let row = s * n + i

@@ -1,0 +1,209 @@
+import Foundation
+import PESVINumerics
+
+/// Settings of guarded Adam refinement (PE-SVI-auto).
+public struct GuardedRefinementConfiguration: Sendable, Codable, Equatable {
+    /// Adam rate at the start of every point (each point's own rate only ever shrinks).
+    public var learningRate: Float
+    /// A point finishes when `patience` accepted steps in a row each improved its objective
+    /// by less than `tolerance` (relative).
+    public var tolerance: Double = 1e-3
+    public var patience: Int = 2
+    /// Upper bound on steps per point.
+    public var maxSteps: Int = 50
+    /// Factor applied to a point's rate when its step is rejected.
+    public var backoff: Float = 0.5
+
+    public init(learningRate: Float, tolerance: Double = 1e-3, patience: Int = 2, maxSteps: Int = 50, backoff: Float = 0.5) {
+        self.learningRate = learningRate
+        self.tolerance = tolerance
+        self.patience = patience
+        self.maxSteps = maxSteps
+        self.backoff = backoff
+    }
+}
+
+/// The result of a guarded refinement.
+public struct GuardedRefinementResult: Sendable {
+    public var mu: [Float]
+    public var logVariance: [Float]
+    /// Mean per-point objective after t iterations (finished points keep their last value).
+    public var curve: [Double]
+    /// Adam steps each point took (evaluations that led to an accepted or rejected step).
+    public var stepsPerPoint: [Int]
+    /// Each point's final objective.
+    public var perPointObjective: [Double]
+    public var meanSteps: Double { stepsPerPoint.isEmpty ? 0 : Double(stepsPerPoint.reduce(0, +)) / Double(stepsPerPoint.count) }
+    public var maxSteps: Int { stepsPerPoint.max() ?? 0 }
+    /// Wall time of the refinement (plus `startSeconds`), seconds.
+    public var seconds: Double
+    /// Steps rejected by the divergence guard, over all points.
+    public var rejectedSteps: Int
+}
+
+/// Adam refinement from a start (the pseudo-encoder's output) with per-point control:
+///
+/// - **Common random numbers.** Each point's ε is fixed by its index, so its objective is a
+///   deterministic function of its own (μ, log σ²) and the guard below compares like with like.
+/// - **Divergence guard.** A step after which the point's objective rose, or became
+///   non-finite, is undone for that point (values and Adam state restored) and its rate is
+///   multiplied by `backoff`: the point's objective never rises.
+/// - **Per-point early exit.** A point whose accepted steps stop improving (relative change
+///   below `tolerance` for `patience` steps) is finished: it is neither evaluated nor changed
+///   again, so it costs nothing more and stays bit-for-bit as it was.
+public final class GuardedRefinement: @unchecked Sendable {
+    public let decoder: GaussianDecoder
+    public let threads: Int
+    public let chunkRows: Int
+    let workspaces: [ChunkWorkspace]
+    let gradMu: [FloatBuffer], gradLv: [FloatBuffer]
+    let scratch: [UnsafeMutablePointer<Double>]
+
+    public init(decoder: GaussianDecoder, threads: Int = 1, chunkRows: Int = 128, samples: Int = 1) {
+        self.decoder = decoder
+        self.threads = threads
+        self.chunkRows = chunkRows
+        let L = decoder.latent
+        workspaces = (0..<threads).map { _ in ChunkWorkspace(decoder: decoder, maxPoints: chunkRows, samples: samples) }
+        gradMu = (0..<threads).map { _ in FloatBuffer(count: chunkRows * L) }
+        gradLv = (0..<threads).map { _ in FloatBuffer(count: chunkRows * L) }
+        scratch = (0..<threads).map { _ in
+            let p = UnsafeMutablePointer<Double>.allocate(capacity: chunkRows); p.initialize(repeating: 0, count: chunkRows); return p
+        }
+    }
+
+    deinit { scratch.forEach { $0.deallocate() } }
+
+    /// Refines every point from `start` (μ, log σ², n × |z| each). `startSeconds` (the encoder
+    /// pass) is added to the reported time.
+    public func refine(_ x: Dataset, start: (mu: [Float], logVariance: [Float]), configuration c: GuardedRefinementConfiguration,
+                       seed: UInt64, startSeconds: Double = 0) -> GuardedRefinementResult {
+        let n = x.rows, L = decoder.latent, d = x.cols
+        let table = PosteriorTable(mu: start.mu, logVariance: start.logVariance, latent: L, adam: AdamConfiguration(learningRate: c.learningRate))
+        let runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
+        let active = UnsafeMutablePointer<Bool>.allocate(capacity: max(n, 1)); active.initialize(repeating: true, count: max(n, 1))
+        let rate = FloatBuffer([Float](repeating: 1, count: n))
+        let previous = UnsafeMutablePointer<Double>.allocate(capacity: max(n, 1)); previous.initialize(repeating: .infinity, count: max(n, 1))
+        let stalls = UnsafeMutablePointer<Int32>.allocate(capacity: max(n, 1)); stalls.initialize(repeating: 0, count: max(n, 1))
+        let steps = UnsafeMutablePointer<Int32>.allocate(capacity: max(n, 1)); steps.initialize(repeating: 0, count: max(n, 1))
+        let rowState = 6 * L + 1
+        let saved = FloatBuffer(count: n * rowState)
+        defer { active.deallocate(); previous.deallocate(); stalls.deallocate(); steps.deallocate() }
+        let rejected = SharedDoubles(count: runner.chunkCount(rows: n))
+        let noiseSeed = seed &* 0xA24B_AED4_963E_E407
+        let clock = ContinuousClock(), t0 = clock.now
+        var curve: [Double] = []
+
+        // One pass: evaluate each active point; reject (restore, back off) or accept (save,
+        // step); finish points that stopped improving.
+        func pass(iteration: Int, update: Bool) {
+            runner.run(rows: n) { t, c0, start0, count in
+                var rng = RandomGenerator(seed: 0)  // unused: noise comes from pointNoiseSeed
+                let gm = gradMu[t].pointer, gl = gradLv[t].pointer, pp = scratch[t]
+                var i = 0
+                while i < count {
+                    if !active[start0 + i] { i += 1; continue }
+                    var j = i + 1
+                    while j < count && active[start0 + j] { j += 1 }
+                    let s0 = start0 + i, m = j - i
+                    var req = ChunkRequest(x: x.values.pointer + s0 * d, count: m, mu: table.mu.pointer + s0 * L, muStride: L,
+                                           logVariance: table.logVariance.pointer + s0 * L, logVarianceStride: L)
+                    req.pointNoiseSeed = noiseSeed
+                    req.firstPoint = s0
+                    req.perPoint = pp
+                    if update { req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L }
+                    decoder.evaluate(req, workspace: workspaces[t], rng: &rng)
+                    for k in 0..<m {
+                        let p = s0 + k, f = pp[k], before = previous[p]
+                        let state = saved.pointer + p * rowState
+                        if !f.isFinite || f > before {
+                            // The last step made things worse: undo it and slow this point down.
+                            table.restoreRow(p, from: state)
+                            rate[p] *= c.backoff
+                            rejected.pointer[c0] += 1
+                            stalls[p] = -1  // the next evaluation repeats `before` exactly: not a stall
+                            if rate[p] < 1e-6 { active[p] = false }
+                            continue
+                        }
+                        if stalls[p] < 0 {
+                            stalls[p] = 0
+                        } else if before.isFinite && before - f < c.tolerance * abs(before) {
+                            stalls[p] += 1
+                            if stalls[p] >= Int32(c.patience) { active[p] = false; previous[p] = f; continue }
+                        } else {
+                            stalls[p] = 0
+                        }
+                        previous[p] = f
+                        guard update, Int(steps[p]) < c.maxSteps else { if update { active[p] = false }; continue }
+                        table.saveRow(p, into: state)
+                        table.updateRow(p, gradMu: gm + k * L, gradLogVariance: gl + k * L, learningRateScale: rate[p])
+                        steps[p] += 1
+                    }
+                    i = j
+                }
+            }
+            var total = 0.0
+            for p in 0..<n { total += previous[p] }
+            curve.append(total / Double(max(n, 1)))
+        }
+        var iteration = 0
+        while iteration < c.maxSteps {
+            var any = false
+            for p in 0..<n where active[p] { any = true; break }
+            if !any { break }
+            pass(iteration: iteration, update: true)
+            iteration += 1
+        }
+        // A final evaluation settles the last step of each still-active point (it may be rejected).
+        pass(iteration: iteration, update: false)
+        let elapsed = clock.now - t0
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18 + startSeconds
+        return GuardedRefinementResult(mu: table.mu.array, logVariance: table.logVariance.array, curve: curve,
+                                       stepsPerPoint: (0..<n).map { Int(steps[$0]) },
+                                       perPointObjective: (0..<n).map { previous[$0] },
+                                       seconds: seconds, rejectedSteps: Int(rejected.sum()))
+    }
+}
+
+/// Automatic pace: the refinement rate chosen on validation data by a search over a log scale.
+public enum AutomaticPace {
+    public struct Outcome: Sendable, Codable, Equatable {
+        public var learningRate: Float
+        /// (log10 rate, mean final objective, mean steps) of every rate tried, in order.
+        public var tried: [[Double]]
+    }
+
+    /// Minimizes the mean final objective of guarded refinement over log10(rate) ∈ [low, high]:
+    /// a coarse scan at half-decade spacing, then golden-section refinement around the best
+    /// (no hand grid). Ties within 0.1 % of the best objective go to the fewest mean steps.
+    public static func select(decoder: GaussianDecoder, x: Dataset, start: (mu: [Float], logVariance: [Float]),
+                              base: GuardedRefinementConfiguration, threads: Int, seed: UInt64,
+                              low: Double = -3, high: Double = 1) -> Outcome {
+        let refiner = GuardedRefinement(decoder: decoder, threads: threads)
+        var tried: [[Double]] = []
+        func score(_ e: Double) -> (Double, Double) {
+            if let hit = tried.first(where: { abs($0[0] - e) < 1e-9 }) { return (hit[1], hit[2]) }
+            var c = base
+            c.learningRate = Float(pow(10, e))
+            let r = refiner.refine(x, start: start, configuration: c, seed: seed)
+            let f = r.curve.last ?? .infinity
+            tried.append([e, f.isFinite ? f : .infinity, r.meanSteps])
+            return (f.isFinite ? f : .infinity, r.meanSteps)
+        }
+        var e = low
+        while e <= high + 1e-9 { _ = score(e); e += 0.5 }
+        let bestCoarse = tried.min { $0[1] < $1[1] }![0]
+        var a = max(low, bestCoarse - 0.5), b = min(high, bestCoarse + 0.5)
+        let phi = (5.0.squareRoot() - 1) / 2
+        var x1 = b - phi * (b - a), x2 = a + phi * (b - a)
+        var f1 = score(x1).0, f2 = score(x2).0
+        for _ in 0..<6 {
+            if f1 <= f2 { b = x2; x2 = x1; f2 = f1; x1 = b - phi * (b - a); f1 = score(x1).0 }
+            else { a = x1; x1 = x2; f1 = f2; x2 = a + phi * (b - a); f2 = score(x2).0 }
+        }
+        let best = tried.map { $0[1] }.min()!
+        let eligible = tried.filter { $0[1] <= best + 1e-3 * abs(best) }
+        let chosen = eligible.min { ($0[2], $0[1]) < ($1[2], $1[1]) }!
+        return Outcome(learningRate: Float(pow(10, chosen[0])), tried: tried)
+    }
+}
