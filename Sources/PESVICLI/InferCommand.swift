@@ -9,12 +9,18 @@ struct InferCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "infer",
         abstract: "Infer posteriors for new points: pseudo-encoder start, then K Adam steps at the pace.",
-        discussion: "Writes one row per point: μ (|z| columns mu0…) then log σ² (|z| columns logvar0…), as .npy or .csv by the extension of --out."
+        discussion: """
+        Writes one row per point: μ (|z| columns mu0…) then log σ² (|z| columns logvar0…), as .npy or .csv by the \
+        extension of --out. With --lr auto (the default) each point is refined by guarded Adam at the model's automatic \
+        pace (found on the model's validation rows by a log-scale search the first time, then stored in config.json), \
+        stopping on its own when it stops improving (at most --steps steps). With --lr RATE, exactly --steps Adam steps \
+        at RATE (the paper's PE-SVI-K).
+        """
     )
     @Option(help: "Model directory written by 'pesvi train'.") var model: String
     @Option(help: "Data file (.csv or .npy) with the model's columns.") var data: String
-    @Option(help: "Refinement steps K (0: the pseudo-encoder's output).") var steps: Int = 25
-    @Option(help: "Refinement rate, or 'auto' for the model's chosen pace.") var lr: String = "auto"
+    @Option(help: "Refinement steps K (0: the pseudo-encoder's output); with --lr auto, the most any point may take.") var steps: Int = 25
+    @Option(help: "Refinement rate, or 'auto' for guarded refinement at the automatic pace.") var lr: String = "auto"
     @Option(help: "Output file (.npy or .csv).") var out: String
     @OptionGroup var common: CommonOptions
 
@@ -27,11 +33,33 @@ struct InferCommand: ParsableCommand {
         let m = try ModelStore.load(from: model)
         let raw = try loadData(data)
         let x = try m.prepare(raw, name: data)
-        let rate: Float = lr == "auto" ? (m.configuration.pace?.learningRate ?? 0.1) : Float(lr)!
+        var rate: Float
+        if lr == "auto" {
+            if let stored = m.configuration.autoPace {
+                rate = stored
+            } else {
+                guard let v = m.validationData else { throw ModelStoreError.missing("\(model): no validation.npy to find the automatic pace on; pass --lr RATE") }
+                if !common.quiet { printErr("finding the automatic pace on \(v.rows) validation rows…") }
+                let vx = try m.prepare(v, name: "\(model)/validation.npy")
+                rate = TrainingPipeline.automaticPace(vx, decoder: m.decoder, encoder: m.pseudoEncoder, threads: common.threads, seed: common.seed) ?? 0.1
+                m.configuration.autoPace = rate
+                try ModelStore.saveConfiguration(m.configuration, to: model)
+                if !common.quiet { printErr("automatic pace \(rate), stored in \(model)/config.json") }
+            }
+        } else {
+            rate = Float(lr)!
+        }
         let t0 = Date()
         let start = m.pseudoEncoder.encode(x, threads: common.threads)
         var mu = start.mu, lv = start.logVariance
-        if steps > 0 {
+        var stepsNote = "\(steps) steps"
+        if steps > 0 && lr == "auto" {
+            var c = GuardedRefinementConfiguration(learningRate: rate)
+            c.maxSteps = steps
+            let r = GuardedRefinement(decoder: m.decoder, threads: common.threads).refine(x, start: start, configuration: c, seed: common.seed)
+            mu = r.mu; lv = r.logVariance
+            stepsNote = String(format: "guarded, mean %.1f / max %d steps per point", r.meanSteps, r.maxSteps)
+        } else if steps > 0 {
             let r = TestTimeInference(decoder: m.decoder, threads: common.threads)
                 .refine(x, start: start, learningRate: rate, steps: steps, seed: common.seed)
             mu = r.mu; lv = r.logVariance
@@ -43,7 +71,7 @@ struct InferCommand: ParsableCommand {
         let names = (0..<L).map { "mu\($0)" } + (0..<L).map { "logvar\($0)" }
         try DataFiles.write(try DataMatrix(rows: x.rows, cols: 2 * L, values: values, columnNames: names), to: out)
         if !common.quiet {
-            printErr(String(format: "inferred %d points (%d steps at rate %g) in %.3f s; wrote %@", x.rows, steps, rate, seconds, out))
+            printErr(String(format: "inferred %d points (%@ at rate %g) in %.3f s; wrote %@", x.rows, stepsNote, rate, seconds, out))
         }
     }
 }

@@ -116,12 +116,17 @@ public enum ModelStore {
         }
         try Safetensors.write(tensors: tensors, metadata: ["format": "pesvi", "format_version": "\(ModelConfiguration.currentFormatVersion)"],
                               to: dir.appendingPathComponent(weightsFile))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let json = try encoder.encode(model.configuration)
-        try AtomicFile.write(json, to: dir.appendingPathComponent(configFile))
+        try saveConfiguration(model.configuration, to: path)
         if let v = model.validationData { try NPY.write(v, to: dir.appendingPathComponent("validation.npy")) }
         if let t = model.testData { try NPY.write(t, to: dir.appendingPathComponent("test.npy")) }
+    }
+
+    /// Rewrites only `config.json` of an existing model directory, atomically.
+    public static func saveConfiguration(_ configuration: ModelConfiguration, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let json = try encoder.encode(configuration)
+        try AtomicFile.write(json, to: URL(fileURLWithPath: path).appendingPathComponent(configFile))
     }
 
     /// Reads a model directory written by ``save(_:to:)``, validating everything.

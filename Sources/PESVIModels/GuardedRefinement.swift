@@ -33,6 +33,8 @@ public struct GuardedRefinementResult: Sendable {
     public var stepsPerPoint: [Int]
     /// Each point's final objective.
     public var perPointObjective: [Double]
+    /// Whether each point finished by the early-exit rule (it stopped improving).
+    public var finishedEarly: [Bool]
     public var meanSteps: Double { stepsPerPoint.isEmpty ? 0 : Double(stepsPerPoint.reduce(0, +)) / Double(stepsPerPoint.count) }
     public var maxSteps: Int { stepsPerPoint.max() ?? 0 }
     /// Wall time of the refinement (plus `startSeconds`), seconds.
@@ -86,9 +88,10 @@ public final class GuardedRefinement: @unchecked Sendable {
         let previous = UnsafeMutablePointer<Double>.allocate(capacity: max(n, 1)); previous.initialize(repeating: .infinity, count: max(n, 1))
         let stalls = UnsafeMutablePointer<Int32>.allocate(capacity: max(n, 1)); stalls.initialize(repeating: 0, count: max(n, 1))
         let steps = UnsafeMutablePointer<Int32>.allocate(capacity: max(n, 1)); steps.initialize(repeating: 0, count: max(n, 1))
+        let converged = UnsafeMutablePointer<Bool>.allocate(capacity: max(n, 1)); converged.initialize(repeating: false, count: max(n, 1))
         let rowState = 6 * L + 1
         let saved = FloatBuffer(count: n * rowState)
-        defer { active.deallocate(); previous.deallocate(); stalls.deallocate(); steps.deallocate() }
+        defer { active.deallocate(); previous.deallocate(); stalls.deallocate(); steps.deallocate(); converged.deallocate() }
         let rejected = SharedDoubles(count: runner.chunkCount(rows: n))
         let noiseSeed = seed &* 0xA24B_AED4_963E_E407
         let clock = ContinuousClock(), t0 = clock.now
@@ -129,7 +132,7 @@ public final class GuardedRefinement: @unchecked Sendable {
                             stalls[p] = 0
                         } else if before.isFinite && before - f < c.tolerance * abs(before) {
                             stalls[p] += 1
-                            if stalls[p] >= Int32(c.patience) { active[p] = false; previous[p] = f; continue }
+                            if stalls[p] >= Int32(c.patience) { active[p] = false; converged[p] = true; previous[p] = f; continue }
                         } else {
                             stalls[p] = 0
                         }
@@ -161,6 +164,7 @@ public final class GuardedRefinement: @unchecked Sendable {
         return GuardedRefinementResult(mu: table.mu.array, logVariance: table.logVariance.array, curve: curve,
                                        stepsPerPoint: (0..<n).map { Int(steps[$0]) },
                                        perPointObjective: (0..<n).map { previous[$0] },
+                                       finishedEarly: (0..<n).map { converged[$0] },
                                        seconds: seconds, rejectedSteps: Int(rejected.sum()))
     }
 }

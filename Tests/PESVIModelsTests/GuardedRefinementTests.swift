@@ -1,0 +1,73 @@
+import Testing
+import PESVINumerics
+@testable import PESVIModels
+
+@Suite struct GuardedRefinementTests {
+    func setup(objective: Objective = .reconstruction) -> (GaussianDecoder, Dataset, (mu: [Float], logVariance: [Float])) {
+        var rng = RandomGenerator(seed: 31)
+        let decoder = GaussianDecoder(latent: 4, dataWidth: 12, architecture: .arch3, objective: objective, rng: &rng)
+        let x = Dataset(rows: 200, cols: 12, values: rng.normalArray(count: 200 * 12))
+        let start = (rng.normalArray(count: 800), rng.uniformArray(count: 800, low: -3, high: -1))
+        return (decoder, x, start)
+    }
+
+    /// Per-point objectives under the refinement's own noise (common random numbers), so they
+    /// can be compared exactly between iterations.
+    @Test func divergenceGuardNeverLetsTheObjectiveRiseEvenAtAHugeRate() {
+        let (decoder, x, start) = setup()
+        let g = GuardedRefinement(decoder: decoder, threads: 2, chunkRows: 32)
+        var c = GuardedRefinementConfiguration(learningRate: 50)   // deliberately huge
+        c.maxSteps = 30
+        let r = g.refine(x, start: start, configuration: c, seed: 4)
+        #expect(r.rejectedSteps > 0, "a rate of 50 should have been rejected somewhere")
+        for t in 1..<r.curve.count { #expect(r.curve[t] <= r.curve[t - 1], "mean objective rose at iteration \(t): \(r.curve[t - 1]) → \(r.curve[t])") }
+        #expect(r.curve.allSatisfy { $0.isFinite })
+        #expect(r.mu.allSatisfy { $0.isFinite } && r.logVariance.allSatisfy { $0.isFinite })
+    }
+
+    /// A point that has finished is never evaluated or changed again: refining with a larger
+    /// step budget leaves it bit for bit as it was.
+    @Test func earlyExitLeavesFinishedPointsUntouched() {
+        let (decoder, x, start) = setup()
+        let g = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 64)
+        var short = GuardedRefinementConfiguration(learningRate: 0.05, tolerance: 1e-2)
+        short.maxSteps = 40
+        var long = short
+        long.maxSteps = 200
+        let a = g.refine(x, start: start, configuration: short, seed: 4)
+        let b = g.refine(x, start: start, configuration: long, seed: 4)
+        var finishedEarly = 0
+        for p in 0..<x.rows where a.finishedEarly[p] {
+            finishedEarly += 1
+            #expect(b.stepsPerPoint[p] == a.stepsPerPoint[p])
+            #expect(Array(a.mu[(p * 4)..<(p * 4 + 4)]) == Array(b.mu[(p * 4)..<(p * 4 + 4)]))
+            #expect(Array(a.logVariance[(p * 4)..<(p * 4 + 4)]) == Array(b.logVariance[(p * 4)..<(p * 4 + 4)]))
+        }
+        #expect(finishedEarly > 0, "no point finished before the step limit")
+        #expect(a.stepsPerPoint.min()! < a.stepsPerPoint.max()!, "early exit should make points differ in steps")
+        #expect(a.meanSteps < Double(short.maxSteps))
+    }
+
+    @Test func refinementImprovesAndIsDeterministicOnAnyThreadCount() {
+        let (decoder, x, start) = setup(objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.5)))
+        let c = GuardedRefinementConfiguration(learningRate: 0.05)
+        let one = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 32).refine(x, start: start, configuration: c, seed: 9)
+        let two = GuardedRefinement(decoder: decoder, threads: 2, chunkRows: 32).refine(x, start: start, configuration: c, seed: 9)
+        #expect(one.mu == two.mu && one.logVariance == two.logVariance && one.curve == two.curve)
+        #expect(one.curve.last! < 0.9 * one.curve.first!)
+    }
+
+    @Test func automaticPacePicksARateFromTheSearch() {
+        let (decoder, x, start) = setup()
+        var base = GuardedRefinementConfiguration(learningRate: 0.1)
+        base.maxSteps = 20
+        let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1)
+        #expect(out.tried.count >= 9 + 2)
+        let best = out.tried.map { $0[1] }.min()!
+        let chosen = out.tried.first { abs(Float(pow(10, $0[0])) - out.learningRate) < 1e-6 * out.learningRate }!
+        #expect(chosen[1] <= best + 1e-3 * abs(best))
+        #expect(out.learningRate >= 1e-3 && out.learningRate <= 10)
+    }
+}
+
+import Foundation
