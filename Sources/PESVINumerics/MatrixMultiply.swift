@@ -27,26 +27,8 @@ public func gemm(
     c: UnsafeMutablePointer<Float>, ldc: Int,
     threads: Int = 1
 ) {
-    if m == 0 || n == 0 { return }
-    for i in 0..<m {
-        let crow = c + i * ldc
-        if beta == 0 {
-            for j in 0..<n { crow[j] = 0 }
-        } else if beta != 1 {
-            for j in 0..<n { crow[j] *= beta }
-        }
-        if k == 0 || alpha == 0 { continue }
-        for p in 0..<k {
-            let aip = opA == .none ? a[i * lda + p] : a[p * lda + i]
-            let s = alpha * aip
-            if opB == .none {
-                let brow = b + p * ldb
-                for j in 0..<n { crow[j] += s * brow[j] }
-            } else {
-                for j in 0..<n { crow[j] += s * b[j * ldb + p] }
-            }
-        }
-    }
+    packedGEMM(opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+               beta: beta, c: c, ldc: ldc, threads: threads)
 }
 
 /// Checked matrix product on arrays; same contract as ``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)``.
