@@ -52,7 +52,8 @@ public func gemmChecked(
     // Stored shapes of A and B.
     let (aRows, aCols) = opA == .none ? (m, k) : (k, m)
     let (bRows, bCols) = opB == .none ? (k, n) : (n, k)
-    let lda = lda ?? aCols, ldb = ldb ?? bCols, ldc = ldc ?? n
+    // Defaults are the packed row length, at least 1 (so empty operands pass with defaults).
+    let lda = lda ?? max(aCols, 1), ldb = ldb ?? max(bCols, 1), ldc = ldc ?? max(n, 1)
     let opAName = opA == .none ? "A" : "Aᵀ", opBName = opB == .none ? "B" : "Bᵀ"
     let what = "C[\(m)×\(n)] = \(opAName)·\(opBName) with A stored \(aRows)×\(aCols) (lda \(lda)), B stored \(bRows)×\(bCols) (ldb \(ldb)), C ldc \(ldc)"
     guard lda >= max(aCols, 1), ldb >= max(bCols, 1), ldc >= max(n, 1) else {
