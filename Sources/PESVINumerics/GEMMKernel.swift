@@ -94,7 +94,10 @@ struct GEMMOperands: @unchecked Sendable {
 }
 
 /// Products with fewer floating-point operations (2·m·n·k) than this run on one thread
-/// even when more are allowed (measured, see docs/BENCHMARKS.md).
+/// even when more are allowed. Measured (docs/BENCHMARKS.md, best of 9 interleaved runs): two
+/// threads lose below ~10 MFLOP (0.4–0.9× from waking the worker and re-packing the shared
+/// operand), gain 6–18 % at 12–20 MFLOP and 1.5–1.65× from ~30 MFLOP; the second core is often
+/// busy on the shared machine, so the split starts at 20 MFLOP.
 let gemmParallelThresholdFlops = 20_000_000
 
 /// Entry of the packed GEMM; same contract as `gemm`, sizes already known positive or zero.
