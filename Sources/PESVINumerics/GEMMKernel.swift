@@ -240,9 +240,10 @@ func packA(_ opA: Transpose, a: UnsafePointer<Float>, lda: Int, row: Int, col: I
             let s = a + col * lda + row + i
             if rows == mr {
                 for p in 0..<kc {
-                    let sp = s + p * lda
-                    d[0] = sp[0]; d[1] = sp[1]; d[2] = sp[2]
-                    d[3] = sp[3]; d[4] = sp[4]; d[5] = sp[5]
+                    let sp = UnsafeRawPointer(s + p * lda), dp = UnsafeMutableRawPointer(d)
+                    dp.storeBytes(of: sp.loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+                    dp.storeBytes(of: sp.loadUnaligned(fromByteOffset: 16, as: SIMD2<Float>.self),
+                                  toByteOffset: 16, as: SIMD2<Float>.self)
                     d += mr
                 }
             } else {
