@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Synchronization
 
 // Packed, register-blocked single-precision GEMM (the engine behind `gemm`).
@@ -86,19 +87,106 @@ func withGEMMWorkspace<R>(_ body: (GEMMWorkspace) -> R) -> R {
     return result
 }
 
-/// Pointers of one product handed to worker threads.
-struct GEMMOperands: @unchecked Sendable {
-    var a: UnsafePointer<Float>
-    var b: UnsafePointer<Float>
-    var c: UnsafeMutablePointer<Float>
+/// One product split into `chunks` ranges of the larger of m and n (aligned to the
+/// microkernel), handed to helper threads as plain values: no closure, no allocation.
+struct GEMMSplitJob: @unchecked Sendable {
+    var opA: Transpose, opB: Transpose
+    var m: Int, n: Int, k: Int
+    var alpha: Float, beta: Float
+    var a: UnsafePointer<Float>, lda: Int
+    var b: UnsafePointer<Float>, ldb: Int
+    var c: UnsafeMutablePointer<Float>, ldc: Int
+    /// Split along n (true) or m (false); the range unit is NR or MR.
+    var splitN: Bool
+    var chunks: Int
+
+    /// Runs chunk `part` of `chunks` on the calling thread.
+    func run(part: Int) {
+        let unit = splitN ? GEMMBlocking.nr : GEMMBlocking.mr
+        let extent = splitN ? n : m
+        let units = (extent + unit - 1) / unit
+        let lo = units * part / chunks * unit, hi = min(extent, units * (part + 1) / chunks * unit)
+        if hi <= lo { return }
+        withGEMMWorkspace { ws in
+            if splitN {
+                let bPart = opB == .none ? b + lo : b + lo * ldb
+                serialGEMM(opA, opB, m: m, n: hi - lo, k: k, alpha: alpha, a: a, lda: lda,
+                           b: bPart, ldb: ldb, beta: beta, c: c + lo, ldc: ldc, ws: ws)
+            } else {
+                let aPart = opA == .none ? a + lo * lda : a + lo
+                serialGEMM(opA, opB, m: hi - lo, n: n, k: k, alpha: alpha, a: aPart, lda: lda,
+                           b: b, ldb: ldb, beta: beta, c: c + lo * ldc, ldc: ldc, ws: ws)
+            }
+        }
+    }
+}
+
+/// Persistent helper threads for split products. Dispatch's `concurrentPerform` allocates a
+/// few blocks per call; these threads are created once and then woken with semaphores, so a
+/// warm split product allocates nothing.
+///
+/// One split product uses the helpers at a time (`inUse`); a concurrent caller that finds
+/// them busy runs its product on its own thread. Chunks are claimed from an atomic counter by
+/// the caller and the helpers alike, so if a helper's core is busy the caller takes its chunk.
+final class GEMMHelperThreads: @unchecked Sendable {
+    static let shared = GEMMHelperThreads()
+
+    private let inUse = Atomic<Bool>(false)
+    private let nextChunk = Atomic<Int>(0)
+    private let finished = DispatchSemaphore(value: 0)
+    /// Wake-up semaphore of each helper thread; grown only by the owner of `inUse`.
+    private var wakeUps: [DispatchSemaphore] = []
+    /// The current job; written by the owner of `inUse` before waking the helpers.
+    private var job: GEMMSplitJob?
+
+    /// Runs `job` on the calling thread and `job.chunks − 1` helpers; returns false without
+    /// doing anything if another product is using the helpers.
+    func run(_ job: GEMMSplitJob) -> Bool {
+        guard inUse.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            return false
+        }
+        let helpers = job.chunks - 1
+        while wakeUps.count < helpers {
+            let wake = DispatchSemaphore(value: 0)
+            wakeUps.append(wake)
+            let thread = Thread { [unowned self] in
+                while true {
+                    wake.wait()
+                    self.work()
+                    self.finished.signal()
+                }
+            }
+            thread.name = "pesvi.gemm.helper"
+            thread.start()
+        }
+        self.job = job
+        nextChunk.store(0, ordering: .relaxed)
+        for i in 0..<helpers { wakeUps[i].signal() }
+        work()
+        for _ in 0..<helpers { finished.wait() }
+        self.job = nil
+        inUse.store(false, ordering: .releasing)
+        return true
+    }
+
+    /// Claims and runs chunks of the current job until none is left.
+    private func work() {
+        guard let job else { return }
+        while true {
+            let part = nextChunk.wrappingAdd(1, ordering: .relaxed).oldValue
+            if part >= job.chunks { return }
+            job.run(part: part)
+        }
+    }
 }
 
 /// Products with fewer floating-point operations (2·m·n·k) than this run on one thread
-/// even when more are allowed. Measured (docs/BENCHMARKS.md, best of 9 interleaved runs): two
-/// threads lose below ~10 MFLOP (0.4–0.9× from waking the worker and re-packing the shared
-/// operand), gain 6–18 % at 12–20 MFLOP and 1.5–1.65× from ~30 MFLOP; the second core is often
-/// busy on the shared machine, so the split starts at 20 MFLOP.
-let gemmParallelThresholdFlops = 20_000_000
+/// even when more are allowed. Measured with the helper threads (docs/BENCHMARKS.md, best of
+/// 9 interleaved runs, NN): with the second core free, two threads lose below ~10 MFLOP
+/// (0.6–0.9×: waking the helper, packing the shared operand twice), gain 3–11 % at 10–12.6
+/// MFLOP, 12–16 % at 14.7, 18–26 % at 17–20 and 1.35–1.7× from 21 MFLOP up. With the second
+/// core busy, a split product runs at ~0.95× (the caller takes the helper's chunk).
+let gemmParallelThresholdFlops = 15_000_000
 
 /// Entry of the packed GEMM; same contract as `gemm`, sizes already known positive or zero.
 func packedGEMM(
@@ -129,22 +217,13 @@ func packedGEMM(
         }
         return
     }
-    let units = (extent + unit - 1) / unit
-    let ops = GEMMOperands(a: a, b: b, c: c)
-    DispatchQueue.concurrentPerform(iterations: chunks) { @Sendable part in
-        let u0 = units * part / chunks, u1 = units * (part + 1) / chunks
-        let lo = u0 * unit, hi = min(extent, u1 * unit)
-        if hi <= lo { return }
+    let job = GEMMSplitJob(opA: opA, opB: opB, m: m, n: n, k: k, alpha: alpha, beta: beta,
+                           a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, splitN: splitN, chunks: chunks)
+    if !GEMMHelperThreads.shared.run(job) {
+        // Another product holds the helpers (and the other cores): run this one here.
         withGEMMWorkspace { ws in
-            if splitN {
-                let bPart = opB == .none ? ops.b + lo : ops.b + lo * ldb
-                serialGEMM(opA, opB, m: m, n: hi - lo, k: k, alpha: alpha, a: ops.a, lda: lda,
-                           b: bPart, ldb: ldb, beta: beta, c: ops.c + lo, ldc: ldc, ws: ws)
-            } else {
-                let aPart = opA == .none ? ops.a + lo * lda : ops.a + lo
-                serialGEMM(opA, opB, m: hi - lo, n: n, k: k, alpha: alpha, a: aPart, lda: lda,
-                           b: ops.b, ldb: ldb, beta: beta, c: ops.c + lo * ldc, ldc: ldc, ws: ws)
-            }
+            serialGEMM(opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                       beta: beta, c: c, ldc: ldc, ws: ws)
         }
     }
 }
