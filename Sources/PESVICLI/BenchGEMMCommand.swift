@@ -18,7 +18,7 @@ struct BenchGEMMCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object per line instead of a table.")
     var json = false
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Thread counts to measure (default: 1 2).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Thread counts to measure, e.g. --threads 1 2.")
     var threads: [Int] = [1, 2]
 
     @Option(name: .long, help: "Timed repeats per case; the median is reported.")
