@@ -4,12 +4,14 @@ import PackageDescription
 // The numeric targets need a CPU target, or SIMD FMAs become `fmaf()` calls (about 120x
 // slower), and `-fno-math-errno`, or `sqrt` keeps errno handling and stays scalar.
 // See ../shared/MACHINE-FACTS.md. The flags are guarded so other architectures still build.
+// The flags apply to release builds only (release already compiles whole modules); debug
+// builds stay plain so they build and debug normally.
 #if arch(x86_64)
 let fastMath: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-wmo", "-Xcc", "-march=x86-64-v3", "-Xcc", "-fno-math-errno"])
+    .unsafeFlags(["-Ounchecked", "-Xcc", "-march=x86-64-v3", "-Xcc", "-fno-math-errno"], .when(configuration: .release))
 ]
 #else
-let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"])]
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-Xcc", "-fno-math-errno"], .when(configuration: .release))]
 #endif
 
 let package = Package(

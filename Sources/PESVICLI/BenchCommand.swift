@@ -6,6 +6,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure speed: matrix products, training throughput, test-time inference.",
-        subcommands: [BenchTrainCommand.self, BenchInferCommand.self]
+        subcommands: [BenchGEMMCommand.self, BenchTrainCommand.self, BenchInferCommand.self]
     )
 }

@@ -27,26 +27,8 @@ public func gemm(
     c: UnsafeMutablePointer<Float>, ldc: Int,
     threads: Int = 1
 ) {
-    if m == 0 || n == 0 { return }
-    for i in 0..<m {
-        let crow = c + i * ldc
-        if beta == 0 {
-            for j in 0..<n { crow[j] = 0 }
-        } else if beta != 1 {
-            for j in 0..<n { crow[j] *= beta }
-        }
-        if k == 0 || alpha == 0 { continue }
-        for p in 0..<k {
-            let aip = opA == .none ? a[i * lda + p] : a[p * lda + i]
-            let s = alpha * aip
-            if opB == .none {
-                let brow = b + p * ldb
-                for j in 0..<n { crow[j] += s * brow[j] }
-            } else {
-                for j in 0..<n { crow[j] += s * b[j * ldb + p] }
-            }
-        }
-    }
+    packedGEMM(opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+               beta: beta, c: c, ldc: ldc, threads: threads)
 }
 
 /// Checked matrix product on arrays; same contract as ``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)``.
@@ -70,7 +52,8 @@ public func gemmChecked(
     // Stored shapes of A and B.
     let (aRows, aCols) = opA == .none ? (m, k) : (k, m)
     let (bRows, bCols) = opB == .none ? (k, n) : (n, k)
-    let lda = lda ?? aCols, ldb = ldb ?? bCols, ldc = ldc ?? n
+    // Defaults are the packed row length, at least 1 (so empty operands pass with defaults).
+    let lda = lda ?? max(aCols, 1), ldb = ldb ?? max(bCols, 1), ldc = ldc ?? max(n, 1)
     let opAName = opA == .none ? "A" : "Aᵀ", opBName = opB == .none ? "B" : "Bᵀ"
     let what = "C[\(m)×\(n)] = \(opAName)·\(opBName) with A stored \(aRows)×\(aCols) (lda \(lda)), B stored \(bRows)×\(bCols) (ldb \(ldb)), C ldc \(ldc)"
     guard lda >= max(aCols, 1), ldb >= max(bCols, 1), ldc >= max(n, 1) else {

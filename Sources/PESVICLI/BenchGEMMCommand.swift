@@ -1,0 +1,78 @@
+import ArgumentParser
+import PESVINumerics
+
+/// `pesvi bench gemm`: single-precision matrix-product speed on the model's shapes, as
+/// GFLOP/s and as a fraction of the FMA peak measured in the same run.
+struct BenchGEMMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gemm",
+        abstract: "Measure matrix-product GFLOP/s (NN, TN, NT) against the measured FMA peak.",
+        discussion: """
+            Shapes (M,K,N): (256,64,128), (256,128,300), (256,300,128), (1024,1024,1024). \
+            GFLOP/s = 2·M·N·K / time, median of the timed repeats after a warm-up. \
+            1-thread results are compared with the 1-thread FMA peak, 2-thread results with \
+            the 2-thread peak.
+            """
+    )
+
+    @Flag(name: .long, help: "Print one JSON object per line instead of a table.")
+    var json = false
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Thread counts to measure, e.g. --threads 1 2.")
+    var threads: [Int] = [1, 2]
+
+    @Option(name: .long, help: "Timed repeats per case; the median is reported.")
+    var repeats = 5
+
+    func validate() throws {
+        guard !threads.isEmpty, threads.allSatisfy({ $0 >= 1 }) else {
+            throw ValidationError("--threads takes thread counts >= 1, got \(threads)")
+        }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be >= 1, got \(repeats)") }
+    }
+
+    func run() throws {
+        let json = self.json
+        if !json {
+            print("op | m    | k    | n    | threads | GFLOP/s | % of peak")
+            print("---|------|------|------|---------|---------|----------")
+        }
+        var peaks: [FMAPeakProbe.Result] = []
+        _ = GEMMBenchmark.run(
+            threads: threads, repeats: repeats,
+            onPeak: { p in
+                peaks.append(p)
+                if json { print("{\"probe\":\"fma\",\"threads\":\(p.threads),\"gflops\":\(Self.round(p.gflops, 1))}") }
+            },
+            onResult: { r in
+                if json {
+                    print("{\"op\":\"\(r.op.rawValue)\",\"m\":\(r.shape.m),\"k\":\(r.shape.k),\"n\":\(r.shape.n),"
+                        + "\"threads\":\(r.threads),\"gflops\":\(Self.round(r.gflops, 1)),"
+                        + "\"peak_fraction\":\(Self.round(r.peakFraction, 3))}")
+                } else {
+                    print("\(Self.pad(r.op.rawValue, 2)) | \(Self.pad(r.shape.m, 4)) | \(Self.pad(r.shape.k, 4)) | "
+                        + "\(Self.pad(r.shape.n, 4)) | \(Self.pad(r.threads, 7)) | \(Self.pad(Self.round(r.gflops, 1), 7)) | "
+                        + "\(Self.pad(Self.round(100 * r.peakFraction, 1), 8)) %")
+                }
+            })
+        if !json {
+            print("")
+            for p in peaks {
+                print("FMA peak (probe), \(p.threads) thread\(p.threads == 1 ? "" : "s"): \(Self.round(p.gflops, 1)) GFLOP/s")
+            }
+        }
+    }
+
+    /// `x` rounded to `digits` decimals (prints as the shortest decimal, e.g. 97.3).
+    static func round(_ x: Double, _ digits: Int) -> Double {
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        return (x * scale).rounded() / scale
+    }
+
+    /// `value` right-aligned in `width` characters.
+    static func pad(_ value: some CustomStringConvertible, _ width: Int) -> String {
+        let s = value.description
+        return String(repeating: " ", count: max(0, width - s.count)) + s
+    }
+}

@@ -1,0 +1,305 @@
+import Dispatch
+import Testing
+@testable import PESVINumerics
+
+/// Tests of `gemm` / `gemmChecked` against a naive product accumulated in Double.
+///
+/// Tolerance, per element of C:
+///
+///     |C − C_ref| ≤ 1e-6 · (k + 1) · (|alpha| · Σ_p |op(A)_ip| · |op(B)_pj| + |beta| · |C0_ij|)
+///
+/// The worst-case rounding bound of a length-k float dot product is about k · 2⁻²⁴ ≈ 6e-8 · k
+/// times the same sum, so this leaves a margin of ~16× for the alpha/beta roundings, while an
+/// indexing or packing bug (a wrong, missing or doubled term) is of the order of a whole term,
+/// ≈ Σ|a||b| / k, and fails it for every k tested here.
+@Suite struct MatrixMultiplyTests {
+    static let ops: [(Transpose, Transpose)] = [(.none, .none), (.transpose, .none), (.none, .transpose), (.transpose, .transpose)]
+
+    /// One product to check: shapes, scalars, leading-dimension padding and threads.
+    struct Case: CustomStringConvertible {
+        var opA: Transpose, opB: Transpose
+        var m: Int, n: Int, k: Int
+        var alpha: Float = 1, beta: Float = 0
+        /// Extra elements at the end of each stored row of A, B and C.
+        var padA = 0, padB = 0, padC = 0
+        var threads = 1
+        var description: String {
+            "\(opA == .none ? "N" : "T")\(opB == .none ? "N" : "T") m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) pad=(\(padA),\(padB),\(padC)) threads=\(threads)"
+        }
+    }
+
+    /// Runs one case through `gemmChecked` and returns a failure description, or nil if every
+    /// element of C is within tolerance and the row padding of C is untouched.
+    static func check(_ t: Case, seed: UInt64) -> String? {
+        var rng = RandomGenerator(seed: seed)
+        let (aRows, aCols) = t.opA == .none ? (t.m, t.k) : (t.k, t.m)
+        let (bRows, bCols) = t.opB == .none ? (t.k, t.n) : (t.n, t.k)
+        let lda = aCols + t.padA, ldb = bCols + t.padB, ldc = t.n + t.padC
+        // Padding of A and B is NaN: reading it would poison C.
+        var a = [Float](repeating: .nan, count: aRows * lda)
+        for r in 0..<aRows { for q in 0..<aCols { a[r * lda + q] = rng.uniformFloat() * 2 - 1 } }
+        var b = [Float](repeating: .nan, count: bRows * ldb)
+        for r in 0..<bRows { for q in 0..<bCols { b[r * ldb + q] = rng.uniformFloat() * 2 - 1 } }
+        // C: NaN when beta == 0 (it must not be read), random otherwise; padding is a sentinel.
+        let sentinel: Float = 12_345.5
+        var c = [Float](repeating: sentinel, count: t.m * ldc)
+        for i in 0..<t.m { for j in 0..<t.n { c[i * ldc + j] = t.beta == 0 ? .nan : rng.uniformFloat() * 4 - 2 } }
+        let c0 = c
+        do {
+            try gemmChecked(t.opA, t.opB, m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: lda,
+                            b: b, ldb: ldb, beta: t.beta, c: &c, ldc: ldc, threads: t.threads)
+        } catch {
+            return "\(t): threw \(error)"
+        }
+        for i in 0..<t.m {
+            for j in 0..<t.n {
+                var s = 0.0, sAbs = 0.0
+                for p in 0..<t.k {
+                    let x = Double(t.opA == .none ? a[i * lda + p] : a[p * lda + i])
+                    let y = Double(t.opB == .none ? b[p * ldb + j] : b[j * ldb + p])
+                    s += x * y; sAbs += abs(x * y)
+                }
+                let old = Double(c0[i * ldc + j])
+                let expected = Double(t.alpha) * s + (t.beta == 0 ? 0 : Double(t.beta) * old)
+                let scale = abs(Double(t.alpha)) * sAbs + (t.beta == 0 ? 0 : abs(Double(t.beta) * old))
+                let got = Double(c[i * ldc + j])
+                let error = abs(got - expected)
+                if !(error <= 1e-6 * Double(t.k + 1) * scale) {
+                    return "\(t): C[\(i),\(j)] = \(got), expected \(expected) (scale \(scale))"
+                }
+            }
+            for j in t.n..<ldc where c[i * ldc + j] != sentinel {
+                return "\(t): padding C[\(i),\(j)] overwritten with \(c[i * ldc + j])"
+            }
+        }
+        return nil
+    }
+
+    /// Each of m, n, k takes every value 1…67 while the other two run over sizes around the
+    /// 6×16 microkernel (1, 6/16, 7/17, 33/5), for all four op combinations. The scalars cycle
+    /// through the alpha/beta cases so every combination meets edge tiles.
+    @Test(arguments: [0, 1, 2, 3])
+    func sweepEverySizeOneTo67(opIndex: Int) {
+        let (opA, opB) = Self.ops[opIndex]
+        let others = [(1, 1), (6, 16), (7, 17), (33, 5)]
+        let scalars: [(Float, Float)] = [(1, 0), (-0.5, 2.5), (1, 1), (-0.5, 0)]
+        var failures: [String] = []
+        var seed: UInt64 = 1000 * UInt64(opIndex)
+        for axis in 0..<3 {
+            for size in 1...67 {
+                for (x, y) in others {
+                    let (m, n, k) = axis == 0 ? (size, x, y) : axis == 1 ? (x, size, y) : (x, y, size)
+                    let (alpha, beta) = scalars[(size + axis) % scalars.count]
+                    seed += 1
+                    if let f = Self.check(Case(opA: opA, opB: opB, m: m, n: n, k: k, alpha: alpha, beta: beta), seed: seed) {
+                        failures.append(f)
+                    }
+                }
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.count) failures, first: \(failures.first ?? "")")
+    }
+
+    /// Every alpha in {0, 1, −0.5} with every beta in {0 (C full of NaN), 1, 2.5}, for all
+    /// ops, on a size with edge tiles in both directions.
+    @Test func alphaBetaCases() {
+        var seed: UInt64 = 50_000
+        for (opA, opB) in Self.ops {
+            for alpha: Float in [0, 1, -0.5] {
+                for beta: Float in [0, 1, 2.5] {
+                    seed += 1
+                    let t = Case(opA: opA, opB: opB, m: 23, n: 37, k: 29, alpha: alpha, beta: beta)
+                    let failure = Self.check(t, seed: seed)
+                    #expect(failure == nil, "\(failure ?? "")")
+                }
+            }
+        }
+    }
+
+    /// alpha = 0 means op(A)·op(B) is not formed: C = beta·C exactly, and C = 0 for beta = 0
+    /// even when A, B and C hold NaN.
+    @Test func alphaZeroIgnoresOperands() throws {
+        let a = [Float](repeating: .nan, count: 12), b = [Float](repeating: .nan, count: 12)
+        var c = [Float](repeating: .nan, count: 9)
+        try gemmChecked(.none, .none, m: 3, n: 3, k: 4, alpha: 0, a: a, b: b, beta: 0, c: &c)
+        #expect(c == [Float](repeating: 0, count: 9))
+        var c2: [Float] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        try gemmChecked(.none, .none, m: 3, n: 3, k: 4, alpha: 0, a: a, b: b, beta: 2.5, c: &c2)
+        #expect(c2 == [2.5, 5, 7.5, 10, 12.5, 15, 17.5, 20, 22.5])
+    }
+
+    /// m, n or k = 0: no C element exists (m, n = 0), or C = beta·C (k = 0; zero without
+    /// reading C when beta = 0).
+    @Test func emptyDimensions() throws {
+        for (opA, opB) in Self.ops {
+            var c: [Float] = []
+            try gemmChecked(opA, opB, m: 0, n: 5, k: 3, a: [], b: [Float](repeating: 1, count: 15), c: &c)
+            try gemmChecked(opA, opB, m: 4, n: 0, k: 3, a: [Float](repeating: 1, count: 12), b: [], c: &c)
+            try gemmChecked(opA, opB, m: 0, n: 0, k: 0, a: [], b: [], c: &c)
+            #expect(c.isEmpty)
+            var nanC = [Float](repeating: .nan, count: 6)
+            try gemmChecked(opA, opB, m: 2, n: 3, k: 0, a: [], b: [], beta: 0, c: &nanC)
+            #expect(nanC == [0, 0, 0, 0, 0, 0])
+            var c2: [Float] = [1, 2, 3, 4, 5, 6]
+            try gemmChecked(opA, opB, m: 2, n: 3, k: 0, alpha: -0.5, a: [], b: [], beta: 2.5, c: &c2)
+            #expect(c2 == [2.5, 5, 7.5, 10, 12.5, 15])
+            var c3: [Float] = [1, 2, 3, 4, 5, 6]
+            try gemmChecked(opA, opB, m: 2, n: 3, k: 0, a: [], b: [], beta: 1, c: &c3)
+            #expect(c3 == [1, 2, 3, 4, 5, 6])
+        }
+    }
+
+    /// Leading dimensions larger than the rows (padding holds NaN in A and B, a sentinel in C
+    /// that must survive), for all ops, with sizes crossing the 6×16 tiles.
+    @Test func stridedOperands() {
+        var seed: UInt64 = 60_000
+        for (opA, opB) in Self.ops {
+            for (m, n, k) in [(1, 1, 1), (7, 19, 5), (13, 35, 70), (64, 48, 9)] {
+                for (pa, pb, pc) in [(1, 0, 0), (0, 3, 0), (0, 0, 5), (17, 9, 33)] {
+                    seed += 1
+                    let t = Case(opA: opA, opB: opB, m: m, n: n, k: k, alpha: -0.5, beta: seed % 2 == 0 ? 0 : 2.5,
+                                 padA: pa, padB: pb, padC: pc)
+                    let failure = Self.check(t, seed: seed)
+                    #expect(failure == nil, "\(failure ?? "")")
+                }
+            }
+        }
+    }
+
+    /// Sizes crossing the cache blocks (mc = 144, kc = 256, nc = 4080): several k blocks with
+    /// beta ≠ 0 (beta must be applied once), several m blocks, an n block boundary.
+    @Test func sizesCrossingCacheBlocks() {
+        let shapes = [(300, 40, 513), (145, 300, 257), (513, 20, 300), (3, 4100, 7), (150, 130, 512)]
+        var seed: UInt64 = 70_000
+        for (opA, opB) in Self.ops {
+            for (m, n, k) in shapes {
+                seed += 1
+                let t = Case(opA: opA, opB: opB, m: m, n: n, k: k, alpha: 1, beta: seed % 2 == 0 ? 2.5 : 0, padC: 3)
+                let failure = Self.check(t, seed: seed)
+                #expect(failure == nil, "\(failure ?? "")")
+            }
+        }
+    }
+
+    /// threads = 2 on products above the parallel threshold, split along n (n ≥ m) and along m
+    /// (m > n), with uneven edges; and threads = 2 on a small product (runs serially).
+    @Test func twoThreads() {
+        #expect(2 * 190 * 230 * 250 >= gemmParallelThresholdFlops)
+        #expect(2 * 301 * 131 * 270 >= gemmParallelThresholdFlops)
+        var seed: UInt64 = 80_000
+        for (opA, opB) in Self.ops {
+            for (m, n, k) in [(190, 230, 250), (301, 131, 270), (5, 7, 3)] {
+                for threads in [1, 2] {
+                    seed += 1
+                    let t = Case(opA: opA, opB: opB, m: m, n: n, k: k, alpha: -0.5, beta: seed % 2 == 0 ? 0 : 2.5,
+                                 padB: 2, threads: threads)
+                    let failure = Self.check(t, seed: seed)
+                    #expect(failure == nil, "\(failure ?? "")")
+                }
+            }
+        }
+    }
+
+    /// Many products at once from several threads give correct results: small ones share the
+    /// workspace pool; the large ones ask for 2 threads, so one holds the helper threads and
+    /// the others run on their own thread.
+    @Test func concurrentCallers() {
+        let count = 8
+        let results = UnsafeMutablePointer<Bool>.allocate(capacity: count)
+        results.initialize(repeating: false, count: count)
+        defer { results.deallocate() }
+        struct Box: @unchecked Sendable { let p: UnsafeMutablePointer<Bool> }
+        let box = Box(p: results)
+        DispatchQueue.concurrentPerform(iterations: count) { @Sendable i in
+            let (opA, opB) = MatrixMultiplyTests.ops[i % 4]
+            let t = i % 2 == 0
+                ? Case(opA: opA, opB: opB, m: 40 + i, n: 50 + 3 * i, k: 60 + 5 * i, alpha: 1, beta: 1)
+                : Case(opA: opA, opB: opB, m: 190 + i, n: 230, k: 250, alpha: 1, beta: 0, threads: 2)
+            box.p[i] = MatrixMultiplyTests.check(t, seed: 90_000 + UInt64(i)) == nil
+        }
+        for i in 0..<count { #expect(results[i], "concurrent product \(i) wrong") }
+    }
+
+    /// The unchecked pointer entry point gives the same result as the checked one.
+    @Test func uncheckedEntryPointMatchesChecked() throws {
+        var rng = RandomGenerator(seed: 5)
+        let a = rng.uniformArray(count: 9 * 11, low: -1, high: 1), b = rng.uniformArray(count: 11 * 13, low: -1, high: 1)
+        var c1 = [Float](repeating: 0, count: 9 * 13), c2 = c1
+        try gemmChecked(.none, .none, m: 9, n: 13, k: 11, a: a, b: b, c: &c1)
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c2.withUnsafeMutableBufferPointer { cp in
+                    gemm(.none, .none, m: 9, n: 13, k: 11, alpha: 1, a: ap.baseAddress!, lda: 11,
+                         b: bp.baseAddress!, ldb: 13, beta: 0, c: cp.baseAddress!, ldc: 13)
+                }
+            }
+        }
+        #expect(c1 == c2)
+        #expect(c1.allSatisfy { $0 != 0 && $0.isFinite })
+    }
+
+    // MARK: - Misuse of the checked entry point
+
+    /// Runs `body`, expecting a NumericsError whose description contains every string of `names`.
+    static func expectError(_ names: [String], _ body: () throws -> Void,
+                            sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            try body()
+            Issue.record("no error thrown, expected one naming \(names)", sourceLocation: sourceLocation)
+        } catch let error as NumericsError {
+            for name in names {
+                #expect(error.description.contains(name), "\(error) does not name \(name)", sourceLocation: sourceLocation)
+            }
+        } catch {
+            Issue.record("unexpected error type: \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func checkedRejectsBuffersTooSmall() {
+        let a = [Float](repeating: 1, count: 6), b = [Float](repeating: 1, count: 12)
+        var c = [Float](repeating: 0, count: 8)
+        // A: 2×3 needed 6, give 5.
+        Self.expectError(["A has 5", "C[2×4]", "A stored 2×3", "B stored 3×4"]) {
+            try gemmChecked(.none, .none, m: 2, n: 4, k: 3, a: Array(a.dropLast()), b: b, c: &c)
+        }
+        // B: stored 4×3 for Bᵀ needs 12, give 11.
+        Self.expectError(["B has 11", "C[2×4]", "Aᵀ", "Bᵀ", "B stored 4×3"]) {
+            try gemmChecked(.transpose, .transpose, m: 2, n: 4, k: 3, a: a, b: Array(b.dropLast()), c: &c)
+        }
+        // C: 2×4 needs 8, give 7.
+        var shortC = [Float](repeating: 0, count: 7)
+        Self.expectError(["C has 7", "C[2×4]"]) {
+            try gemmChecked(.none, .none, m: 2, n: 4, k: 3, a: a, b: b, c: &shortC)
+        }
+        // Strided A: 2 rows with lda 5 need 5 + 3 = 8.
+        Self.expectError(["A has 6", "lda 5"]) {
+            try gemmChecked(.none, .none, m: 2, n: 4, k: 3, a: a, lda: 5, b: b, c: &c)
+        }
+        // Shapes that do not match the arrays at all (k disagrees with the buffers).
+        Self.expectError(["C[2×4]", "A stored 2×30"]) {
+            try gemmChecked(.none, .none, m: 2, n: 4, k: 30, a: a, b: b, c: &c)
+        }
+    }
+
+    @Test func checkedRejectsBadArguments() {
+        let a = [Float](repeating: 1, count: 6), b = [Float](repeating: 1, count: 12)
+        var c = [Float](repeating: 0, count: 8)
+        Self.expectError(["leading dimension", "lda 2", "A stored 2×3"]) {
+            try gemmChecked(.none, .none, m: 2, n: 4, k: 3, a: a, lda: 2, b: b, c: &c)
+        }
+        Self.expectError(["leading dimension", "ldb 3", "B stored 3×4"]) {
+            try gemmChecked(.none, .none, m: 2, n: 4, k: 3, a: a, b: b, ldb: 3, c: &c)
+        }
+        Self.expectError(["leading dimension", "ldc 3", "C[2×4]"]) {
+            try gemmChecked(.none, .none, m: 2, n: 4, k: 3, a: a, b: b, c: &c, ldc: 3)
+        }
+        Self.expectError(["m=-1", "n=4", "k=3"]) {
+            try gemmChecked(.none, .none, m: -1, n: 4, k: 3, a: a, b: b, c: &c)
+        }
+        Self.expectError(["threads", "0"]) {
+            try gemmChecked(.none, .none, m: 2, n: 4, k: 3, a: a, b: b, c: &c, threads: 0)
+        }
+        // Nothing was written by the rejected calls.
+        #expect(c == [Float](repeating: 0, count: 8))
+    }
+}
