@@ -50,7 +50,7 @@ public struct MethodResult: Sendable, Codable, Equatable {
 }
 
 /// The four-method comparison on one set of points (the `evaluate --json` schema).
-public struct ComparisonResult: Sendable, Codable, Equatable {
+public struct ComparisonReport: Sendable, Codable, Equatable {
     public var dataset: String
     public var z: Int
     public var arch: String
@@ -125,7 +125,7 @@ public enum MethodComparison {
         return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 
-    public static func run(model: PESVIModel, points x: Dataset, dataset: String, options o: ComparisonOptions) -> ComparisonResult {
+    public static func run(model: PESVIModel, points x: Dataset, dataset: String, options o: ComparisonOptions) -> ComparisonReport {
         let decoder = model.decoder
         let c = model.configuration
         let inference = TestTimeInference(decoder: decoder, threads: o.threads)
@@ -188,7 +188,7 @@ public enum MethodComparison {
             order.append("PE-SVI-auto")
         }
 
-        var r = ComparisonResult(dataset: dataset, z: c.latent, arch: c.architecture.description, methods: methods, order: order)
+        var r = ComparisonReport(dataset: dataset, z: c.latent, arch: c.architecture.description, methods: methods, order: order)
         r.sviObjective = sviTarget
         r.sviLearningRate = sviRate
         r.pace = pace
@@ -197,7 +197,7 @@ public enum MethodComparison {
     }
 
     /// The comparison as a text table: method, reconstruction, steps, seconds.
-    public static func table(_ r: ComparisonResult) -> String {
+    public static func table(_ r: ComparisonReport) -> String {
         var lines = ["\(r.dataset)  |z|=\(r.z)  \(r.arch)  \(r.points) points  (SVI rate \(r.sviLearningRate), pace \(r.pace))",
                      pad("method", 12) + pad("reconstruction", 16) + pad("at mean", 12) + pad("steps", 14) + "seconds"]
         for m in r.order {

@@ -54,7 +54,7 @@ public struct ReproductionOptions: Sendable {
 
 /// One (|z|, architecture) cell of the tables.
 public struct ReproductionCell: Sendable, Codable {
-    public var comparison: ComparisonResult
+    public var comparison: ComparisonReport
     public var vaeLearningRate: Float?
     public var decoderLearningRate: Float
     public var latentLearningRate: Float
