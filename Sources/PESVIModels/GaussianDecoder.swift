@@ -99,6 +99,11 @@ public struct ChunkRequest {
     /// so each point's objective is a deterministic function of its own parameters.
     public var pointNoiseSeed: UInt64? = nil
     public var firstPoint: Int = 0
+    /// Draw samples in antithetic pairs: sample 2k+1 uses −ε of sample 2k (the sample count must
+    /// be even). With fixed noise this matters: for a locally linear decoder the pair's cross
+    /// terms cancel, so the fixed-noise objective is ‖x − D(μ)‖² plus the σ term exactly, and
+    /// cannot be lowered by fitting x with μ + σ⊙ε instead of shrinking σ.
+    public var antithetic = false
 
     public init(x: UnsafePointer<Float>, count: Int,
                 mu: UnsafePointer<Float>, muStride: Int,
@@ -142,10 +147,19 @@ extension GaussianDecoder {
             if let base = r.pointNoiseSeed {
                 for i in 0..<n {
                     var g = RandomGenerator(seed: base ^ (UInt64(r.firstPoint + i) &* 0x9E37_79B9_7F4A_7C15))
-                    for s in 0..<S { g.fillNormal(eps + (s * n + i) * L, count: L) }
+                    for s in 0..<S where !(r.antithetic && s % 2 == 1) { g.fillNormal(eps + (s * n + i) * L, count: L) }
                 }
             } else {
                 rng.fillNormal(eps, count: rows * L)
+            }
+            if r.antithetic {
+                precondition(S % 2 == 0, "antithetic sampling needs an even number of samples, got \(S)")
+                for s in stride(from: 1, to: S, by: 2) {
+                    for i in 0..<n {
+                        let src = eps + ((s - 1) * n + i) * L, dst = eps + (s * n + i) * L
+                        for j in 0..<L { dst[j] = -src[j] }
+                    }
+                }
             }
             for s in 0..<S {
                 for i in 0..<n {

@@ -45,8 +45,12 @@ public struct GuardedRefinementResult: Sendable {
 
 /// Adam refinement from a start (the pseudo-encoder's output) with per-point control:
 ///
-/// - **Common random numbers.** Each point's ε is fixed by its index, so its objective is a
-///   deterministic function of its own (μ, log σ²) and the guard below compares like with like.
+/// - **Common random numbers, antithetic.** Each point's noise is one fixed pair (ε, −ε) drawn
+///   from its index, so its objective is a deterministic function of its own (μ, log σ²) and the
+///   guard below compares like with like. The pair matters: with a single fixed ε the optimizer
+///   can fit x with μ + σ⊙ε instead of shrinking σ (seen on digits: the refined posterior ended
+///   worse than its start); with (ε, −ε) the cross terms cancel for a locally linear decoder.
+///   Each step therefore costs two samples per point.
 /// - **Divergence guard.** A step after which the point's objective rose, or became
 ///   non-finite, is undone for that point (values and Adam state restored) and its rate is
 ///   multiplied by `backoff`: the point's objective never rises.
@@ -61,7 +65,8 @@ public final class GuardedRefinement: @unchecked Sendable {
     let gradMu: [FloatBuffer], gradLv: [FloatBuffer]
     let scratch: [UnsafeMutablePointer<Double>]
 
-    public init(decoder: GaussianDecoder, threads: Int = 1, chunkRows: Int = 128, samples: Int = 1) {
+    public init(decoder: GaussianDecoder, threads: Int = 1, chunkRows: Int = 128, samples: Int = 2) {
+        precondition(samples >= 2 && samples % 2 == 0, "guarded refinement draws antithetic pairs: samples must be even, got \(samples)")
         self.decoder = decoder
         self.threads = threads
         self.chunkRows = chunkRows
@@ -113,6 +118,7 @@ public final class GuardedRefinement: @unchecked Sendable {
                                            logVariance: table.logVariance.pointer + s0 * L, logVarianceStride: L)
                     req.pointNoiseSeed = noiseSeed
                     req.firstPoint = s0
+                    req.antithetic = true
                     req.perPoint = pp
                     if update { req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L }
                     decoder.evaluate(req, workspace: workspaces[t], rng: &rng)
