@@ -84,6 +84,19 @@ import Testing
         try trainFails(on: f, dir: dir, mentioning: ["data.xyz", ".xyz"])
     }
 
+    @Test func dataFileWithoutExtension() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let f = try dir.write("plain", "1,2\n")
+        try trainFails(on: f, dir: dir, mentioning: ["plain", "no file extension", ".csv or .npy"])
+    }
+
+    /// A mistyped name (here of the built-in "digits") says the file does not exist.
+    @Test func mistypedDataName() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        try trainFails(on: dir.path("digitz"), dir: dir, mentioning: ["digitz", "no such file"])
+        try trainFails(on: dir.path("data.nyp"), dir: dir, mentioning: ["data.nyp", "no such file"])
+    }
+
     @Test func dataPathIsADirectory() throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
         try FileManager.default.createDirectory(atPath: dir.path("folder.csv"), withIntermediateDirectories: true)
