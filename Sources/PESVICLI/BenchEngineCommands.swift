@@ -16,6 +16,7 @@ struct BenchTrainCommand: ParsableCommand {
     func validate() throws {
         guard (1...2).contains(threads) else { throw ValidationError("--threads must be 1 or 2, got \(threads)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be positive") }
+        guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be a positive number, got \(seconds)") }
     }
 
     func run() throws {
@@ -42,6 +43,7 @@ struct BenchInferCommand: ParsableCommand {
     func validate() throws {
         guard (1...2).contains(threads) else { throw ValidationError("--threads must be 1 or 2, got \(threads)") }
         guard points >= 1 else { throw ValidationError("--points must be positive") }
+        guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be a positive number, got \(seconds)") }
     }
 
     func run() throws {

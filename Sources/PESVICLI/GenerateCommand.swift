@@ -24,6 +24,13 @@ struct GenerateSyntheticCommand: ParsableCommand {
 
     func validate() throws {
         guard n > 0, dim > 0 else { throw ValidationError("--n and --dim must be positive") }
+        // Refuse sizes that cannot fit in memory here, instead of crashing in the allocator.
+        let (values, overflow) = n.multipliedReportingOverflow(by: dim)
+        let limit = ProcessInfo.processInfo.physicalMemory / 2
+        guard !overflow, values <= Int.max / 4, UInt64(values) * 4 <= limit else {
+            let gb = String(format: "%.1f", Double(ProcessInfo.processInfo.physicalMemory) / 1e9)
+            throw ValidationError("--n \(n) × --dim \(dim) is too large: the data alone would need more than half of this machine's memory (\(gb) GB)")
+        }
     }
 
     func run() throws {

@@ -65,6 +65,11 @@ struct InferCommand: ParsableCommand {
             mu = r.mu; lv = r.logVariance
         }
         let seconds = Date().timeIntervalSince(t0)
+        if let bad = mu.firstIndex(where: { !$0.isFinite }) ?? lv.firstIndex(where: { !$0.isFinite }) {
+            throw DataError.invalidArgument(steps > 0
+                ? "inference diverged: point \(bad / m.configuration.latent + 1) has a non-finite posterior after \(steps) steps at rate \(rate); try a smaller --lr or fewer --steps"
+                : "the pseudo-encoder gave a non-finite posterior for point \(bad / m.configuration.latent + 1)")
+        }
         let L = m.configuration.latent
         var values = [Float](); values.reserveCapacity(x.rows * 2 * L)
         for i in 0..<x.rows { values += mu[(i * L)..<((i + 1) * L)]; values += lv[(i * L)..<((i + 1) * L)] }

@@ -12,7 +12,10 @@ public enum DataFiles {
         case "csv", "txt", "tsv": return try CSV.read(url)
         case "npy": return try NPY.read(url)
         default:
-            throw DataError.unsupported(path: path, detail: "unknown data file type '.\(url.pathExtension)' (use .csv or .npy)")
+            // A typo ("digitz", "data.nyp") is more often a wrong name than a wrong format.
+            guard FileManager.default.fileExists(atPath: path) else { throw DataError.fileNotFound(path: path) }
+            let kind = url.pathExtension.isEmpty ? "no file extension" : "unknown data file type '.\(url.pathExtension)'"
+            throw DataError.unsupported(path: path, detail: "\(kind) (use .csv or .npy)")
         }
     }
 

@@ -152,6 +152,15 @@ public enum ModelStore {
         guard config.latent > 0, config.dataWidth > 0 else {
             throw ModelStoreError.invalid("\(configURL.path): latent size and data width must be positive")
         }
+        // Rates that would make test-time inference climb instead of descend (or stand still).
+        guard config.sviLearningRate > 0, config.sviLearningRate.isFinite else {
+            throw ModelStoreError.invalid("\(configURL.path): sviLearningRate must be a positive number, got \(config.sviLearningRate)")
+        }
+        if let pace = config.pace {
+            guard pace.learningRate > 0, pace.learningRate.isFinite, pace.steps >= 0 else {
+                throw ModelStoreError.invalid("\(configURL.path): pace must have a positive learningRate and non-negative steps, got \(pace.learningRate) for \(pace.steps) steps")
+            }
+        }
         let weightsURL = dir.appendingPathComponent(weightsFile)
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
             throw ModelStoreError.missing("\(weightsURL.path): missing")

@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+import PESVIData
+
+/// generate → train → infer → evaluate through the real binary, on tiny data (seconds).
+@Suite(Pesvi.trait) struct EndToEndTests {
+    @Test func generateTrainInferEvaluate() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let x = dir.path("X.npy"), m = dir.path("M"), p = dir.path("P.npy")
+
+        let g = try Pesvi.run(["generate", "synthetic", "--n", "300", "--dim", "12", "--out", x])
+        try #require(g.status == 0, "\(g)")
+        let data = try NPY.read(URL(fileURLWithPath: x))
+        #expect(data.rows == 300 && data.cols == 12)
+
+        let t = try Pesvi.run(["train", "--data", x, "--z", "3", "--arch", "2", "--epochs", "5", "--encoder-epochs", "5",
+                               "--vae", "--vae-epochs", "5", "--out", m])
+        try #require(t.status == 0, "\(t)")
+        #expect(t.stdout.contains("trained |z|=3"))
+        for file in ["model.safetensors", "config.json", "validation.npy", "test.npy"] {
+            #expect(FileManager.default.fileExists(atPath: m + "/" + file), "no \(file) in the model directory")
+        }
+
+        let i = try Pesvi.run(["infer", "--model", m, "--data", x, "--steps", "3", "--out", p])
+        try #require(i.status == 0, "\(i)")
+        let posteriors = try NPY.read(URL(fileURLWithPath: p))
+        #expect(posteriors.rows == 300)
+        #expect(posteriors.cols == 6)
+        #expect(posteriors.values.allSatisfy { $0.isFinite })
+
+        // CSV output of the same inference has the named columns and the same numbers.
+        let pc = dir.path("P.csv")
+        let ic = try Pesvi.run(["infer", "--model", m, "--data", x, "--steps", "3", "--out", pc, "--quiet"])
+        try #require(ic.status == 0, "\(ic)")
+        #expect(ic.stderr.isEmpty, "--quiet still wrote: \(ic.stderr)")
+        let csv = try CSV.read(URL(fileURLWithPath: pc))
+        #expect(csv.columnNames == ["mu0", "mu1", "mu2", "logvar0", "logvar1", "logvar2"])
+        #expect(csv.values.map(\.bitPattern) == posteriors.values.map(\.bitPattern))
+
+        let e = try Pesvi.run(["evaluate", "--model", m, "--json", "--svi-max-steps", "200"])
+        try #require(e.status == 0, "\(e)")
+        let lines = e.stdout.split(separator: "\n")
+        #expect(lines.count == 1, "--json prints one line: \(e.stdout)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+        #expect(object["dataset"] is String)
+        #expect((object["z"] as? Int) == 3)
+        #expect((object["arch"] as? String) == "Arch2")
+        let methods = try #require(object["methods"] as? [String: Any])
+        #expect(Set(methods.keys) == ["VAE", "SVI", "PE-SVI-0", "PE-SVI-25"])
+        let vae = try #require(methods["VAE"] as? [String: Any])
+        #expect(isFiniteNumber(vae["reconstruction"]) && isFiniteNumber(vae["seconds"]))
+        for name in ["SVI", "PE-SVI-0", "PE-SVI-25"] {
+            let entry = try #require(methods[name] as? [String: Any], "no \(name)")
+            #expect(isFiniteNumber(entry["reconstruction"]), "\(name).reconstruction")
+            #expect(isFiniteNumber(entry["seconds"]), "\(name).seconds")
+            let steps = entry["steps"]
+            #expect(entry.keys.contains("steps"), "\(name) has no steps key")
+            #expect(steps is NSNull || (steps as? Int).map { $0 >= 0 } == true, "\(name).steps = \(String(describing: steps))")
+        }
+        let sviSteps = try #require((methods["SVI"] as? [String: Any])?["steps"] as? Int, "SVI.steps is a number")
+        #expect(sviSteps <= 200)
+
+        // The table form works too.
+        let table = try Pesvi.run(["evaluate", "--model", m, "--svi-max-steps", "200", "--data", x])
+        try #require(table.status == 0, "\(table)")
+        #expect(table.stdout.contains("PE-SVI-25"))
+    }
+
+    func isFiniteNumber(_ v: Any?) -> Bool {
+        guard let n = v as? NSNumber, !(v is Bool) else { return false }
+        return n.doubleValue.isFinite
+    }
+
+    /// The same seed gives byte-identical weights; another seed gives other weights.
+    @Test func sameSeedSameBytes() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let a = try trainTinyModel(in: dir, seed: 7, model: "A").model
+        let b = try trainTinyModel(in: dir, seed: 7, model: "B").model
+        let c = try trainTinyModel(in: dir, seed: 8, model: "C").model
+        func bytes(_ m: String, _ f: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: m).appendingPathComponent(f)) }
+        #expect(try bytes(a, "model.safetensors") == bytes(b, "model.safetensors"))
+        #expect(try bytes(a, "test.npy") == bytes(b, "test.npy"))
+        #expect(try bytes(a, "validation.npy") == bytes(b, "validation.npy"))
+        #expect(try bytes(a, "model.safetensors") != bytes(c, "model.safetensors"))
+        #expect(try bytes(a, "test.npy") != bytes(c, "test.npy"))
+
+        // And the same seed at inference: identical posteriors.
+        let data = dir.path("X-300x12.npy")
+        var outs: [Data] = []
+        for k in 0..<2 {
+            let p = dir.path("P\(k).npy")
+            let r = try Pesvi.run(["infer", "--model", a, "--data", data, "--steps", "5", "--seed", "3", "--out", p, "--quiet"])
+            try #require(r.status == 0, "\(r)")
+            outs.append(try Data(contentsOf: URL(fileURLWithPath: p)))
+        }
+        #expect(outs[0] == outs[1])
+    }
+
+    /// One thread and two threads train the same model.
+    @Test func threadCountDoesNotChangeTheWeights() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let data = dir.path("X.npy")
+        let g = try Pesvi.run(["generate", "synthetic", "--n", "300", "--dim", "12", "--out", data])
+        try #require(g.status == 0, "\(g)")
+        var weights: [Data] = []
+        for threads in [1, 2] {
+            let m = dir.path("M\(threads)")
+            let r = try Pesvi.run(["train", "--data", data, "--z", "3", "--epochs", "4", "--encoder-epochs", "4", "--seed", "5",
+                                   "--threads", "\(threads)", "--quiet", "--out", m])
+            try #require(r.status == 0, "\(r)")
+            weights.append(try Data(contentsOf: URL(fileURLWithPath: m + "/model.safetensors")))
+        }
+        #expect(weights[0] == weights[1])
+    }
+}
