@@ -31,6 +31,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Epochs without validation improvement before a phase stops.") var patience: Int = 100
     @Option(help: "Phase 2 (pseudo-encoder): maximum epochs.") var encoderEpochs: Int = 1000
     @Option(help: "Phase 2: Adam rate.") var encoderLr: Float = 1e-3
+    @Option(help: "Phase 2: weight of the log σ² targets relative to μ in the pseudo-encoder's loss.") var encoderLogvarWeight: Float = 1
     @Option(help: "VAE baseline: maximum epochs.") var vaeEpochs: Int = 3000
     @Option(help: "VAE baseline: Adam rate.") var vaeLr: Float = 1e-3
 
@@ -73,7 +74,7 @@ struct ModelOptions: ParsableArguments {
         o.objective = try objectiveValue()
         o.phase1.epochs = epochs; o.phase1.batchSize = batchSize; o.phase1.patience = patience
         o.phase1.decoderLearningRate = decoderLr; o.phase1.latentLearningRate = latentLr
-        o.phase2.epochs = encoderEpochs; o.phase2.batchSize = batchSize; o.phase2.patience = patience; o.phase2.learningRate = encoderLr
+        o.phase2.epochs = encoderEpochs; o.phase2.batchSize = batchSize; o.phase2.patience = patience; o.phase2.learningRate = encoderLr; o.phase2.logVarianceWeight = encoderLogvarWeight
         if vae {
             var v = VAETrainingConfiguration()
             v.epochs = vaeEpochs; v.batchSize = batchSize; v.patience = patience; v.learningRate = vaeLr

@@ -13,12 +13,17 @@ public struct DeferredEncoderTrainingConfiguration: Sendable, Codable, Equatable
     public var seed: UInt64 = 0
     public var threads: Int = 1
     public var chunkRows: Int = 128
+    /// Weight of the log σ² half of the loss relative to the μ half. In reconstruction mode
+    /// log σ²* only drifts down (the objective has no optimum in σ), so its targets are noisy
+    /// and large; weighting them down lets the encoder spend its capacity on μ.
+    public var logVarianceWeight: Float = 1
     public init() {}
 }
 
 /// Phase 2 of PE-SVI: the pseudo-encoder is regressed, supervised, from xᵢ to the posterior
 /// parameters (μᵢ*, log σ²ᵢ*) learned in phase 1. The loss per point is the mean squared
-/// error over the 2|z| outputs: (1/2|z|)·(‖E_μ(xᵢ) − μᵢ*‖² + ‖E_logσ²(xᵢ) − log σ²ᵢ*‖²).
+/// error over the 2|z| outputs: (1/2|z|)·(‖E_μ(xᵢ) − μᵢ*‖² + w·‖E_logσ²(xᵢ) − log σ²ᵢ*‖²), w the
+/// configuration's `logVarianceWeight`.
 public final class DeferredEncoderTraining: @unchecked Sendable {
     public let encoder: GaussianEncoder
     public let configuration: DeferredEncoderTrainingConfiguration
@@ -72,7 +77,13 @@ public final class DeferredEncoderTraining: @unchecked Sendable {
         let tot = SharedDoubles(count: runner.chunkCount(rows: x.rows))
         runner.run(rows: x.rows) { t, c, start, n in
             let out = self.encoder.network.forward(x.values.pointer + start * x.cols, rows: n, workspace: self.workspaces[t])
-            tot.pointer[c] = Elementwise.squaredDistance(out, targets.values.pointer + start * w, count: n * w) / Double(w)
+            let L = w / 2, lw = Double(self.configuration.logVarianceWeight)
+            var s = 0.0
+            for i in 0..<n {
+                let o = out + i * w, tg = targets.values.pointer + (start + i) * w
+                s += Elementwise.squaredDistance(o, tg, count: L) + lw * Elementwise.squaredDistance(o + L, tg + L, count: L)
+            }
+            tot.pointer[c] = s / Double(w)
         }
         return tot.sum() / Double(max(x.rows, 1))
     }
@@ -89,7 +100,14 @@ public final class DeferredEncoderTraining: @unchecked Sendable {
             let ws = self.workspaces[t], g = self.outputGradients[t].pointer
             let input = self.batchX.pointer + start * d
             let out = self.encoder.network.forward(input, rows: n, workspace: ws)
-            let se = Elementwise.residual(out, minus: self.batchT.pointer + start * w, into: g, count: n * w)
+            let L = w / 2, lw = self.configuration.logVarianceWeight
+            var se = 0.0
+            for i in 0..<n {
+                let o = out + i * w, tg = self.batchT.pointer + (start + i) * w, gi = g + i * w
+                se += Elementwise.residual(o, minus: tg, into: gi, count: L)
+                se += Double(lw) * Elementwise.residual(o + L, minus: tg + L, into: gi + L, count: L)
+                Elementwise.scale(gi + L, by: lw, count: L)
+            }
             Elementwise.scale(g, by: 2 / Float(w), count: n * w)
             self.encoder.network.backward(input, rows: n, workspace: ws, outputGradient: g,
                                           parameterGradients: self.grads.buffers[c][0].pointer, inputGradient: nil)
