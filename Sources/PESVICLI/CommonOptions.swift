@@ -29,6 +29,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Phase 1: Adam rate of the decoder's weights.") var decoderLr: Float = 1e-2
     @Option(help: "Phase 1: Adam rate of the free posteriors (μᵢ, log σ²ᵢ).") var latentLr: Float = 1e-1
     @Option(help: "Epochs without validation improvement before a phase stops.") var patience: Int = 100
+    @Option(help: "Initial log σ² of the free posteriors (μ starts uniform in [−1, 1)), in phase 1 and test-time SVI.") var initLogvar: Float = 0
     @Option(help: "Phase 2 (pseudo-encoder): maximum epochs.") var encoderEpochs: Int = 1000
     @Option(help: "Phase 2: Adam rate.") var encoderLr: Float = 1e-3
     @Option(help: "Phase 2: weight of the log σ² targets relative to μ in the pseudo-encoder's loss.") var encoderLogvarWeight: Float = 1
@@ -74,6 +75,7 @@ struct ModelOptions: ParsableArguments {
         o.objective = try objectiveValue()
         o.phase1.epochs = epochs; o.phase1.batchSize = batchSize; o.phase1.patience = patience
         o.phase1.decoderLearningRate = decoderLr; o.phase1.latentLearningRate = latentLr
+        o.phase1.initialization = .uniform(low: -1, high: 1, logVariance: initLogvar)
         o.phase2.epochs = encoderEpochs; o.phase2.batchSize = batchSize; o.phase2.patience = patience; o.phase2.learningRate = encoderLr; o.phase2.logVarianceWeight = encoderLogvarWeight
         if vae {
             var v = VAETrainingConfiguration()

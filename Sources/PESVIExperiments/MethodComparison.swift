@@ -103,7 +103,8 @@ public struct ComparisonOptions: Sendable {
     /// SVI from a random start: its rate (nil: the model's) and convergence rule.
     public var sviLearningRate: Float? = nil
     public var sviRule: StoppingRule = .sviDefault
-    public var sviInitialization: PosteriorInitialization = .standard
+    /// SVI's random start (nil: the distribution phase 1 started its rows from).
+    public var sviInitialization: PosteriorInitialization? = nil
     /// Samples per point for the reported reconstruction error.
     public var metricSamples = 8
     public var threads = 1
@@ -149,7 +150,7 @@ public enum MethodComparison {
 
         // SVI from a random start, to its plateau.
         let sviRate = o.sviLearningRate ?? c.sviLearningRate
-        let svi = inference.svi(x, initialization: o.sviInitialization, learningRate: sviRate, rule: o.sviRule, seed: o.seed &+ 1)
+        let svi = inference.svi(x, initialization: o.sviInitialization ?? c.phase1.initialization, learningRate: sviRate, rule: o.sviRule, seed: o.seed &+ 1)
         let sviTarget = svi.finalObjective
         let sviSteps = Convergence.firstStep(reaching: sviTarget, in: svi.curve)
         let sviStepsValue = sviSteps.map(Double.init)
