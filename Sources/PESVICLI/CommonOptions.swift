@@ -25,7 +25,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Likelihood σₓ for the ELBO objective, or 'learned' for a learned per-dimension variance.") var sigma: String = "1"
 
     @Option(help: "Phase 1 (decoder + posteriors): maximum epochs.") var epochs: Int = 3000
-    @Option(help: "Batch size of every training phase.") var batchSize: Int = 64
+    @Option(help: "Batch size of every training phase (default: max(64, ⌈training rows/20⌉), about 20 decoder steps per epoch).") var batchSize: Int?
     @Option(help: "Phase 1: Adam rate of the decoder's weights.") var decoderLr: Float = 1e-2
     @Option(help: "Phase 1: Adam rate of the free posteriors (μᵢ, log σ²ᵢ).") var latentLr: Float = 1e-1
     @Option(help: "Epochs without validation improvement before a phase stops.") var patience: Int = 100
@@ -40,7 +40,7 @@ struct ModelOptions: ParsableArguments {
         guard z > 0 else { throw ValidationError("--z must be positive, got \(z)") }
         _ = try architecture()
         _ = try objectiveValue()
-        for (name, v) in [("--epochs", epochs), ("--batch-size", batchSize), ("--patience", patience), ("--encoder-epochs", encoderEpochs), ("--vae-epochs", vaeEpochs)] where v <= 0 {
+        for (name, v) in [("--epochs", epochs), ("--batch-size", batchSize ?? 1), ("--patience", patience), ("--encoder-epochs", encoderEpochs), ("--vae-epochs", vaeEpochs)] where v <= 0 {
             throw ValidationError("\(name) must be positive, got \(v)")
         }
         for (name, v) in [("--decoder-lr", decoderLr), ("--latent-lr", latentLr), ("--encoder-lr", encoderLr), ("--vae-lr", vaeLr)] where !(v > 0 && v.isFinite) {
@@ -68,8 +68,10 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    func pipelineOptions(common: CommonOptions, vae: Bool, source: String) throws -> PipelineOptions {
+    func pipelineOptions(common: CommonOptions, vae: Bool, source: String, rows: Int) throws -> PipelineOptions {
         var o = PipelineOptions()
+        // The training split holds about 80 % of the rows.
+        let batchSize = self.batchSize ?? ReproductionOptions.automaticBatchSize(trainingRows: rows * 8 / 10)
         o.latent = z
         o.architecture = try architecture()
         o.objective = try objectiveValue()

@@ -22,7 +22,7 @@ struct DemoCommand: ParsableCommand {
             printErr("PESVI demo: optical handwritten digits (UCI; Alpaydin & Kaynak 1998; CC BY 4.0), \(digits.rows)×\(digits.cols)")
         }
         let t0 = Date()
-        let options = try model.pipelineOptions(common: common, vae: true, source: "digits")
+        let options = try model.pipelineOptions(common: common, vae: true, source: "digits", rows: digits.rows)
         let progress = PhaseProgress(quiet: common.quiet)
         let (trained, _) = try TrainingPipeline.train(digits, options: options, progress: progress.callback())
         progress.finish()

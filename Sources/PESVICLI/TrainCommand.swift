@@ -24,7 +24,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let matrix = try loadData(data)
-        var options = try model.pipelineOptions(common: common, vae: vae, source: data)
+        var options = try model.pipelineOptions(common: common, vae: vae, source: data, rows: matrix.rows)
         options.keepPosteriors = keepPosteriors
         let progress = PhaseProgress(quiet: common.quiet)
         let (trained, report) = try TrainingPipeline.train(matrix, options: options, progress: progress.callback())

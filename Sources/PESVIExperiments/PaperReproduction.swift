@@ -24,7 +24,14 @@ public struct ReproductionOptions: Sendable {
     public var maxEpochs = 3000
     public var patience = 100
     public var encoderEpochs = 1000
-    public var batchSize = 64
+    /// Batch size of every phase; nil: ``ReproductionOptions/automaticBatchSize(trainingRows:)``.
+    public var batchSize: Int? = nil
+
+    /// max(64, ⌈rows/20⌉): about 20 decoder steps per epoch, i.e. per latent-row step. The
+    /// paper gives no batch size. With a fixed 64, 40,000 synthetic rows give the decoder 625
+    /// steps for each step of a latent row, and it settles on the mean before the latents
+    /// organize (measured: validation 0.996 after 41 epochs at batch 64, 0.33 after 60 at 2,048).
+    public static func automaticBatchSize(trainingRows: Int) -> Int { max(64, (trainingRows + 19) / 20) }
     public var sviRule: StoppingRule = .sviDefault
     public var seed: UInt64 = 0
     public var threads = 1
@@ -75,6 +82,7 @@ public enum PaperReproduction {
     public static func run(data: DataMatrix, dataset: String, options o: ReproductionOptions,
                            log: (String) -> Void = { _ in }) throws -> [ReproductionCell] {
         let prepared = try TrainingPipeline.prepare(data, seed: o.seed)
+        let batch = o.batchSize ?? ReproductionOptions.automaticBatchSize(trainingRows: prepared.train.rows)
         var cells: [ReproductionCell] = []
         for arch in o.architectures {
             for z in o.latents {
@@ -87,7 +95,7 @@ public enum PaperReproduction {
                       for lv0 in o.initialLogVariances {
                         var c = EarlyDecoderTrainingConfiguration()
                         c.initialization = .uniform(low: -1, high: 1, logVariance: lv0)
-                        c.epochs = o.maxEpochs; c.patience = o.patience; c.batchSize = o.batchSize
+                        c.epochs = o.maxEpochs; c.patience = o.patience; c.batchSize = batch
                         c.decoderLearningRate = dlr; c.latentLearningRate = llr
                         c.seed = o.seed &+ 1; c.threads = o.threads
                         let p1 = TrainingPipeline.phase1(prepared, latent: z, architecture: arch, objective: o.objective, configuration: c, seed: o.seed)
@@ -102,7 +110,7 @@ public enum PaperReproduction {
                 var bestVAE: (VAETraining, Double, Float)? = nil
                 for lr in o.vaeRates {
                     var c = VAETrainingConfiguration()
-                    c.epochs = o.maxEpochs; c.patience = o.patience; c.batchSize = o.batchSize; c.learningRate = lr
+                    c.epochs = o.maxEpochs; c.patience = o.patience; c.batchSize = batch; c.learningRate = lr
                     c.seed = o.seed &+ 3; c.threads = o.threads
                     let v = TrainingPipeline.vae(prepared, latent: z, architecture: arch, objective: o.objective, configuration: c, seed: o.seed)
                     let score = v.history.compactMap(\.validationObjective).filter(\.isFinite).min() ?? .infinity
@@ -111,7 +119,7 @@ public enum PaperReproduction {
                 }
                 // Pseudo-encoder and pace for the chosen SVI model.
                 var c2 = DeferredEncoderTrainingConfiguration()
-                c2.epochs = o.encoderEpochs; c2.patience = o.patience; c2.batchSize = o.batchSize
+                c2.epochs = o.encoderEpochs; c2.patience = o.patience; c2.batchSize = batch
                 c2.seed = o.seed &+ 2; c2.threads = o.threads
                 let p2 = TrainingPipeline.phase2(prepared, posteriors: p1.trainPosteriors, architecture: arch, configuration: c2, seed: o.seed)
                 let pace = TrainingPipeline.selectPace(prepared, decoder: p1.decoder, encoder: p2.encoder, candidates: o.paceCandidates,
