@@ -10,6 +10,10 @@ public struct GaussNewtonResult: Sendable {
     /// the objective SVI's curves report, E_q[fᵢ] estimated by ``GaussianDecoder/evaluate(_:workspace:rng:)``
     /// with the decoder's sampler (see ``GaussNewtonRefinement`` for the seeding).
     public var curve: [Double]
+    /// Each point's P(μ) at its final μ — the deterministic objective at z = μ without the σ
+    /// terms, i.e. `evaluate(atMean: true)` minus β·½Σⱼ(σⱼ² − log σⱼ² − 1) — as measured by the
+    /// divergence guard. Along the iterations this is non-increasing for every point.
+    public var objectiveAtMean: [Double]
     /// Iterations in which each point was processed (one Jacobian, one solve, one trial
     /// forward pass each; accepted and rejected steps both count). A finished point stops counting.
     public var stepsPerPoint: [Int]
@@ -142,6 +146,15 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
 
         let state = PointState(count: n, damping: damping)
         defer { state.deallocate() }
+        // P(μ) of every point at the start: one forward pass, the guard's first reference.
+        let t1 = clock.now
+        runner.run(rows: n) { t, _, s, m in
+            let ws = self.workspaces[t]
+            for k in 0..<m { ws.index[k] = s + k }
+            self.measureChunk(x, mu: table.mu.pointer, count: m, workspace: ws)
+            for k in 0..<m { state.objective[s + k] = ws.before[k] }
+        }
+        elapsed += seconds(clock.now - t1)
         let perN = 1 / Double(max(n, 1))
         var curve = [curveStepper.evaluate(x, table, seed: seed, step: 0) * perN]
         var iterations = 0
@@ -160,6 +173,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         var total = 0, most = 0
         for i in 0..<n { steps[i] = Int(state.steps[i]); total += steps[i]; most = max(most, steps[i]) }
         return GaussNewtonResult(mu: table.mu.array, logVariance: table.logVariance.array, curve: curve,
+                                 objectiveAtMean: Array(UnsafeBufferPointer(start: state.objective, count: n)),
                                  stepsPerPoint: steps, meanSteps: Double(total) * perN, maxSteps: most,
                                  iterations: iterations, seconds: elapsed)
     }
@@ -219,12 +233,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let mu = table.mu.pointer, lv = table.logVariance.pointer
         let z = ws.z.pointer, zTrial = ws.zTrial.pointer, lvTrial = ws.lvTrial.pointer
         let prec = precision.pointer
-        let isELBO: Bool, beta: Double, perD: Double
-        switch decoder.objective.kind {
-        case .reconstruction: isELBO = false; beta = 0; perD = 1 / Double(d)
-        case .elbo(let b): isELBO = true; beta = Double(b); perD = 0.5
-        }
-        let constant = isELBO ? likelihoodConstant() : 0
+        let (perD, beta, constant) = objectiveWeights()
+        let isELBO = decoder.objective.kind != .reconstruction
         linearizeChunk(x, mu: mu, count: m, workspace: ws)
         let hess = ws.hessian.pointer, grad = ws.gradient.pointer
 
@@ -274,13 +284,14 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             guard ws.trialValid[k] else { st.finished[i] = true; continue }
             let xr = x.values.pointer + i * d, o = outTrial + k * d
             var q = 0.0
-            for c in 0..<d { let r = xr[c] - o[c]; q += Double(r * r * prec[c]) }
+            for c in 0..<d { let r = xr[c] - o[c]; q += Double(r * (r * prec[c])) }  // as in measureChunk
             let zt = zTrial + k * L
             let after = perD * q + constant + (beta != 0 ? 0.5 * beta * Elementwise.sumOfSquares(zt, count: L) : 0)
-            let before = ws.before[k]
+            let before = st.objective[i]
             if after.isFinite && after <= before {
                 (mu + i * L).update(from: zt, count: L)
                 (lv + i * L).update(from: lvTrial + k * L, count: L)
+                st.objective[i] = after
                 let fBefore = before + ws.sigmaBefore[k], fAfter = after + ws.sigmaAfter[k]
                 let lam = st.damping[i]
                 st.damping[i] = min(lam, max(lam / 3, minimumDamping))
@@ -293,26 +304,15 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         return m
     }
 
-    /// For the points ws.index[0..<m] at the means in `mu` (table layout): packs μ into ws.z,
-    /// and writes Λr into ws.residual, P(μ) into ws.before, H̃ = JᵀΛJ into ws.hessian
-    /// (|z| × |z| per point) and JᵀΛr into ws.gradient. Needs ``prepareShared()`` first.
-    func linearizeChunk(_ x: Dataset, mu: UnsafePointer<Float>, count m: Int, workspace ws: GaussNewtonWorkspace) {
-        let net = decoder.network
-        let L = decoder.latent, d = decoder.dataWidth, layers = net.layerCount
-        let h = net.widths[layers - 1]
-        let idx = ws.index
+    /// Forward pass for the points ws.index[0..<m] at the means in `mu` (table layout): packs μ
+    /// into ws.z, writes Λr into ws.residual and P(μ) into ws.before; leaves the activations
+    /// (ReLU patterns) in ws.network.
+    func measureChunk(_ x: Dataset, mu: UnsafePointer<Float>, count m: Int, workspace ws: GaussNewtonWorkspace) {
+        let L = decoder.latent, d = decoder.dataWidth, idx = ws.index
         let z = ws.z.pointer, res = ws.residual.pointer, prec = precision.pointer
-        let p = UnsafePointer(net.parameters.pointer)
-        let isELBO: Bool, beta: Double, perD: Double
-        switch decoder.objective.kind {
-        case .reconstruction: isELBO = false; beta = 0; perD = 1 / Double(d)
-        case .elbo(let b): isELBO = true; beta = Double(b); perD = 0.5
-        }
-        let constant = isELBO ? likelihoodConstant() : 0
-
-        // 1. Forward at μ: residuals, Λr and P(μ).
+        let (perD, beta, constant) = objectiveWeights()
         for k in 0..<m { (z + k * L).update(from: mu + idx[k] * L, count: L) }
-        let out = net.forward(z, rows: m, workspace: ws.network)
+        let out = decoder.network.forward(z, rows: m, workspace: ws.network)
         for k in 0..<m {
             let xr = x.values.pointer + idx[k] * d, o = out + k * d, rr = res + k * d
             var q = 0.0
@@ -324,6 +324,29 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             }
             ws.before[k] = perD * q + constant + (beta != 0 ? 0.5 * beta * Elementwise.sumOfSquares(z + k * L, count: L) : 0)
         }
+    }
+
+    /// P(μ) = perD·‖r‖²_Λ + constant + ½β‖μ‖²: (1/d, 0, 0) for reconstruction, (½, β, c) for the ELBO.
+    func objectiveWeights() -> (perD: Double, beta: Double, constant: Double) {
+        switch decoder.objective.kind {
+        case .reconstruction: return (1 / Double(decoder.dataWidth), 0, 0)
+        case .elbo(let b): return (0.5, Double(b), likelihoodConstant())
+        }
+    }
+
+    /// For the points ws.index[0..<m] at the means in `mu` (table layout): packs μ into ws.z,
+    /// and writes Λr into ws.residual, P(μ) into ws.before, H̃ = JᵀΛJ into ws.hessian
+    /// (|z| × |z| per point) and JᵀΛr into ws.gradient. Needs ``prepareShared()`` first.
+    func linearizeChunk(_ x: Dataset, mu: UnsafePointer<Float>, count m: Int, workspace ws: GaussNewtonWorkspace) {
+        let net = decoder.network
+        let L = decoder.latent, d = decoder.dataWidth, layers = net.layerCount
+        let h = net.widths[layers - 1]
+        let idx = ws.index
+        let res = ws.residual.pointer
+        let p = UnsafePointer(net.parameters.pointer)
+
+        // 1. Forward at μ: residuals, Λr and P(μ).
+        measureChunk(x, mu: mu, count: m, workspace: ws)
 
         // 2. H̃ = A G Aᵀ and JᵀΛr = A (Λr W_Lᵀ) per point (A = I for a linear decoder).
         let hess = ws.hessian.pointer, grad = ws.gradient.pointer
@@ -429,18 +452,21 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     }
 }
 
-/// Per-point LM state for one refinement: λ, finished flag, iterations processed.
+/// Per-point LM state for one refinement: λ, finished flag, iterations processed, P(μ).
 final class PointState: @unchecked Sendable {
     let damping: UnsafeMutablePointer<Double>
     let finished: UnsafeMutablePointer<Bool>
     let steps: UnsafeMutablePointer<Int32>
+    /// P(μᵢ) at the current μᵢ, as last measured: the value the guard compares trials with.
+    let objective: UnsafeMutablePointer<Double>
     init(count: Int, damping lambda: Double) {
         let c = max(count, 1)
         damping = .allocate(capacity: c); damping.initialize(repeating: lambda, count: c)
         finished = .allocate(capacity: c); finished.initialize(repeating: false, count: c)
         steps = .allocate(capacity: c); steps.initialize(repeating: 0, count: c)
+        objective = .allocate(capacity: c); objective.initialize(repeating: .nan, count: c)
     }
-    func deallocate() { damping.deallocate(); finished.deallocate(); steps.deallocate() }
+    func deallocate() { damping.deallocate(); finished.deallocate(); steps.deallocate(); objective.deallocate() }
 }
 
 /// One thread's scratch memory for ``GaussNewtonRefinement``, for up to `maxPoints` points.
