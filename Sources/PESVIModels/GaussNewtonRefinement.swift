@@ -97,10 +97,14 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
 
     let runner: ChunkRunner
     let workspaces: [GaussNewtonWorkspace]
+    /// Form the Jacobian products per point from active ReLU units only (else dense, masked, batched).
+    var compactActiveUnits = true
     let curveStepper: LatentStepper
     /// G = W_L Λ W_Lᵀ (h × h) and the scratch W_L Λ (h × d).
     let gram: FloatBuffer
     let scaledLastWeights: FloatBuffer
+    /// W_Lᵀ (d × h), so Λr·W_Lᵀ is a product with an untransposed right operand.
+    let lastWeightsTransposed: FloatBuffer
     /// Λ per data dimension.
     let precision: FloatBuffer
 
@@ -126,6 +130,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let h = net.widths[net.layerCount - 1], d = net.outputWidth
         gram = FloatBuffer(count: h * h)
         scaledLastWeights = FloatBuffer(count: h * d)
+        lastWeightsTransposed = FloatBuffer(count: h * d)
         precision = FloatBuffer(count: d)
     }
 
@@ -216,7 +221,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         }
         let w = UnsafePointer(net.parameters.pointer + net.weightOffsets[net.layerCount - 1])
         let wl = scaledLastWeights.pointer
-        for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c] } }
+        let wt = lastWeightsTransposed.pointer
+        for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c]; wt[c * h + a] = w[a * d + c] } }
         gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: wl, lda: d, b: w, ldb: d, beta: 0, c: gram.pointer, ldc: h)
     }
 
@@ -353,7 +359,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let wLast = p + net.weightOffsets[layers - 1]
         if layers == 1 {
             for k in 0..<m { (hess + k * L * L).update(from: gram.pointer, count: L * L) }
-            gemm(.none, .transpose, m: m, n: L, k: d, alpha: 1, a: res, lda: d, b: wLast, ldb: d, beta: 0, c: grad, ldc: L)
+            gemm(.none, .none, m: m, n: L, k: d, alpha: 1, a: res, lda: d, b: lastWeightsTransposed.pointer, ldb: L, beta: 0, c: grad, ldc: L)
+        } else if compactActiveUnits {
+            let u = ws.projected.pointer
+            gemm(.none, .none, m: m, n: h, k: d, alpha: 1, a: res, lda: d, b: lastWeightsTransposed.pointer, ldb: h, beta: 0, c: u, ldc: h)
+            for k in 0..<m { compactJacobianProducts(point: k, workspace: ws) }
         } else {
             var a = ws.jacobianA.pointer, b = ws.jacobianB.pointer
             let h1 = net.widths[1], w1 = p + net.weightOffsets[0]
@@ -392,6 +402,59 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                      beta: 0, c: grad + k * L, ldc: 1)
             }
         }
+    }
+
+    /// H̃ and JᵀΛr of chunk point k from its active units only. With Sₗ the units of hidden
+    /// layer l whose ReLU is on, A₁ = W₁[:, S₁] (|z| × |S₁|), Aₗ = Aₗ₋₁ · Wₗ[Sₗ₋₁, Sₗ], and
+    /// with S the last hidden layer's set, H̃ = A · G[S, S] · Aᵀ and JᵀΛr = A · u[S]
+    /// (u = Λr W_Lᵀ, in ws.projected). Inactive units contribute exact zeros, so this equals
+    /// the masked dense product, at ~(|S|/h)² of its cost.
+    ///
+    /// Works on Bₗ = Aₗᵀ (|Sₗ| × |z|) so every product reads its right operand untransposed:
+    /// Bₗ = Wₗ[Sₗ₋₁, Sₗ]ᵀ · Bₗ₋₁ (the block gathered transposed), T = G[S, S] · B,
+    /// H̃ = Bᵀ · T, JᵀΛr = Bᵀ · u[S].
+    func compactJacobianProducts(point k: Int, workspace ws: GaussNewtonWorkspace) {
+        let net = decoder.network, layers = net.layerCount, L = decoder.latent
+        let p = UnsafePointer(net.parameters.pointer)
+        let h = net.widths[layers - 1]
+        var a = ws.jacobianA.pointer, b = ws.jacobianB.pointer
+        let sub = ws.subMatrix.pointer
+        var previous = ws.activeA, current = ws.activeB
+        // Layer 1: B = W₁[:, S₁]ᵀ.
+        let h1 = net.widths[1], w1 = p + net.weightOffsets[0], act1 = ws.network.activations[0].pointer + k * h1
+        var sPrev = 0
+        for c in 0..<h1 where act1[c] > 0 { previous[sPrev] = c; sPrev += 1 }
+        for t in 0..<sPrev {
+            let row = a + t * L, col = w1 + previous[t]
+            for j in 0..<L { row[j] = col[j * h1] }
+        }
+        if layers > 2 {
+            for l in 2..<layers {
+                let nOut = net.widths[l], wl = p + net.weightOffsets[l - 1], act = ws.network.activations[l - 1].pointer + k * nOut
+                var s = 0
+                for c in 0..<nOut where act[c] > 0 { current[s] = c; s += 1 }
+                for t in 0..<s {
+                    let dst = sub + t * sPrev, col = wl + current[t]
+                    for r in 0..<sPrev { dst[r] = col[previous[r] * nOut] }
+                }
+                gemm(.none, .none, m: s, n: L, k: sPrev, alpha: 1, a: sub, lda: max(sPrev, 1), b: a, ldb: L,
+                     beta: 0, c: b, ldc: L)
+                swap(&a, &b); swap(&previous, &current); sPrev = s
+            }
+        }
+        let s = sPrev
+        let g = UnsafePointer(gram.pointer), us = ws.subVector.pointer, u = ws.projected.pointer + k * h
+        for r in 0..<s {
+            let src = g + previous[r] * h, dst = sub + r * s
+            for t in 0..<s { dst[t] = src[previous[t]] }
+            us[r] = u[previous[r]]
+        }
+        let tg = ws.timesGram.pointer
+        gemm(.none, .none, m: s, n: L, k: s, alpha: 1, a: sub, lda: max(s, 1), b: a, ldb: L, beta: 0, c: tg, ldc: L)
+        gemm(.transpose, .none, m: L, n: L, k: s, alpha: 1, a: a, lda: L, b: tg, ldb: L, beta: 0,
+             c: ws.hessian.pointer + k * L * L, ldc: L)
+        gemm(.transpose, .none, m: L, n: 1, k: s, alpha: 1, a: a, lda: L, b: us, ldb: 1, beta: 0,
+             c: ws.gradient.pointer + k * L, ldc: 1)
     }
 
     /// The likelihood's constant per point: ½ d log 2πσₓ² or ½ (Σ_d λ_d + d log 2π).
@@ -480,6 +543,9 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let hessian: FloatBuffer                                          // maxPoints × |z| × |z|: H̃
     let gradient: FloatBuffer                                         // maxPoints × |z|: JᵀΛr
     let index: UnsafeMutablePointer<Int>
+    /// Compact path: active-unit lists and gathered sub-blocks of Wₗ, G (widest² ) and u.
+    let activeA: UnsafeMutablePointer<Int>, activeB: UnsafeMutablePointer<Int>
+    let subMatrix: FloatBuffer, subVector: FloatBuffer
     let before: UnsafeMutablePointer<Double>, sigmaBefore: UnsafeMutablePointer<Double>, sigmaAfter: UnsafeMutablePointer<Double>
     let trialValid: UnsafeMutablePointer<Bool>
     let system: UnsafeMutablePointer<Double>, rhs: UnsafeMutablePointer<Double>
@@ -492,12 +558,16 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         z = FloatBuffer(count: m * L); zTrial = FloatBuffer(count: m * L); lvTrial = FloatBuffer(count: m * L)
         residual = FloatBuffer(count: m * d)
         jacobianA = FloatBuffer(count: hidden.isEmpty ? 1 : m * L * widest)
-        jacobianB = FloatBuffer(count: hidden.count < 2 ? 1 : m * L * widest)
+        jacobianB = FloatBuffer(count: hidden.count < 2 ? L * widest : m * L * widest)
         timesGram = FloatBuffer(count: hidden.isEmpty ? 1 : m * L * h)
         projected = FloatBuffer(count: m * h)
         hessian = FloatBuffer(count: m * L * L)
         gradient = FloatBuffer(count: m * L)
         index = .allocate(capacity: m); index.initialize(repeating: 0, count: m)
+        activeA = .allocate(capacity: widest); activeA.initialize(repeating: 0, count: widest)
+        activeB = .allocate(capacity: widest); activeB.initialize(repeating: 0, count: widest)
+        subMatrix = FloatBuffer(count: widest * widest)
+        subVector = FloatBuffer(count: widest)
         before = .allocate(capacity: m); before.initialize(repeating: 0, count: m)
         sigmaBefore = .allocate(capacity: m); sigmaBefore.initialize(repeating: 0, count: m)
         sigmaAfter = .allocate(capacity: m); sigmaAfter.initialize(repeating: 0, count: m)
@@ -507,7 +577,7 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     }
 
     deinit {
-        index.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
+        index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
         trialValid.deallocate(); system.deallocate(); rhs.deallocate()
     }
 }

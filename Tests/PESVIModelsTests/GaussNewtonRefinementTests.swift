@@ -128,7 +128,12 @@ private func solveDouble(_ A0: [Double], _ r0: [Double]) -> [Double] {
             let x = dataFrom(decoder, n: n, noise: 0.2, seed: 22)
             let mu = rng.normalArray(count: n * L)
             let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 8)
+            gn.compactActiveUnits = false
+            let dense = gn.linearization(x, mu: mu)
+            gn.compactActiveUnits = true
             let lin = gn.linearization(x, mu: mu)
+            // The active-unit path and the dense masked path agree to float rounding.
+            for e in 0..<lin.hessian.count { #expect(abs(lin.hessian[e] - dense.hessian[e]) <= 1e-4 * max(1, abs(dense.hessian[e]))) }
             let lambda: [Double] = {
                 switch objective.likelihood {
                 case _ where objective.kind == .reconstruction: return [Double](repeating: 1, count: d)
@@ -302,5 +307,42 @@ private func solveDouble(_ A0: [Double], _ r0: [Double]) -> [Double] {
         } }
         let expected = solveDouble([4, 2, 2, 5], [2, 3])
         #expect(b[1] == 0 && abs(b[0] - expected[0]) < 1e-12 && abs(b[2] - expected[1]) < 1e-12)
+    }
+}
+
+/// Timing on a realistic shape (5,000 points, |z| = 64, Arch2, d = 300); run with
+/// PESVI_GN_BENCH=1. Prints ms per iteration and iterations to converge from a nearby start.
+@Suite struct GaussNewtonBenchmark {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["PESVI_GN_BENCH"] != nil))
+    func realisticShape() {
+        let env = ProcessInfo.processInfo.environment
+        let n = Int(env["PESVI_GN_N"] ?? "") ?? 5000, L = 64, d = 300
+        let arch: Architecture = env["PESVI_GN_ARCH"] == "3" ? .arch3 : .arch2
+        var rng = RandomGenerator(seed: 81)
+        for objective in [Objective.reconstruction, .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.1))] {
+            let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: arch, objective: objective, rng: &rng)
+            var zrng = RandomGenerator(seed: 82)
+            let zTrue = zrng.normalArray(count: n * L)
+            var v = [Float]()
+            v.reserveCapacity(n * d)
+            let ws = NetworkWorkspace(network: decoder.network, maxRows: n)
+            let out = zTrue.withUnsafeBufferPointer { decoder.network.forward($0.baseAddress!, rows: n, workspace: ws) }
+            for i in 0..<(n * d) { v.append(out[i] + 0.1 * zrng.standardNormal()) }
+            let x = Dataset(rows: n, cols: d, values: v)
+            let mu0 = zip(zTrue, zrng.normalArray(count: n * L, std: 0.3)).map { $0 + $1 }
+            let lv0 = [Float](repeating: -4, count: n * L)
+            for chunk in (env["PESVI_GN_CHUNKS"] ?? "32,64,128").split(separator: ",").map({ Int($0)! }) {
+                for threads in (env["PESVI_GN_THREADS"] ?? "1,2").split(separator: ",").map({ Int($0)! }) {
+                    let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: chunk)
+                    gn.compactActiveUnits = env["PESVI_GN_DENSE"] == nil
+                    let r = gn.refine(x, start: (mu0, lv0), maxSteps: 100, seed: 1)
+                    let perIteration = r.seconds / Double(max(r.iterations, 1)) * 1000
+                    let firstDone = r.curve.firstIndex { Convergence.reaches($0, r.curve.last!, relativeTolerance: 1e-3) }!
+                    print(String(format: "GNBENCH %@ %@ chunk %d threads %d: %.1f ms/iteration (%d iterations, %.2f s), steps mean %.2f max %d, curve %.5g → %.5g, within 0.1%% at t=%d, per-point-step %.1f µs",
+                                 "\(arch)", "\(objective.kind)", chunk, threads, perIteration, r.iterations, r.seconds, r.meanSteps, r.maxSteps,
+                                 r.curve[0], r.curve.last!, firstDone, r.seconds / Double(r.stepsPerPoint.reduce(0, +)) * 1e6))
+                }
+            }
+        }
     }
 }
