@@ -260,7 +260,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             let lam = st.damping[i]
             var maxDiag = 0.0
             for r in 0..<L {
-                for c in 0...r { sys[r * L + c] = Double(hk[r * L + c]) }
+                for c in r..<L { sys[r * L + c] = Double(hk[r * L + c]) }
                 let hd = Double(hk[r * L + r]) + beta
                 sys[r * L + r] = hd + lam * hd + absoluteDamping
                 maxDiag = max(maxDiag, sys[r * L + r])
@@ -347,7 +347,6 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let net = decoder.network
         let L = decoder.latent, d = decoder.dataWidth, layers = net.layerCount
         let h = net.widths[layers - 1]
-        let idx = ws.index
         let res = ws.residual.pointer
         let p = UnsafePointer(net.parameters.pointer)
 
@@ -472,45 +471,46 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     }
 
     /// Solves M δ = b in place for symmetric positive semi-definite M (n × n, row-major; only
-    /// the lower triangle is read; it is overwritten by the Cholesky factor) and b (→ δ).
+    /// the upper triangle is read; it is overwritten by U with M = UᵀU) and b (→ δ).
     ///
+    /// Right-looking, row-oriented: every inner loop is a contiguous axpy, so it vectorizes.
     /// A Schur pivot that is not > `pivotTolerance` (including NaN) freezes its coordinate:
-    /// its factor column is zeroed and δⱼ = 0, which solves the system restricted to the
-    /// other coordinates (for PSD M a vanishing pivot implies a vanishing column below it).
+    /// its row of U is zeroed and δⱼ = 0, which solves the system restricted to the other
+    /// coordinates (for PSD M a vanishing pivot implies a vanishing row beside it).
     static func choleskySolve(_ a: UnsafeMutablePointer<Double>, _ b: UnsafeMutablePointer<Double>, n: Int, pivotTolerance: Double) {
         for j in 0..<n {
             let rj = a + j * n
-            var s = rj[j]
-            for k in 0..<j { s -= rj[k] * rj[k] }
+            let s = rj[j]
             if !(s > pivotTolerance) || !s.isFinite {
-                rj[j] = 0
-                for i in (j + 1)..<n { a[i * n + j] = 0 }
+                for k in j..<n { rj[k] = 0 }
                 continue
             }
-            let dj = s.squareRoot()
+            let dj = s.squareRoot(), inv = 1 / dj
             rj[j] = dj
-            let inv = 1 / dj
+            for k in (j + 1)..<n { rj[k] *= inv }
+            // Schur complement: M[i, i…] −= U[j, i] · U[j, i…] for i > j.
             for i in (j + 1)..<n {
+                let f = rj[i]
+                if f == 0 { continue }
                 let ri = a + i * n
-                var t = ri[j]
-                for k in 0..<j { t -= ri[k] * rj[k] }
-                ri[j] = t * inv
+                for k in i..<n { ri[k] -= f * rj[k] }
             }
         }
-        // Forward: L y = b.
+        // Forward: Uᵀ y = b, column by column.
         for j in 0..<n {
             let rj = a + j * n
             if rj[j] == 0 { b[j] = 0; continue }
-            var s = b[j]
-            for k in 0..<j { s -= rj[k] * b[k] }
-            b[j] = s / rj[j]
+            let y = b[j] / rj[j]
+            b[j] = y
+            for k in (j + 1)..<n { b[k] -= y * rj[k] }
         }
-        // Backward: Lᵀ δ = y.
+        // Backward: U δ = y.
         for j in stride(from: n - 1, through: 0, by: -1) {
-            if a[j * n + j] == 0 { b[j] = 0; continue }
+            let rj = a + j * n
+            if rj[j] == 0 { b[j] = 0; continue }
             var s = b[j]
-            for k in (j + 1)..<n { s -= a[k * n + j] * b[k] }
-            b[j] = s / a[j * n + j]
+            for k in (j + 1)..<n { s -= rj[k] * b[k] }
+            b[j] = s / rj[j]
         }
     }
 }
