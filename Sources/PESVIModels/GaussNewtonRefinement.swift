@@ -22,7 +22,8 @@ public struct GaussNewtonResult: Sendable {
     public var maxSteps: Int
     /// Iterations run (≤ the `maxSteps` argument; fewer when every point finished early).
     public var iterations: Int
-    /// Wall time of the iterations in seconds, excluding the evaluations that only record `curve`.
+    /// Wall time of the refinement in seconds (G, the starting P(μ), the iterations), excluding
+    /// the evaluations that only record `curve`.
     public var seconds: Double
 }
 
@@ -62,11 +63,15 @@ public struct GaussNewtonResult: Sendable {
 /// less than `tolerance` relative to its value before the step, when λ exceeds
 /// `maximumDamping`, or when its H or g is not finite.
 ///
-/// **Cost.** J is formed in forward mode, batched over a chunk's active points: A₁ = W₁
-/// masked by each point's ReLU pattern, Aₗ = (Aₗ₋₁·Wₗ) masked, up to the last hidden layer
-/// (|z| × h per point). With G = W_L Λ W_Lᵀ (h × h, once per call), H̃ = A·G·Aᵀ and
-/// JᵀΛr = A·(W_L Λ r), so the d-wide output layer is never formed per point. A linear
-/// decoder (no hidden layer) has A = I and H̃ = G for every point.
+/// **Cost.** J is formed in forward mode up to the last hidden layer, A = ∂a_{L−1}/∂z
+/// (|z| × h per point): A₁ = W₁ masked by the point's ReLU pattern, Aₗ = (Aₗ₋₁·Wₗ) masked.
+/// With G = W_L Λ W_Lᵀ (h × h, shared, once per call), H̃ = A·G·Aᵀ and JᵀΛr = A·(Λr·W_Lᵀ),
+/// so the d-wide output layer is never formed per point. Masked columns of A are exact zeros,
+/// so by default each point works only on its active units S (gathering Wₗ[Sₗ₋₁, Sₗ] and
+/// G[S, S]): about (|S|/h)² of the dense cost, ~3× less with half the units on (measured
+/// 3.3× on Arch2, |z| = 64, d = 300). A linear decoder (no hidden layer) has A = I, H̃ = G.
+/// Per point and iteration: that, one Cholesky of |z| × |z|, two forward passes (at μ and at
+/// the trial), all batched over the chunk's unfinished points where the shapes allow.
 ///
 /// **Curve.** `curve[t]` is the mean over points of the Monte-Carlo objective SVI reports
 /// (``LatentStepper/evaluate(_:_:seed:step:atMean:perPoint:perPointSquaredError:)`` with

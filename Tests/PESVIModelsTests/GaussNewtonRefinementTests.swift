@@ -349,6 +349,13 @@ private func solveDouble(_ A0: [Double], _ r0: [Double]) -> [Double] {
             let lv0 = [Float](repeating: -4, count: n * L)
             for chunk in (env["PESVI_GN_CHUNKS"] ?? "32,64,128").split(separator: ",").map({ Int($0)! }) {
                 for threads in (env["PESVI_GN_THREADS"] ?? "1,2").split(separator: ",").map({ Int($0)! }) {
+                    // A full iteration (every point active): tolerance 0, 3 iterations, best of 3 runs.
+                    let full = GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: chunk, tolerance: 0)
+                    full.compactActiveUnits = env["PESVI_GN_DENSE"] == nil
+                    var best = Double.infinity
+                    for _ in 0..<3 { best = min(best, full.refine(x, start: (mu0, lv0), maxSteps: 3, seed: 1).seconds / 3 * 1000) }
+                    print(String(format: "GNBENCH %@ %@ chunk %d threads %d: full iteration (all %d points) %.1f ms", "\(arch)", "\(objective.kind)", chunk, threads, n, best))
+                    if env["PESVI_GN_FULL_ONLY"] != nil { continue }
                     let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: chunk)
                     gn.compactActiveUnits = env["PESVI_GN_DENSE"] == nil
                     let r = gn.refine(x, start: (mu0, lv0), maxSteps: 100, seed: 1)
