@@ -17,6 +17,8 @@ public struct GaussNewtonResult: Sendable {
     /// Iterations in which each point was processed (one Jacobian, one solve, one trial
     /// forward pass each; accepted and rejected steps both count). A finished point stops counting.
     public var stepsPerPoint: [Int]
+    /// How many of all the points' trials were rejected by the divergence guard.
+    public var rejectedSteps: Int
     /// Mean and maximum of `stepsPerPoint`.
     public var meanSteps: Double
     public var maxSteps: Int
@@ -53,12 +55,13 @@ public struct GaussNewtonResult: Sendable {
 /// the floor (default −18, σ² ≈ 1.5·10⁻⁸) keeps log σ² finite and E_q within ~1e-8·H̃ⱼⱼ/d
 /// of the mean's error, while a start already below it is kept.
 ///
-/// **Levenberg–Marquardt control**, per point, one trial per iteration: the trial
+/// **Levenberg–Marquardt control**, per point, one trial per iteration (by default; see
+/// `trialsPerIteration`): the trial
 /// (μ + δ, σ′) is accepted iff P(μ + δ) is finite and ≤ P(μ) — the exact deterministic
 /// objective at the mean, one forward pass. Since σ′ minimizes S at the current curvature,
 /// an accepted trial also lowers P + S (S evaluated with the H̃ of the iteration's μ). On
 /// acceptance λ ← max(λ/3, λ_min) (never raised by that floor); on rejection μ and log σ²
-/// stay bit-for-bit as they were, λ ← 4λ, and the point retries next iteration. A point is
+/// stay bit-for-bit as they were, λ ← 4λ, and the point retries next iteration (or at once). A point is
 /// finished — never touched or evaluated again — when an accepted step improved P + S by
 /// less than `tolerance` relative to its value before the step, when λ exceeds
 /// `maximumDamping`, or when its H or g is not finite.
@@ -99,6 +102,10 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     public let logVarianceFloor: Float
     /// Samples per point for the recorded curve.
     public let curveSamples: Int
+    /// Trials per point and iteration. 1: a rejected step retries in the next iteration (with
+    /// a fresh but identical linearization). k > 1: up to k−1 immediate retries at 4λ, 16λ, …
+    /// on the same H and g, each costing a Cholesky and a forward pass, not a Jacobian.
+    public let trialsPerIteration: Int
 
     let runner: ChunkRunner
     let workspaces: [GaussNewtonWorkspace]
@@ -115,8 +122,10 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
 
     public init(decoder: GaussianDecoder, threads: Int = 1, chunkRows: Int = 64, damping: Double = 1e-3,
                 tolerance: Double = 1e-4, logVarianceFloor: Float = -18, absoluteDamping: Double = 1e-9,
-                minimumDamping: Double = 1e-6, maximumDamping: Double = 1e12, curveSamples: Int = 1) {
-        precondition(threads >= 1 && chunkRows >= 1 && curveSamples >= 1, "GaussNewtonRefinement: threads, chunkRows, curveSamples must be ≥ 1")
+                minimumDamping: Double = 1e-6, maximumDamping: Double = 1e12, curveSamples: Int = 1,
+                trialsPerIteration: Int = 1) {
+        precondition(threads >= 1 && chunkRows >= 1 && curveSamples >= 1 && trialsPerIteration >= 1,
+                     "GaussNewtonRefinement: threads, chunkRows, curveSamples, trialsPerIteration must be ≥ 1")
         precondition(damping >= 0 && absoluteDamping >= 0 && tolerance >= 0, "GaussNewtonRefinement: damping and tolerance must be ≥ 0")
         self.decoder = decoder
         self.threads = threads
@@ -128,6 +137,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         self.tolerance = tolerance
         self.logVarianceFloor = logVarianceFloor
         self.curveSamples = curveSamples
+        self.trialsPerIteration = trialsPerIteration
         runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
         workspaces = (0..<threads).map { _ in GaussNewtonWorkspace(decoder: decoder, maxPoints: chunkRows) }
         curveStepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: chunkRows, samples: curveSamples)
@@ -180,11 +190,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             curve.append(curveStepper.evaluate(x, table, seed: seed, step: 0) * perN)
         }
         var steps = [Int](repeating: 0, count: n)
-        var total = 0, most = 0
-        for i in 0..<n { steps[i] = Int(state.steps[i]); total += steps[i]; most = max(most, steps[i]) }
+        var total = 0, most = 0, rejected = 0
+        for i in 0..<n { steps[i] = Int(state.steps[i]); total += steps[i]; most = max(most, steps[i]); rejected += Int(state.rejected[i]) }
         return GaussNewtonResult(mu: table.mu.array, logVariance: table.logVariance.array, curve: curve,
                                  objectiveAtMean: Array(UnsafeBufferPointer(start: state.objective, count: n)),
-                                 stepsPerPoint: steps, meanSteps: Double(total) * perN, maxSteps: most,
+                                 stepsPerPoint: steps, rejectedSteps: rejected, meanSteps: Double(total) * perN, maxSteps: most,
                                  iterations: iterations, seconds: elapsed)
     }
 
@@ -249,68 +259,80 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         linearizeChunk(x, mu: mu, count: m, workspace: ws)
         let hess = ws.hessian.pointer, grad = ws.gradient.pointer
 
-        // 3. Per point: damped system, Cholesky, trial μ and closed-form σ.
-        let sys = ws.system, rhs = ws.rhs
+        // 3. Per point: skip non-finite linearizations; the rest are pending a trial.
+        let sys = ws.system, rhs = ws.rhs, pending = ws.pending
         let floorLV = logVarianceFloor
         let sigmaScale = isELBO ? 0.5 : perD  // S's weight on Σ σ² H̃ⱼⱼ
-        for k in 0..<m {
-            let i = idx[k]
-            let hk = hess + k * L * L, gk = grad + k * L, zk = z + k * L
-            let lvk = lv + i * L, lvt = lvTrial + k * L, zt = zTrial + k * L
-            if !Elementwise.allFinite(hk, count: L * L) || !Elementwise.allFinite(gk, count: L) {
-                ws.trialValid[k] = false
-                continue
-            }
-            ws.trialValid[k] = true
-            let lam = st.damping[i]
-            var maxDiag = 0.0
-            for r in 0..<L {
-                for c in r..<L { sys[r * L + c] = Double(hk[r * L + c]) }
-                let hd = Double(hk[r * L + r]) + beta
-                sys[r * L + r] = hd + lam * hd + absoluteDamping
-                maxDiag = max(maxDiag, sys[r * L + r])
-                rhs[r] = Double(gk[r]) - beta * Double(zk[r])
-            }
-            GaussNewtonRefinement.choleskySolve(sys, rhs, n: L, pivotTolerance: 1e-12 * maxDiag)
-            var sOld = 0.0, sNew = 0.0
-            for j in 0..<L {
-                zt[j] = Float(Double(zk[j]) + rhs[j])
-                let ht = Double(hk[j * L + j])  // H̃ⱼⱼ
-                let newLV: Float = beta > 0 ? Float(Foundation.log(beta / (ht + beta))) : min(lvk[j], floorLV)
-                lvt[j] = newLV
-                let oldLV = Double(lvk[j]), nl = Double(newLV)
-                let s2Old = Foundation.exp(oldLV), s2New = Foundation.exp(nl)
-                sOld += sigmaScale * s2Old * ht + (beta > 0 ? 0.5 * beta * (s2Old - oldLV - 1) : 0)
-                sNew += sigmaScale * s2New * ht + (beta > 0 ? 0.5 * beta * (s2New - nl - 1) : 0)
-            }
-            ws.sigmaBefore[k] = sOld
-            ws.sigmaAfter[k] = sNew
-        }
-
-        // 4. Trial forward pass and the accept/reject decision.
-        let outTrial = net.forward(zTrial, rows: m, workspace: ws.network)
+        var pendingCount = 0
         for k in 0..<m {
             let i = idx[k]
             st.steps[i] += 1
-            guard ws.trialValid[k] else { st.finished[i] = true; continue }
-            let xr = x.values.pointer + i * d, o = outTrial + k * d
-            var q = 0.0
-            for c in 0..<d { let r = xr[c] - o[c]; q += Double(r * (r * prec[c])) }  // as in measureChunk
-            let zt = zTrial + k * L
-            let after = perD * q + constant + (beta != 0 ? 0.5 * beta * Elementwise.sumOfSquares(zt, count: L) : 0)
-            let before = st.objective[i]
-            if after.isFinite && after <= before {
-                (mu + i * L).update(from: zt, count: L)
-                (lv + i * L).update(from: lvTrial + k * L, count: L)
-                st.objective[i] = after
-                let fBefore = before + ws.sigmaBefore[k], fAfter = after + ws.sigmaAfter[k]
-                let lam = st.damping[i]
-                st.damping[i] = min(lam, max(lam / 3, minimumDamping))
-                if !(fBefore - fAfter >= tolerance * abs(fBefore)) { st.finished[i] = true }
-            } else {
-                st.damping[i] *= 4
-                if !(st.damping[i] <= maximumDamping) { st.finished[i] = true }
+            if !Elementwise.allFinite(hess + k * L * L, count: L * L) || !Elementwise.allFinite(grad + k * L, count: L) {
+                st.finished[i] = true
+                continue
             }
+            pending[pendingCount] = k; pendingCount += 1
+        }
+
+        // 4. Up to `trialsPerIteration` trials on this iteration's H and g: damped system,
+        // Cholesky, trial μ and closed-form σ (row q of the trial buffers for pending[q]), one
+        // batched forward pass, then accept or reject; a rejected point retries with 4λ.
+        var trial = 0
+        while pendingCount > 0 && trial < trialsPerIteration {
+            trial += 1
+            for q in 0..<pendingCount {
+                let k = pending[q], i = idx[k]
+                let hk = hess + k * L * L, gk = grad + k * L, zk = z + k * L
+                let lvk = lv + i * L, lvt = lvTrial + q * L, zt = zTrial + q * L
+                let lam = st.damping[i]
+                var maxDiag = 0.0
+                for r in 0..<L {
+                    for c in r..<L { sys[r * L + c] = Double(hk[r * L + c]) }
+                    let hd = Double(hk[r * L + r]) + beta
+                    sys[r * L + r] = hd + lam * hd + absoluteDamping
+                    maxDiag = max(maxDiag, sys[r * L + r])
+                    rhs[r] = Double(gk[r]) - beta * Double(zk[r])
+                }
+                GaussNewtonRefinement.choleskySolve(sys, rhs, n: L, pivotTolerance: 1e-12 * maxDiag)
+                var sOld = 0.0, sNew = 0.0
+                for j in 0..<L {
+                    zt[j] = Float(Double(zk[j]) + rhs[j])
+                    let ht = Double(hk[j * L + j])  // H̃ⱼⱼ
+                    let newLV: Float = beta > 0 ? Float(Foundation.log(beta / (ht + beta))) : min(lvk[j], floorLV)
+                    lvt[j] = newLV
+                    let oldLV = Double(lvk[j]), nl = Double(newLV)
+                    let s2Old = Foundation.exp(oldLV), s2New = Foundation.exp(nl)
+                    sOld += sigmaScale * s2Old * ht + (beta > 0 ? 0.5 * beta * (s2Old - oldLV - 1) : 0)
+                    sNew += sigmaScale * s2New * ht + (beta > 0 ? 0.5 * beta * (s2New - nl - 1) : 0)
+                }
+                ws.sigmaBefore[k] = sOld
+                ws.sigmaAfter[k] = sNew
+            }
+            let outTrial = net.forward(zTrial, rows: pendingCount, workspace: ws.network)
+            var still = 0
+            for q in 0..<pendingCount {
+                let k = pending[q], i = idx[k]
+                let xr = x.values.pointer + i * d, o = outTrial + q * d
+                var e = 0.0
+                for c in 0..<d { let r = xr[c] - o[c]; e += Double(r * (r * prec[c])) }  // as in measureChunk
+                let zt = zTrial + q * L
+                let after = perD * e + constant + (beta != 0 ? 0.5 * beta * Elementwise.sumOfSquares(zt, count: L) : 0)
+                let before = st.objective[i]
+                if after.isFinite && after <= before {
+                    (mu + i * L).update(from: zt, count: L)
+                    (lv + i * L).update(from: lvTrial + q * L, count: L)
+                    st.objective[i] = after
+                    let fBefore = before + ws.sigmaBefore[k], fAfter = after + ws.sigmaAfter[k]
+                    let lam = st.damping[i]
+                    st.damping[i] = min(lam, max(lam / 3, minimumDamping))
+                    if !(fBefore - fAfter >= tolerance * abs(fBefore)) { st.finished[i] = true }
+                } else {
+                    st.damping[i] *= 4
+                    st.rejected[i] += 1
+                    if !(st.damping[i] <= maximumDamping) { st.finished[i] = true } else { pending[still] = k; still += 1 }
+                }
+            }
+            pendingCount = still
         }
         return m
     }
@@ -525,6 +547,7 @@ final class PointState: @unchecked Sendable {
     let damping: UnsafeMutablePointer<Double>
     let finished: UnsafeMutablePointer<Bool>
     let steps: UnsafeMutablePointer<Int32>
+    let rejected: UnsafeMutablePointer<Int32>
     /// P(μᵢ) at the current μᵢ, as last measured: the value the guard compares trials with.
     let objective: UnsafeMutablePointer<Double>
     init(count: Int, damping lambda: Double) {
@@ -532,9 +555,10 @@ final class PointState: @unchecked Sendable {
         damping = .allocate(capacity: c); damping.initialize(repeating: lambda, count: c)
         finished = .allocate(capacity: c); finished.initialize(repeating: false, count: c)
         steps = .allocate(capacity: c); steps.initialize(repeating: 0, count: c)
+        rejected = .allocate(capacity: c); rejected.initialize(repeating: 0, count: c)
         objective = .allocate(capacity: c); objective.initialize(repeating: .nan, count: c)
     }
-    func deallocate() { damping.deallocate(); finished.deallocate(); steps.deallocate(); objective.deallocate() }
+    func deallocate() { damping.deallocate(); finished.deallocate(); steps.deallocate(); rejected.deallocate(); objective.deallocate() }
 }
 
 /// One thread's scratch memory for ``GaussNewtonRefinement``, for up to `maxPoints` points.
@@ -552,7 +576,7 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let activeA: UnsafeMutablePointer<Int>, activeB: UnsafeMutablePointer<Int>
     let subMatrix: FloatBuffer, subVector: FloatBuffer
     let before: UnsafeMutablePointer<Double>, sigmaBefore: UnsafeMutablePointer<Double>, sigmaAfter: UnsafeMutablePointer<Double>
-    let trialValid: UnsafeMutablePointer<Bool>
+    let pending: UnsafeMutablePointer<Int>
     let system: UnsafeMutablePointer<Double>, rhs: UnsafeMutablePointer<Double>
 
     init(decoder: GaussianDecoder, maxPoints m: Int) {
@@ -576,13 +600,13 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         before = .allocate(capacity: m); before.initialize(repeating: 0, count: m)
         sigmaBefore = .allocate(capacity: m); sigmaBefore.initialize(repeating: 0, count: m)
         sigmaAfter = .allocate(capacity: m); sigmaAfter.initialize(repeating: 0, count: m)
-        trialValid = .allocate(capacity: m); trialValid.initialize(repeating: false, count: m)
+        pending = .allocate(capacity: m); pending.initialize(repeating: 0, count: m)
         system = .allocate(capacity: L * L); system.initialize(repeating: 0, count: L * L)
         rhs = .allocate(capacity: L); rhs.initialize(repeating: 0, count: L)
     }
 
     deinit {
         index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
-        trialValid.deallocate(); system.deallocate(); rhs.deallocate()
+        pending.deallocate(); system.deallocate(); rhs.deallocate()
     }
 }
