@@ -1,0 +1,380 @@
+import Testing
+import Foundation
+import PESVINumerics
+@testable import PESVIModels
+
+/// The decoder's output at z, in Double (an independent reference for finite differences).
+private func forwardDouble(_ net: DenseNetwork, _ z: [Double]) -> [Double] {
+    let p = net.parameters.array.map(Double.init)
+    var a = z
+    for l in 1...net.layerCount {
+        let nIn = net.widths[l - 1], nOut = net.widths[l]
+        var y = Array(p[net.biasOffsets[l - 1]..<(net.biasOffsets[l - 1] + nOut)])
+        for i in 0..<nIn { for o in 0..<nOut { y[o] += a[i] * p[net.weightOffsets[l - 1] + i * nOut + o] } }
+        if l < net.layerCount { y = y.map { max($0, 0) } }
+        a = y
+    }
+    return a
+}
+
+/// n points x = D(z) + noise with z ~ N(0, I), from the decoder itself.
+private func dataFrom(_ decoder: GaussianDecoder, n: Int, noise: Float, seed: UInt64) -> Dataset {
+    var rng = RandomGenerator(seed: seed)
+    let L = decoder.latent, d = decoder.dataWidth
+    var v = [Float]()
+    for _ in 0..<n {
+        let y = forwardDouble(decoder.network, rng.normalArray(count: L).map(Double.init))
+        for c in 0..<d { v.append(Float(y[c]) + noise * rng.standardNormal()) }
+    }
+    return Dataset(rows: n, cols: d, values: v)
+}
+
+/// The per-point objective at z = μ (`evaluate` with atMean), in the refinement's table layout.
+private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Float], logVariance: [Float]) -> [Double] {
+    let table = PosteriorTable(mu: mu, logVariance: logVariance, latent: decoder.latent, adam: AdamConfiguration(learningRate: 0))
+    let stepper = LatentStepper(decoder: decoder, threads: 1, chunkRows: 32)
+    var out = [Double](repeating: 0, count: x.rows)
+    out.withUnsafeMutableBufferPointer { _ = stepper.evaluate(x, table, seed: 0, step: 0, atMean: true, perPoint: $0.baseAddress!) }
+    return out
+}
+
+/// Solves the symmetric system A s = r in Double (Gaussian elimination, partial pivoting).
+private func solveDouble(_ A0: [Double], _ r0: [Double]) -> [Double] {
+    let n = r0.count
+    var A = A0, r = r0
+    for col in 0..<n {
+        let piv = (col..<n).max { abs(A[$0 * n + col]) < abs(A[$1 * n + col]) }!
+        if piv != col { for k in 0..<n { A.swapAt(col * n + k, piv * n + k) }; r.swapAt(col, piv) }
+        for row in (col + 1)..<n {
+            let f = A[row * n + col] / A[col * n + col]
+            for k in col..<n { A[row * n + k] -= f * A[col * n + k] }
+            r[row] -= f * r[col]
+        }
+    }
+    var s = [Double](repeating: 0, count: n)
+    for row in stride(from: n - 1, through: 0, by: -1) {
+        var t = r[row]
+        for k in (row + 1)..<n { t -= A[row * n + k] * s[k] }
+        s[row] = t / A[row * n + row]
+    }
+    return s
+}
+
+@Suite struct GaussNewtonRefinementTests {
+    /// Linear decoder, reconstruction: one undamped GN step from any start — near, zero, far —
+    /// is the least-squares μ* = argmin ‖x − μW − b‖² (normal equations in Double).
+    @Test func oneStepSolvesLinearLeastSquares() {
+        var rng = RandomGenerator(seed: 11)
+        let L = 5, d = 12, n = 40
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
+        let x = dataFrom(decoder, n: n, noise: 0.3, seed: 12)
+        let ls = leastSquares(decoder: decoder.network, x: x)
+        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, damping: 1e-12, tolerance: 0, absoluteDamping: 0, minimumDamping: 0)
+        for (k, scale) in [Float(0), 1, 30].enumerated() {
+            var srng = RandomGenerator(seed: 100 + UInt64(k))
+            let mu0 = srng.normalArray(count: n * L, std: max(scale, 1)).map { scale == 0 ? 0 : $0 }
+            let r = gn.refine(x, start: (mu0, [Float](repeating: 0, count: n * L)), maxSteps: 1, seed: 1)
+            var worst = 0.0
+            for i in 0..<n {
+                var err = 0.0, norm = 0.0
+                for j in 0..<L { err += pow(Double(r.mu[i * L + j]) - ls[i * L + j], 2); norm += ls[i * L + j] * ls[i * L + j] }
+                worst = max(worst, (err / max(norm, 1e-12)).squareRoot())
+            }
+            #expect(worst < 1e-4, "start scale \(scale): worst relative error \(worst) after one step")
+            #expect(r.stepsPerPoint.allSatisfy { $0 == 1 } && r.iterations == 1)
+        }
+        // From μ ~ 1000 a float μ resolves only ~6e-5 (and D(μ) ~ 1e3 rounds the residual at
+        // ~1e-4), so one step is exact relative to the distance travelled, and its error
+        // (~1e-4 absolute) costs no more than float rounding in the objective.
+        do {
+            var srng = RandomGenerator(seed: 200)
+            let mu0 = srng.normalArray(count: n * L, std: 1000)
+            let lv0 = [Float](repeating: 0, count: n * L)
+            let one = gn.refine(x, start: (mu0, lv0), maxSteps: 1, seed: 1)
+            let best = objectiveAtMean(decoder, x, mu: ls.map { Float($0) }, logVariance: lv0)
+            var worst = 0.0
+            for i in 0..<n {
+                var e = 0.0, dist = 0.0
+                for j in 0..<L {
+                    let t = ls[i * L + j]
+                    e += pow(Double(one.mu[i * L + j]) - t, 2); dist += pow(Double(mu0[i * L + j]) - t, 2)
+                }
+                worst = max(worst, (e / dist).squareRoot())
+                #expect(one.objectiveAtMean[i] <= best[i] * (1 + 1e-6), "far start, point \(i): \(one.objectiveAtMean[i]) vs optimum \(best[i])")
+            }
+            #expect(worst < 1e-5, "far start, one step: error / distance \(worst)")
+        }
+        // With the default damping λ = 1e-3 the step is damped, but LM converges to μ* in a few steps.
+        let damped = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 0, absoluteDamping: 0)
+        var srng = RandomGenerator(seed: 7)
+        let r = damped.refine(x, start: (srng.normalArray(count: n * L, std: 10), [Float](repeating: 0, count: n * L)), maxSteps: 6, seed: 1)
+        var worst = 0.0
+        for i in 0..<(n * L) { worst = max(worst, abs(Double(r.mu[i]) - ls[i]) / max(abs(ls[i]), 1)) }
+        #expect(worst < 1e-4, "damped LM after 6 steps: \(worst)")
+    }
+
+    /// H̃ = JᵀΛJ and JᵀΛr match J from central differences of D (in Double) for Arch2 and Arch3,
+    /// with Λ = I (reconstruction), I/σₓ² and a learned diagonal.
+    @Test(arguments: [Architecture.arch2, .arch3])
+    func jacobianProductsMatchFiniteDifferences(_ arch: Architecture) {
+        let L = 6, d = 15, n = 20
+        var rng = RandomGenerator(seed: 21)
+        let net = DenseNetwork(widths: arch.decoderWidths(latent: L, data: d), rng: &rng)
+        let learnedLV = rng.uniformArray(count: d, low: -1, high: 1)
+        let objectives: [(Objective, [Float]?)] = [(.reconstruction, nil), (.elbo(beta: 0.5, likelihood: .fixedVariance(sigma: 0.3)), nil),
+                                                   (.elbo(beta: 1, likelihood: .learnedVariance), learnedLV)]
+        for (objective, lv) in objectives {
+            let decoder = GaussianDecoder(network: net, objective: objective, logNoiseVariance: lv)
+            let x = dataFrom(decoder, n: n, noise: 0.2, seed: 22)
+            let mu = rng.normalArray(count: n * L)
+            let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 8)
+            gn.compactActiveUnits = false
+            let dense = gn.linearization(x, mu: mu)
+            gn.compactActiveUnits = true
+            let lin = gn.linearization(x, mu: mu)
+            // The active-unit path and the dense masked path agree to float rounding.
+            for e in 0..<lin.hessian.count { #expect(abs(lin.hessian[e] - dense.hessian[e]) <= 1e-4 * max(1, abs(dense.hessian[e]))) }
+            let lambda: [Double] = {
+                switch objective.likelihood {
+                case _ where objective.kind == .reconstruction: return [Double](repeating: 1, count: d)
+                case .fixedVariance(let s): return [Double](repeating: 1 / (Double(s) * Double(s)), count: d)
+                case .learnedVariance: return learnedLV.map { exp(-Double($0)) }
+                }
+            }()
+            var worstH = 0.0, worstG = 0.0
+            for i in 0..<n {
+                let z = (0..<L).map { Double(mu[i * L + $0]) }
+                let y = forwardDouble(net, z)
+                var J = [Double](repeating: 0, count: d * L)  // d × L
+                let h = 1e-6
+                for j in 0..<L {
+                    var zp = z, zm = z
+                    zp[j] += h; zm[j] -= h
+                    let yp = forwardDouble(net, zp), ym = forwardDouble(net, zm)
+                    for c in 0..<d { J[c * L + j] = (yp[c] - ym[c]) / (2 * h) }
+                }
+                var scaleH = 0.0, scaleG = 0.0
+                var refH = [Double](repeating: 0, count: L * L), refG = [Double](repeating: 0, count: L)
+                for a in 0..<L {
+                    for b in 0..<L { for c in 0..<d { refH[a * L + b] += J[c * L + a] * lambda[c] * J[c * L + b] } }
+                    for c in 0..<d { refG[a] += J[c * L + a] * lambda[c] * (Double(x.row(i)[c]) - y[c]) }
+                }
+                for v in refH { scaleH = max(scaleH, abs(v)) }
+                for v in refG { scaleG = max(scaleG, abs(v)) }
+                for e in 0..<(L * L) { worstH = max(worstH, abs(Double(lin.hessian[i * L * L + e]) - refH[e]) / scaleH) }
+                for e in 0..<L { worstG = max(worstG, abs(Double(lin.gradient[i * L + e]) - refG[e]) / max(scaleG, 1e-12)) }
+            }
+            #expect(worstH < 1e-4, "\(arch) \(objective): JᵀΛJ off by \(worstH) (relative to the largest entry)")
+            #expect(worstG < 1e-4, "\(arch) \(objective): JᵀΛr off by \(worstG)")
+            // P(μ) is the objective at the mean minus the σ part of β·KL (log σ² = 0 here: that part is 0).
+            let atMean = objectiveAtMean(decoder, x, mu: mu, logVariance: [Float](repeating: 0, count: n * L))
+            for i in 0..<n { #expect(abs(lin.objective[i] - atMean[i]) <= 1e-5 * max(1, abs(atMean[i]))) }
+        }
+    }
+
+    /// With no absolute damping and a tiny λ on a nonlinear decoder from far starts, full GN
+    /// steps often overshoot; the guard rejects them, so no point's objective ever rises and
+    /// the curve never goes up.
+    @Test(arguments: [1, 3])
+    func divergenceGuardNeverLetsTheObjectiveRise(trials: Int) {
+        let L = 4, d = 20, n = 48
+        var rng = RandomGenerator(seed: 31)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch3, objective: .reconstruction, rng: &rng)
+        let x = dataFrom(decoder, n: n, noise: 0.05, seed: 32)
+        let mu0 = rng.normalArray(count: n * L, std: 3)
+        let lv0 = [Float](repeating: -18, count: n * L)
+        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, damping: 1e-9, tolerance: 0, absoluteDamping: 0, minimumDamping: 0,
+                                       trialsPerIteration: trials)
+        let T = 12
+        var previousResult = gn.refine(x, start: (mu0, lv0), maxSteps: 0, seed: 5)
+        var rejections = 0, rises = 0
+        for t in 1...T {
+            let r = gn.refine(x, start: (mu0, lv0), maxSteps: t, seed: 5)
+            // The guard's own measurement: exactly non-increasing.
+            for i in 0..<n where !(r.objectiveAtMean[i] <= previousResult.objectiveAtMean[i]) { rises += 1 }
+            // An independent evaluation (float SIMD sums) agrees with it to rounding.
+            let independent = objectiveAtMean(decoder, x, mu: r.mu, logVariance: r.logVariance)
+            for i in 0..<n {
+                #expect(abs(independent[i] - r.objectiveAtMean[i]) <= 1e-6 * abs(independent[i]))
+                let stepped = r.stepsPerPoint[i] > previousResult.stepsPerPoint[i]
+                let moved = (0..<L).contains { r.mu[i * L + $0] != previousResult.mu[i * L + $0] }
+                if stepped && !moved { rejections += 1 }
+            }
+            // Runs are prefixes of one another: the first t−1 curve values agree exactly.
+            #expect(Array(r.curve.prefix(previousResult.curve.count)) == previousResult.curve)
+            previousResult = r
+        }
+        #expect(rises == 0, "\(rises) point-iterations raised the objective")
+        if trials == 1 { #expect(rejections > 0, "the guard was never exercised") }
+        if trials == 1 { #expect(previousResult.rejectedSteps > 0 && previousResult.rejectedSteps <= rejections) }
+        else { #expect(previousResult.rejectedSteps > 0) }
+        let curve = previousResult.curve
+        for t in 1..<curve.count { #expect(curve[t] <= curve[t - 1], "curve rose at \(t): \(curve[t - 1]) → \(curve[t])") }
+        #expect(curve.last! < 0.5 * curve[0], "no progress: \(curve)")
+    }
+
+    /// A point that finished is left bit-for-bit untouched by further iterations, and its
+    /// step count stops.
+    @Test func finishedPointsAreLeftUntouched() {
+        let L = 4, d = 16, n = 64
+        var rng = RandomGenerator(seed: 41)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch2, objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.2)), rng: &rng)
+        let x = dataFrom(decoder, n: n, noise: 0.1, seed: 42)
+        let mu0 = rng.normalArray(count: n * L, std: 1)
+        let lv0 = [Float](repeating: 0, count: n * L)
+        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 1e-3)
+        let long = gn.refine(x, start: (mu0, lv0), maxSteps: 200, seed: 3)
+        let longer = gn.refine(x, start: (mu0, lv0), maxSteps: 400, seed: 3)
+        #expect(long.iterations < 200, "every point should finish well within 200 iterations, ran \(long.iterations)")
+        #expect(long.mu == longer.mu && long.logVariance == longer.logVariance && long.stepsPerPoint == longer.stepsPerPoint)
+        #expect(long.maxSteps == long.iterations && long.meanSteps < Double(long.maxSteps))
+        #expect(long.curve.count == long.iterations + 1)
+        // The point that finished first: after its last step, nothing about it changes.
+        let first = (0..<n).min { long.stepsPerPoint[$0] < long.stepsPerPoint[$1] }!
+        let s = long.stepsPerPoint[first]
+        #expect(s < long.iterations)
+        let atFinish = gn.refine(x, start: (mu0, lv0), maxSteps: s, seed: 3)
+        let row = first * L..<(first + 1) * L
+        #expect(Array(atFinish.mu[row]) == Array(long.mu[row]) && Array(atFinish.logVariance[row]) == Array(long.logVariance[row]))
+        #expect(atFinish.stepsPerPoint[first] == s)
+        let mean = Double(long.stepsPerPoint.reduce(0, +)) / Double(n)
+        #expect(abs(long.meanSteps - mean) < 1e-12 && long.maxSteps == long.stepsPerPoint.max()!)
+    }
+
+    /// ELBO with a linear decoder: log σⱼ² = log(β / (Σ_c W_jc² Λ_c + β)) — ‖Wⱼ‖²/σₓ² for a fixed
+    /// σₓ — and one undamped step lands on the MAP μ = (WΛWᵀ + βI)⁻¹ WΛ(x − b).
+    @Test func elboClosedFormVarianceForLinearDecoder() {
+        let L = 4, d = 10, n = 12
+        var rng = RandomGenerator(seed: 51)
+        let net = DenseNetwork(widths: [L, d], rng: &rng)
+        let learned = rng.uniformArray(count: d, low: -2, high: 1)
+        let beta: Float = 0.7, sigmaX: Float = 0.5
+        for (likelihood, lv) in [(Likelihood.fixedVariance(sigma: sigmaX), nil as [Float]?), (.learnedVariance, learned)] {
+            let decoder = GaussianDecoder(network: net, objective: .elbo(beta: beta, likelihood: likelihood), logNoiseVariance: lv)
+            let lambda: [Double] = lv.map { $0.map { exp(-Double($0)) } } ?? [Double](repeating: 1 / Double(sigmaX * sigmaX), count: d)
+            let x = dataFrom(decoder, n: n, noise: 0.3, seed: 52)
+            let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 5, damping: 1e-12, tolerance: 0, absoluteDamping: 0, minimumDamping: 0)
+            let mu0 = rng.normalArray(count: n * L, std: 2), lv0 = rng.uniformArray(count: n * L, low: -3, high: 1)
+            let r = gn.refine(x, start: (mu0, lv0), maxSteps: 1, seed: 1)
+            let W = net.parameters.array.map(Double.init)
+            var A = [Double](repeating: 0, count: L * L)
+            for a in 0..<L { for b in 0..<L { for c in 0..<d { A[a * L + b] += W[a * d + c] * lambda[c] * W[b * d + c] } } }
+            for j in 0..<L {
+                let expected = log(Double(beta) / (A[j * L + j] + Double(beta)))
+                for i in 0..<n { #expect(abs(Double(r.logVariance[i * L + j]) - expected) < 1e-5, "\(likelihood) j=\(j): \(r.logVariance[i * L + j]) vs \(expected)") }
+            }
+            for a in 0..<L { A[a * L + a] += Double(beta) }
+            for i in 0..<n {
+                var rhs = [Double](repeating: 0, count: L)
+                for a in 0..<L { for c in 0..<d { rhs[a] += W[a * d + c] * lambda[c] * (Double(x.row(i)[c]) - W[L * d + c]) } }
+                let map = solveDouble(A, rhs)
+                for j in 0..<L { #expect(abs(Double(r.mu[i * L + j]) - map[j]) < 1e-4 * max(1, abs(map[j]))) }
+            }
+        }
+    }
+
+    /// Reconstruction has no σ optimum: log σ² drops to the floor, and a start below the floor is kept.
+    @Test func reconstructionVarianceGoesToTheFloor() {
+        var rng = RandomGenerator(seed: 61)
+        let decoder = GaussianDecoder(latent: 3, dataWidth: 9, architecture: .arch2, objective: .reconstruction, rng: &rng)
+        let x = dataFrom(decoder, n: 4, noise: 0.1, seed: 62)
+        let lv0: [Float] = [0, -5, -30, 2, 0, 0, -18, -19, 1, 0, 0, 0]
+        let r = GaussNewtonRefinement(decoder: decoder, logVarianceFloor: -12).refine(x, start: (rng.normalArray(count: 12), lv0), maxSteps: 1, seed: 1)
+        // Every point's first step from a random start lowers the error, so it is accepted.
+        #expect(r.logVariance == lv0.map { min($0, -12) })
+    }
+
+    /// Same inputs, same outputs; one thread or two, bit for bit.
+    @Test func deterministicAcrossRunsAndThreads() {
+        let L = 5, d = 14, n = 150
+        var rng = RandomGenerator(seed: 71)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch3, objective: .elbo(beta: 1, likelihood: .learnedVariance), rng: &rng)
+        let x = dataFrom(decoder, n: n, noise: 0.2, seed: 72)
+        let start = (rng.normalArray(count: n * L), [Float](repeating: 0, count: n * L))
+        for trials in [1, 3] {
+            let one = GaussNewtonRefinement(decoder: decoder, threads: 1, chunkRows: 16, trialsPerIteration: trials)
+            let two = GaussNewtonRefinement(decoder: decoder, threads: 2, chunkRows: 16, trialsPerIteration: trials)
+            let a = one.refine(x, start: start, maxSteps: 15, seed: 9)
+            let b = one.refine(x, start: start, maxSteps: 15, seed: 9)
+            let c = two.refine(x, start: start, maxSteps: 15, seed: 9)
+            for r in [b, c] {
+                #expect(r.mu == a.mu && r.logVariance == a.logVariance && r.curve == a.curve && r.stepsPerPoint == a.stepsPerPoint
+                        && r.rejectedSteps == a.rejectedSteps && r.objectiveAtMean == a.objectiveAtMean)
+            }
+            #expect(a.curve.last! < a.curve[0])
+        }
+    }
+
+    /// The Cholesky solve freezes a coordinate with no curvature instead of dividing by zero.
+    @Test func choleskyFreezesSingularDirections() {
+        // M = [[4, 0, 2], [0, 0, 0], [2, 0, 5]], b = [2, 7, 3]: coordinate 1 frozen, the rest solved.
+        var m: [Double] = [4, 0, 2, 0, 0, 0, 2, 0, 5], b: [Double] = [2, 7, 3]
+        m.withUnsafeMutableBufferPointer { mp in b.withUnsafeMutableBufferPointer { bp in
+            GaussNewtonRefinement.choleskySolve(mp.baseAddress!, bp.baseAddress!, n: 3, pivotTolerance: 1e-12)
+        } }
+        let expected = solveDouble([4, 2, 2, 5], [2, 3])
+        #expect(b[1] == 0 && abs(b[0] - expected[0]) < 1e-12 && abs(b[2] - expected[1]) < 1e-12)
+        // A random SPD system of size 40 (upper triangle read) against Gaussian elimination.
+        var rng = RandomGenerator(seed: 91)
+        let n = 40
+        let r = rng.normalArray(count: n * n).map(Double.init)
+        var spd = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { for k in 0..<n { spd[i * n + j] += r[i * n + k] * r[j * n + k] } }; spd[i * n + i] += 0.1 }
+        let rhs = rng.normalArray(count: n).map(Double.init)
+        let reference = solveDouble(spd, rhs)
+        var lowerGarbage = spd, x = rhs
+        for i in 0..<n { for j in 0..<i { lowerGarbage[i * n + j] = .nan } }
+        lowerGarbage.withUnsafeMutableBufferPointer { mp in x.withUnsafeMutableBufferPointer { bp in
+            GaussNewtonRefinement.choleskySolve(mp.baseAddress!, bp.baseAddress!, n: n, pivotTolerance: 0)
+        } }
+        var worst = 0.0
+        for i in 0..<n { worst = max(worst, abs(x[i] - reference[i]) / max(1, abs(reference[i]))) }
+        #expect(worst < 1e-8, "Cholesky vs elimination: \(worst)")
+    }
+}
+
+/// Timing on a realistic shape (5,000 points, |z| = 64, Arch2, d = 300); run with
+/// PESVI_GN_BENCH=1. Prints ms per iteration and iterations to converge from a nearby start.
+@Suite struct GaussNewtonBenchmark {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["PESVI_GN_BENCH"] != nil))
+    func realisticShape() {
+        let env = ProcessInfo.processInfo.environment
+        let n = Int(env["PESVI_GN_N"] ?? "") ?? 5000, L = 64, d = 300
+        let arch: Architecture = env["PESVI_GN_ARCH"] == "3" ? .arch3 : .arch2
+        var rng = RandomGenerator(seed: 81)
+        for objective in [Objective.reconstruction, .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.1))] {
+            let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: arch, objective: objective, rng: &rng)
+            var zrng = RandomGenerator(seed: 82)
+            let zTrue = zrng.normalArray(count: n * L)
+            var v = [Float]()
+            v.reserveCapacity(n * d)
+            let ws = NetworkWorkspace(network: decoder.network, maxRows: n)
+            let out = zTrue.withUnsafeBufferPointer { decoder.network.forward($0.baseAddress!, rows: n, workspace: ws) }
+            for i in 0..<(n * d) { v.append(out[i] + 0.1 * zrng.standardNormal()) }
+            let x = Dataset(rows: n, cols: d, values: v)
+            let mu0 = zip(zTrue, zrng.normalArray(count: n * L, std: 0.3)).map { $0 + $1 }
+            let lv0 = [Float](repeating: -4, count: n * L)
+            for chunk in (env["PESVI_GN_CHUNKS"] ?? "32,64,128").split(separator: ",").map({ Int($0)! }) {
+                for threads in (env["PESVI_GN_THREADS"] ?? "1,2").split(separator: ",").map({ Int($0)! }) {
+                    // A full iteration (every point active): tolerance 0, 3 iterations, best of 3 runs.
+                    let trials = Int(env["PESVI_GN_TRIALS"] ?? "") ?? 1
+                    let full = GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: chunk, tolerance: 0, trialsPerIteration: trials)
+                    full.compactActiveUnits = env["PESVI_GN_DENSE"] == nil
+                    var best = Double.infinity
+                    for _ in 0..<3 { best = min(best, full.refine(x, start: (mu0, lv0), maxSteps: 3, seed: 1).seconds / 3 * 1000) }
+                    print(String(format: "GNBENCH %@ %@ chunk %d threads %d: full iteration (all %d points) %.1f ms", "\(arch)", "\(objective.kind)", chunk, threads, n, best))
+                    if env["PESVI_GN_FULL_ONLY"] != nil { continue }
+                    let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: chunk, trialsPerIteration: trials)
+                    gn.compactActiveUnits = env["PESVI_GN_DENSE"] == nil
+                    let r = gn.refine(x, start: (mu0, lv0), maxSteps: 100, seed: 1)
+                    let perIteration = r.seconds / Double(max(r.iterations, 1)) * 1000
+                    let firstDone = r.curve.firstIndex { Convergence.reaches($0, r.curve.last!, relativeTolerance: 1e-3) }!
+                    let within1 = r.curve.firstIndex { Convergence.reaches($0, r.curve.last!, relativeTolerance: 1e-2) }!
+                    print(String(format: "GNBENCH %@ %@ chunk %d threads %d: %.1f ms/iteration (%d iterations, %.2f s), steps mean %.2f max %d (%d rejected of %d), curve %.5g → %.5g, within 1%%/0.1%% at t=%d/%d, per-point-step %.1f µs",
+                                 "\(arch)", "\(objective.kind)", chunk, threads, perIteration, r.iterations, r.seconds, r.meanSteps, r.maxSteps, r.rejectedSteps, r.stepsPerPoint.reduce(0, +),
+                                 r.curve[0], r.curve.last!, within1, firstDone, r.seconds / Double(r.stepsPerPoint.reduce(0, +)) * 1e6))
+                }
+            }
+        }
+    }
+}
