@@ -59,7 +59,7 @@ public struct ReproductionOptions: Sendable {
         \(quick ? "QUICK protocol (reduced grid and budget, not the paper's)" : "full protocol (paper section 4.3)"): \
         VAE rates {\(list(vaeRates))}; SVI decoder rates {\(list(decoderRates))} × latent rates {\(list(latentRates))} × initial log σ² {\(list(initialLogVariances))}; \
         pace {\(list(paceCandidates))} for \(paceSteps) steps; at most \(maxEpochs) epochs (plateau patience \(patience)), \
-        pseudo-encoder at most \(encoderEpochs) epochs, batch \(batchSize); SVI test-time rule \(sviRule); seed \(seed).
+        pseudo-encoder at most \(encoderEpochs) epochs, batch \(batchSize.map(String.init) ?? "max(64, ⌈training rows/20⌉)"); SVI test-time rule \(sviRule); seed \(seed).
         """
     }
 }
