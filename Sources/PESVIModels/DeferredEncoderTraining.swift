@@ -121,28 +121,17 @@ public final class DeferredEncoderTraining: @unchecked Sendable {
     /// Trains until `epochs` or a validation plateau, then restores the best-validation weights.
     @discardableResult
     public func run(progress: ((EpochRecord) -> Bool)? = nil) -> Bool {
-        var stopper = PlateauStopper(patience: configuration.patience, minRelativeImprovement: configuration.minRelativeImprovement)
         var best = encoder.network.parameters.copy()
-        var stoppedOnPlateau = false
-        while history.count < configuration.epochs {
-            let start = Date()
-            let order = rng.permutation(x.rows)
-            var sum = 0.0, b = 0
-            while b < order.count {
-                let batch = order[b..<min(b + configuration.batchSize, order.count)]
-                sum += step(rows: batch) * Double(batch.count)
-                b += configuration.batchSize
-            }
-            var v: Double? = nil
-            if let vx = validationX, let vt = validationTargets, vx.rows > 0 { v = loss(x: vx, targets: vt) }
-            let r = EpochRecord(epoch: history.count + 1, trainObjective: sum / Double(max(x.rows, 1)),
-                                validationObjective: v, seconds: Date().timeIntervalSince(start))
-            history.append(r)
-            if stopper.record(v ?? r.trainObjective, index: r.epoch) { best = encoder.network.parameters.copy() }
-            if let progress, !progress(r) { break }
-            if stopper.shouldStop { stoppedOnPlateau = true; break }
-        }
+        let c = configuration
+        let stopped = runEpochs(epochs: c.epochs, rows: x.rows, batchSize: c.batchSize, patience: c.patience,
+                                minRelativeImprovement: c.minRelativeImprovement, rng: &rng, history: &history,
+                                step: { step(rows: $0) },
+                                validate: {
+                                    guard let vx = validationX, let vt = validationTargets, vx.rows > 0 else { return nil }
+                                    return loss(x: vx, targets: vt)
+                                },
+                                newBest: { best = encoder.network.parameters.copy() }, progress: progress)
         encoder.network.parameters.assign(best)
-        return stoppedOnPlateau
+        return stopped
     }
 }

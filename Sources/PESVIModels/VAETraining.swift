@@ -111,35 +111,25 @@ public final class VAETraining: @unchecked Sendable {
     /// Trains until `epochs` or a validation plateau; keeps the best-validation weights.
     @discardableResult
     public func run(progress: ((EpochRecord) -> Bool)? = nil) -> Bool {
-        var stopper = PlateauStopper(patience: configuration.patience, minRelativeImprovement: configuration.minRelativeImprovement)
         var bestEncoder = encoder.network.parameters.copy(), bestDecoder = decoder.network.parameters.copy()
         var bestNoise = decoder.logNoiseVariance?.copy()
-        var stoppedOnPlateau = false
-        while history.count < configuration.epochs {
-            let start = Date()
-            let order = rng.permutation(x.rows)
-            var sum = 0.0, b = 0
-            while b < order.count {
-                let batch = order[b..<min(b + configuration.batchSize, order.count)]
-                sum += step(rows: batch) * Double(batch.count)
-                b += configuration.batchSize
-            }
-            var v: Double? = nil
-            if let val = validation, val.rows > 0 { v = objective(on: val, seed: configuration.seed ^ 0xA5A5) }
-            let r = EpochRecord(epoch: history.count + 1, trainObjective: sum / Double(max(x.rows, 1)),
-                                validationObjective: v, seconds: Date().timeIntervalSince(start))
-            history.append(r)
-            if stopper.record(v ?? r.trainObjective, index: r.epoch) {
-                bestEncoder = encoder.network.parameters.copy()
-                bestDecoder = decoder.network.parameters.copy()
-                bestNoise = decoder.logNoiseVariance?.copy()
-            }
-            if let progress, !progress(r) { break }
-            if stopper.shouldStop { stoppedOnPlateau = true; break }
-        }
+        let c = configuration
+        let stopped = runEpochs(epochs: c.epochs, rows: x.rows, batchSize: c.batchSize, patience: c.patience,
+                                minRelativeImprovement: c.minRelativeImprovement, rng: &rng, history: &history,
+                                step: { step(rows: $0) },
+                                validate: {
+                                    guard let val = validation, val.rows > 0 else { return nil }
+                                    return objective(on: val, seed: c.seed ^ 0xA5A5)
+                                },
+                                newBest: {
+                                    bestEncoder = encoder.network.parameters.copy()
+                                    bestDecoder = decoder.network.parameters.copy()
+                                    bestNoise = decoder.logNoiseVariance?.copy()
+                                },
+                                progress: progress)
         encoder.network.parameters.assign(bestEncoder)
         decoder.network.parameters.assign(bestDecoder)
         if let b = bestNoise { decoder.logNoiseVariance?.assign(b) }
-        return stoppedOnPlateau
+        return stopped
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import Foundation
 import PESVINumerics
 @testable import PESVIModels
@@ -36,28 +37,6 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     var out = [Double](repeating: 0, count: x.rows)
     out.withUnsafeMutableBufferPointer { _ = stepper.evaluate(x, table, seed: 0, step: 0, atMean: true, perPoint: $0.baseAddress!) }
     return out
-}
-
-/// Solves the symmetric system A s = r in Double (Gaussian elimination, partial pivoting).
-private func solveDouble(_ A0: [Double], _ r0: [Double]) -> [Double] {
-    let n = r0.count
-    var A = A0, r = r0
-    for col in 0..<n {
-        let piv = (col..<n).max { abs(A[$0 * n + col]) < abs(A[$1 * n + col]) }!
-        if piv != col { for k in 0..<n { A.swapAt(col * n + k, piv * n + k) }; r.swapAt(col, piv) }
-        for row in (col + 1)..<n {
-            let f = A[row * n + col] / A[col * n + col]
-            for k in col..<n { A[row * n + k] -= f * A[col * n + k] }
-            r[row] -= f * r[col]
-        }
-    }
-    var s = [Double](repeating: 0, count: n)
-    for row in stride(from: n - 1, through: 0, by: -1) {
-        var t = r[row]
-        for k in (row + 1)..<n { t -= A[row * n + k] * s[k] }
-        s[row] = t / A[row * n + row]
-    }
-    return s
 }
 
 @Suite struct GaussNewtonRefinementTests {
@@ -267,7 +246,7 @@ private func solveDouble(_ A0: [Double], _ r0: [Double]) -> [Double] {
             for i in 0..<n {
                 var rhs = [Double](repeating: 0, count: L)
                 for a in 0..<L { for c in 0..<d { rhs[a] += W[a * d + c] * lambda[c] * (Double(x.row(i)[c]) - W[L * d + c]) } }
-                let map = solveDouble(A, rhs)
+                let map = solveLinearSystem(A, rhs)
                 for j in 0..<L { #expect(abs(Double(r.mu[i * L + j]) - map[j]) < 1e-4 * max(1, abs(map[j]))) }
             }
         }
@@ -312,7 +291,7 @@ private func solveDouble(_ A0: [Double], _ r0: [Double]) -> [Double] {
         m.withUnsafeMutableBufferPointer { mp in b.withUnsafeMutableBufferPointer { bp in
             GaussNewtonRefinement.choleskySolve(mp.baseAddress!, bp.baseAddress!, n: 3, pivotTolerance: 1e-12)
         } }
-        let expected = solveDouble([4, 2, 2, 5], [2, 3])
+        let expected = solveLinearSystem([4, 2, 2, 5], [2, 3])
         #expect(b[1] == 0 && abs(b[0] - expected[0]) < 1e-12 && abs(b[2] - expected[1]) < 1e-12)
         // A random SPD system of size 40 (upper triangle read) against Gaussian elimination.
         var rng = RandomGenerator(seed: 91)
@@ -321,7 +300,7 @@ private func solveDouble(_ A0: [Double], _ r0: [Double]) -> [Double] {
         var spd = [Double](repeating: 0, count: n * n)
         for i in 0..<n { for j in 0..<n { for k in 0..<n { spd[i * n + j] += r[i * n + k] * r[j * n + k] } }; spd[i * n + i] += 0.1 }
         let rhs = rng.normalArray(count: n).map(Double.init)
-        let reference = solveDouble(spd, rhs)
+        let reference = solveLinearSystem(spd, rhs)
         var lowerGarbage = spd, x = rhs
         for i in 0..<n { for j in 0..<i { lowerGarbage[i * n + j] = .nan } }
         lowerGarbage.withUnsafeMutableBufferPointer { mp in x.withUnsafeMutableBufferPointer { bp in

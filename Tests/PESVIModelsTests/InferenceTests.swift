@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import Foundation
 import PESVINumerics
 @testable import PESVIModels
@@ -35,22 +36,7 @@ func leastSquares(decoder: DenseNetwork, x: Dataset) -> [Double] {
             for k in 0..<L { for c in 0..<d { A[j * L + k] += W[j * d + c] * W[k * d + c] } }
             for c in 0..<d { r[j] += W[j * d + c] * (Double(x.row(i)[c]) - b[c]) }
         }
-        // Gaussian elimination with partial pivoting.
-        for col in 0..<L {
-            let piv = (col..<L).max { abs(A[$0 * L + col]) < abs(A[$1 * L + col]) }!
-            if piv != col { for k in 0..<L { A.swapAt(col * L + k, piv * L + k) }; r.swapAt(col, piv) }
-            for row in (col + 1)..<L {
-                let f = A[row * L + col] / A[col * L + col]
-                for k in col..<L { A[row * L + k] -= f * A[col * L + k] }
-                r[row] -= f * r[col]
-            }
-        }
-        var sol = [Double](repeating: 0, count: L)
-        for row in stride(from: L - 1, through: 0, by: -1) {
-            var s = r[row]
-            for k in (row + 1)..<L { s -= A[row * L + k] * sol[k] }
-            sol[row] = s / A[row * L + row]
-        }
+        let sol = solveLinearSystem(A, r)
         out.append(contentsOf: sol)
     }
     return out
