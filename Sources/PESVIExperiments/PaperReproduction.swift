@@ -70,7 +70,11 @@ public struct ReproductionCell: Sendable, Codable {
     public var vaeLearningRate: Float?
     public var decoderLearningRate: Float
     public var latentLearningRate: Float
+    /// The chosen initial log σ² of the free posteriors.
+    public var initialLogVariance: Float = 0
     public var pace: Float
+    /// The automatic pace of PE-SVI-auto.
+    public var autoPace: Float? = nil
     /// Wall time of the cell's whole search and evaluation, seconds.
     public var seconds: Double
 }
@@ -140,7 +144,12 @@ public enum PaperReproduction {
                 let cell = ReproductionCell(comparison: comparison, vaeLearningRate: bestVAE?.2,
                                             decoderLearningRate: p1.configuration.decoderLearningRate,
                                             latentLearningRate: p1.configuration.latentLearningRate,
-                                            pace: comparison.pace, seconds: Date().timeIntervalSince(t0))
+                                            initialLogVariance: {
+                                                if case .uniform(_, _, let lv) = p1.configuration.initialization { return lv }
+                                                return 0
+                                            }(),
+                                            pace: comparison.pace, autoPace: model.configuration.autoPace,
+                                            seconds: Date().timeIntervalSince(t0))
                 log(MethodComparison.table(comparison))
                 cells.append(cell)
             }
@@ -246,9 +255,9 @@ public enum PaperReproduction {
                 }.joined(separator: " | ") + " |\n"
             }
         }
-        out += "\n## Chosen hyperparameters\n\n| cell | VAE rate | SVI decoder rate | SVI latent rate | pace | cell seconds |\n|---|---|---|---|---|---|\n"
+        out += "\n## Chosen hyperparameters\n\n| cell | VAE rate | SVI decoder rate | SVI latent rate | initial log σ² | pace | auto pace | cell seconds |\n|---|---|---|---|---|---|---|---|\n"
         for cell in cells {
-            out += "| |z|=\(cell.comparison.z) \(cell.comparison.arch) | \(cell.vaeLearningRate.map { "\($0)" } ?? "n/a") | \(cell.decoderLearningRate) | \(cell.latentLearningRate) | \(cell.pace) | "
+            out += "| |z|=\(cell.comparison.z) \(cell.comparison.arch) | \(cell.vaeLearningRate.map { "\($0)" } ?? "n/a") | \(cell.decoderLearningRate) | \(cell.latentLearningRate) | \(cell.initialLogVariance) | \(cell.pace) | \(cell.autoPace.map { String(format: "%.3g", $0) } ?? "n/a") | "
             out += String(format: "%.1f |\n", cell.seconds)
         }
         out += "\nPlots: " + cells.map { "`\(plotName($0))`" }.joined(separator: ", ") + ".\n"
