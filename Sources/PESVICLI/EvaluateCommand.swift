@@ -10,8 +10,8 @@ struct ComparisonFlags: ParsableArguments {
     @Option(help: "Refinement pace, or 'auto' for the model's chosen pace.") var lr: String = "auto"
     @Option(help: "SVI from a random start: Adam rate ('auto': the model's phase-1 latent rate).") var sviLr: String = "auto"
     @Option(help: "SVI: at most this many steps.") var sviMaxSteps: Int = 20_000
-    @Option(help: "SVI: plateau window in steps.") var sviWindow: Int = 50
-    @Option(help: "SVI: stop when a window improves the objective by less than this fraction.") var sviTolerance: Double = 1e-3
+    @Option(help: "SVI: plateau window in steps.") var sviWindow: Int = 100
+    @Option(help: "SVI: stop when a window improves the objective by less than this fraction.") var sviTolerance: Double = 1e-4
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more") }

@@ -49,7 +49,7 @@ public struct ReproductionOptions: Sendable {
         o.maxEpochs = 600
         o.patience = 40
         o.encoderEpochs = 400
-        o.sviRule = .plateau(window: 50, tolerance: 1e-3, maxSteps: 10_000)
+        o.sviRule = .sviDefault
         return o
     }
 

@@ -25,6 +25,8 @@ public enum StoppingRule: Sendable, Equatable, Codable {
     /// `tolerance` (relative), or after `maxSteps`. The plateau value is the last window's mean.
     case plateau(window: Int, tolerance: Double, maxSteps: Int)
 
-    /// The default SVI rule: windows of 50 steps, 0.1 % relative improvement, at most 20,000 steps.
-    public static let sviDefault = StoppingRule.plateau(window: 50, tolerance: 1e-3, maxSteps: 20_000)
+    /// The default SVI rule: windows of 100 steps, 0.01 % relative improvement, at most 20,000
+    /// steps. (0.1 % per 50 steps stopped SVI on 50,000 synthetic points at 429 steps and an
+    /// objective of 0.372 while the same decoder's validation rows, stepped longer, reached 0.248.)
+    public static let sviDefault = StoppingRule.plateau(window: 100, tolerance: 1e-4, maxSteps: 20_000)
 }
