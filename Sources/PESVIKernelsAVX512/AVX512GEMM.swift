@@ -100,12 +100,20 @@ public enum AVX512GEMM {
                 // op(A)[r, p] = a[r·lda + p]: gather 8 rows.
                 let s = a + (row + i) * lda + col
                 if rows == mr {
+                    // 8×8 blocks transposed in registers, then the last kc mod 8 steps.
+                    var p = 0
+                    while p + 8 <= kc {
+                        transpose8x8(s + p, lda, into: d, mr)
+                        d += 8 * mr
+                        p += 8
+                    }
                     let s0 = s, s1 = s + lda, s2 = s + 2 * lda, s3 = s + 3 * lda
                     let s4 = s + 4 * lda, s5 = s + 5 * lda, s6 = s + 6 * lda, s7 = s + 7 * lda
-                    for p in 0..<kc {
+                    while p < kc {
                         d[0] = s0[p]; d[1] = s1[p]; d[2] = s2[p]; d[3] = s3[p]
                         d[4] = s4[p]; d[5] = s5[p]; d[6] = s6[p]; d[7] = s7[p]
                         d += mr
+                        p += 1
                     }
                 } else {
                     for p in 0..<kc {
@@ -163,18 +171,60 @@ public enum AVX512GEMM {
             } else {
                 // op(B)[p, j] = b[j·ldb + p]: gather 32 stored rows.
                 let s = b + (col + j) * ldb + row
-                for q in 0..<nr {
-                    if q < cols {
-                        let sq = s + q * ldb
-                        for p in 0..<kc { d[p * nr + q] = sq[p] }
-                    } else {
-                        for p in 0..<kc { d[p * nr + q] = 0 }
+                if cols == nr {
+                    // 8×8 blocks transposed in registers (a plain strided copy becomes slow
+                    // zmm scatters), then the last kc mod 8 steps.
+                    let kc8 = kc / 8 * 8
+                    var q = 0
+                    while q < nr {
+                        var p = 0
+                        while p < kc8 {
+                            transpose8x8(s + q * ldb + p, ldb, into: d + p * nr + q, nr)
+                            p += 8
+                        }
+                        q += 8
                     }
+                    for p in kc8..<kc {
+                        for q in 0..<nr { d[p * nr + q] = s[q * ldb + p] }
+                    }
+                    d += nr * kc
+                    j += nr
+                    continue
+                }
+                // Edge panel: row by row of the packed panel (a column-by-column copy becomes
+                // zmm scatters).
+                for p in 0..<kc {
+                    let dp = d + p * nr
+                    for q in 0..<nr { dp[q] = q < cols ? s[q * ldb + p] : 0 }
                 }
             }
             d += nr * kc
             j += nr
         }
+    }
+
+    /// Writes the transpose of the 8×8 block at `src` (rows `ld` apart) to `dst` (rows `ldd`
+    /// apart): dst[i·ldd + r] = src[r·ld + i]. Three rounds of even/odd unzipping of row
+    /// pairs transpose an 8×8 block (each round rotates the 6 index bits by one).
+    @inline(__always)
+    static func transpose8x8(_ src: UnsafePointer<Float>, _ ld: Int,
+                             into dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+        typealias V = SIMD8<Float>
+        typealias W = SIMD16<Float>
+        @inline(__always) func row(_ i: Int) -> V { UnsafeRawPointer(src + i * ld).loadUnaligned(as: V.self) }
+        var r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3)
+        var r4 = row(4), r5 = row(5), r6 = row(6), r7 = row(7)
+        for _ in 0..<3 {
+            let c0 = W(lowHalf: r0, highHalf: r1), c1 = W(lowHalf: r2, highHalf: r3)
+            let c2 = W(lowHalf: r4, highHalf: r5), c3 = W(lowHalf: r6, highHalf: r7)
+            r0 = c0.evenHalf; r1 = c1.evenHalf; r2 = c2.evenHalf; r3 = c3.evenHalf
+            r4 = c0.oddHalf; r5 = c1.oddHalf; r6 = c2.oddHalf; r7 = c3.oddHalf
+        }
+        @inline(__always) func put(_ i: Int, _ v: V) {
+            UnsafeMutableRawPointer(dst + i * ldd).storeBytes(of: v, as: V.self)
+        }
+        put(0, r0); put(1, r1); put(2, r2); put(3, r3)
+        put(4, r4); put(5, r5); put(6, r6); put(7, r7)
     }
 
     /// All 8×32 tiles of one packed mc×kc A block against one packed kc×nc B block.
