@@ -196,7 +196,15 @@ final class GEMMHelperThreads: @unchecked Sendable {
 /// (0.6–0.9×: waking the helper, packing the shared operand twice), gain 3–11 % at 10–12.6
 /// MFLOP, 12–16 % at 14.7, 18–26 % at 17–20 and 1.35–1.7× from 21 MFLOP up. With the second
 /// core busy, a split product runs at ~0.95× (the caller takes the helper's chunk).
+/// This is the AVX2 kernel's threshold; the AVX-512 kernel's is higher
+/// (`GEMMKernelKind.parallelThresholdFlops`).
 let gemmParallelThresholdFlops = 15_000_000
+
+/// Threshold of the AVX-512 kernel: with a single thread twice as fast, the fixed cost of a
+/// split weighs twice as much. Measured (best of 4 interleaved runs, K,N = 128,300 and
+/// 300,128, second core free): 19.7 MFLOP 0.93–0.96×, 29.5 MFLOP 1.13–1.15×, 39.3 MFLOP
+/// 1.24–1.31×, 59 MFLOP 1.42×, 78.6 MFLOP 1.5–1.6×.
+let gemmParallelThresholdFlopsAVX512 = 25_000_000
 
 /// Entry of the packed GEMM; same contract as `gemm`, sizes already known positive or zero.
 /// `kernel` must be one of `GEMMKernelKind.available` (tests and benchmarks pass it to run
@@ -217,7 +225,7 @@ func packedGEMM(
         return
     }
     let flops = 2 * m * n * k
-    let parts = threads <= 1 || flops < gemmParallelThresholdFlops ? 1 : threads
+    let parts = threads <= 1 || flops < kernel.parallelThresholdFlops ? 1 : threads
     // Split the larger of m and n into `parts` ranges aligned to the microkernel.
     let splitN = n >= m
     let unit = splitN ? kernel.nr : kernel.mr

@@ -51,6 +51,11 @@ public enum GEMMKernelKind: String, Sendable, CaseIterable, CustomStringConverti
     /// Width of the kernel's vectors in bits.
     public var vectorBits: Int { self == .avx512 ? 512 : 256 }
 
+    /// Products with fewer floating-point operations (2·m·n·k) than this run on one thread.
+    var parallelThresholdFlops: Int {
+        self == .avx512 ? gemmParallelThresholdFlopsAVX512 : gemmParallelThresholdFlops
+    }
+
     /// Microkernel rows.
     var mr: Int { self == .avx512 ? 8 : GEMMBlocking.mr }
     /// Microkernel columns.

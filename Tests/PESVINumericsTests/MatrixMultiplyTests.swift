@@ -192,11 +192,11 @@ import Testing
     /// threads = 2 on products above the parallel threshold, split along n (n ≥ m) and along m
     /// (m > n), with uneven edges; and threads = 2 on a small product (runs serially).
     @Test(arguments: kernels) func twoThreads(kernel: GEMMKernelKind) {
-        #expect(2 * 190 * 230 * 250 >= gemmParallelThresholdFlops)
-        #expect(2 * 301 * 131 * 270 >= gemmParallelThresholdFlops)
+        #expect(2 * 190 * 230 * 300 >= kernel.parallelThresholdFlops)
+        #expect(2 * 301 * 131 * 330 >= kernel.parallelThresholdFlops)
         var seed: UInt64 = 80_000
         for (opA, opB) in Self.ops {
-            for (m, n, k) in [(190, 230, 250), (301, 131, 270), (5, 7, 3)] {
+            for (m, n, k) in [(190, 230, 300), (301, 131, 330), (5, 7, 3)] {
                 for threads in [1, 2] {
                     seed += 1
                     let t = Case(opA: opA, opB: opB, m: m, n: n, k: k, alpha: -0.5, beta: seed % 2 == 0 ? 0 : 2.5,
@@ -222,7 +222,7 @@ import Testing
             let (opA, opB) = MatrixMultiplyTests.ops[i % 4]
             let t = i % 2 == 0
                 ? Case(opA: opA, opB: opB, m: 40 + i, n: 50 + 3 * i, k: 60 + 5 * i, alpha: 1, beta: 1, kernel: kernel)
-                : Case(opA: opA, opB: opB, m: 190 + i, n: 230, k: 250, alpha: 1, beta: 0, threads: 2, kernel: kernel)
+                : Case(opA: opA, opB: opB, m: 190 + i, n: 230, k: 300, alpha: 1, beta: 0, threads: 2, kernel: kernel)
             box.p[i] = MatrixMultiplyTests.check(t, seed: 90_000 + UInt64(i)) == nil
         }
         for i in 0..<count { #expect(results[i], "concurrent product \(i) wrong") }
