@@ -14,6 +14,17 @@ let fastMath: [SwiftSetting] = [
 let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-Xcc", "-fno-math-errno"], .when(configuration: .release))]
 #endif
 
+// The AVX-512 kernels (8×32 GEMM microkernel with SIMD16<Float>, FMA probe) are compiled for
+// x86-64-v4 in their own target; PESVINumerics calls them only when the CPU reports AVX-512
+// at run time (GEMMKernelKind.current), so the binary still runs on AVX2-only machines.
+#if arch(x86_64)
+let avx512Math: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-Xcc", "-march=x86-64-v4", "-Xcc", "-fno-math-errno"], .when(configuration: .release))
+]
+#else
+let avx512Math: [SwiftSetting] = fastMath
+#endif
+
 let package = Package(
     name: "PESVI",
     products: [
@@ -28,9 +39,16 @@ let package = Package(
         // MARK: - Numerics: matrix products, elementwise kernels, random numbers
         .target(
             name: "PESVINumerics",
-            dependencies: [.product(name: "Numerics", package: "swift-numerics")],
+            dependencies: [
+                "PESVIKernelsAVX512", "PESVICPUFeatures",
+                .product(name: "Numerics", package: "swift-numerics"),
+            ],
             swiftSettings: fastMath
         ),
+        // AVX-512 GEMM kernels and FMA probe (x86-64-v4 code; called only after a CPU check).
+        .target(name: "PESVIKernelsAVX512", swiftSettings: avx512Math),
+        // Run-time CPU feature detection (__builtin_cpu_supports).
+        .target(name: "PESVICPUFeatures"),
         // MARK: - Models and inference: layers, objectives, optimizers, the three PE-SVI phases
         .target(name: "PESVIModels", dependencies: ["PESVINumerics"], swiftSettings: fastMath),
         // MARK: - Data formats: CSV, NPY, safetensors, synthetic data, splits and scaling

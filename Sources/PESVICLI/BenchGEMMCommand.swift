@@ -11,7 +11,9 @@ struct BenchGEMMCommand: ParsableCommand {
             Shapes (M,K,N): (256,64,128), (256,128,300), (256,300,128), (1024,1024,1024). \
             GFLOP/s = 2·M·N·K / time, median of the timed repeats after a warm-up. \
             1-thread results are compared with the 1-thread FMA peak, 2-thread results with \
-            the 2-thread peak.
+            the 2-thread peak. The microkernel is the one gemm uses (AVX-512 8×32 when the CPU \
+            has it, else AVX2 6×16; PESVI_GEMM_KERNEL=avx2 forces AVX2), or the one --kernel \
+            names; the peak is probed with that kernel's vector width.
             """
     )
 
@@ -24,29 +26,46 @@ struct BenchGEMMCommand: ParsableCommand {
     @Option(name: .long, help: "Timed repeats per case; the median is reported.")
     var repeats = 5
 
+    @Option(name: .long, help: "Microkernel: avx2 or avx512 (default: the one gemm uses here).")
+    var kernel: String?
+
     func validate() throws {
         guard !threads.isEmpty, threads.allSatisfy({ $0 >= 1 }) else {
             throw ValidationError("--threads takes thread counts >= 1, got \(threads)")
         }
         guard repeats >= 1 else { throw ValidationError("--repeats must be >= 1, got \(repeats)") }
+        if let kernel {
+            guard let kind = GEMMKernelKind(rawValue: kernel) else {
+                throw ValidationError("--kernel takes avx2 or avx512, got \(kernel)")
+            }
+            guard GEMMKernelKind.available.contains(kind) else {
+                throw ValidationError("--kernel \(kernel): this CPU has no AVX-512")
+            }
+        }
     }
 
     func run() throws {
         let json = self.json
+        let kind = kernel.flatMap(GEMMKernelKind.init(rawValue:)) ?? .current
         if !json {
+            print("kernel: \(kind) (CPU has AVX-512: \(GEMMKernelKind.cpuHasAVX512 ? "yes" : "no"))")
+            print("")
             print("op | m    | k    | n    | threads | GFLOP/s | % of peak")
             print("---|------|------|------|---------|---------|----------")
         }
         var peaks: [FMAPeakProbe.Result] = []
         _ = GEMMBenchmark.run(
-            threads: threads, repeats: repeats,
+            threads: threads, repeats: repeats, kernel: kind,
             onPeak: { p in
                 peaks.append(p)
-                if json { print("{\"probe\":\"fma\",\"threads\":\(p.threads),\"gflops\":\(Self.round(p.gflops, 1))}") }
+                if json {
+                    print("{\"probe\":\"fma\",\"kernel\":\"\(p.kernel.rawValue)\",\"vector_bits\":\(p.kernel.vectorBits),"
+                        + "\"threads\":\(p.threads),\"gflops\":\(Self.round(p.gflops, 1))}")
+                }
             },
             onResult: { r in
                 if json {
-                    print("{\"op\":\"\(r.op.rawValue)\",\"m\":\(r.shape.m),\"k\":\(r.shape.k),\"n\":\(r.shape.n),"
+                    print("{\"kernel\":\"\(r.kernel.rawValue)\",\"op\":\"\(r.op.rawValue)\",\"m\":\(r.shape.m),\"k\":\(r.shape.k),\"n\":\(r.shape.n),"
                         + "\"threads\":\(r.threads),\"gflops\":\(Self.round(r.gflops, 1)),"
                         + "\"peak_fraction\":\(Self.round(r.peakFraction, 3))}")
                 } else {
@@ -58,7 +77,8 @@ struct BenchGEMMCommand: ParsableCommand {
         if !json {
             print("")
             for p in peaks {
-                print("FMA peak (probe), \(p.threads) thread\(p.threads == 1 ? "" : "s"): \(Self.round(p.gflops, 1)) GFLOP/s")
+                print("FMA peak (probe, \(p.kernel.vectorBits)-bit vectors), \(p.threads) thread\(p.threads == 1 ? "" : "s"): "
+                    + "\(Self.round(p.gflops, 1)) GFLOP/s")
             }
         }
     }

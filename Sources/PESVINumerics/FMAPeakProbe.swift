@@ -1,4 +1,7 @@
 import Dispatch
+#if arch(x86_64)
+import PESVIKernelsAVX512
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -12,7 +15,8 @@ import Darwin
 /// more than the FMA latency × issue width of current x86 cores (4 cycles × 2 pipes), so the
 /// loop is bound by FMA throughput, not latency, and the 12 chains plus the two constants fit
 /// the 16 AVX2 vector registers without spills. One FMA lane counts as 2 floating-point
-/// operations.
+/// operations. With the `.avx512` kind the chains are `SIMD16<Float>` (zmm), compiled in the
+/// PESVIKernelsAVX512 target: the peak of the AVX-512 GEMM kernel.
 public enum FMAPeakProbe {
     /// Result of one probe run.
     public struct Result: Sendable, Equatable {
@@ -20,18 +24,37 @@ public enum FMAPeakProbe {
         public var threads: Int
         /// Total single-precision GFLOP/s over all threads (10⁹ floating-point operations per second).
         public var gflops: Double
+        /// Vector width of the chains: that of the GEMM kernel of this kind.
+        public var kernel: GEMMKernelKind = .avx2
     }
 
     /// Runs the probe on `threads` threads for about `seconds` of wall time (best of three
-    /// timed slices after a warm-up) and returns the total GFLOP/s.
-    public static func measure(threads: Int = 1, seconds: Double = 0.3) -> Result {
+    /// timed slices after a warm-up) and returns the total GFLOP/s, with the vectors of
+    /// `kernel` (default: the kernel `gemm` uses; `.avx512` needs a CPU with AVX-512).
+    public static func measure(threads: Int = 1, seconds: Double = 0.3,
+                               kernel: GEMMKernelKind = .current) -> Result {
         let threads = max(1, threads)
+        let kernel = GEMMKernelKind.cpuHasAVX512 ? kernel : .avx2
+        let chains: @Sendable (Int, Float) -> Float
+        let flopsPerIteration: Int
+        #if arch(x86_64)
+        if kernel == .avx512 {
+            chains = { AVX512FMAProbe.chains(iterations: $0, seed: $1) }
+            flopsPerIteration = AVX512FMAProbe.flopsPerIteration
+        } else {
+            chains = { Self.chains(iterations: $0, seed: $1) }
+            flopsPerIteration = Self.flopsPerIteration
+        }
+        #else
+        chains = { Self.chains(iterations: $0, seed: $1) }
+        flopsPerIteration = Self.flopsPerIteration
+        #endif
         // Calibrate the iteration count of one slice on this thread.
         var trial = 1 << 16
         var iterations = trial
         while true {
             let t0 = monotonicSeconds()
-            sink(chains(iterations: trial, seed: 1))
+            sink(chains(trial, 1))
             let dt = monotonicSeconds() - t0
             if dt > 0.02 || trial >= 1 << 30 {
                 iterations = max(1 << 12, Int(Double(trial) * (seconds / 3) / max(dt, 1e-9)))
@@ -45,16 +68,16 @@ public enum FMAPeakProbe {
         for _ in 0..<3 {
             let t0 = monotonicSeconds()
             if threads == 1 {
-                sink(chains(iterations: iterations, seed: 1))
+                sink(chains(iterations, 1))
             } else {
                 DispatchQueue.concurrentPerform(iterations: threads) { @Sendable t in
-                    sink(chains(iterations: sliceIterations, seed: Float(t + 1)))
+                    sink(chains(sliceIterations, Float(t + 1)))
                 }
             }
             let dt = monotonicSeconds() - t0
             best = max(best, flopsPerSlice / dt / 1e9)
         }
-        return Result(threads: threads, gflops: best)
+        return Result(threads: threads, gflops: best, kernel: kernel)
     }
 
     /// Floating-point operations of one iteration of `chains`: 12 vectors × 8 lanes × 2.

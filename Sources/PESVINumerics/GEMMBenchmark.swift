@@ -5,7 +5,8 @@
 /// is the time of one call with `alpha = 1, beta = 0` on densely stored operands. Each case is
 /// warmed up, then timed `repeats` times; each timed repeat is a batch of calls lasting at
 /// least ~40 ms, and the reported figure is the median over the repeats. The peak is the
-/// best of ``FMAPeakProbe`` slices on the same thread count.
+/// best of ``FMAPeakProbe`` slices on the same thread count, with the vector width of the
+/// kernel measured (``GEMMKernelKind``: 512-bit for `.avx512`, 256-bit for `.avx2`).
 public enum GEMMBenchmark {
     /// Which operands are transposed: NN = A·B, TN = Aᵀ·B, NT = A·Bᵀ.
     public enum Op: String, Sendable, CaseIterable {
@@ -41,21 +42,25 @@ public enum GEMMBenchmark {
         public var gflops: Double
         /// `gflops` divided by the FMA peak measured on the same number of threads.
         public var peakFraction: Double
+        /// The microkernel that ran.
+        public var kernel: GEMMKernelKind = .avx2
     }
 
     /// Measures the FMA peak on each thread count of `threads`, then every op × shape × threads
-    /// case, calling `onPeak` and `onResult` as soon as each figure is known.
+    /// case, calling `onPeak` and `onResult` as soon as each figure is known. `kernel` is the
+    /// microkernel to measure (default: the one `gemm` uses; `.avx512` needs a CPU with it).
     public static func run(
         shapes: [Shape] = standardShapes,
         ops: [Op] = Op.allCases,
         threads: [Int] = [1, 2],
         repeats: Int = 5,
+        kernel: GEMMKernelKind = .current,
         onPeak: (FMAPeakProbe.Result) -> Void = { _ in },
         onResult: (Result) -> Void = { _ in }
     ) -> (peaks: [FMAPeakProbe.Result], results: [Result]) {
         var peaks: [FMAPeakProbe.Result] = []
         for t in threads {
-            let p = FMAPeakProbe.measure(threads: t)
+            let p = FMAPeakProbe.measure(threads: t, kernel: kernel)
             peaks.append(p)
             onPeak(p)
         }
@@ -63,8 +68,9 @@ public enum GEMMBenchmark {
         for shape in shapes {
             for op in ops {
                 for (t, peak) in zip(threads, peaks) {
-                    let g = measure(op: op, shape: shape, threads: t, repeats: repeats)
-                    let r = Result(op: op, shape: shape, threads: t, gflops: g, peakFraction: g / peak.gflops)
+                    let g = measure(op: op, shape: shape, threads: t, repeats: repeats, kernel: kernel)
+                    let r = Result(op: op, shape: shape, threads: t, gflops: g, peakFraction: g / peak.gflops,
+                                   kernel: peak.kernel)
                     results.append(r)
                     onResult(r)
                 }
@@ -73,8 +79,11 @@ public enum GEMMBenchmark {
         return (peaks, results)
     }
 
-    /// Median GFLOP/s of `gemm(op, shape)` on `threads` threads over `repeats` timed batches.
-    public static func measure(op: Op, shape: Shape, threads: Int, repeats: Int = 5) -> Double {
+    /// Median GFLOP/s of `gemm(op, shape)` on `threads` threads over `repeats` timed batches,
+    /// with microkernel `kernel` (replaced by `.avx2` on a CPU without AVX-512).
+    public static func measure(op: Op, shape: Shape, threads: Int, repeats: Int = 5,
+                               kernel: GEMMKernelKind = .current) -> Double {
+        let kernel = GEMMKernelKind.cpuHasAVX512 ? kernel : .avx2
         let (m, k, n) = (shape.m, shape.k, shape.n)
         let (opA, opB) = op.transposes
         let lda = opA == .none ? k : m, ldb = opB == .none ? n : k
@@ -87,8 +96,8 @@ public enum GEMMBenchmark {
         rng.fillUniform(b, count: k * n, low: -1, high: 1)
         c.initialize(repeating: 0, count: m * n)
         func call() {
-            gemm(opA, opB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
-                 beta: 0, c: c, ldc: n, threads: threads)
+            packedGEMM(opA, opB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
+                       beta: 0, c: c, ldc: n, threads: threads, kernel: kernel)
         }
         // Warm-up (workspace, caches, clocks) and calibration of the batch length.
         var calls = 1

@@ -1,6 +1,9 @@
 import Dispatch
 import Foundation
 import Synchronization
+#if arch(x86_64)
+import PESVIKernelsAVX512
+#endif
 
 // Packed, register-blocked single-precision GEMM (the engine behind `gemm`).
 //
@@ -17,6 +20,12 @@ import Synchronization
 // are zero-padded in the packed panels; a partial tile is computed into a scratch tile and
 // only its valid part is merged into C. The first k block applies `beta` (and never reads C
 // when beta == 0); later k blocks accumulate.
+//
+// This file holds the AVX2 path (6×16 microkernel, compiled for x86-64-v3 with the rest of
+// the module). On CPUs with AVX-512 the same structure runs with an 8×32 SIMD16<Float>
+// microkernel from the PESVIKernelsAVX512 target (AVX512GEMM.serialGEMM); the choice is
+// `GEMMKernelKind.current`, made once per process (GEMMKernelKind.swift). Splitting across
+// threads, the workspaces and beta/alpha handling at the entry are shared by both kernels.
 
 /// Register and cache blocking of the packed GEMM.
 enum GEMMBlocking {
@@ -39,7 +48,7 @@ final class GEMMWorkspace: @unchecked Sendable {
     private(set) var capacityA: Int
     private(set) var packB: UnsafeMutablePointer<Float>
     private(set) var capacityB: Int
-    /// Scratch tile of MR×NR floats for edge tiles.
+    /// Scratch tile for edge tiles: MR×NR floats of the larger kernel (AVX-512: 8×32).
     let edge: UnsafeMutablePointer<Float>
 
     init() {
@@ -47,7 +56,7 @@ final class GEMMWorkspace: @unchecked Sendable {
         capacityB = GEMMBlocking.nr * 64
         packA = GEMMWorkspace.allocate(capacityA)
         packB = GEMMWorkspace.allocate(capacityB)
-        edge = GEMMWorkspace.allocate(GEMMBlocking.mr * GEMMBlocking.nr)
+        edge = GEMMWorkspace.allocate(max(GEMMBlocking.mr * GEMMBlocking.nr, 8 * 32))
     }
 
     deinit {
@@ -96,13 +105,14 @@ struct GEMMSplitJob: @unchecked Sendable {
     var a: UnsafePointer<Float>, lda: Int
     var b: UnsafePointer<Float>, ldb: Int
     var c: UnsafeMutablePointer<Float>, ldc: Int
-    /// Split along n (true) or m (false); the range unit is NR or MR.
+    /// Split along n (true) or m (false); the range unit is NR or MR of `kernel`.
     var splitN: Bool
     var chunks: Int
+    var kernel: GEMMKernelKind
 
     /// Runs chunk `part` of `chunks` on the calling thread.
     func run(part: Int) {
-        let unit = splitN ? GEMMBlocking.nr : GEMMBlocking.mr
+        let unit = splitN ? kernel.nr : kernel.mr
         let extent = splitN ? n : m
         let units = (extent + unit - 1) / unit
         let lo = units * part / chunks * unit, hi = min(extent, units * (part + 1) / chunks * unit)
@@ -111,11 +121,11 @@ struct GEMMSplitJob: @unchecked Sendable {
             if splitN {
                 let bPart = opB == .none ? b + lo : b + lo * ldb
                 serialGEMM(opA, opB, m: m, n: hi - lo, k: k, alpha: alpha, a: a, lda: lda,
-                           b: bPart, ldb: ldb, beta: beta, c: c + lo, ldc: ldc, ws: ws)
+                           b: bPart, ldb: ldb, beta: beta, c: c + lo, ldc: ldc, ws: ws, kernel: kernel)
             } else {
                 let aPart = opA == .none ? a + lo * lda : a + lo
                 serialGEMM(opA, opB, m: hi - lo, n: n, k: k, alpha: alpha, a: aPart, lda: lda,
-                           b: b, ldb: ldb, beta: beta, c: c + lo * ldc, ldc: ldc, ws: ws)
+                           b: b, ldb: ldb, beta: beta, c: c + lo * ldc, ldc: ldc, ws: ws, kernel: kernel)
             }
         }
     }
@@ -186,9 +196,19 @@ final class GEMMHelperThreads: @unchecked Sendable {
 /// (0.6–0.9×: waking the helper, packing the shared operand twice), gain 3–11 % at 10–12.6
 /// MFLOP, 12–16 % at 14.7, 18–26 % at 17–20 and 1.35–1.7× from 21 MFLOP up. With the second
 /// core busy, a split product runs at ~0.95× (the caller takes the helper's chunk).
+/// This is the AVX2 kernel's threshold; the AVX-512 kernel's is higher
+/// (`GEMMKernelKind.parallelThresholdFlops`).
 let gemmParallelThresholdFlops = 15_000_000
 
+/// Threshold of the AVX-512 kernel: with a single thread twice as fast, the fixed cost of a
+/// split weighs twice as much. Measured (best of 4 interleaved runs, K,N = 128,300 and
+/// 300,128, second core free): 19.7 MFLOP 0.93–0.96×, 29.5 MFLOP 1.13–1.15×, 39.3 MFLOP
+/// 1.24–1.31×, 59 MFLOP 1.42×, 78.6 MFLOP 1.5–1.6×.
+let gemmParallelThresholdFlopsAVX512 = 25_000_000
+
 /// Entry of the packed GEMM; same contract as `gemm`, sizes already known positive or zero.
+/// `kernel` must be one of `GEMMKernelKind.available` (tests and benchmarks pass it to run
+/// both kernels on one machine).
 func packedGEMM(
     _ opA: Transpose, _ opB: Transpose,
     m: Int, n: Int, k: Int, alpha: Float,
@@ -196,7 +216,8 @@ func packedGEMM(
     b: UnsafePointer<Float>, ldb: Int,
     beta: Float,
     c: UnsafeMutablePointer<Float>, ldc: Int,
-    threads: Int
+    threads: Int,
+    kernel: GEMMKernelKind = .current
 ) {
     if m <= 0 || n <= 0 { return }
     if k <= 0 || alpha == 0 {
@@ -204,26 +225,27 @@ func packedGEMM(
         return
     }
     let flops = 2 * m * n * k
-    let parts = threads <= 1 || flops < gemmParallelThresholdFlops ? 1 : threads
+    let parts = threads <= 1 || flops < kernel.parallelThresholdFlops ? 1 : threads
     // Split the larger of m and n into `parts` ranges aligned to the microkernel.
     let splitN = n >= m
-    let unit = splitN ? GEMMBlocking.nr : GEMMBlocking.mr
+    let unit = splitN ? kernel.nr : kernel.mr
     let extent = splitN ? n : m
     let chunks = min(parts, (extent + unit - 1) / unit)
     if chunks <= 1 {
         withGEMMWorkspace { ws in
             serialGEMM(opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                       beta: beta, c: c, ldc: ldc, ws: ws)
+                       beta: beta, c: c, ldc: ldc, ws: ws, kernel: kernel)
         }
         return
     }
     let job = GEMMSplitJob(opA: opA, opB: opB, m: m, n: n, k: k, alpha: alpha, beta: beta,
-                           a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, splitN: splitN, chunks: chunks)
+                           a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, splitN: splitN, chunks: chunks,
+                           kernel: kernel)
     if !GEMMHelperThreads.shared.run(job) {
         // Another product holds the helpers (and the other cores): run this one here.
         withGEMMWorkspace { ws in
             serialGEMM(opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                       beta: beta, c: c, ldc: ldc, ws: ws)
+                       beta: beta, c: c, ldc: ldc, ws: ws, kernel: kernel)
         }
     }
 }
@@ -250,8 +272,35 @@ func balancedBlock(_ total: Int, limit: Int, unit: Int) -> Int {
     return min(limit, (size + unit - 1) / unit * unit)
 }
 
-/// One thread's packed GEMM on a sub-problem; k > 0, alpha != 0.
+/// One thread's packed GEMM on a sub-problem with `kernel`; k > 0, alpha != 0.
+@inline(__always)
 func serialGEMM(
+    _ opA: Transpose, _ opB: Transpose,
+    m: Int, n: Int, k: Int, alpha: Float,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float,
+    c: UnsafeMutablePointer<Float>, ldc: Int,
+    ws: GEMMWorkspace,
+    kernel: GEMMKernelKind
+) {
+    #if arch(x86_64)
+    if kernel == .avx512 {
+        let sizes = AVX512GEMM.packSizes(m: m, n: n, k: k)
+        ws.reserve(a: sizes.a, b: sizes.b)
+        AVX512GEMM.serialGEMM(transposeA: opA == .transpose, transposeB: opB == .transpose,
+                              m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                              beta: beta, c: c, ldc: ldc,
+                              packA: ws.packA, packB: ws.packB, edge: ws.edge)
+        return
+    }
+    #endif
+    serialGEMMAVX2(opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                   beta: beta, c: c, ldc: ldc, ws: ws)
+}
+
+/// One thread's packed GEMM on a sub-problem with the 6×16 AVX2 kernel; k > 0, alpha != 0.
+func serialGEMMAVX2(
     _ opA: Transpose, _ opB: Transpose,
     m: Int, n: Int, k: Int, alpha: Float,
     a: UnsafePointer<Float>, lda: Int,

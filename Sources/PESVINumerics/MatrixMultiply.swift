@@ -16,7 +16,8 @@ public enum Transpose: Sendable, Equatable {
 /// This entry point is unchecked: the caller guarantees the buffers hold the stated shapes.
 /// Use ``gemmChecked(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)`` on arrays for a
 /// validated call. `threads` (1 or 2) splits large products across cores; small products
-/// always run on the calling thread.
+/// always run on the calling thread. The microkernel is ``GEMMKernelKind/current`` (AVX-512
+/// when the CPU has it, else AVX2; `PESVI_GEMM_KERNEL=avx2` forces AVX2).
 public func gemm(
     _ opA: Transpose, _ opB: Transpose,
     m: Int, n: Int, k: Int,
@@ -45,6 +46,26 @@ public func gemmChecked(
     c: inout [Float], ldc: Int? = nil,
     threads: Int = 1
 ) throws {
+    try gemmChecked(opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: &c, ldc: ldc, threads: threads, kernel: .current)
+}
+
+/// ``gemmChecked(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)`` with a chosen microkernel
+/// (one of `GEMMKernelKind.available`); lets the tests run every kernel on one machine.
+func gemmChecked(
+    _ opA: Transpose, _ opB: Transpose,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    a: [Float], lda: Int? = nil,
+    b: [Float], ldb: Int? = nil,
+    beta: Float = 0,
+    c: inout [Float], ldc: Int? = nil,
+    threads: Int = 1,
+    kernel: GEMMKernelKind
+) throws {
+    guard kernel == .avx2 || GEMMKernelKind.cpuHasAVX512 else {
+        throw NumericsError.invalidArgument("gemm kernel \(kernel) is not available on this CPU")
+    }
     guard m >= 0, n >= 0, k >= 0 else {
         throw NumericsError.invalidArgument("gemm sizes must be non-negative, got m=\(m) n=\(n) k=\(k)")
     }
@@ -78,10 +99,10 @@ public func gemmChecked(
                 // Empty operands still need a valid pointer; k == 0 never reads them.
                 var dummy: Float = 0
                 withUnsafeMutablePointer(to: &dummy) { d in
-                    gemm(opA, opB, m: m, n: n, k: k, alpha: alpha,
-                         a: ap.baseAddress ?? UnsafePointer(d), lda: lda,
-                         b: bp.baseAddress ?? UnsafePointer(d), ldb: ldb,
-                         beta: beta, c: cp.baseAddress!, ldc: ldc, threads: threads)
+                    packedGEMM(opA, opB, m: m, n: n, k: k, alpha: alpha,
+                               a: ap.baseAddress ?? UnsafePointer(d), lda: lda,
+                               b: bp.baseAddress ?? UnsafePointer(d), ldb: ldb,
+                               beta: beta, c: cp.baseAddress!, ldc: ldc, threads: threads, kernel: kernel)
                 }
             }
         }

@@ -12,8 +12,12 @@ import Testing
 /// times the same sum, so this leaves a margin of ~16× for the alpha/beta roundings, while an
 /// indexing or packing bug (a wrong, missing or doubled term) is of the order of a whole term,
 /// ≈ Σ|a||b| / k, and fails it for every k tested here.
+///
+/// The correctness tests run once per microkernel this machine can run
+/// (`GEMMKernelKind.available`: AVX2 always, AVX-512 when the CPU has it).
 @Suite struct MatrixMultiplyTests {
     static let ops: [(Transpose, Transpose)] = [(.none, .none), (.transpose, .none), (.none, .transpose), (.transpose, .transpose)]
+    static let kernels = GEMMKernelKind.available
 
     /// One product to check: shapes, scalars, leading-dimension padding and threads.
     struct Case: CustomStringConvertible {
@@ -23,8 +27,9 @@ import Testing
         /// Extra elements at the end of each stored row of A, B and C.
         var padA = 0, padB = 0, padC = 0
         var threads = 1
+        var kernel: GEMMKernelKind = .avx2
         var description: String {
-            "\(opA == .none ? "N" : "T")\(opB == .none ? "N" : "T") m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) pad=(\(padA),\(padB),\(padC)) threads=\(threads)"
+            "\(opA == .none ? "N" : "T")\(opB == .none ? "N" : "T") m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) pad=(\(padA),\(padB),\(padC)) threads=\(threads) kernel=\(kernel.rawValue)"
         }
     }
 
@@ -47,7 +52,7 @@ import Testing
         let c0 = c
         do {
             try gemmChecked(t.opA, t.opB, m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: lda,
-                            b: b, ldb: ldb, beta: t.beta, c: &c, ldc: ldc, threads: t.threads)
+                            b: b, ldb: ldb, beta: t.beta, c: &c, ldc: ldc, threads: t.threads, kernel: t.kernel)
         } catch {
             return "\(t): threw \(error)"
         }
@@ -76,12 +81,13 @@ import Testing
     }
 
     /// Each of m, n, k takes every value 1…67 while the other two run over sizes around the
-    /// 6×16 microkernel (1, 6/16, 7/17, 33/5), for all four op combinations. The scalars cycle
-    /// through the alpha/beta cases so every combination meets edge tiles.
-    @Test(arguments: [0, 1, 2, 3])
-    func sweepEverySizeOneTo67(opIndex: Int) {
+    /// 6×16 and 8×32 microkernels (1, 6/16, 7/17, 33/5, 8/32, 9/33), for all four op
+    /// combinations. The scalars cycle through the alpha/beta cases so every combination meets
+    /// edge tiles.
+    @Test(arguments: kernels, [0, 1, 2, 3])
+    func sweepEverySizeOneTo67(kernel: GEMMKernelKind, opIndex: Int) {
         let (opA, opB) = Self.ops[opIndex]
-        let others = [(1, 1), (6, 16), (7, 17), (33, 5)]
+        let others = [(1, 1), (6, 16), (7, 17), (33, 5), (8, 32), (9, 33)]
         let scalars: [(Float, Float)] = [(1, 0), (-0.5, 2.5), (1, 1), (-0.5, 0)]
         var failures: [String] = []
         var seed: UInt64 = 1000 * UInt64(opIndex)
@@ -91,7 +97,7 @@ import Testing
                     let (m, n, k) = axis == 0 ? (size, x, y) : axis == 1 ? (x, size, y) : (x, y, size)
                     let (alpha, beta) = scalars[(size + axis) % scalars.count]
                     seed += 1
-                    if let f = Self.check(Case(opA: opA, opB: opB, m: m, n: n, k: k, alpha: alpha, beta: beta), seed: seed) {
+                    if let f = Self.check(Case(opA: opA, opB: opB, m: m, n: n, k: k, alpha: alpha, beta: beta, kernel: kernel), seed: seed) {
                         failures.append(f)
                     }
                 }
@@ -102,13 +108,13 @@ import Testing
 
     /// Every alpha in {0, 1, −0.5} with every beta in {0 (C full of NaN), 1, 2.5}, for all
     /// ops, on a size with edge tiles in both directions.
-    @Test func alphaBetaCases() {
+    @Test(arguments: kernels) func alphaBetaCases(kernel: GEMMKernelKind) {
         var seed: UInt64 = 50_000
         for (opA, opB) in Self.ops {
             for alpha: Float in [0, 1, -0.5] {
                 for beta: Float in [0, 1, 2.5] {
                     seed += 1
-                    let t = Case(opA: opA, opB: opB, m: 23, n: 37, k: 29, alpha: alpha, beta: beta)
+                    let t = Case(opA: opA, opB: opB, m: 23, n: 37, k: 29, alpha: alpha, beta: beta, kernel: kernel)
                     let failure = Self.check(t, seed: seed)
                     #expect(failure == nil, "\(failure ?? "")")
                 }
@@ -151,14 +157,14 @@ import Testing
 
     /// Leading dimensions larger than the rows (padding holds NaN in A and B, a sentinel in C
     /// that must survive), for all ops, with sizes crossing the 6×16 tiles.
-    @Test func stridedOperands() {
+    @Test(arguments: kernels) func stridedOperands(kernel: GEMMKernelKind) {
         var seed: UInt64 = 60_000
         for (opA, opB) in Self.ops {
             for (m, n, k) in [(1, 1, 1), (7, 19, 5), (13, 35, 70), (64, 48, 9)] {
                 for (pa, pb, pc) in [(1, 0, 0), (0, 3, 0), (0, 0, 5), (17, 9, 33)] {
                     seed += 1
                     let t = Case(opA: opA, opB: opB, m: m, n: n, k: k, alpha: -0.5, beta: seed % 2 == 0 ? 0 : 2.5,
-                                 padA: pa, padB: pb, padC: pc)
+                                 padA: pa, padB: pb, padC: pc, kernel: kernel)
                     let failure = Self.check(t, seed: seed)
                     #expect(failure == nil, "\(failure ?? "")")
                 }
@@ -166,15 +172,17 @@ import Testing
         }
     }
 
-    /// Sizes crossing the cache blocks (mc = 144, kc = 256, nc = 4080): several k blocks with
-    /// beta ≠ 0 (beta must be applied once), several m blocks, an n block boundary.
-    @Test func sizesCrossingCacheBlocks() {
+    /// Sizes crossing the cache blocks (mc = 144, kc = 256, nc = 4080 for AVX2 and 4064 for
+    /// AVX-512): several k blocks with beta ≠ 0 (beta must be applied once), several m blocks,
+    /// an n block boundary.
+    @Test(arguments: kernels) func sizesCrossingCacheBlocks(kernel: GEMMKernelKind) {
         let shapes = [(300, 40, 513), (145, 300, 257), (513, 20, 300), (3, 4100, 7), (150, 130, 512)]
         var seed: UInt64 = 70_000
         for (opA, opB) in Self.ops {
             for (m, n, k) in shapes {
                 seed += 1
-                let t = Case(opA: opA, opB: opB, m: m, n: n, k: k, alpha: 1, beta: seed % 2 == 0 ? 2.5 : 0, padC: 3)
+                let t = Case(opA: opA, opB: opB, m: m, n: n, k: k, alpha: 1, beta: seed % 2 == 0 ? 2.5 : 0, padC: 3,
+                             kernel: kernel)
                 let failure = Self.check(t, seed: seed)
                 #expect(failure == nil, "\(failure ?? "")")
             }
@@ -183,16 +191,16 @@ import Testing
 
     /// threads = 2 on products above the parallel threshold, split along n (n ≥ m) and along m
     /// (m > n), with uneven edges; and threads = 2 on a small product (runs serially).
-    @Test func twoThreads() {
-        #expect(2 * 190 * 230 * 250 >= gemmParallelThresholdFlops)
-        #expect(2 * 301 * 131 * 270 >= gemmParallelThresholdFlops)
+    @Test(arguments: kernels) func twoThreads(kernel: GEMMKernelKind) {
+        #expect(2 * 190 * 230 * 300 >= kernel.parallelThresholdFlops)
+        #expect(2 * 301 * 131 * 330 >= kernel.parallelThresholdFlops)
         var seed: UInt64 = 80_000
         for (opA, opB) in Self.ops {
-            for (m, n, k) in [(190, 230, 250), (301, 131, 270), (5, 7, 3)] {
+            for (m, n, k) in [(190, 230, 300), (301, 131, 330), (5, 7, 3)] {
                 for threads in [1, 2] {
                     seed += 1
                     let t = Case(opA: opA, opB: opB, m: m, n: n, k: k, alpha: -0.5, beta: seed % 2 == 0 ? 0 : 2.5,
-                                 padB: 2, threads: threads)
+                                 padB: 2, threads: threads, kernel: kernel)
                     let failure = Self.check(t, seed: seed)
                     #expect(failure == nil, "\(failure ?? "")")
                 }
@@ -203,7 +211,7 @@ import Testing
     /// Many products at once from several threads give correct results: small ones share the
     /// workspace pool; the large ones ask for 2 threads, so one holds the helper threads and
     /// the others run on their own thread.
-    @Test func concurrentCallers() {
+    @Test(arguments: kernels) func concurrentCallers(kernel: GEMMKernelKind) {
         let count = 8
         let results = UnsafeMutablePointer<Bool>.allocate(capacity: count)
         results.initialize(repeating: false, count: count)
@@ -213,8 +221,8 @@ import Testing
         DispatchQueue.concurrentPerform(iterations: count) { @Sendable i in
             let (opA, opB) = MatrixMultiplyTests.ops[i % 4]
             let t = i % 2 == 0
-                ? Case(opA: opA, opB: opB, m: 40 + i, n: 50 + 3 * i, k: 60 + 5 * i, alpha: 1, beta: 1)
-                : Case(opA: opA, opB: opB, m: 190 + i, n: 230, k: 250, alpha: 1, beta: 0, threads: 2)
+                ? Case(opA: opA, opB: opB, m: 40 + i, n: 50 + 3 * i, k: 60 + 5 * i, alpha: 1, beta: 1, kernel: kernel)
+                : Case(opA: opA, opB: opB, m: 190 + i, n: 230, k: 300, alpha: 1, beta: 0, threads: 2, kernel: kernel)
             box.p[i] = MatrixMultiplyTests.check(t, seed: 90_000 + UInt64(i)) == nil
         }
         for i in 0..<count { #expect(results[i], "concurrent product \(i) wrong") }
@@ -236,6 +244,36 @@ import Testing
         }
         #expect(c1 == c2)
         #expect(c1.allSatisfy { $0 != 0 && $0.isFinite })
+    }
+
+    // MARK: - Kernel selection
+
+    /// `PESVI_GEMM_KERNEL` handling: avx2 forces AVX2; anything else is automatic; AVX-512
+    /// only when the CPU has it.
+    @Test func kernelSelection() {
+        for hw in [false, true] {
+            #expect(GEMMKernelKind.select(requested: "avx2", cpuHasAVX512: hw) == .avx2)
+            #expect(GEMMKernelKind.select(requested: "AVX2", cpuHasAVX512: hw) == .avx2)
+            #expect(GEMMKernelKind.select(requested: nil, cpuHasAVX512: hw) == (hw ? .avx512 : .avx2))
+            #expect(GEMMKernelKind.select(requested: "", cpuHasAVX512: hw) == (hw ? .avx512 : .avx2))
+            #expect(GEMMKernelKind.select(requested: "avx512", cpuHasAVX512: hw) == (hw ? .avx512 : .avx2))
+        }
+        #expect(GEMMKernelKind.available.contains(.current))
+        #expect(GEMMKernelKind.available.first == .avx2)
+    }
+
+    /// The two kernels agree (to rounding) on a product with edge tiles in every direction
+    /// and several k blocks; skipped without AVX-512.
+    @Test func kernelsAgree() throws {
+        guard GEMMKernelKind.cpuHasAVX512 else { return }
+        var rng = RandomGenerator(seed: 11)
+        let (m, n, k) = (77, 101, 530)
+        let a = rng.uniformArray(count: m * k, low: -1, high: 1), b = rng.uniformArray(count: k * n, low: -1, high: 1)
+        var c2 = [Float](repeating: 0, count: m * n), c5 = c2
+        try gemmChecked(.none, .none, m: m, n: n, k: k, a: a, b: b, c: &c2, kernel: .avx2)
+        try gemmChecked(.none, .none, m: m, n: n, k: k, a: a, b: b, c: &c5, kernel: .avx512)
+        let worst = zip(c2, c5).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= 1e-3, "largest difference \(worst)")
     }
 
     // MARK: - Misuse of the checked entry point
