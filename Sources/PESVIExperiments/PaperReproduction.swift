@@ -130,7 +130,7 @@ public enum PaperReproduction {
                                                        steps: o.paceSteps, threads: o.threads, seed: o.seed &+ 4)
                 var po = PipelineOptions()
                 po.latent = z; po.architecture = arch; po.objective = o.objective; po.seed = o.seed; po.dataSource = dataset
-                var model = TrainingPipeline.assemble(prepared, options: po, phase1: p1, phase2: p2,
+                let model = TrainingPipeline.assemble(prepared, options: po, phase1: p1, phase2: p2,
                                                       vae: bestVAE.map { ($0.0.encoder, $0.0.decoder) },
                                                       vaeConfiguration: bestVAE?.0.configuration, pace: pace, report: PipelineReport())
                 model.configuration.autoPace = TrainingPipeline.automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,

@@ -31,7 +31,6 @@ public struct ChunkRunner: Sendable {
             for c in 0..<chunks { body(0, c, c * chunkRows, min(chunkRows, rows - c * chunkRows)) }
             return
         }
-        let chunkRows = self.chunkRows
         WorkerPool.shared.run(parts: t) { thread in
             forEachChunk(rows: rows, thread: thread, of: t) { c, start, n in body(thread, c, start, n) }
         }
