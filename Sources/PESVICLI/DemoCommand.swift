@@ -8,7 +8,7 @@ import PESVIModels
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "The whole method on the built-in digits (1,797×64): train SVI decoder, pseudo-encoder and VAE, then compare VAE, SVI, PE-SVI-0 and PE-SVI-25 on the test split."
+        abstract: "The whole method on the built-in digits (1,797×64): train SVI decoder, pseudo-encoder and VAE, then compare VAE, SVI, PE-SVI-0, PE-SVI-25, PE-SVI-auto and PE-SVI-GN on the test split."
     )
     @Option(help: "Also write the trained model to this directory.") var out: String?
     @Flag(help: "Print the comparison as one JSON object.") var json = false

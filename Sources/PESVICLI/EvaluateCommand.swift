@@ -37,7 +37,7 @@ struct ComparisonFlags: ParsableArguments {
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Compare VAE, SVI, PE-SVI-0 and PE-SVI-K on the model's test split (or --data FILE).",
+        abstract: "Compare VAE, SVI, PE-SVI-0, PE-SVI-K, PE-SVI-auto and PE-SVI-GN on the model's test split (or --data FILE).",
         discussion: """
         reconstruction: expected squared error per point and dimension (standardized units). steps: SVI's first \
         step within 1 % of its own plateau; PE-SVI's first step within 1 % of SVI's converged objective (null: never). \

@@ -8,13 +8,14 @@ import PESVIModels
 struct InferCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "infer",
-        abstract: "Infer posteriors for new points: pseudo-encoder start, then K Adam steps at the pace.",
+        abstract: "Infer posteriors for new points: pseudo-encoder start, then refinement (paced Adam, or Gauss-Newton with --method gn).",
         discussion: """
         Writes one row per point: μ (|z| columns mu0…) then log σ² (|z| columns logvar0…), as .npy or .csv by the \
         extension of --out. With --lr auto (the default) each point is refined by guarded Adam at the model's automatic \
         pace (found on the model's validation rows by a log-scale search the first time, then stored in config.json), \
         stopping on its own when it stops improving (at most --steps steps). With --lr RATE, exactly --steps Adam steps \
-        at RATE (the paper's PE-SVI-K).
+        at RATE (the paper's PE-SVI-K). With --method gn, damped Gauss-Newton on μ with closed-form log σ² (at most \
+        --steps iterations per point, each point stopping on its own).
         """
     )
     @Option(help: "Model directory written by 'pesvi train'.") var model: String
@@ -22,10 +23,12 @@ struct InferCommand: ParsableCommand {
     @Option(help: "Refinement steps K (0: the pseudo-encoder's output); with --lr auto, the most any point may take.") var steps: Int = 25
     @Option(help: "Refinement rate, or 'auto' for guarded refinement at the automatic pace.") var lr: String = "auto"
     @Option(help: "Output file (.npy or .csv).") var out: String
+    @Option(help: "Refinement: 'adam' (paced Adam, see --lr) or 'gn' (Gauss-Newton).") var method: String = "adam"
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more, got \(steps)") }
+        guard ["adam", "gn"].contains(method) else { throw ValidationError("--method must be 'adam' or 'gn', got '\(method)'") }
         if lr != "auto" { guard let v = Float(lr), v > 0, v.isFinite else { throw ValidationError("--lr must be a positive number or 'auto', got '\(lr)'") } }
     }
 
@@ -33,8 +36,10 @@ struct InferCommand: ParsableCommand {
         let m = try ModelStore.load(from: model)
         let raw = try loadData(data)
         let x = try m.prepare(raw, name: data)
-        var rate: Float
-        if lr == "auto" {
+        var rate: Float = 0
+        if method == "gn" {
+            // Gauss-Newton needs no pace.
+        } else if lr == "auto" {
             if let stored = m.configuration.autoPace {
                 rate = stored
             } else {
@@ -53,7 +58,12 @@ struct InferCommand: ParsableCommand {
         let start = m.pseudoEncoder.encode(x, threads: common.threads)
         var mu = start.mu, lv = start.logVariance
         var stepsNote = "\(steps) steps"
-        if steps > 0 && lr == "auto" {
+        if steps > 0 && method == "gn" {
+            let r = GaussNewtonRefinement(decoder: m.decoder, threads: common.threads, tolerance: 1e-3, trialsPerIteration: 3)
+                .refine(x, start: start, maxSteps: steps, seed: common.seed)
+            mu = r.mu; lv = r.logVariance
+            stepsNote = String(format: "Gauss-Newton, mean %.1f / max %d steps per point", r.meanSteps, r.maxSteps)
+        } else if steps > 0 && lr == "auto" {
             var c = GuardedRefinementConfiguration(learningRate: rate)
             c.maxSteps = steps
             let r = GuardedRefinement(decoder: m.decoder, threads: common.threads).refine(x, start: start, configuration: c, seed: common.seed)
@@ -76,7 +86,8 @@ struct InferCommand: ParsableCommand {
         let names = (0..<L).map { "mu\($0)" } + (0..<L).map { "logvar\($0)" }
         try DataFiles.write(try DataMatrix(rows: x.rows, cols: 2 * L, values: values, columnNames: names), to: out)
         if !common.quiet {
-            printErr(String(format: "inferred %d points (%@ at rate %g) in %.3f s; wrote %@", x.rows, stepsNote, rate, seconds, out))
+            let how = method == "gn" ? stepsNote : String(format: "%@ at rate %g", stepsNote, rate)
+            printErr(String(format: "inferred %d points (%@) in %.3f s; wrote %@", x.rows, how, seconds, out))
         }
     }
 }

@@ -37,6 +37,19 @@ import PESVIData
         #expect(csv.columnNames == ["mu0", "mu1", "mu2", "logvar0", "logvar1", "logvar2"])
         #expect(csv.values.map(\.bitPattern) == posteriors.values.map(\.bitPattern))
 
+        // Gauss-Newton refinement: same shape, finite, and no worse at the mean than the encoder alone.
+        let pg = dir.path("G.npy"), p0 = dir.path("P0.npy")
+        let gnRun = try Pesvi.run(["infer", "--model", m, "--data", x, "--method", "gn", "--steps", "10", "--out", pg])
+        try #require(gnRun.status == 0, "\(gnRun)")
+        #expect(gnRun.stderr.contains("Gauss-Newton"))
+        let gn = try NPY.read(URL(fileURLWithPath: pg))
+        #expect(gn.rows == 300 && gn.cols == 6 && gn.values.allSatisfy { $0.isFinite })
+        let z0 = try Pesvi.run(["infer", "--model", m, "--data", x, "--steps", "0", "--out", p0, "--quiet"])
+        try #require(z0.status == 0, "\(z0)")
+        #expect(try NPY.read(URL(fileURLWithPath: p0)).values != gn.values, "Gauss-Newton changed nothing")
+        let bad = try Pesvi.run(["infer", "--model", m, "--data", x, "--method", "newton", "--out", pg])
+        #expect(bad.status != 0 && bad.stderr.contains("--method"))
+
         let e = try Pesvi.run(["evaluate", "--model", m, "--json", "--svi-max-steps", "200"])
         try #require(e.status == 0, "\(e)")
         let lines = e.stdout.split(separator: "\n")
