@@ -99,6 +99,12 @@ public struct ChunkRequest {
     /// so each point's objective is a deterministic function of its own parameters.
     public var pointNoiseSeed: UInt64? = nil
     public var firstPoint: Int = 0
+    /// With `pointNoiseSeed`: draw each point's fixed ε as Rademacher signs (±1) instead of
+    /// N(0, I). Both have E[εεᵀ] = I, so under a locally linear decoder the pair's objective has
+    /// the same σ term in expectation; but a fixed Gaussian ε can put some εⱼ near 0, and then
+    /// nothing pushes that σⱼ down (seen in guarded refinement: the Monte Carlo reconstruction
+    /// ended up to 2× its value at the mean). With |εⱼ| = 1 every coordinate's σⱼ is pressed.
+    public var rademacherPointNoise = false
     /// Draw samples in antithetic pairs: sample 2k+1 uses −ε of sample 2k (the sample count must
     /// be even). With fixed noise this matters: for a locally linear decoder the pair's cross
     /// terms cancel, so the fixed-noise objective is ‖x − D(μ)‖² plus the σ term exactly, and
@@ -147,7 +153,10 @@ extension GaussianDecoder {
             if let base = r.pointNoiseSeed {
                 for i in 0..<n {
                     var g = RandomGenerator(seed: base ^ (UInt64(r.firstPoint + i) &* 0x9E37_79B9_7F4A_7C15))
-                    for s in 0..<S where !(r.antithetic && s % 2 == 1) { g.fillNormal(eps + (s * n + i) * L, count: L) }
+                    for s in 0..<S where !(r.antithetic && s % 2 == 1) {
+                        if r.rademacherPointNoise { g.fillRademacher(eps + (s * n + i) * L, count: L) }
+                        else { g.fillNormal(eps + (s * n + i) * L, count: L) }
+                    }
                 }
             } else {
                 rng.fillNormal(eps, count: rows * L)

@@ -13,6 +13,9 @@ public struct GuardedRefinementConfiguration: Sendable, Codable, Equatable {
     public var maxSteps: Int = 50
     /// Factor applied to a point's rate when its step is rejected.
     public var backoff: Float = 0.5
+    /// Each point's fixed antithetic noise pair (ε, −ε) has Rademacher entries (±1) rather
+    /// than Gaussian ones; see ``ChunkRequest/rademacherPointNoise``.
+    public var rademacherNoise = true
 
     public init(learningRate: Float, tolerance: Double = 1e-3, patience: Int = 2, maxSteps: Int = 50, backoff: Float = 0.5) {
         self.learningRate = learningRate
@@ -119,6 +122,7 @@ public final class GuardedRefinement: @unchecked Sendable {
                     req.pointNoiseSeed = noiseSeed
                     req.firstPoint = s0
                     req.antithetic = true
+                    req.rademacherPointNoise = c.rademacherNoise
                     req.perPoint = pp
                     if update { req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L }
                     decoder.evaluate(req, workspace: workspaces[t], rng: &rng)

@@ -91,6 +91,17 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
         for i in 0..<count { p[i] = mean + std * standardNormal() }
     }
 
+    /// Fills `count` floats at `p` with Rademacher values: +1 or −1, each with probability ½
+    /// (mean 0, variance 1, like N(0, 1), but never near 0). One 64-bit draw gives 64 signs.
+    public mutating func fillRademacher(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i < count {
+            var bits = next()
+            let end = min(i + 64, count)
+            while i < end { p[i] = bits & 1 == 0 ? 1 : -1; bits >>= 1; i += 1 }
+        }
+    }
+
     /// `count` uniform values in [low, high).
     public mutating func uniformArray(count: Int, low: Float = 0, high: Float = 1) -> [Float] {
         [Float](unsafeUninitializedCapacity: count) { buf, n in

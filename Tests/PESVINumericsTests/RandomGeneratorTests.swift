@@ -61,3 +61,24 @@ import Testing
         #expect(p != Array(0..<1000))
     }
 }
+
+@Suite struct RademacherTests {
+    /// Every value is ±1, the signs are balanced, neighbours are uncorrelated, and a seed
+    /// reproduces them; a count that is not a multiple of 64 is filled exactly.
+    @Test func signsAreBalancedIndependentAndReproducible() {
+        var a = RandomGenerator(seed: 11), b = RandomGenerator(seed: 11)
+        let n = 100_003
+        var u = [Float](repeating: 7, count: n + 1), v = [Float](repeating: 7, count: n)
+        u.withUnsafeMutableBufferPointer { a.fillRademacher($0.baseAddress!, count: n) }
+        v.withUnsafeMutableBufferPointer { b.fillRademacher($0.baseAddress!, count: n) }
+        #expect(Array(u[0..<n]) == v)
+        #expect(u[n] == 7, "wrote past count")
+        #expect(v.allSatisfy { $0 == 1 || $0 == -1 })
+        let mean = v.reduce(0.0) { $0 + Double($1) } / Double(n)
+        var lag = 0.0
+        for i in 1..<n { lag += Double(v[i] * v[i - 1]) }
+        lag /= Double(n - 1)
+        // Standard error of both is 1/√n ≈ 0.0032: 5 standard errors.
+        #expect(abs(mean) < 0.016 && abs(lag) < 0.016, "mean \(mean), lag-1 correlation \(lag)")
+    }
+}
