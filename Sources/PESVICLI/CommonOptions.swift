@@ -29,7 +29,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Phase 1: Adam rate of the decoder's weights.") var decoderLr: Float = 1e-2
     @Option(help: "Phase 1: Adam rate of the free posteriors (μᵢ, log σ²ᵢ).") var latentLr: Float = 1e-1
     @Option(help: "Epochs without validation improvement before a phase stops.") var patience: Int = 100
-    @Option(help: "Initial log σ² of the free posteriors (μ starts uniform in [−1, 1)), in phase 1 and test-time SVI.") var initLogvar: Float = 0
+    @Option(parsing: .unconditional, help: "Initial log σ² of the free posteriors (μ starts uniform in [−1, 1)), in phase 1 and test-time SVI; negative values may be written as --init-logvar -4.") var initLogvar: Float = 0
     @Option(help: "Phase 2 (pseudo-encoder): maximum epochs.") var encoderEpochs: Int = 1000
     @Option(help: "Phase 2: Adam rate.") var encoderLr: Float = 1e-3
     @Option(help: "Phase 2: weight of the log σ² targets relative to μ in the pseudo-encoder's loss.") var encoderLogvarWeight: Float = 1
