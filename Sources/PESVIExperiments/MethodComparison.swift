@@ -9,7 +9,8 @@ public struct MethodResult: Sendable, Codable, Equatable {
     public var reconstruction: Double
     /// SVI: first step within 1 % of its own final plateau. PE-SVI-K: first step within 1 % of
     /// SVI's converged objective (0 for the encoder output itself). PE-SVI-auto and PE-SVI-GN:
-    /// mean steps per point, when their final objective is within 1 % of SVI's. nil: never reached.
+    /// mean steps each point took before it stopped (the cost paid, not the step at which it
+    /// passed SVI's level), when their reported reconstruction is within 1 % of SVI's. nil: never reached.
     public var steps: Double?
     /// Wall time of test-time inference alone: SVI from its random start to its convergence
     /// step; PE-SVI the encoder pass plus its steps; VAE the encoder pass.
@@ -164,7 +165,15 @@ public enum MethodComparison {
         let sviSteps = Convergence.firstStep(reaching: sviTarget, in: svi.curve)
         let sviStepsValue = sviSteps.map(Double.init)
         let sviSeconds = sviSteps.map { $0 == 0 ? 0 : svi.stepTimes[$0 - 1] } ?? svi.seconds
-        methods["SVI"] = result(metric(decoder, svi.mu, svi.logVariance), steps: sviStepsValue, seconds: sviSeconds, curve: svi.curve)
+        let sviMetric = metric(decoder, svi.mu, svi.logVariance)
+        methods["SVI"] = result(sviMetric, steps: sviStepsValue, seconds: sviSeconds, curve: svi.curve)
+        // A per-point method reaches SVI when its reported reconstruction (the same Monte Carlo
+        // estimate, same seed) is within 1 % of SVI's. Its own objective is not used: guarded
+        // refinement's fixed-noise objective and Gauss-Newton's at-mean one can read lower than
+        // the expected reconstruction they leave behind.
+        func reachesSVI(_ m: ReconstructionMetrics) -> Bool {
+            Convergence.reaches(m.expectedReconstruction, sviMetric.expectedReconstruction)
+        }
         order.append("SVI")
 
         // PE-SVI-0: the pseudo-encoder's output.
@@ -191,8 +200,8 @@ public enum MethodComparison {
             gc.maxSteps = o.autoMaxSteps
             let g = GuardedRefinement(decoder: decoder, threads: o.threads).refine(x, start: start, configuration: gc, seed: o.seed &+ 3,
                                                                                    startSeconds: encodeSeconds)
-            let reached = Convergence.reaches(g.curve.last ?? .infinity, sviTarget)
-            var r = result(metric(decoder, g.mu, g.logVariance), steps: reached ? g.meanSteps : nil, seconds: g.seconds, curve: g.curve)
+            let m = metric(decoder, g.mu, g.logVariance)
+            var r = result(m, steps: reachesSVI(m) ? g.meanSteps : nil, seconds: g.seconds, curve: g.curve)
             r.maxStepsPerPoint = g.maxSteps
             methods["PE-SVI-auto"] = r
             order.append("PE-SVI-auto")
@@ -203,8 +212,8 @@ public enum MethodComparison {
             let gn = GaussNewtonRefinement(decoder: decoder, threads: o.threads, tolerance: o.gaussNewtonTolerance,
                                            trialsPerIteration: o.gaussNewtonTrials)
             let g = gn.refine(x, start: start, maxSteps: o.gaussNewtonMaxSteps, seed: o.seed &+ 5)
-            let reached = Convergence.reaches(g.curve.last ?? .infinity, sviTarget)
-            var r = result(metric(decoder, g.mu, g.logVariance), steps: reached ? g.meanSteps : nil, seconds: g.seconds + encodeSeconds, curve: g.curve)
+            let m = metric(decoder, g.mu, g.logVariance)
+            var r = result(m, steps: reachesSVI(m) ? g.meanSteps : nil, seconds: g.seconds + encodeSeconds, curve: g.curve)
             r.maxStepsPerPoint = g.maxSteps
             methods["PE-SVI-GN"] = r
             order.append("PE-SVI-GN")
