@@ -9,11 +9,12 @@ public struct MethodResult: Sendable, Codable, Equatable {
     public var reconstruction: Double
     /// SVI: first step within 1 % of its own final plateau. PE-SVI-K: first step within 1 % of
     /// SVI's converged objective (0 for the encoder output itself). PE-SVI-auto and PE-SVI-GN:
-    /// mean steps each point took before it stopped (the cost paid, not the step at which it
-    /// passed SVI's level), when their reported reconstruction is within 1 % of SVI's. nil: never reached.
+    /// mean steps per point up to the first iteration after which their reconstruction (this
+    /// metric, measured after every iteration) is within 1 % of SVI's. nil: never reached.
     public var steps: Double?
     /// Wall time of test-time inference alone: SVI from its random start to its convergence
-    /// step; PE-SVI the encoder pass plus its steps; VAE the encoder pass.
+    /// step; PE-SVI the encoder pass plus its steps (PE-SVI-auto and PE-SVI-GN: up to the
+    /// iteration that reached SVI, else the whole run); VAE the encoder pass.
     public var seconds: Double
     /// Whether `steps` is part of this method's record (the VAE has none).
     public var hasSteps: Bool = true
@@ -23,6 +24,10 @@ public struct MethodResult: Sendable, Codable, Equatable {
     public var reconstructionAtMean: Double = .nan
     /// For per-point methods: the most steps any point took; not in the JSON.
     public var maxStepsPerPoint: Int? = nil
+    /// For per-point methods, the whole run to each point's own stop (not in the JSON): mean
+    /// steps per point and wall time. `steps` and `seconds` stop where SVI's level is reached.
+    public var runSteps: Double? = nil
+    public var runSeconds: Double? = nil
 
     enum CodingKeys: String, CodingKey { case reconstruction, steps, seconds }
 
@@ -127,6 +132,39 @@ public struct ComparisonOptions: Sendable {
     public init() {}
 }
 
+/// Finds the first iteration of a per-point refinement whose posteriors reach SVI's level, by
+/// the reported metric: after each iteration (until it has been reached) the observer measures
+/// the current μ and log σ². Measuring is not counted in the refinement's time.
+final class ReachWatch {
+    let reaches: (ReconstructionMetrics) -> Bool
+    let measure: ([Float], [Float]) -> ReconstructionMetrics
+    /// The first iteration (1, 2, …) that reached; 0 when the start already did.
+    private(set) var reachedAt: Int?
+
+    init(reaches: @escaping (ReconstructionMetrics) -> Bool, startReaches: Bool, measure: @escaping ([Float], [Float]) -> ReconstructionMetrics) {
+        self.reaches = reaches
+        self.measure = measure
+        reachedAt = startReaches ? 0 : nil
+    }
+
+    func observer(n: Int, latent: Int) -> RefinementObserver {
+        { [self] iteration, mu, logVariance in
+            guard reachedAt == nil else { return }
+            let count = n * latent
+            let m = measure(Array(UnsafeBufferPointer(start: mu, count: count)), Array(UnsafeBufferPointer(start: logVariance, count: count)))
+            if reaches(m) { reachedAt = iteration }
+        }
+    }
+
+    /// Mean steps per point and seconds (encoder pass included) up to the reaching iteration;
+    /// (nil, nil) when it never reached.
+    func outcome(meanStepsAfter: [Double], secondsAfter: [Double], startSeconds: Double) -> (Double?, Double?) {
+        guard let t = reachedAt else { return (nil, nil) }
+        if t == 0 { return (0, startSeconds) }
+        return (meanStepsAfter[t - 1], secondsAfter[t - 1])
+    }
+}
+
 /// Runs VAE, SVI, PE-SVI-0 and PE-SVI-K on the same points with a trained model.
 public enum MethodComparison {
     static func seconds(_ f: () -> Void) -> Double {
@@ -181,7 +219,8 @@ public enum MethodComparison {
         let encodeSeconds = seconds { start = model.pseudoEncoder.encode(x, threads: o.threads) }
         let pace = o.pace ?? c.pace?.learningRate ?? 0.1
         let refined = inference.refine(x, start: start, learningRate: pace, steps: o.refineSteps, seed: o.seed &+ 2, startSeconds: encodeSeconds)
-        methods["PE-SVI-0"] = result(metric(decoder, start.mu, start.logVariance),
+        let startMetric = metric(decoder, start.mu, start.logVariance)
+        methods["PE-SVI-0"] = result(startMetric,
                                            steps: Convergence.reaches(refined.curve[0], sviTarget) ? 0 : nil, seconds: encodeSeconds,
                                            curve: [refined.curve[0]])
         order.append("PE-SVI-0")
@@ -198,11 +237,14 @@ public enum MethodComparison {
             let autoRate = o.autoPace ?? model.configuration.autoPace ?? pace
             var gc = GuardedRefinementConfiguration(learningRate: autoRate)
             gc.maxSteps = o.autoMaxSteps
+            let watch = ReachWatch(reaches: reachesSVI, startReaches: reachesSVI(startMetric)) { metric(decoder, $0, $1) }
             let g = GuardedRefinement(decoder: decoder, threads: o.threads).refine(x, start: start, configuration: gc, seed: o.seed &+ 3,
-                                                                                   startSeconds: encodeSeconds)
-            let m = metric(decoder, g.mu, g.logVariance)
-            var r = result(m, steps: reachesSVI(m) ? g.meanSteps : nil, seconds: g.seconds, curve: g.curve)
+                                                                                   startSeconds: encodeSeconds, observer: watch.observer(n: x.rows, latent: c.latent))
+            let (steps, reachSeconds) = watch.outcome(meanStepsAfter: g.meanStepsAfter, secondsAfter: g.secondsAfter, startSeconds: encodeSeconds)
+            var r = result(metric(decoder, g.mu, g.logVariance), steps: steps, seconds: reachSeconds ?? g.seconds, curve: g.curve)
             r.maxStepsPerPoint = g.maxSteps
+            r.runSteps = g.meanSteps
+            r.runSeconds = g.seconds
             methods["PE-SVI-auto"] = r
             order.append("PE-SVI-auto")
         }
@@ -211,10 +253,14 @@ public enum MethodComparison {
         if o.includeGaussNewton {
             let gn = GaussNewtonRefinement(decoder: decoder, threads: o.threads, tolerance: o.gaussNewtonTolerance,
                                            trialsPerIteration: o.gaussNewtonTrials)
-            let g = gn.refine(x, start: start, maxSteps: o.gaussNewtonMaxSteps, seed: o.seed &+ 5)
-            let m = metric(decoder, g.mu, g.logVariance)
-            var r = result(m, steps: reachesSVI(m) ? g.meanSteps : nil, seconds: g.seconds + encodeSeconds, curve: g.curve)
+            let watch = ReachWatch(reaches: reachesSVI, startReaches: reachesSVI(startMetric)) { metric(decoder, $0, $1) }
+            let g = gn.refine(x, start: start, maxSteps: o.gaussNewtonMaxSteps, seed: o.seed &+ 5, observer: watch.observer(n: x.rows, latent: c.latent))
+            let (steps, reachSeconds) = watch.outcome(meanStepsAfter: g.meanStepsAfter, secondsAfter: g.secondsAfter.map { $0 + encodeSeconds },
+                                                      startSeconds: encodeSeconds)
+            var r = result(metric(decoder, g.mu, g.logVariance), steps: steps, seconds: reachSeconds ?? g.seconds + encodeSeconds, curve: g.curve)
             r.maxStepsPerPoint = g.maxSteps
+            r.runSteps = g.meanSteps
+            r.runSeconds = g.seconds + encodeSeconds
             methods["PE-SVI-GN"] = r
             order.append("PE-SVI-GN")
         }
@@ -233,10 +279,13 @@ public enum MethodComparison {
                      pad("method", 12) + pad("reconstruction", 16) + pad("at mean", 12) + pad("steps", 14) + "seconds"]
         for m in r.order {
             guard let v = r.methods[m] else { continue }
-            var steps = v.hasSteps ? (v.steps.map { $0 == $0.rounded() ? String(Int($0)) : String(format: "%.1f", $0) } ?? "never") : "-"
-            if let mx = v.maxStepsPerPoint, v.steps != nil { steps += " (max \(mx))" }
+            let steps = v.hasSteps ? (v.steps.map { $0 == $0.rounded() ? String(Int($0)) : String(format: "%.1f", $0) } ?? "never") : "-"
+            var run = ""
+            if let rs = v.runSteps, let rt = v.runSeconds {
+                run = String(format: "  (run to its own stop: %.1f steps, max %d; %.4f s)", rs, v.maxStepsPerPoint ?? 0, rt)
+            }
             lines.append(pad(m, 12) + pad(String(format: "%.5f", v.reconstruction), 16) + pad(String(format: "%.5f", v.reconstructionAtMean), 12)
-                         + pad(steps, 14) + String(format: "%.4f", v.seconds))
+                         + pad(steps, 14) + String(format: "%.4f", v.seconds) + run)
         }
         return lines.joined(separator: "\n")
     }

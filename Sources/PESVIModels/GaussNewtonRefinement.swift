@@ -27,6 +27,10 @@ public struct GaussNewtonResult: Sendable {
     /// Wall time of the refinement in seconds (G, the starting P(μ), the iterations), excluding
     /// the evaluations that only record `curve`.
     public var seconds: Double
+    /// After iteration t (index t − 1): the mean over points of the steps taken so far, and the
+    /// wall time so far (without recording and observer time).
+    public var meanStepsAfter: [Double] = []
+    public var secondsAfter: [Double] = []
 }
 
 /// Damped Gauss-Newton (Levenberg–Marquardt) refinement of test-time posteriors
@@ -156,7 +160,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// Refines the posteriors `start` (μ and log σ², n × |z| each) of the points `x` for up
     /// to `maxSteps` iterations. `seed` only drives the Monte-Carlo estimate in `curve`; the
     /// refinement itself is deterministic.
-    public func refine(_ x: Dataset, start: (mu: [Float], logVariance: [Float]), maxSteps: Int, seed: UInt64) -> GaussNewtonResult {
+    public func refine(_ x: Dataset, start: (mu: [Float], logVariance: [Float]), maxSteps: Int, seed: UInt64,
+                       observer: RefinementObserver? = nil) -> GaussNewtonResult {
         let L = decoder.latent, d = decoder.dataWidth, n = x.rows
         precondition(x.cols == d && start.mu.count == n * L && start.logVariance.count == n * L,
                      "refine: data \(x.rows)×\(x.cols), start \(start.mu.count)/\(start.logVariance.count) values, decoder \(L)→\(d)")
@@ -182,6 +187,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let perN = 1 / Double(max(n, 1))
         var curve = [curveStepper.evaluate(x, table, seed: seed, step: 0) * perN]
         var iterations = 0
+        var meanStepsAfter: [Double] = [], secondsAfter: [Double] = []
         while iterations < maxSteps {
             let ti = clock.now
             let active = SharedDoubles(count: runner.chunkCount(rows: n))
@@ -191,7 +197,12 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             elapsed += seconds(clock.now - ti)
             if active.sum() == 0 { break }  // nothing was processed: every point had finished
             iterations += 1
+            secondsAfter.append(elapsed)
+            var taken = 0
+            for i in 0..<n { taken += Int(state.steps[i]) }
+            meanStepsAfter.append(Double(taken) * perN)
             curve.append(curveStepper.evaluate(x, table, seed: seed, step: 0) * perN)
+            observer?(iterations, table.mu.pointer, table.logVariance.pointer)
         }
         var steps = [Int](repeating: 0, count: n)
         var total = 0, most = 0, rejected = 0
@@ -199,7 +210,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         return GaussNewtonResult(mu: table.mu.array, logVariance: table.logVariance.array, curve: curve,
                                  objectiveAtMean: Array(UnsafeBufferPointer(start: state.objective, count: n)),
                                  stepsPerPoint: steps, rejectedSteps: rejected, meanSteps: Double(total) * perN, maxSteps: most,
-                                 iterations: iterations, seconds: elapsed)
+                                 iterations: iterations, seconds: elapsed, meanStepsAfter: meanStepsAfter, secondsAfter: secondsAfter)
     }
 
     /// H̃ = JᵀΛJ (n × |z| × |z|), JᵀΛr (n × |z|) and P(μ) (n) at the means `mu` (n × |z|),

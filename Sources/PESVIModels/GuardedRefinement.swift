@@ -44,7 +44,15 @@ public struct GuardedRefinementResult: Sendable {
     public var seconds: Double
     /// Steps rejected by the divergence guard, over all points.
     public var rejectedSteps: Int
+    /// After iteration t (index t − 1): the mean over points of the steps taken so far, and the
+    /// wall time so far (plus `startSeconds`, without the observer's time).
+    public var meanStepsAfter: [Double] = []
+    public var secondsAfter: [Double] = []
 }
+
+/// Called after each iteration of a refinement with its number (1, 2, …) and the current μ
+/// and log σ² (n × |z| each). The time it takes is not counted in the refinement's seconds.
+public typealias RefinementObserver = (_ iteration: Int, _ mu: UnsafePointer<Float>, _ logVariance: UnsafePointer<Float>) -> Void
 
 /// Adam refinement from a start (the pseudo-encoder's output) with per-point control:
 ///
@@ -87,7 +95,7 @@ public final class GuardedRefinement: @unchecked Sendable {
     /// Refines every point from `start` (μ, log σ², n × |z| each). `startSeconds` (the encoder
     /// pass) is added to the reported time.
     public func refine(_ x: Dataset, start: (mu: [Float], logVariance: [Float]), configuration c: GuardedRefinementConfiguration,
-                       seed: UInt64, startSeconds: Double = 0) -> GuardedRefinementResult {
+                       seed: UInt64, startSeconds: Double = 0, observer: RefinementObserver? = nil) -> GuardedRefinementResult {
         let n = x.rows, L = decoder.latent, d = x.cols
         let table = PosteriorTable(mu: start.mu, logVariance: start.logVariance, latent: L, adam: AdamConfiguration(learningRate: c.learningRate))
         let runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
@@ -159,6 +167,12 @@ public final class GuardedRefinement: @unchecked Sendable {
             for p in 0..<n { total += previous[p] }
             curve.append(total / Double(max(n, 1)))
         }
+        var observing = Duration.zero
+        func secondsSoFar() -> Double {
+            let e = clock.now - t0 - observing
+            return Double(e.components.seconds) + Double(e.components.attoseconds) * 1e-18 + startSeconds
+        }
+        var meanStepsAfter: [Double] = [], secondsAfter: [Double] = []
         var iteration = 0
         while iteration < c.maxSteps {
             var any = false
@@ -166,16 +180,25 @@ public final class GuardedRefinement: @unchecked Sendable {
             if !any { break }
             pass(iteration: iteration, update: true)
             iteration += 1
+            secondsAfter.append(secondsSoFar())
+            var total = 0
+            for p in 0..<n { total += Int(steps[p]) }
+            meanStepsAfter.append(Double(total) / Double(max(n, 1)))
+            if let observer {
+                let o0 = clock.now
+                observer(iteration, table.mu.pointer, table.logVariance.pointer)
+                observing += clock.now - o0
+            }
         }
         // A final evaluation settles the last step of each still-active point (it may be rejected).
         pass(iteration: iteration, update: false)
-        let elapsed = clock.now - t0
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18 + startSeconds
+        let seconds = secondsSoFar()
         return GuardedRefinementResult(mu: table.mu.array, logVariance: table.logVariance.array, curve: curve,
                                        stepsPerPoint: (0..<n).map { Int(steps[$0]) },
                                        perPointObjective: (0..<n).map { previous[$0] },
                                        finishedEarly: (0..<n).map { converged[$0] },
-                                       seconds: seconds, rejectedSteps: Int(rejected.sum()))
+                                       seconds: seconds, rejectedSteps: Int(rejected.sum()),
+                                       meanStepsAfter: meanStepsAfter, secondsAfter: secondsAfter)
     }
 }
 

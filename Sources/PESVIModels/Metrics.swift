@@ -9,6 +9,12 @@ public struct ReconstructionMetrics: Sendable, Codable, Equatable {
     public var reconstructionAtMean: Double
     /// The mean per-point negative ELBO (nats), when the objective is an ELBO.
     public var negativeELBO: Double?
+
+    public init(expectedReconstruction: Double, reconstructionAtMean: Double, negativeELBO: Double? = nil) {
+        self.expectedReconstruction = expectedReconstruction
+        self.reconstructionAtMean = reconstructionAtMean
+        self.negativeELBO = negativeELBO
+    }
 }
 
 public enum Metrics {
