@@ -32,6 +32,7 @@ struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Initial log σ² of the free posteriors (μ starts uniform in [−1, 1)), in phase 1 and test-time SVI; negative values may be written as --init-logvar -4.") var initLogvar: Float = 0
     @Option(help: "Phase 2 (pseudo-encoder): maximum epochs.") var encoderEpochs: Int = 1000
     @Option(help: "Phase 2: Adam rate.") var encoderLr: Float = 1e-3
+    @Option(help: "Phase 2: batch size (default: the smaller of 256 and the phase-1 batch).") var encoderBatchSize: Int?
     @Option(help: "Phase 2: weight of the log σ² targets relative to μ in the pseudo-encoder's loss.") var encoderLogvarWeight: Float = 1
     @Option(help: "VAE baseline: maximum epochs.") var vaeEpochs: Int = 3000
     @Option(help: "VAE baseline: Adam rate.") var vaeLr: Float = 1e-3
@@ -40,7 +41,7 @@ struct ModelOptions: ParsableArguments {
         guard z > 0 else { throw ValidationError("--z must be positive, got \(z)") }
         _ = try architecture()
         _ = try objectiveValue()
-        for (name, v) in [("--epochs", epochs), ("--batch-size", batchSize ?? 1), ("--patience", patience), ("--encoder-epochs", encoderEpochs), ("--vae-epochs", vaeEpochs)] where v <= 0 {
+        for (name, v) in [("--epochs", epochs), ("--batch-size", batchSize ?? 1), ("--encoder-batch-size", encoderBatchSize ?? 1), ("--patience", patience), ("--encoder-epochs", encoderEpochs), ("--vae-epochs", vaeEpochs)] where v <= 0 {
             throw ValidationError("\(name) must be positive, got \(v)")
         }
         for (name, v) in [("--decoder-lr", decoderLr), ("--latent-lr", latentLr), ("--encoder-lr", encoderLr), ("--vae-lr", vaeLr)] where !(v > 0 && v.isFinite) {
@@ -78,7 +79,8 @@ struct ModelOptions: ParsableArguments {
         o.phase1.epochs = epochs; o.phase1.batchSize = batchSize; o.phase1.patience = patience
         o.phase1.decoderLearningRate = decoderLr; o.phase1.latentLearningRate = latentLr
         o.phase1.initialization = .uniform(low: -1, high: 1, logVariance: initLogvar)
-        o.phase2.epochs = encoderEpochs; o.phase2.batchSize = batchSize; o.phase2.patience = patience; o.phase2.learningRate = encoderLr; o.phase2.logVarianceWeight = encoderLogvarWeight
+        o.phase2.epochs = encoderEpochs
+        o.phase2.batchSize = encoderBatchSize ?? ReproductionOptions.automaticEncoderBatchSize(phase1BatchSize: batchSize); o.phase2.patience = patience; o.phase2.learningRate = encoderLr; o.phase2.logVarianceWeight = encoderLogvarWeight
         if vae {
             var v = VAETrainingConfiguration()
             v.epochs = vaeEpochs; v.batchSize = batchSize; v.patience = patience; v.learningRate = vaeLr
