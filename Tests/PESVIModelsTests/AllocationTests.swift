@@ -9,6 +9,10 @@ import PESVINumerics
 /// The counter sees every malloc in the process, so these tests only mean something when
 /// nothing else runs: they are enabled by PESVI_COUNT_ALLOCATIONS=1, and CI runs them alone:
 /// `PESVI_COUNT_ALLOCATIONS=1 swift test -c release -Xswiftc -enable-testing --filter AllocationTests`.
+/// Even alone, the test library's own threads (event reporting) can allocate inside a measured
+/// window on a loaded machine (seen: 4–5 allocations in one window out of three runs), so each
+/// test measures several windows and keeps the fewest: an allocation in the step itself would
+/// show in every window.
 @Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["PESVI_COUNT_ALLOCATIONS"] == "1",
                              "set PESVI_COUNT_ALLOCATIONS=1 and run this suite alone"))
 struct AllocationTests {
@@ -22,10 +26,8 @@ struct AllocationTests {
         let t = EarlyDecoderTraining(decoder: decoder, train: data, configuration: c)
         let batches = (0..<4).map { b in Array(b * 64..<(b + 1) * 64)[...] }
         for b in batches { t.step(rows: b) }
-        let before = pesvi_allocation_count()
-        for _ in 0..<5 { for b in batches { t.step(rows: b) } }
-        let after = pesvi_allocation_count()
-        #expect(after - before == 0, "\(after - before) allocations in 20 warm training steps with \(threads) thread(s)")
+        let fewest = fewestAllocations { for _ in 0..<5 { for b in batches { t.step(rows: b) } } }
+        #expect(fewest == 0, "\(fewest) allocations in 20 warm training steps with \(threads) thread(s), in every window")
     }
 
     @Test(arguments: [1, 2])
@@ -37,9 +39,19 @@ struct AllocationTests {
         let table = PosteriorTable(rows: 300, latent: 8, adam: AdamConfiguration(learningRate: 0.01), initialization: .standard, rng: &rng)
         let stepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: 64, maxRows: 300)
         for s in 0..<3 { stepper.step(x, table, seed: 1, step: s) }
-        let before = pesvi_allocation_count()
-        for s in 3..<13 { stepper.step(x, table, seed: 1, step: s) }
-        let after = pesvi_allocation_count()
-        #expect(after - before == 0, "\(after - before) allocations in 10 warm inference steps with \(threads) thread(s)")
+        var step = 3
+        let fewest = fewestAllocations { for _ in 0..<10 { stepper.step(x, table, seed: 1, step: step); step += 1 } }
+        #expect(fewest == 0, "\(fewest) allocations in 10 warm inference steps with \(threads) thread(s), in every window")
+    }
+
+    /// The fewest heap allocations counted over `windows` runs of `body`.
+    func fewestAllocations(windows: Int = 5, _ body: () -> Void) -> Int64 {
+        var fewest = Int64.max
+        for _ in 0..<windows {
+            let before = pesvi_allocation_count()
+            body()
+            fewest = min(fewest, Int64(pesvi_allocation_count() - before))
+        }
+        return fewest
     }
 }
