@@ -40,8 +40,9 @@ struct EvaluateCommand: ParsableCommand {
         abstract: "Compare VAE, SVI, PE-SVI-0, PE-SVI-K, PE-SVI-auto and PE-SVI-GN on the model's test split (or --data FILE).",
         discussion: """
         reconstruction: expected squared error per point and dimension (standardized units). steps: SVI's first \
-        step within 1 % of its own plateau; PE-SVI's first step within 1 % of SVI's converged objective (null: never). \
-        seconds: test-time inference alone.
+        step within 1 % of its own plateau; PE-SVI-K's first step within 1 % of SVI's converged objective; \
+        PE-SVI-auto's and PE-SVI-GN's mean steps per point up to the first iteration whose reconstruction is within \
+        1 % of SVI's (null: never). seconds: test-time inference alone, up to those steps.
         """
     )
     @Option(help: "Model directory written by 'pesvi train'.") var model: String
