@@ -232,37 +232,40 @@ public enum MethodComparison {
                                      curve: refined.curve)
         order.append(name)
 
+        // The per-point methods: a watch measures after each iteration whether SVI is reached;
+        // `seconds` and `secondsAfter` include the encoder pass.
+        func watch() -> ReachWatch { ReachWatch(reaches: reachesSVI, startReaches: reachesSVI(startMetric)) { metric(decoder, $0, $1) } }
+        func record(_ name: String, _ w: ReachWatch, mu: [Float], logVariance: [Float], curve: [Double], meanSteps: Double, maxSteps: Int,
+                    seconds: Double, meanStepsAfter: [Double], secondsAfter: [Double]) {
+            let (steps, reachSeconds) = w.outcome(meanStepsAfter: meanStepsAfter, secondsAfter: secondsAfter, startSeconds: encodeSeconds)
+            var r = result(metric(decoder, mu, logVariance), steps: steps, seconds: reachSeconds ?? seconds, curve: curve)
+            r.maxStepsPerPoint = maxSteps
+            r.runSteps = meanSteps
+            r.runSeconds = seconds
+            methods[name] = r
+            order.append(name)
+        }
+
         // PE-SVI-auto: guarded refinement at the automatic pace, with per-point early exit.
         if o.includeAuto {
             let autoRate = o.autoPace ?? model.configuration.autoPace ?? pace
             var gc = GuardedRefinementConfiguration(learningRate: autoRate)
             gc.maxSteps = o.autoMaxSteps
-            let watch = ReachWatch(reaches: reachesSVI, startReaches: reachesSVI(startMetric)) { metric(decoder, $0, $1) }
+            let w = watch()
             let g = GuardedRefinement(decoder: decoder, threads: o.threads).refine(x, start: start, configuration: gc, seed: o.seed &+ 3,
-                                                                                   startSeconds: encodeSeconds, observer: watch.observer(n: x.rows, latent: c.latent))
-            let (steps, reachSeconds) = watch.outcome(meanStepsAfter: g.meanStepsAfter, secondsAfter: g.secondsAfter, startSeconds: encodeSeconds)
-            var r = result(metric(decoder, g.mu, g.logVariance), steps: steps, seconds: reachSeconds ?? g.seconds, curve: g.curve)
-            r.maxStepsPerPoint = g.maxSteps
-            r.runSteps = g.meanSteps
-            r.runSeconds = g.seconds
-            methods["PE-SVI-auto"] = r
-            order.append("PE-SVI-auto")
+                                                                                   startSeconds: encodeSeconds, observer: w.observer(n: x.rows, latent: c.latent))
+            record("PE-SVI-auto", w, mu: g.mu, logVariance: g.logVariance, curve: g.curve, meanSteps: g.meanSteps, maxSteps: g.maxSteps,
+                   seconds: g.seconds, meanStepsAfter: g.meanStepsAfter, secondsAfter: g.secondsAfter)
         }
 
         // PE-SVI-GN: damped Gauss-Newton on μ (closed-form σ) from the pseudo-encoder start.
         if o.includeGaussNewton {
             let gn = GaussNewtonRefinement(decoder: decoder, threads: o.threads, tolerance: o.gaussNewtonTolerance,
                                            trialsPerIteration: o.gaussNewtonTrials)
-            let watch = ReachWatch(reaches: reachesSVI, startReaches: reachesSVI(startMetric)) { metric(decoder, $0, $1) }
-            let g = gn.refine(x, start: start, maxSteps: o.gaussNewtonMaxSteps, seed: o.seed &+ 5, observer: watch.observer(n: x.rows, latent: c.latent))
-            let (steps, reachSeconds) = watch.outcome(meanStepsAfter: g.meanStepsAfter, secondsAfter: g.secondsAfter.map { $0 + encodeSeconds },
-                                                      startSeconds: encodeSeconds)
-            var r = result(metric(decoder, g.mu, g.logVariance), steps: steps, seconds: reachSeconds ?? g.seconds + encodeSeconds, curve: g.curve)
-            r.maxStepsPerPoint = g.maxSteps
-            r.runSteps = g.meanSteps
-            r.runSeconds = g.seconds + encodeSeconds
-            methods["PE-SVI-GN"] = r
-            order.append("PE-SVI-GN")
+            let w = watch()
+            let g = gn.refine(x, start: start, maxSteps: o.gaussNewtonMaxSteps, seed: o.seed &+ 5, observer: w.observer(n: x.rows, latent: c.latent))
+            record("PE-SVI-GN", w, mu: g.mu, logVariance: g.logVariance, curve: g.curve, meanSteps: g.meanSteps, maxSteps: g.maxSteps,
+                   seconds: g.seconds + encodeSeconds, meanStepsAfter: g.meanStepsAfter, secondsAfter: g.secondsAfter.map { $0 + encodeSeconds })
         }
 
         var r = ComparisonReport(dataset: dataset, z: c.latent, arch: c.architecture.description, methods: methods, order: order)
