@@ -12,10 +12,17 @@ struct ComparisonFlags: ParsableArguments {
     @Option(help: "SVI: at most this many steps.") var sviMaxSteps: Int = 20_000
     @Option(help: "SVI: plateau window in steps.") var sviWindow: Int = 100
     @Option(help: "SVI: stop when a window improves the objective by less than this fraction.") var sviTolerance: Double = 1e-4
+    @Option(help: "PE-SVI-GN: at most this many iterations per point.") var gnMaxSteps: Int = ComparisonOptions().gaussNewtonMaxSteps
+    @Option(help: "PE-SVI-GN: a point stops when an accepted step improves its objective by less than this fraction.")
+    var gnTolerance: Double = ComparisonOptions().gaussNewtonTolerance
+    @Option(help: "PE-SVI-GN: damping trials per iteration on one linearization.") var gnTrials: Int = ComparisonOptions().gaussNewtonTrials
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more") }
         guard sviMaxSteps > 0, sviWindow > 0, sviTolerance >= 0 else { throw ValidationError("--svi-max-steps and --svi-window must be positive, --svi-tolerance non-negative") }
+        guard gnMaxSteps >= 0, gnTrials >= 1, gnTolerance >= 0, gnTolerance.isFinite else {
+            throw ValidationError("--gn-max-steps must be 0 or more, --gn-trials at least 1, --gn-tolerance a non-negative number")
+        }
         for (name, v) in [("--lr", lr), ("--svi-lr", sviLr)] where v != "auto" {
             guard let f = Float(v), f > 0, f.isFinite else { throw ValidationError("\(name) must be a positive number or 'auto', got '\(v)'") }
         }
@@ -27,6 +34,9 @@ struct ComparisonFlags: ParsableArguments {
         o.pace = lr == "auto" ? nil : Float(lr)
         o.sviLearningRate = sviLr == "auto" ? nil : Float(sviLr)
         o.sviRule = .plateau(window: sviWindow, tolerance: sviTolerance, maxSteps: sviMaxSteps)
+        o.gaussNewtonMaxSteps = gnMaxSteps
+        o.gaussNewtonTolerance = gnTolerance
+        o.gaussNewtonTrials = gnTrials
         o.threads = common.threads
         o.seed = common.seed
         return o

@@ -76,7 +76,9 @@ public struct GaussNewtonResult: Sendable {
 /// so the d-wide output layer is never formed per point. Masked columns of A are exact zeros,
 /// so by default each point works only on its active units S (gathering Wₗ[Sₗ₋₁, Sₗ] and
 /// G[S, S]): about (|S|/h)² of the dense cost, ~3× less with half the units on (measured
-/// 3.3× on Arch2, |z| = 64, d = 300). A linear decoder (no hidden layer) has A = I, H̃ = G.
+/// 3.3× on Arch2, |z| = 64, d = 300). A linear decoder (no hidden layer) has A = I and H̃ = G
+/// for every point, so its damped system is factored once per λ and shared: a trial then costs
+/// O(|z|²) per point beside the forward pass.
 /// Per point and iteration: that, one Cholesky of |z| × |z|, two forward passes (at μ and at
 /// the trial), all batched over the chunk's unfinished points where the shapes allow.
 ///
@@ -227,7 +229,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 let m = min(chunkRows, n - s)
                 for k in 0..<m { ws.index[k] = s + k }
                 linearizeChunk(x, mu: mp.baseAddress!, count: m, workspace: ws)
-                hess.append(contentsOf: UnsafeBufferPointer(start: ws.hessian.pointer, count: m * L * L))
+                if decoder.network.layerCount == 1 {
+                    for _ in 0..<m { hess.append(contentsOf: UnsafeBufferPointer(start: gram.pointer, count: L * L)) }
+                } else {
+                    hess.append(contentsOf: UnsafeBufferPointer(start: ws.hessian.pointer, count: m * L * L))
+                }
                 grad.append(contentsOf: UnsafeBufferPointer(start: ws.gradient.pointer, count: m * L))
                 obj.append(contentsOf: UnsafeBufferPointer(start: ws.before, count: m))
                 s += m
@@ -254,6 +260,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let wt = lastWeightsTransposed.pointer
         for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c]; wt[c * h + a] = w[a * d + c] } }
         gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: wl, lda: d, b: w, ldb: d, beta: 0, c: gram.pointer, ldc: h)
+        for ws in workspaces { ws.factorDamping = .nan }  // G changed: cached factors are stale
     }
 
     /// One LM iteration on the unfinished points of rows start..<start+count. Returns how
@@ -272,7 +279,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let (perD, beta, constant) = objectiveWeights()
         let isELBO = decoder.objective.kind != .reconstruction
         linearizeChunk(x, mu: mu, count: m, workspace: ws)
-        let hess = ws.hessian.pointer, grad = ws.gradient.pointer
+        // A linear decoder's H̃ = G is every point's (hessianStride 0), and so is the damped
+        // system for a given λ: it is factored once per λ and reused (ws.factor).
+        let linear = net.layerCount == 1
+        let hess = linear ? UnsafePointer(gram.pointer) : UnsafePointer(ws.hessian.pointer)
+        let hessianStride = linear ? 0 : L * L
+        let grad = ws.gradient.pointer
+        let sharedFinite = !linear || Elementwise.allFinite(hess, count: L * L)
 
         // 3. Per point: skip non-finite linearizations; the rest are pending a trial.
         let sys = ws.system, rhs = ws.rhs, pending = ws.pending
@@ -282,7 +295,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         for k in 0..<m {
             let i = idx[k]
             st.steps[i] += 1
-            if !Elementwise.allFinite(hess + k * L * L, count: L * L) || !Elementwise.allFinite(grad + k * L, count: L) {
+            if !sharedFinite || (!linear && !Elementwise.allFinite(hess + k * L * L, count: L * L))
+                || !Elementwise.allFinite(grad + k * L, count: L) {
                 st.finished[i] = true
                 continue
             }
@@ -297,18 +311,20 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             trial += 1
             for q in 0..<pendingCount {
                 let k = pending[q], i = idx[k]
-                let hk = hess + k * L * L, gk = grad + k * L, zk = z + k * L
+                let hk = hess + k * hessianStride, gk = grad + k * L, zk = z + k * L
                 let lvk = lv + i * L, lvt = lvTrial + q * L, zt = zTrial + q * L
                 let lam = st.damping[i]
-                var maxDiag = 0.0
-                for r in 0..<L {
-                    for c in r..<L { sys[r * L + c] = Double(hk[r * L + c]) }
-                    let hd = Double(hk[r * L + r]) + beta
-                    sys[r * L + r] = hd + lam * hd + absoluteDamping
-                    maxDiag = max(maxDiag, sys[r * L + r])
-                    rhs[r] = Double(gk[r]) - beta * Double(zk[r])
+                for r in 0..<L { rhs[r] = Double(gk[r]) - beta * Double(zk[r]) }
+                if linear {
+                    if !(ws.factorDamping == lam) {
+                        dampedSystem(hk, damping: lam, beta: beta, into: ws.factor, n: L)
+                        ws.factorDamping = lam
+                    }
+                    GaussNewtonRefinement.choleskySubstitute(ws.factor, rhs, n: L)
+                } else {
+                    dampedSystem(hk, damping: lam, beta: beta, into: sys, n: L)
+                    GaussNewtonRefinement.choleskySubstitute(sys, rhs, n: L)
                 }
-                GaussNewtonRefinement.choleskySolve(sys, rhs, n: L, pivotTolerance: 1e-12 * maxDiag)
                 var sOld = 0.0, sNew = 0.0
                 for j in 0..<L {
                     zt[j] = Float(Double(zk[j]) + rhs[j])
@@ -350,6 +366,19 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             pendingCount = still
         }
         return m
+    }
+
+    /// Writes U with UᵀU = H + λ·diag(H) + λ₀·I (H = H̃ + βI; H̃ given as Float, n × n) into
+    /// `out`: the damped system, factored. A Schur pivot ≤ 10⁻¹²·max diag freezes its coordinate.
+    func dampedSystem(_ hk: UnsafePointer<Float>, damping lam: Double, beta: Double, into out: UnsafeMutablePointer<Double>, n L: Int) {
+        var maxDiag = 0.0
+        for r in 0..<L {
+            for c in r..<L { out[r * L + c] = Double(hk[r * L + c]) }
+            let hd = Double(hk[r * L + r]) + beta
+            out[r * L + r] = hd + lam * hd + absoluteDamping
+            maxDiag = max(maxDiag, out[r * L + r])
+        }
+        GaussNewtonRefinement.choleskyFactor(out, n: L, pivotTolerance: 1e-12 * maxDiag)
     }
 
     /// Forward pass for the points ws.index[0..<m] at the means in `mu` (table layout): packs μ
@@ -399,7 +428,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let hess = ws.hessian.pointer, grad = ws.gradient.pointer
         let wLast = p + net.weightOffsets[layers - 1]
         if layers == 1 {
-            for k in 0..<m { (hess + k * L * L).update(from: gram.pointer, count: L * L) }
+            // H̃ = G for every point: read from `gram` directly (see iterateChunk), not copied.
             gemm(.none, .none, m: m, n: L, k: d, alpha: 1, a: res, lda: d, b: lastWeightsTransposed.pointer, ldb: L, beta: 0, c: grad, ldc: L)
         } else if compactActiveUnits {
             let u = ws.projected.pointer
@@ -513,13 +542,22 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     }
 
     /// Solves M δ = b in place for symmetric positive semi-definite M (n × n, row-major; only
-    /// the upper triangle is read; it is overwritten by U with M = UᵀU) and b (→ δ).
-    ///
-    /// Right-looking, row-oriented: every inner loop is a contiguous axpy, so it vectorizes.
-    /// A Schur pivot that is not > `pivotTolerance` (including NaN) freezes its coordinate:
-    /// its row of U is zeroed and δⱼ = 0, which solves the system restricted to the other
-    /// coordinates (for PSD M a vanishing pivot implies a vanishing row beside it).
+    /// the upper triangle is read; it is overwritten by U with M = UᵀU) and b (→ δ):
+    /// ``choleskyFactor(_:n:pivotTolerance:)`` then ``choleskySubstitute(_:_:n:)``.
     static func choleskySolve(_ a: UnsafeMutablePointer<Double>, _ b: UnsafeMutablePointer<Double>, n: Int, pivotTolerance: Double) {
+        choleskyFactor(a, n: n, pivotTolerance: pivotTolerance)
+        choleskySubstitute(UnsafePointer(a), b, n: n)
+    }
+
+    /// Overwrites the upper triangle of symmetric positive semi-definite M (n × n, row-major;
+    /// only the upper triangle is read) by U with M = UᵀU.
+    ///
+    /// Right-looking, row-oriented: every inner loop is a contiguous fused multiply-add over
+    /// a row (4 doubles a vector). A Schur pivot that is not > `pivotTolerance` (including NaN)
+    /// freezes its coordinate: its row of U is zeroed, and ``choleskySubstitute(_:_:n:)`` then
+    /// returns δⱼ = 0, which solves the system restricted to the other coordinates (for PSD M
+    /// a vanishing pivot implies a vanishing row beside it).
+    static func choleskyFactor(_ a: UnsafeMutablePointer<Double>, n: Int, pivotTolerance: Double) {
         for j in 0..<n {
             let rj = a + j * n
             let s = rj[j]
@@ -534,21 +572,40 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             for i in (j + 1)..<n {
                 let f = rj[i]
                 if f == 0 { continue }
-                let ri = a + i * n
-                for k in i..<n { ri[k] -= f * rj[k] }
+                subtractScaled(a + i * n + i, rj + i, -f, count: n - i)
             }
         }
+    }
+
+    /// y += f·x over `count` doubles, fused, 4 at a time.
+    @inline(__always)
+    static func subtractScaled(_ y: UnsafeMutablePointer<Double>, _ x: UnsafePointer<Double>, _ f: Double, count: Int) {
+        var k = 0
+        let fv = SIMD4<Double>(repeating: f)
+        let yr = UnsafeMutableRawPointer(y), xr = UnsafeRawPointer(x)
+        while k + 4 <= count {
+            let yv = yr.loadUnaligned(fromByteOffset: k * 8, as: SIMD4<Double>.self)
+            let xv = xr.loadUnaligned(fromByteOffset: k * 8, as: SIMD4<Double>.self)
+            yr.storeBytes(of: yv.addingProduct(fv, xv), toByteOffset: k * 8, as: SIMD4<Double>.self)
+            k += 4
+        }
+        while k < count { y[k] = y[k].addingProduct(f, x[k]); k += 1 }
+    }
+
+    /// Solves UᵀU δ = b in place (b → δ) with U from ``choleskyFactor(_:n:pivotTolerance:)``;
+    /// a zeroed row of U gives δⱼ = 0. O(n²); U is only read, so one factor serves many b.
+    static func choleskySubstitute(_ u: UnsafePointer<Double>, _ b: UnsafeMutablePointer<Double>, n: Int) {
         // Forward: Uᵀ y = b, column by column.
         for j in 0..<n {
-            let rj = a + j * n
+            let rj = u + j * n
             if rj[j] == 0 { b[j] = 0; continue }
             let y = b[j] / rj[j]
             b[j] = y
-            for k in (j + 1)..<n { b[k] -= y * rj[k] }
+            subtractScaled(b + j + 1, rj + j + 1, -y, count: n - j - 1)
         }
         // Backward: U δ = y.
         for j in stride(from: n - 1, through: 0, by: -1) {
-            let rj = a + j * n
+            let rj = u + j * n
             if rj[j] == 0 { b[j] = 0; continue }
             var s = b[j]
             for k in (j + 1)..<n { s -= rj[k] * b[k] }
@@ -593,6 +650,9 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let before: UnsafeMutablePointer<Double>, sigmaBefore: UnsafeMutablePointer<Double>, sigmaAfter: UnsafeMutablePointer<Double>
     let pending: UnsafeMutablePointer<Int>
     let system: UnsafeMutablePointer<Double>, rhs: UnsafeMutablePointer<Double>
+    /// Linear decoders: the factored damped system for λ = `factorDamping` (NaN: none yet).
+    let factor: UnsafeMutablePointer<Double>
+    var factorDamping = Double.nan
 
     init(decoder: GaussianDecoder, maxPoints m: Int) {
         let net = decoder.network, L = decoder.latent, d = decoder.dataWidth
@@ -618,10 +678,11 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         pending = .allocate(capacity: m); pending.initialize(repeating: 0, count: m)
         system = .allocate(capacity: L * L); system.initialize(repeating: 0, count: L * L)
         rhs = .allocate(capacity: L); rhs.initialize(repeating: 0, count: L)
+        factor = .allocate(capacity: L * L); factor.initialize(repeating: 0, count: L * L)
     }
 
     deinit {
         index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
-        pending.deallocate(); system.deallocate(); rhs.deallocate()
+        pending.deallocate(); system.deallocate(); rhs.deallocate(); factor.deallocate()
     }
 }

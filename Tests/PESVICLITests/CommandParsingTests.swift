@@ -13,4 +13,14 @@ import Testing
         let options = try ModelOptions.parse(words)
         #expect(options.initLogvar == -4)
     }
+
+    /// The Gauss-Newton settings reach the comparison; nonsense values are refused.
+    @Test func gaussNewtonFlagsParseAndValidate() throws {
+        let flags = try ComparisonFlags.parse(["--gn-max-steps", "7", "--gn-tolerance", "1e-5", "--gn-trials", "2"])
+        let o = flags.options(common: try CommonOptions.parse([]))
+        #expect(o.gaussNewtonMaxSteps == 7 && o.gaussNewtonTolerance == 1e-5 && o.gaussNewtonTrials == 2)
+        for bad in [["--gn-trials", "0"], ["--gn-max-steps=-1"], ["--gn-tolerance=-1"], ["--gn-tolerance", "nan"]] {
+            #expect(throws: (any Error).self, "\(bad)") { try ComparisonFlags.parse(bad) }
+        }
+    }
 }

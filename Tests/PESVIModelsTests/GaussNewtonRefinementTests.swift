@@ -263,6 +263,54 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(r.logVariance == lv0.map { min($0, -12) })
     }
 
+    /// A linear decoder shares one factored system per λ across points (and iterations). Its
+    /// refinement must match the same affine map written as a ReLU network whose hidden units
+    /// are always on (hidden = z + c, then W, b − c·1ᵀW), which takes the per-point path; and a
+    /// refinement object reused after the weights change must not keep a stale factor.
+    @Test func linearSharedFactorMatchesPerPointPath() {
+        let L = 4, d = 10, n = 60, c: Float = 8
+        var rng = RandomGenerator(seed: 81)
+        let objective = Objective.elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.5))
+        let linear = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: objective, rng: &rng)
+        let x = dataFrom(linear, n: n, noise: 0.3, seed: 82)
+        let w = Array(linear.network.parameters.array[linear.network.weightOffsets[0]..<(linear.network.weightOffsets[0] + L * d)])
+        let b = Array(linear.network.parameters.array[linear.network.biasOffsets[0]..<(linear.network.biasOffsets[0] + d)])
+        let relu = GaussianDecoder(latent: L, dataWidth: d, architecture: .custom(hidden: [L]), objective: objective, rng: &rng)
+        let net = relu.network, p = net.parameters.pointer
+        for i in 0..<L { for j in 0..<L { p[net.weightOffsets[0] + i * L + j] = i == j ? 1 : 0 }; p[net.biasOffsets[0] + i] = c }
+        for k in 0..<(L * d) { p[net.weightOffsets[1] + k] = w[k] }
+        for o in 0..<d {
+            var s: Float = 0
+            for i in 0..<L { s += w[i * d + o] }
+            let shifted: Float = b[o] - c * s
+            p[net.biasOffsets[1] + o] = shifted
+        }
+        let start = (rng.normalArray(count: n * L), [Float](repeating: 0, count: n * L))
+        // Damping 3 makes every step partial, so several factorizations (λ = 3, 1, 1/3, …) are used.
+        let shared = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: 3, tolerance: 0)
+        let perPoint = GaussNewtonRefinement(decoder: relu, chunkRows: 16, damping: 3, tolerance: 0)
+        let a = shared.refine(x, start: start, maxSteps: 6, seed: 1)
+        let r = perPoint.refine(x, start: start, maxSteps: 6, seed: 1)
+        #expect(a.stepsPerPoint == r.stepsPerPoint && a.rejectedSteps == r.rejectedSteps)
+        var worst: Float = 0
+        for k in 0..<(n * L) {
+            worst = max(worst, abs(a.mu[k] - r.mu[k]) / max(abs(r.mu[k]), 1))
+            worst = max(worst, abs(a.logVariance[k] - r.logVariance[k]) / max(abs(r.logVariance[k]), 1))
+        }
+        #expect(worst < 1e-4, "linear shared factor vs per-point path: worst relative difference \(worst)")
+        #expect(a.objectiveAtMean.reduce(0, +) < r.objectiveAtMean.reduce(0, +) * 1.0001)
+
+        // New weights: the reused object must factor the new G, as a fresh one does. (One
+        // iteration first, so the factor it holds is for λ = 3, the next call's first λ.)
+        _ = shared.refine(x, start: start, maxSteps: 1, seed: 1)
+        let q = linear.network.parameters.pointer
+        for k in 0..<(L * d) { q[linear.network.weightOffsets[0] + k] *= 1.7 }
+        let reused = shared.refine(x, start: start, maxSteps: 6, seed: 1)
+        let fresh = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: 3, tolerance: 0).refine(x, start: start, maxSteps: 6, seed: 1)
+        #expect(reused.mu == fresh.mu && reused.logVariance == fresh.logVariance)
+        #expect(reused.mu != a.mu)
+    }
+
     /// Same inputs, same outputs; one thread or two, bit for bit.
     @Test func deterministicAcrossRunsAndThreads() {
         let L = 5, d = 14, n = 150
