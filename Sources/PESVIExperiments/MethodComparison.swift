@@ -129,6 +129,9 @@ public struct ComparisonOptions: Sendable {
     public var gaussNewtonTolerance = 1e-3
     /// Damping retries per iteration on the same linearization (3 measured about twice as fast as 1).
     public var gaussNewtonTrials = 3
+    /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
+    /// chunks only balance the two threads; results do not depend on it).
+    public var gaussNewtonChunkRows = 64
     public init() {}
 }
 
@@ -260,7 +263,7 @@ public enum MethodComparison {
 
         // PE-SVI-GN: damped Gauss-Newton on μ (closed-form σ) from the pseudo-encoder start.
         if o.includeGaussNewton {
-            let gn = GaussNewtonRefinement(decoder: decoder, threads: o.threads, tolerance: o.gaussNewtonTolerance,
+            let gn = GaussNewtonRefinement(decoder: decoder, threads: o.threads, chunkRows: o.gaussNewtonChunkRows, tolerance: o.gaussNewtonTolerance,
                                            trialsPerIteration: o.gaussNewtonTrials)
             let w = watch()
             let g = gn.refine(x, start: start, maxSteps: o.gaussNewtonMaxSteps, seed: o.seed &+ 5, observer: w.observer(n: x.rows, latent: c.latent))

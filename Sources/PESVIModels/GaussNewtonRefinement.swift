@@ -482,13 +482,18 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     ///
     /// Works on Bₗ = Aₗᵀ (|Sₗ| × |z|) so every product reads its right operand untransposed:
     /// Bₗ = Wₗ[Sₗ₋₁, Sₗ]ᵀ · Bₗ₋₁ (the block gathered transposed), T = G[S, S] · B,
-    /// H̃ = Bᵀ · T, JᵀΛr = Bᵀ · u[S].
+    /// H̃ = Bᵀ · T, JᵀΛr = Bᵀ · u[S]. At |z| ≤ 32 these per-point products use
+    /// ``smallMatrixProduct(m:n:k:a:aRowStride:aColumnStride:b:ldb:c:ldc:)`` (no packing), as
+    /// does JᵀΛr always (gemm would pad the vector to a 32-wide panel).
     func compactJacobianProducts(point k: Int, workspace ws: GaussNewtonWorkspace) {
         let net = decoder.network, layers = net.layerCount, L = decoder.latent
         let p = UnsafePointer(net.parameters.pointer)
         let h = net.widths[layers - 1]
         var a = ws.jacobianA.pointer, b = ws.jacobianB.pointer
         let sub = ws.subMatrix.pointer
+        // Measured (GNBENCH, d = 64, Arch2): the unpacked product is ~20 % faster at |z| ≤ 32,
+        // packed gemm ~10 % faster at |z| = 64; the matrix-vector product is always unpacked.
+        let small = L <= 32
         var previous = ws.activeA, current = ws.activeB
         // Layer 1: B = W₁[:, S₁]ᵀ.
         let h1 = net.widths[1], w1 = p + net.weightOffsets[0], act1 = ws.network.activations[0].pointer + k * h1
@@ -507,8 +512,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                     let dst = sub + t * sPrev, col = wl + current[t]
                     for r in 0..<sPrev { dst[r] = col[previous[r] * nOut] }
                 }
-                gemm(.none, .none, m: s, n: L, k: sPrev, alpha: 1, a: sub, lda: max(sPrev, 1), b: a, ldb: L,
-                     beta: 0, c: b, ldc: L)
+                if small {
+                    smallMatrixProduct(m: s, n: L, k: sPrev, a: sub, aRowStride: sPrev, aColumnStride: 1, b: a, ldb: L, c: b, ldc: L)
+                } else {
+                    gemm(.none, .none, m: s, n: L, k: sPrev, alpha: 1, a: sub, lda: max(sPrev, 1), b: a, ldb: L, beta: 0, c: b, ldc: L)
+                }
                 swap(&a, &b); swap(&previous, &current); sPrev = s
             }
         }
@@ -520,11 +528,15 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             us[r] = u[previous[r]]
         }
         let tg = ws.timesGram.pointer
-        gemm(.none, .none, m: s, n: L, k: s, alpha: 1, a: sub, lda: max(s, 1), b: a, ldb: L, beta: 0, c: tg, ldc: L)
-        gemm(.transpose, .none, m: L, n: L, k: s, alpha: 1, a: a, lda: L, b: tg, ldb: L, beta: 0,
-             c: ws.hessian.pointer + k * L * L, ldc: L)
-        gemm(.transpose, .none, m: L, n: 1, k: s, alpha: 1, a: a, lda: L, b: us, ldb: 1, beta: 0,
-             c: ws.gradient.pointer + k * L, ldc: 1)
+        let hk = ws.hessian.pointer + k * L * L
+        if small {
+            smallMatrixProduct(m: s, n: L, k: s, a: sub, aRowStride: s, aColumnStride: 1, b: a, ldb: L, c: tg, ldc: L)
+            smallMatrixProduct(m: L, n: L, k: s, a: a, aRowStride: 1, aColumnStride: L, b: tg, ldb: L, c: hk, ldc: L)
+        } else {
+            gemm(.none, .none, m: s, n: L, k: s, alpha: 1, a: sub, lda: max(s, 1), b: a, ldb: L, beta: 0, c: tg, ldc: L)
+            gemm(.transpose, .none, m: L, n: L, k: s, alpha: 1, a: a, lda: L, b: tg, ldb: L, beta: 0, c: hk, ldc: L)
+        }
+        smallMatrixProduct(m: 1, n: L, k: s, a: us, aRowStride: 0, aColumnStride: 1, b: a, ldb: L, c: ws.gradient.pointer + k * L, ldc: L)
     }
 
     /// The likelihood's constant per point: ½ d log 2πσₓ² or ½ (Σ_d λ_d + d log 2π).

@@ -108,3 +108,61 @@ func gemmChecked(
         }
     }
 }
+
+/// Unpacked product for small matrices (the per-point Jacobian products of Gauss-Newton):
+///
+///     C[m×n] = A[m×k] · B[k×n]
+///
+/// with A read through strides, A(i, t) = `a[i·aRowStride + t·aColumnStride]` (so Aᵀ of a
+/// row-major matrix is `aRowStride: 1, aColumnStride: ld`), B row-major with leading dimension
+/// `ldb ≥ n`, C row-major with `ldc ≥ n` (overwritten, not read).
+///
+/// Each row of C is accumulated in registers, 32 columns at a time (four 8-wide fused
+/// multiply-adds per element of A), over t = 0, 1, … in order: no packing and no call
+/// overhead, which is what matters at the sizes where ``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)``
+/// spends more time packing panels than multiplying (e.g. 16 × 16 × 16, or a matrix-vector
+/// product, which `gemm` pads to a 32-wide panel). Each element of C depends only on its row
+/// of A and column of B, in a fixed order: results do not depend on m.
+@inline(__always)
+public func smallMatrixProduct(m: Int, n: Int, k: Int,
+                               a: UnsafePointer<Float>, aRowStride: Int, aColumnStride: Int,
+                               b: UnsafePointer<Float>, ldb: Int,
+                               c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let braw = UnsafeRawPointer(b)
+    for i in 0..<m {
+        let ai = a + i * aRowStride
+        let craw = UnsafeMutableRawPointer(c + i * ldc)
+        var j = 0
+        while j + 32 <= n {
+            var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+            for t in 0..<k {
+                let f = SIMD8<Float>(repeating: ai[t * aColumnStride])
+                let o = (t * ldb + j) * 4
+                s0 = s0.addingProduct(f, braw.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self))
+                s1 = s1.addingProduct(f, braw.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self))
+                s2 = s2.addingProduct(f, braw.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self))
+                s3 = s3.addingProduct(f, braw.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self))
+            }
+            craw.storeBytes(of: s0, toByteOffset: j * 4, as: SIMD8<Float>.self)
+            craw.storeBytes(of: s1, toByteOffset: j * 4 + 32, as: SIMD8<Float>.self)
+            craw.storeBytes(of: s2, toByteOffset: j * 4 + 64, as: SIMD8<Float>.self)
+            craw.storeBytes(of: s3, toByteOffset: j * 4 + 96, as: SIMD8<Float>.self)
+            j += 32
+        }
+        while j + 8 <= n {
+            var s0 = SIMD8<Float>()
+            for t in 0..<k {
+                s0 = s0.addingProduct(SIMD8<Float>(repeating: ai[t * aColumnStride]),
+                                      braw.loadUnaligned(fromByteOffset: (t * ldb + j) * 4, as: SIMD8<Float>.self))
+            }
+            craw.storeBytes(of: s0, toByteOffset: j * 4, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < n {
+            var s: Float = 0
+            for t in 0..<k { s = s.addingProduct(ai[t * aColumnStride], b[t * ldb + j]) }
+            c[i * ldc + j] = s
+            j += 1
+        }
+    }
+}

@@ -366,7 +366,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     @Test(.enabled(if: ProcessInfo.processInfo.environment["PESVI_GN_BENCH"] != nil))
     func realisticShape() {
         let env = ProcessInfo.processInfo.environment
-        let n = Int(env["PESVI_GN_N"] ?? "") ?? 5000, L = 64, d = 300
+        let n = Int(env["PESVI_GN_N"] ?? "") ?? 5000, L = Int(env["PESVI_GN_L"] ?? "") ?? 64, d = Int(env["PESVI_GN_D"] ?? "") ?? 300
         let arch: Architecture = env["PESVI_GN_ARCH"] == "3" ? .arch3 : .arch2
         var rng = RandomGenerator(seed: 81)
         for objective in [Objective.reconstruction, .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.1))] {

@@ -341,3 +341,42 @@ import Testing
         #expect(c == [Float](repeating: 0, count: 8))
     }
 }
+
+/// `smallMatrixProduct` against a naive product in Double, with the same tolerance rule as
+/// `gemm`: shapes that hit the 32-wide blocks, the 8-wide blocks and the scalar tail; A read
+/// as stored, transposed (strides 1 and lda) and as a broadcast row vector (row stride 0);
+/// padded leading dimensions (the padding of C must stay untouched); and k = 0 (C = 0).
+@Suite struct SmallMatrixProductTests {
+    @Test(arguments: [(1, 1, 1), (3, 7, 5), (5, 8, 3), (4, 33, 9), (2, 40, 17), (6, 64, 64), (64, 64, 64), (1, 70, 64), (3, 16, 0)])
+    func matchesDoubleReference(m: Int, n: Int, k: Int) {
+        var rng = RandomGenerator(seed: UInt64(m * 10_000 + n * 100 + k))
+        let ldb = n + 3, ldc = n + 2
+        let b = rng.normalArray(count: max(k * ldb, 1))
+        for layout in ["stored", "transposed", "row vector"] where layout != "row vector" || m == 1 {
+            let lda = (layout == "transposed" ? m : k) + 1
+            let a = rng.normalArray(count: max((layout == "transposed" ? k : m) * lda, 1))
+            let (rowStride, columnStride) = layout == "stored" ? (lda, 1) : (layout == "transposed" ? (1, lda) : (0, 1))
+            var c = [Float](repeating: .nan, count: m * ldc)
+            for i in 0..<m { for j in n..<ldc { c[i * ldc + j] = 7 } }
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                smallMatrixProduct(m: m, n: n, k: k, a: ap.baseAddress!, aRowStride: rowStride, aColumnStride: columnStride,
+                                   b: bp.baseAddress!, ldb: ldb, c: cp.baseAddress!, ldc: ldc)
+            } } }
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var ref = 0.0, scale = 0.0
+                    for t in 0..<k {
+                        let p = Double(a[i * rowStride + t * columnStride]) * Double(b[t * ldb + j])
+                        ref += p; scale += abs(p)
+                    }
+                    let err = abs(Double(c[i * ldc + j]) - ref)
+                    worst = max(worst, err / (1e-6 * Double(k + 1) * max(scale, 1e-30)))
+                    if k == 0 { #expect(c[i * ldc + j] == 0) }
+                }
+                for j in n..<ldc { #expect(c[i * ldc + j] == 7, "padding of C written (\(layout))") }
+            }
+            #expect(worst <= 1, "m=\(m) n=\(n) k=\(k) \(layout): error \(worst) × the tolerance")
+        }
+    }
+}
