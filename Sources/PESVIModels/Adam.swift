@@ -29,6 +29,12 @@ public struct AdamConfiguration: Sendable, Equatable, Codable {
     /// The step-size factors for step t (1-based): returns (lr / (1 − β₁ᵗ), 1 / (1 − β₂ᵗ)), so
     /// the update is θ −= a · m / (√(v · b) + ε).
     @inline(__always)
+    func factors(step t: Int, memo: inout AdamFactorMemo) -> (Float, Float) {
+        if memo.step != t { (memo.a, memo.b) = factors(step: t); memo.step = t }
+        return (memo.a, memo.b)
+    }
+
+    @inline(__always)
     func factors(step t: Int) -> (Float, Float) {
         guard biasCorrection else { return (learningRate, 1) }
         let c1 = 1 - Foundation.pow(Double(beta1), Double(t)), c2 = 1 - Foundation.pow(Double(beta2), Double(t))
@@ -36,6 +42,16 @@ public struct AdamConfiguration: Sendable, Equatable, Codable {
     }
 }
 
+
+/// The last step count whose bias-correction factors were computed, and those factors: rows
+/// updated one after another mostly share a step count (at test time all do), so a loop over
+/// rows computes the two powers once instead of per row. Same values as without it.
+public struct AdamFactorMemo: Sendable {
+    var step = 0
+    var a: Float = 0
+    var b: Float = 0
+    public init() {}
+}
 
 /// The Adam update of `count` parameters at `p` with gradients `g` and moments `m`, `v`:
 ///

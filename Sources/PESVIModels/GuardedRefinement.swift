@@ -120,6 +120,7 @@ public final class GuardedRefinement: @unchecked Sendable {
                 var rng = RandomGenerator(seed: 0)  // unused: noise comes from pointNoiseSeed
                 let gm = gradMu[t].pointer, gl = gradLv[t].pointer, pp = scratch[t]
                 var i = 0
+                var memo = AdamFactorMemo()
                 while i < count {
                     if !active[start0 + i] { i += 1; continue }
                     var j = i + 1
@@ -157,7 +158,7 @@ public final class GuardedRefinement: @unchecked Sendable {
                         previous[p] = f
                         guard update, Int(steps[p]) < c.maxSteps else { if update { active[p] = false }; continue }
                         table.saveRow(p, into: state)
-                        table.updateRow(p, gradMu: gm + k * L, gradLogVariance: gl + k * L, learningRateScale: rate[p])
+                        table.updateRow(p, gradMu: gm + k * L, gradLogVariance: gl + k * L, learningRateScale: rate[p], memo: &memo)
                         steps[p] += 1
                     }
                     i = j

@@ -113,9 +113,10 @@ public final class LatentStepper: ParallelJob, @unchecked Sendable {
             req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L
             req.perPoint = pp
             total += decoder.evaluate(req, workspace: workspaces[t], rng: &rng)
+            var memo = AdamFactorMemo()
             for k in 0..<m {
                 table.updateRow(s0 + k, gradMu: gm + k * L, gradLogVariance: gl + k * L,
-                                learningRateScale: a.learningRateScale?[s0 + k] ?? 1)
+                                learningRateScale: a.learningRateScale?[s0 + k] ?? 1, memo: &memo)
                 a.perPoint?[s0 + k] = pp[k]
             }
             i = j

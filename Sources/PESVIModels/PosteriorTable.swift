@@ -92,13 +92,19 @@ public final class PosteriorTable: @unchecked Sendable {
     /// row k holds the gradient for table row `rows[k]`. Listed rows must be distinct.
     public func update(rows indices: UnsafePointer<Int>, count: Int,
                        gradMu: UnsafePointer<Float>, gradLogVariance: UnsafePointer<Float>) {
-        for k in 0..<count { updateRow(indices[k], gradMu: gradMu + k * latent, gradLogVariance: gradLogVariance + k * latent) }
+        var memo = AdamFactorMemo()
+        for k in 0..<count {
+            updateRow(indices[k], gradMu: gradMu + k * latent, gradLogVariance: gradLogVariance + k * latent, learningRateScale: 1, memo: &memo)
+        }
     }
 
     /// One Adam step on rows start..<start+count, gradients packed count × latent.
     public func update(rowRange start: Int, count: Int,
                        gradMu: UnsafePointer<Float>, gradLogVariance: UnsafePointer<Float>) {
-        for k in 0..<count { updateRow(start + k, gradMu: gradMu + k * latent, gradLogVariance: gradLogVariance + k * latent) }
+        var memo = AdamFactorMemo()
+        for k in 0..<count {
+            updateRow(start + k, gradMu: gradMu + k * latent, gradLogVariance: gradLogVariance + k * latent, learningRateScale: 1, memo: &memo)
+        }
     }
 
     /// One Adam step on row r with its gradients (latent values each), at this table's rate.
@@ -111,8 +117,18 @@ public final class PosteriorTable: @unchecked Sendable {
     /// (per-point step-size control in refinement).
     @inline(__always)
     public func updateRow(_ r: Int, gradMu: UnsafePointer<Float>, gradLogVariance: UnsafePointer<Float>, learningRateScale: Float) {
+        var memo = AdamFactorMemo()
+        updateRow(r, gradMu: gradMu, gradLogVariance: gradLogVariance, learningRateScale: learningRateScale, memo: &memo)
+    }
+
+    /// As ``updateRow(_:gradMu:gradLogVariance:learningRateScale:)``, reusing the bias-correction
+    /// factors in `memo` when row r is at the same step count as the row before (a loop over
+    /// rows keeps one memo).
+    @inline(__always)
+    public func updateRow(_ r: Int, gradMu: UnsafePointer<Float>, gradLogVariance: UnsafePointer<Float>, learningRateScale: Float,
+                          memo: inout AdamFactorMemo) {
         stepCounts[r] += 1
-        var (a, b) = adam.factors(step: Int(stepCounts[r]))
+        var (a, b) = adam.factors(step: Int(stepCounts[r]), memo: &memo)
         a *= learningRateScale
         let o = r * latent
         adamUpdate(mu.pointer + o, gradMu, muM.pointer + o, muV.pointer + o, count: latent, a: a, b: b, config: adam)
