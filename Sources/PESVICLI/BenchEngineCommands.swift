@@ -55,3 +55,39 @@ struct BenchInferCommand: ParsableCommand {
         }
     }
 }
+
+/// `pesvi bench gn`: one Gauss-Newton iteration against one SVI step on the same decoder.
+struct BenchGaussNewtonCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gn",
+        abstract: "Gauss-Newton refinement: milliseconds per full iteration (every point active) and per SVI step on the same decoder and points, and their ratio."
+    )
+    @Option(help: "Threads: 1 or 2.") var threads: Int = 2
+    @Option(help: "Points.") var points: Int = 5000
+    @Option(help: "Latent size |z|.") var z: Int = 64
+    @Option(help: "Decoder architecture: 1, 2 or 3 (h = min(2|z|, 128)).") var arch: Int = 2
+    @Option(help: "Data width d.") var dim: Int = 300
+    @Option(help: "Seconds to measure each side for.") var seconds: Double = 2
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        guard (1...2).contains(threads) else { throw ValidationError("--threads must be 1 or 2, got \(threads)") }
+        guard points >= 1, z >= 1, dim >= 1 else { throw ValidationError("--points, --z and --dim must be positive") }
+        guard Architecture(number: arch) != nil else { throw ValidationError("--arch must be 1, 2 or 3, got \(arch)") }
+        guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be a positive number, got \(seconds)") }
+    }
+
+    func run() throws {
+        let r = EngineBenchmark.gaussNewton(threads: threads, points: points, latent: z, dataWidth: dim,
+                                            architecture: Architecture(number: arch)!, minSeconds: seconds)
+        if json {
+            print("{\"bench\":\"gn\",\"points\":\(points),\"z\":\(z),\"arch\":\"\(r.architecture)\",\"dim\":\(dim),\"threads\":\(threads),"
+                  + "\"ms_per_iteration\":\(r.millisecondsPerIteration),\"ms_per_svi_step\":\(r.millisecondsPerSVIStep),"
+                  + "\"svi_steps_per_iteration\":\(r.sviStepsPerIteration)}")
+        } else {
+            print("gn  |z|=\(z) \(r.architecture) d=\(dim) points \(points)  threads \(threads):  "
+                  + String(format: "%.2f ms/iteration, SVI %.3f ms/step: one iteration = %.1f SVI steps  (%d iterations)",
+                           r.millisecondsPerIteration, r.millisecondsPerSVIStep, r.sviStepsPerIteration, r.iterations))
+        }
+    }
+}

@@ -70,4 +70,57 @@ public enum EngineBenchmark {
         let dt = now() - t0
         return InferenceResult(millisecondsPerStep: dt * 1000 / Double(steps), points: points, threads: threads, steps: steps)
     }
+
+    public struct GaussNewtonResult: Sendable, Codable {
+        /// Milliseconds per Gauss-Newton iteration with every point active (Jacobian products,
+        /// one damped Cholesky solve and one trial forward pass per point, two forward passes).
+        public var millisecondsPerIteration: Double
+        /// Milliseconds per SVI step (sample, forward, backward to z, Adam) on the same decoder
+        /// and points, and the ratio: how many SVI steps one GN iteration costs.
+        public var millisecondsPerSVIStep: Double
+        public var sviStepsPerIteration: Double
+        public var points: Int, latent: Int, dataWidth: Int, threads: Int
+        public var architecture: String
+        public var iterations: Int
+    }
+
+    /// Gauss-Newton against SVI on one random decoder: x = D(z) + 0.1·noise, start μ = z +
+    /// 0.3·noise, log σ² = −4. GN runs iterations with tolerance 0 and one trial, so every point
+    /// stays active (a full iteration); SVI runs Adam steps at rate 0.1 from the same start.
+    /// Each side is measured for at least `minSeconds` after one warm-up.
+    public static func gaussNewton(threads: Int, points: Int = 5000, latent L: Int = 64, dataWidth d: Int = 300,
+                                   architecture: Architecture = .arch2, minSeconds: Double = 2) -> GaussNewtonResult {
+        var rng = RandomGenerator(seed: 1)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: architecture, objective: .reconstruction, rng: &rng)
+        let zTrue = rng.normalArray(count: points * L)
+        let ws = NetworkWorkspace(network: decoder.network, maxRows: points)
+        let out = zTrue.withUnsafeBufferPointer { decoder.network.forward($0.baseAddress!, rows: points, workspace: ws) }
+        let noise = rng.normalArray(count: points * d, std: 0.1)
+        var v = [Float](repeating: 0, count: points * d)
+        for i in 0..<(points * d) { v[i] = out[i] + noise[i] }
+        let x = Dataset(rows: points, cols: d, values: v)
+        let mu0 = zip(zTrue, rng.normalArray(count: points * L, std: 0.3)).map { $0 + $1 }
+        let start = (mu0, [Float](repeating: -4, count: points * L))
+
+        let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, tolerance: 0, trialsPerIteration: 1)
+        _ = gn.refine(x, start: start, maxSteps: 1, seed: 1)
+        var gnSeconds = 0.0, iterations = 0
+        while gnSeconds < minSeconds || iterations < 3 {
+            let r = gn.refine(x, start: start, maxSteps: 3, seed: 1)
+            gnSeconds += r.seconds
+            iterations += r.iterations
+        }
+        let inference = TestTimeInference(decoder: decoder, threads: threads)
+        _ = inference.refine(x, start: start, learningRate: 0.1, steps: 3, seed: 1)
+        var sviSeconds = 0.0, steps = 0
+        while sviSeconds < minSeconds || steps < 10 {
+            let r = inference.refine(x, start: start, learningRate: 0.1, steps: 25, seed: 1)
+            sviSeconds += r.seconds
+            steps += 25
+        }
+        let gnMs = gnSeconds * 1000 / Double(iterations), sviMs = sviSeconds * 1000 / Double(steps)
+        return GaussNewtonResult(millisecondsPerIteration: gnMs, millisecondsPerSVIStep: sviMs, sviStepsPerIteration: gnMs / sviMs,
+                                 points: points, latent: L, dataWidth: d, threads: threads, architecture: architecture.description,
+                                 iterations: iterations)
+    }
 }

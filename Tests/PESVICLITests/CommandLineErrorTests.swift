@@ -256,6 +256,9 @@ import Testing
         ["generate", "synthetic", "--n", "0", "--out", "x.npy"],
         ["bench", "train", "--seconds", "nan"],
         ["bench", "infer", "--seconds", "0"],
+        ["bench", "gn", "--arch", "4"],
+        ["bench", "gn", "--z", "0"],
+        ["evaluate", "--model", "M", "--gn-trials", "0"],
     ])
     func invalidOptionValues(arguments: [String]) throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }

@@ -127,4 +127,17 @@ import PESVIData
         }
         #expect(weights[0] == weights[1])
     }
+
+    /// `bench gn` on a tiny shape: one JSON object with positive timings whose ratio is theirs.
+    @Test func benchGaussNewtonJSON() throws {
+        let r = try Pesvi.run(["bench", "gn", "--points", "40", "--z", "4", "--dim", "10", "--arch", "3", "--threads", "1",
+                               "--seconds", "0.05", "--json"], timeout: 60)
+        try #require(r.status == 0, "\(r)")
+        let o = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(o["bench"] as? String == "gn" && o["arch"] as? String == "Arch3" && o["z"] as? Int == 4)
+        let gn = try #require(o["ms_per_iteration"] as? Double), svi = try #require(o["ms_per_svi_step"] as? Double)
+        let ratio = try #require(o["svi_steps_per_iteration"] as? Double)
+        #expect(gn > 0 && svi > 0)
+        #expect(abs(ratio - gn / svi) <= 0.01 * ratio + 0.01, "ratio \(ratio) vs \(gn) / \(svi)")
+    }
 }

@@ -5,7 +5,7 @@ import Testing
 @Suite(Pesvi.trait) struct HelpTests {
     @Test(arguments: [
         [], ["demo"], ["train"], ["infer"], ["evaluate"], ["generate"], ["generate", "synthetic"],
-        ["bench"], ["bench", "train"], ["bench", "infer"],
+        ["bench"], ["bench", "train"], ["bench", "infer"], ["bench", "gn"],
     ])
     func helpExitsZero(command: [String]) throws {
         for flag in ["--help", "-h"] {
