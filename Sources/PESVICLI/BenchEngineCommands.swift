@@ -2,26 +2,35 @@ import ArgumentParser
 import Foundation
 import PESVIModels
 
+/// Options every engine benchmark takes: threads, measuring time, JSON output.
+struct EngineBenchOptions: ParsableArguments {
+    @Option(help: "Threads: 1 or 2.") var threads: Int = 2
+    @Option(help: "Seconds to measure for.") var seconds: Double = 3
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        guard (1...2).contains(threads) else { throw ValidationError("--threads must be 1 or 2, got \(threads)") }
+        guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be a positive number, got \(seconds)") }
+    }
+}
+
 /// `pesvi bench train`: phase-1 training throughput at |z| = 64, Arch2, d = 300, batch 256.
 struct BenchTrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Training throughput (samples/s): decoder and latent rows, forward, backward and Adam (|z|=64, Arch2, d=300, batch 256)."
     )
-    @Option(help: "Threads: 1 or 2.") var threads: Int = 2
     @Option(help: "Batch size.") var batchSize: Int = 256
-    @Option(help: "Seconds to measure for.") var seconds: Double = 3
-    @Flag(help: "Print one JSON object.") var json = false
+    @OptionGroup var bench: EngineBenchOptions
 
     func validate() throws {
-        guard (1...2).contains(threads) else { throw ValidationError("--threads must be 1 or 2, got \(threads)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be positive") }
-        guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be a positive number, got \(seconds)") }
     }
 
     func run() throws {
-        let r = EngineBenchmark.train(threads: threads, batchSize: batchSize, minSeconds: seconds)
-        if json {
+        let threads = bench.threads
+        let r = EngineBenchmark.train(threads: threads, batchSize: batchSize, minSeconds: bench.seconds)
+        if bench.json {
             print("{\"bench\":\"train\",\"samples_per_s\":\(Int(r.samplesPerSecond.rounded())),\"threads\":\(threads),\"batch\":\(batchSize)}")
         } else {
             print("train  |z|=64 Arch2 d=300 batch \(batchSize)  threads \(threads):  \(Int(r.samplesPerSecond.rounded())) samples/s  (\(String(format: "%.1f", r.seconds)) s measured)")
@@ -35,20 +44,17 @@ struct BenchInferCommand: ParsableCommand {
         commandName: "infer",
         abstract: "Test-time inference: milliseconds per SVI step for N points (|z|=64, Arch2, d=300)."
     )
-    @Option(help: "Threads: 1 or 2.") var threads: Int = 2
     @Option(help: "Points refined per step.") var points: Int = 5000
-    @Option(help: "Seconds to measure for.") var seconds: Double = 3
-    @Flag(help: "Print one JSON object.") var json = false
+    @OptionGroup var bench: EngineBenchOptions
 
     func validate() throws {
-        guard (1...2).contains(threads) else { throw ValidationError("--threads must be 1 or 2, got \(threads)") }
         guard points >= 1 else { throw ValidationError("--points must be positive") }
-        guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be a positive number, got \(seconds)") }
     }
 
     func run() throws {
-        let r = EngineBenchmark.infer(threads: threads, points: points, minSeconds: seconds)
-        if json {
+        let threads = bench.threads
+        let r = EngineBenchmark.infer(threads: threads, points: points, minSeconds: bench.seconds)
+        if bench.json {
             print("{\"bench\":\"infer\",\"points\":\(points),\"ms_per_step\":\(String(format: "%.3f", r.millisecondsPerStep)),\"threads\":\(threads)}")
         } else {
             print("infer  |z|=64 Arch2 d=300 points \(points)  threads \(threads):  \(String(format: "%.2f", r.millisecondsPerStep)) ms/step  (\(r.steps) steps)")
@@ -62,25 +68,22 @@ struct BenchGaussNewtonCommand: ParsableCommand {
         commandName: "gn",
         abstract: "Gauss-Newton refinement: milliseconds per full iteration (every point active) and per SVI step on the same decoder and points, and their ratio."
     )
-    @Option(help: "Threads: 1 or 2.") var threads: Int = 2
     @Option(help: "Points.") var points: Int = 5000
     @Option(help: "Latent size |z|.") var z: Int = 64
     @Option(help: "Decoder architecture: 1, 2 or 3 (h = min(2|z|, 128)).") var arch: Int = 2
     @Option(help: "Data width d.") var dim: Int = 300
-    @Option(help: "Seconds to measure each side for.") var seconds: Double = 2
-    @Flag(help: "Print one JSON object.") var json = false
+    @OptionGroup var bench: EngineBenchOptions
 
     func validate() throws {
-        guard (1...2).contains(threads) else { throw ValidationError("--threads must be 1 or 2, got \(threads)") }
         guard points >= 1, z >= 1, dim >= 1 else { throw ValidationError("--points, --z and --dim must be positive") }
         guard Architecture(number: arch) != nil else { throw ValidationError("--arch must be 1, 2 or 3, got \(arch)") }
-        guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be a positive number, got \(seconds)") }
     }
 
     func run() throws {
+        let threads = bench.threads
         let r = EngineBenchmark.gaussNewton(threads: threads, points: points, latent: z, dataWidth: dim,
-                                            architecture: Architecture(number: arch)!, minSeconds: seconds)
-        if json {
+                                            architecture: Architecture(number: arch)!, minSeconds: bench.seconds)
+        if bench.json {
             print("{\"bench\":\"gn\",\"points\":\(points),\"z\":\(z),\"arch\":\"\(r.architecture)\",\"dim\":\(dim),\"threads\":\(threads),"
                   + "\"ms_per_iteration\":\(r.millisecondsPerIteration),\"ms_per_svi_step\":\(r.millisecondsPerSVIStep),"
                   + "\"svi_steps_per_iteration\":\(r.sviStepsPerIteration)}")
