@@ -23,6 +23,9 @@ struct ReproduceCommand: ParsableCommand {
     @Option(help: "Synthetic data: dimensions.") var dim: Int = 300
     @Option(help: "Output directory.") var out: String
     @Flag(help: "Print the results as JSON (a list of cells) on stdout.") var json = false
+    @Flag(help: ArgumentHelp("Save each cell's chosen model to OUT/models/z<Z>-arch<A>/ (a 'pesvi train' model directory).",
+                             discussion: "'pesvi evaluate --model OUT/models/z64-arch2 --seed <seed + 9>' repeats that cell's comparison."))
+    var saveModels = false
     @OptionGroup var common: CommonOptions
 
     func parseList<T>(_ s: String, _ name: String, _ f: (String) -> T?) throws -> [T] {
@@ -55,6 +58,7 @@ struct ReproduceCommand: ParsableCommand {
         o.architectures = try parseList(arch, "--arch") { Int($0).flatMap(Architecture.init(number:)) }
         o.seed = common.seed
         o.threads = common.threads
+        if saveModels { o.modelsDirectory = URL(fileURLWithPath: out).appendingPathComponent("models").path }
         let quiet = common.quiet
         if !quiet { printErr("reproduce on \(name) (\(data.rows)×\(data.cols)): \(o.protocolDescription)") }
         let cells = try PaperReproduction.run(data: data, dataset: name, options: o) { line in if !quiet { printErr(line) } }

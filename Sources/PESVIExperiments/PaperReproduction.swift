@@ -43,6 +43,13 @@ public struct ReproductionOptions: Sendable {
     public var threads = 1
     /// Whether this is the reduced `--quick` protocol (said in every output).
     public var quick = false
+    /// When set, each cell's chosen model (SVI decoder, pseudo-encoder, VAE, paces and the
+    /// held-out rows) is saved to `modelsDirectory/<cell>` (see ``modelName(z:architecture:)``),
+    /// so `pesvi evaluate --model` can re-run or extend its comparison; with `--seed` equal to
+    /// ``comparisonSeed`` it repeats the cell's numbers.
+    public var modelsDirectory: String? = nil
+    /// The seed the cells' comparisons use: `seed + 9`.
+    public var comparisonSeed: UInt64 { seed &+ 9 }
     public init() {}
 
     /// The `--quick` protocol: a reduced grid and budget (stated in the outputs).
@@ -147,11 +154,14 @@ public enum PaperReproduction {
                                                       vaeConfiguration: bestVAE?.0.configuration, pace: pace, report: PipelineReport())
                 model.configuration.autoPace = TrainingPipeline.automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
                                                                               threads: o.threads, seed: o.seed &+ 6)
+                if let root = o.modelsDirectory {
+                    try ModelStore.save(model, to: URL(fileURLWithPath: root).appendingPathComponent(modelName(z: z, architecture: arch)).path)
+                }
                 var co = ComparisonOptions()
                 co.refineSteps = o.paceSteps
                 co.sviRule = o.sviRule
                 co.threads = o.threads
-                co.seed = o.seed &+ 9
+                co.seed = o.comparisonSeed
                 let comparison = MethodComparison.run(model: model, points: prepared.test, dataset: dataset, options: co)
                 let cell = ReproductionCell(comparison: comparison, vaeLearningRate: bestVAE?.2,
                                             decoderLearningRate: p1.configuration.decoderLearningRate,
@@ -167,6 +177,11 @@ public enum PaperReproduction {
             }
         }
         return cells
+    }
+
+    /// The directory name of a cell's saved model: `z64-arch2`.
+    public static func modelName(z: Int, architecture: Architecture) -> String {
+        "z\(z)-\(architecture.description.lowercased())"
     }
 
     // MARK: - Outputs

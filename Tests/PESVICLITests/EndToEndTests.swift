@@ -140,4 +140,29 @@ import PESVIData
         #expect(gn > 0 && svi > 0)
         #expect(abs(ratio - gn / svi) <= 0.01 * ratio + 0.01, "ratio \(ratio) vs \(gn) / \(svi)")
     }
+
+    /// `reproduce --save-models` leaves each cell's model, and `evaluate` on it with the
+    /// comparison seed (seed + 9) repeats the cell's numbers exactly.
+    @Test func reproduceSavedModelRepeatsItsCell() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let out = dir.path("R")
+        let r = try Pesvi.run(["reproduce", "--dataset", "synthetic", "--n", "200", "--dim", "8", "--z", "2", "--arch", "2",
+                               "--quick", "--out", out, "--save-models", "--threads", "1", "--quiet"], timeout: 120)
+        try #require(r.status == 0, "\(r)")
+        let model = out + "/models/z2-arch2"
+        for file in ["model.safetensors", "config.json", "validation.npy", "test.npy"] {
+            #expect(FileManager.default.fileExists(atPath: model + "/" + file), "no \(file) in the saved cell model")
+        }
+        let e = try Pesvi.run(["evaluate", "--model", model, "--seed", "9", "--threads", "1", "--json"], timeout: 120)
+        try #require(e.status == 0, "\(e)")
+        let again = try #require(try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+        let cells = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [[String: Any]])
+        let cell = try #require(cells.first)
+        let a = try #require(again["methods"] as? [String: [String: Any]]), b = try #require(cell["methods"] as? [String: [String: Any]])
+        #expect(Set(a.keys) == Set(b.keys))
+        for (name, m) in b {
+            #expect(a[name]?["reconstruction"] as? Double == m["reconstruction"] as? Double, "\(name): reconstruction differs")
+            #expect(a[name]?["steps"] as? Double == m["steps"] as? Double, "\(name): steps differ")
+        }
+    }
 }
