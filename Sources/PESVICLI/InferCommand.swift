@@ -24,11 +24,14 @@ struct InferCommand: ParsableCommand {
     @Option(help: "Refinement rate, or 'auto' for guarded refinement at the automatic pace.") var lr: String = "auto"
     @Option(help: "Output file (.npy or .csv).") var out: String
     @Option(help: "Refinement: 'adam' (paced Adam, see --lr) or 'gn' (Gauss-Newton).") var method: String = "adam"
+    @Option(help: "--method gn: a point stops when an accepted step improves its objective by less than this fraction.")
+    var gnTolerance: Double = ComparisonOptions().gaussNewtonTolerance
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more, got \(steps)") }
         guard ["adam", "gn"].contains(method) else { throw ValidationError("--method must be 'adam' or 'gn', got '\(method)'") }
+        guard gnTolerance >= 0, gnTolerance.isFinite else { throw ValidationError("--gn-tolerance must be a non-negative number, got \(gnTolerance)") }
         if lr != "auto" { guard let v = Float(lr), v > 0, v.isFinite else { throw ValidationError("--lr must be a positive number or 'auto', got '\(lr)'") } }
     }
 
@@ -59,7 +62,8 @@ struct InferCommand: ParsableCommand {
         var mu = start.mu, lv = start.logVariance
         var stepsNote = "\(steps) steps"
         if steps > 0 && method == "gn" {
-            let r = GaussNewtonRefinement(decoder: m.decoder, threads: common.threads, tolerance: 1e-3, trialsPerIteration: 3)
+            let r = GaussNewtonRefinement(decoder: m.decoder, threads: common.threads, tolerance: gnTolerance,
+                                          trialsPerIteration: ComparisonOptions().gaussNewtonTrials)
                 .refine(x, start: start, maxSteps: steps, seed: common.seed)
             mu = r.mu; lv = r.logVariance
             stepsNote = String(format: "Gauss-Newton, mean %.1f / max %d steps per point", r.meanSteps, r.maxSteps)

@@ -259,6 +259,7 @@ import Testing
         ["bench", "gn", "--arch", "4"],
         ["bench", "gn", "--z", "0"],
         ["evaluate", "--model", "M", "--gn-trials", "0"],
+        ["infer", "--model", "M", "--data", "x.csv", "--out", "P.npy", "--method", "gn", "--gn-tolerance=-1"],
     ])
     func invalidOptionValues(arguments: [String]) throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
