@@ -121,28 +121,36 @@ public enum PaceSelection {
     public static let paperCandidates: [Float] = [1, 0.5, 0.1, 0.05, 0.01, 0.005]
 
     /// Runs K steps from the pseudo-encoder start for every candidate rate and keeps the
-    /// fastest of those that reach the most accurate result: the best final objective F*
-    /// over all candidates; the eligible rates end within 1 % of F*; among them the one whose
-    /// curve first gets within 1 % of F* wins (ties: the smaller rate).
+    /// fastest and most accurate, by ``choose(_:)`` on the validation curves.
     public static func select(inference: TestTimeInference, x: Dataset, start: (mu: [Float], logVariance: [Float]),
                               candidates: [Float] = paperCandidates, steps: Int, seed: UInt64) -> (learningRate: Float, trials: [Trial]) {
         precondition(!candidates.isEmpty, "pace selection needs at least one candidate rate")
-        var results: [(Float, InferenceResult)] = []
-        for lr in candidates {
-            results.append((lr, inference.refine(x, start: start, learningRate: lr, steps: steps, seed: seed)))
-        }
-        let finals = results.map { $0.1.curve.last! }
-        let best = finals.filter { $0.isFinite }.min() ?? .infinity
+        let curves = candidates.map { lr in (lr, inference.refine(x, start: start, learningRate: lr, steps: steps, seed: seed).curve) }
+        return choose(curves)
+    }
+
+    /// The paper's "fastest and most accurate convergence", on each candidate's curve (mean
+    /// objective after 0…K steps). F* is the best final objective over all candidates; a
+    /// rate is eligible when its final value is finite and within 1 % of F*; among eligible
+    /// rates the one whose curve first gets within 1 % of F* wins. Ties on that step go to
+    /// the lower final objective, then to the smaller rate. (Ties are common when the start
+    /// is already within 1 % of F*: every rate then counts 0 steps, and breaking them by the
+    /// smaller rate, as before 2026-11-30, picked the rate that barely moves — digits
+    /// |z| = 16 Arch1: 0.005, whose final objective was the worst of the six.)
+    /// With no eligible rate, the first candidate.
+    public static func choose(_ curves: [(learningRate: Float, curve: [Double])]) -> (learningRate: Float, trials: [Trial]) {
+        precondition(!curves.isEmpty && curves.allSatisfy { !$0.curve.isEmpty }, "pace selection needs a curve per candidate")
+        let best = curves.map { $0.curve.last! }.filter { $0.isFinite }.min() ?? .infinity
         var trials: [Trial] = []
-        var chosen: (Float, Int)? = nil
-        for (lr, r) in results {
-            let final = r.curve.last!
-            let s = best.isFinite ? Convergence.firstStep(reaching: best, in: r.curve) : nil
+        var chosen: (lr: Float, steps: Int, final: Double)? = nil
+        for (lr, curve) in curves {
+            let final = curve.last!
+            let s = best.isFinite ? Convergence.firstStep(reaching: best, in: curve) : nil
             trials.append(Trial(learningRate: lr, finalObjective: final, stepsToBest: s))
-            if final.isFinite, Convergence.reaches(final, best), let s {
-                if chosen == nil || s < chosen!.1 || (s == chosen!.1 && lr < chosen!.0) { chosen = (lr, s) }
-            }
+            guard final.isFinite, Convergence.reaches(final, best), let s else { continue }
+            if let c = chosen, (c.steps, c.final, c.lr) <= (s, final, lr) { continue }
+            chosen = (lr, s, final)
         }
-        return (chosen?.0 ?? candidates[0], trials)
+        return (chosen?.lr ?? curves[0].learningRate, trials)
     }
 }
