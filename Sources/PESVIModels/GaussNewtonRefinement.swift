@@ -260,7 +260,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let wt = lastWeightsTransposed.pointer
         for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c]; wt[c * h + a] = w[a * d + c] } }
         gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: wl, lda: d, b: w, ldb: d, beta: 0, c: gram.pointer, ldc: h)
-        for ws in workspaces { ws.factorDamping = .nan }  // G changed: cached factors are stale
+        for ws in workspaces { ws.forgetFactors() }  // G changed: cached factors are stale
     }
 
     /// One LM iteration on the unfinished points of rows start..<start+count. Returns how
@@ -280,7 +280,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let isELBO = decoder.objective.kind != .reconstruction
         linearizeChunk(x, mu: mu, count: m, workspace: ws)
         // A linear decoder's H̃ = G is every point's (hessianStride 0), and so is the damped
-        // system for a given λ: it is factored once per λ and reused (ws.factor).
+        // system for a given λ: it is factored once per λ and reused (ws.factor(for:)).
         let linear = net.layerCount == 1
         let hess = linear ? UnsafePointer(gram.pointer) : UnsafePointer(ws.hessian.pointer)
         let hessianStride = linear ? 0 : L * L
@@ -316,11 +316,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 let lam = st.damping[i]
                 for r in 0..<L { rhs[r] = Double(gk[r]) - beta * Double(zk[r]) }
                 if linear {
-                    if !(ws.factorDamping == lam) {
-                        dampedSystem(hk, damping: lam, beta: beta, into: ws.factor, n: L)
-                        ws.factorDamping = lam
-                    }
-                    GaussNewtonRefinement.choleskySubstitute(ws.factor, rhs, n: L)
+                    let (u, fresh) = ws.factor(for: lam)
+                    if fresh { dampedSystem(hk, damping: lam, beta: beta, into: u, n: L) }
+                    GaussNewtonRefinement.choleskySubstitute(u, rhs, n: L)
                 } else {
                     dampedSystem(hk, damping: lam, beta: beta, into: sys, n: L)
                     GaussNewtonRefinement.choleskySubstitute(sys, rhs, n: L)
@@ -619,10 +617,32 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         for j in stride(from: n - 1, through: 0, by: -1) {
             let rj = u + j * n
             if rj[j] == 0 { b[j] = 0; continue }
-            var s = b[j]
-            for k in (j + 1)..<n { s -= rj[k] * b[k] }
-            b[j] = s / rj[j]
+            b[j] = (b[j] - dot(rj + j + 1, b + j + 1, count: n - j - 1)) / rj[j]
         }
+    }
+
+    /// Σ x[k]·y[k] over `count` doubles, in four 4-wide fused accumulators (a strict scalar
+    /// reduction does not vectorize).
+    @inline(__always)
+    static func dot(_ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, count: Int) -> Double {
+        let xr = UnsafeRawPointer(x), yr = UnsafeRawPointer(y)
+        var a0 = SIMD4<Double>(), a1 = SIMD4<Double>(), a2 = SIMD4<Double>(), a3 = SIMD4<Double>()
+        var k = 0
+        while k + 16 <= count {
+            let o = k * 8
+            a0 = a0.addingProduct(xr.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self), yr.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self))
+            a1 = a1.addingProduct(xr.loadUnaligned(fromByteOffset: o + 32, as: SIMD4<Double>.self), yr.loadUnaligned(fromByteOffset: o + 32, as: SIMD4<Double>.self))
+            a2 = a2.addingProduct(xr.loadUnaligned(fromByteOffset: o + 64, as: SIMD4<Double>.self), yr.loadUnaligned(fromByteOffset: o + 64, as: SIMD4<Double>.self))
+            a3 = a3.addingProduct(xr.loadUnaligned(fromByteOffset: o + 96, as: SIMD4<Double>.self), yr.loadUnaligned(fromByteOffset: o + 96, as: SIMD4<Double>.self))
+            k += 16
+        }
+        while k + 4 <= count {
+            a0 = a0.addingProduct(xr.loadUnaligned(fromByteOffset: k * 8, as: SIMD4<Double>.self), yr.loadUnaligned(fromByteOffset: k * 8, as: SIMD4<Double>.self))
+            k += 4
+        }
+        var s = ((a0 + a1) + (a2 + a3)).sum()
+        while k < count { s = s.addingProduct(x[k], y[k]); k += 1 }
+        return s
     }
 }
 
@@ -662,9 +682,23 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let before: UnsafeMutablePointer<Double>, sigmaBefore: UnsafeMutablePointer<Double>, sigmaAfter: UnsafeMutablePointer<Double>
     let pending: UnsafeMutablePointer<Int>
     let system: UnsafeMutablePointer<Double>, rhs: UnsafeMutablePointer<Double>
-    /// Linear decoders: the factored damped system for λ = `factorDamping` (NaN: none yet).
-    let factor: UnsafeMutablePointer<Double>
-    var factorDamping = Double.nan
+    /// Linear decoders: factored damped systems for the λ in `factorDampings` (NaN: empty),
+    /// a few at once because points that had a step rejected carry other λ than the rest.
+    let factors: [UnsafeMutablePointer<Double>]
+    var factorDampings: [Double]
+    var nextFactorSlot = 0
+
+    /// The cached factor for λ, or a slot to factor into (`fresh`: the caller must fill it);
+    /// the oldest slot is replaced.
+    func factor(for lambda: Double) -> (UnsafeMutablePointer<Double>, fresh: Bool) {
+        for k in 0..<factors.count where factorDampings[k] == lambda { return (factors[k], false) }
+        let k = nextFactorSlot
+        nextFactorSlot = (k + 1) % factors.count
+        factorDampings[k] = lambda
+        return (factors[k], true)
+    }
+
+    func forgetFactors() { for k in factorDampings.indices { factorDampings[k] = .nan } }
 
     init(decoder: GaussianDecoder, maxPoints m: Int) {
         let net = decoder.network, L = decoder.latent, d = decoder.dataWidth
@@ -690,11 +724,14 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         pending = .allocate(capacity: m); pending.initialize(repeating: 0, count: m)
         system = .allocate(capacity: L * L); system.initialize(repeating: 0, count: L * L)
         rhs = .allocate(capacity: L); rhs.initialize(repeating: 0, count: L)
-        factor = .allocate(capacity: L * L); factor.initialize(repeating: 0, count: L * L)
+        factors = (0..<4).map { _ in
+            let f = UnsafeMutablePointer<Double>.allocate(capacity: L * L); f.initialize(repeating: 0, count: L * L); return f
+        }
+        factorDampings = [Double](repeating: .nan, count: 4)
     }
 
     deinit {
         index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
-        pending.deallocate(); system.deallocate(); rhs.deallocate(); factor.deallocate()
+        pending.deallocate(); system.deallocate(); rhs.deallocate(); factors.forEach { $0.deallocate() }
     }
 }
