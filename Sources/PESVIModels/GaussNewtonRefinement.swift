@@ -24,8 +24,8 @@ public struct GaussNewtonResult: Sendable {
     public var maxSteps: Int
     /// Iterations run (≤ the `maxSteps` argument; fewer when every point finished early).
     public var iterations: Int
-    /// Wall time of the refinement in seconds (G, the starting P(μ), the iterations), excluding
-    /// the evaluations that only record `curve`.
+    /// Wall time of the refinement in seconds (G and the iterations, the first of which also
+    /// measures the starting P(μ)), excluding the evaluations that only record `curve`.
     public var seconds: Double
     /// After iteration t (index t − 1): the mean over points of the steps taken so far, and the
     /// wall time so far (without recording and observer time).
@@ -177,15 +177,19 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
 
         let state = PointState(count: n, damping: damping)
         defer { state.deallocate() }
-        // P(μ) of every point at the start: one forward pass, the guard's first reference.
-        let t1 = clock.now
-        runner.run(rows: n) { t, _, s, m in
-            let ws = self.workspaces[t]
-            for k in 0..<m { ws.index[k] = s + k }
-            self.measureChunk(x, mu: table.mu.pointer, count: m, workspace: ws)
-            for k in 0..<m { state.objective[s + k] = ws.before[k] }
+        // P(μ) of every point at the start, the guard's first reference: the first iteration's
+        // linearization measures it (the same forward pass at the same μ), so a separate pass
+        // is needed only when there is no iteration.
+        if maxSteps <= 0 {
+            let t1 = clock.now
+            runner.run(rows: n) { t, _, s, m in
+                let ws = self.workspaces[t]
+                for k in 0..<m { ws.index[k] = s + k }
+                self.measureChunk(x, mu: table.mu.pointer, count: m, workspace: ws)
+                for k in 0..<m { state.objective[s + k] = ws.before[k] }
+            }
+            elapsed += seconds(clock.now - t1)
         }
-        elapsed += seconds(clock.now - t1)
         let perN = 1 / Double(max(n, 1))
         var curve = [curveStepper.evaluate(x, table, seed: seed, step: 0) * perN]
         var iterations = 0
@@ -279,6 +283,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let (perD, beta, constant) = objectiveWeights()
         let isELBO = decoder.objective.kind != .reconstruction
         linearizeChunk(x, mu: mu, count: m, workspace: ws)
+        // First iteration: the forward pass at μ just made is the guard's starting P(μ).
+        for k in 0..<m where st.objective[idx[k]].isNaN { st.objective[idx[k]] = ws.before[k] }
         // A linear decoder's H̃ = G is every point's (hessianStride 0), and so is the damped
         // system for a given λ: it is factored once per λ and reused (ws.factor(for:)).
         let linear = net.layerCount == 1
