@@ -286,7 +286,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         // First iteration: the forward pass at μ just made is the guard's starting P(μ).
         for k in 0..<m where st.objective[idx[k]].isNaN { st.objective[idx[k]] = ws.before[k] }
         // A linear decoder's H̃ = G is every point's (hessianStride 0), and so is the damped
-        // system for a given λ: it is factored once per λ and reused (ws.factor(for:)).
+        // system for a given λ: it is factored once per λ and reused (ws.factorSlot(for:)); a λ
+        // that serves many points is also inverted, so a point's solve becomes one L × L
+        // matrix-vector product (the inverse costs L³, 6× a factorization, so only then).
         let linear = net.layerCount == 1
         let hess = linear ? UnsafePointer(gram.pointer) : UnsafePointer(ws.hessian.pointer)
         let hessianStride = linear ? 0 : L * L
@@ -322,9 +324,20 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 let lam = st.damping[i]
                 for r in 0..<L { rhs[r] = Double(gk[r]) - beta * Double(zk[r]) }
                 if linear {
-                    let (u, fresh) = ws.factor(for: lam)
-                    if fresh { dampedSystem(hk, damping: lam, beta: beta, into: u, n: L) }
-                    GaussNewtonRefinement.choleskySubstitute(u, rhs, n: L)
+                    let slot = ws.factorSlot(for: lam)
+                    if ws.factorUses[slot] == 0 { dampedSystem(hk, damping: lam, beta: beta, into: ws.factors[slot], n: L) }
+                    ws.factorUses[slot] += 1
+                    if ws.factorUses[slot] == ws.usesBeforeInverse {
+                        GaussNewtonRefinement.inverse(factor: ws.factors[slot], into: ws.inverses[slot], scratch: ws.solution, n: L)
+                    }
+                    if ws.factorUses[slot] >= ws.usesBeforeInverse {
+                        // δ = M·rhs: L contiguous dot products instead of two triangular sweeps.
+                        let out = ws.solution, inverse = ws.inverses[slot]
+                        for r in 0..<L { out[r] = GaussNewtonRefinement.dot(inverse + r * L, rhs, count: L) }
+                        rhs.update(from: out, count: L)
+                    } else {
+                        GaussNewtonRefinement.choleskySubstitute(ws.factors[slot], rhs, n: L)
+                    }
                 } else {
                     dampedSystem(hk, damping: lam, beta: beta, into: sys, n: L)
                     GaussNewtonRefinement.choleskySubstitute(sys, rhs, n: L)
@@ -593,6 +606,18 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         }
     }
 
+    /// M = (UᵀU)⁻¹ (n × n, symmetric) from U of ``choleskyFactor(_:n:pivotTolerance:)``, column by
+    /// column with ``choleskySubstitute(_:_:n:)`` (`scratch`: n doubles). A frozen coordinate's
+    /// row and column of M are zero, so M·b equals the substitution for every b.
+    static func inverse(factor u: UnsafePointer<Double>, into m: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Double>, n: Int) {
+        for k in 0..<n {
+            scratch.update(repeating: 0, count: n)
+            scratch[k] = 1
+            choleskySubstitute(u, scratch, n: n)
+            (m + k * n).update(from: scratch, count: n)  // column k; M is symmetric
+        }
+    }
+
     /// y += f·x over `count` doubles, fused, 4 at a time.
     @inline(__always)
     static func subtractScaled(_ y: UnsafeMutablePointer<Double>, _ x: UnsafePointer<Double>, _ f: Double, count: Int) {
@@ -688,23 +713,34 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let before: UnsafeMutablePointer<Double>, sigmaBefore: UnsafeMutablePointer<Double>, sigmaAfter: UnsafeMutablePointer<Double>
     let pending: UnsafeMutablePointer<Int>
     let system: UnsafeMutablePointer<Double>, rhs: UnsafeMutablePointer<Double>
-    /// Linear decoders: factored damped systems for the λ in `factorDampings` (NaN: empty),
-    /// a few at once because points that had a step rejected carry other λ than the rest.
+    /// Linear decoders: the factored damped system (U) for the λ in `factorDampings` (NaN:
+    /// empty), a few at once because points that had a step rejected carry other λ than the
+    /// rest; `factorUses` counts the solves with each, and from `usesBeforeInverse` on the
+    /// slot's inverse (UᵀU)⁻¹ is used instead of the two triangular sweeps.
     let factors: [UnsafeMutablePointer<Double>]
+    let inverses: [UnsafeMutablePointer<Double>]
     var factorDampings: [Double]
+    var factorUses: [Int]
+    /// 4·|z| solves: the inverse costs |z|³ and saves a few µs per solve at |z| = 128, so it pays
+    /// off only for a λ many points share (the first iterations), not for the scattered λ of
+    /// points with rejected steps (measured at |z| = 128: 16 made the whole run 1.8× slower).
+    let usesBeforeInverse: Int
+    /// |z| doubles of scratch for the linear path's solve.
+    let solution: UnsafeMutablePointer<Double>
     var nextFactorSlot = 0
 
-    /// The cached factor for λ, or a slot to factor into (`fresh`: the caller must fill it);
-    /// the oldest slot is replaced.
-    func factor(for lambda: Double) -> (UnsafeMutablePointer<Double>, fresh: Bool) {
-        for k in 0..<factors.count where factorDampings[k] == lambda { return (factors[k], false) }
+    /// The slot holding λ, or the oldest slot, emptied for λ (`factorUses` 0: the caller
+    /// factors into it).
+    func factorSlot(for lambda: Double) -> Int {
+        for k in 0..<factors.count where factorDampings[k] == lambda { return k }
         let k = nextFactorSlot
         nextFactorSlot = (k + 1) % factors.count
         factorDampings[k] = lambda
-        return (factors[k], true)
+        factorUses[k] = 0
+        return k
     }
 
-    func forgetFactors() { for k in factorDampings.indices { factorDampings[k] = .nan } }
+    func forgetFactors() { for k in factorDampings.indices { factorDampings[k] = .nan; factorUses[k] = 0 } }
 
     init(decoder: GaussianDecoder, maxPoints m: Int) {
         let net = decoder.network, L = decoder.latent, d = decoder.dataWidth
@@ -733,11 +769,17 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         factors = (0..<4).map { _ in
             let f = UnsafeMutablePointer<Double>.allocate(capacity: L * L); f.initialize(repeating: 0, count: L * L); return f
         }
+        inverses = (0..<4).map { _ in
+            let f = UnsafeMutablePointer<Double>.allocate(capacity: L * L); f.initialize(repeating: 0, count: L * L); return f
+        }
         factorDampings = [Double](repeating: .nan, count: 4)
+        factorUses = [Int](repeating: 0, count: 4)
+        usesBeforeInverse = 4 * L
+        solution = .allocate(capacity: L); solution.initialize(repeating: 0, count: L)
     }
 
     deinit {
         index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
-        pending.deallocate(); system.deallocate(); rhs.deallocate(); factors.forEach { $0.deallocate() }
+        pending.deallocate(); system.deallocate(); rhs.deallocate(); factors.forEach { $0.deallocate() }; inverses.forEach { $0.deallocate() }; solution.deallocate()
     }
 }

@@ -357,5 +357,27 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         var worst = 0.0
         for i in 0..<n { worst = max(worst, abs(x[i] - reference[i]) / max(1, abs(reference[i]))) }
         #expect(worst < 1e-8, "Cholesky vs elimination: \(worst)")
+
+        // The inverse from the factor (the linear decoder's shared solve): M·b equals the
+        // substitution, including a frozen coordinate (row and column 1 of M are zero).
+        for (size, system, b) in [(3, [4.0, 0, 2, 0, 0, 0, 2, 0, 5], [2.0, 7, 3]), (n, spd, rhs)] {
+            var u = system, inv = [Double](repeating: .nan, count: size * size), scratch = [Double](repeating: 0, count: size)
+            var bySubstitution = b
+            u.withUnsafeMutableBufferPointer { up in
+                GaussNewtonRefinement.choleskyFactor(up.baseAddress!, n: size, pivotTolerance: 1e-12)
+                bySubstitution.withUnsafeMutableBufferPointer { GaussNewtonRefinement.choleskySubstitute(up.baseAddress!, $0.baseAddress!, n: size) }
+                inv.withUnsafeMutableBufferPointer { ip in scratch.withUnsafeMutableBufferPointer { sp in
+                    GaussNewtonRefinement.inverse(factor: up.baseAddress!, into: ip.baseAddress!, scratch: sp.baseAddress!, n: size)
+                } }
+            }
+            var worstInverse = 0.0
+            for i in 0..<size {
+                var v = 0.0
+                for j in 0..<size { v += inv[i * size + j] * b[j] }
+                worstInverse = max(worstInverse, abs(v - bySubstitution[i]) / max(1, abs(bySubstitution[i])))
+            }
+            #expect(worstInverse < 1e-9, "inverse vs substitution, n = \(size): \(worstInverse)")
+            if size == 3 { #expect(inv[1] == 0 && inv[3] == 0 && inv[4] == 0 && inv[5] == 0 && inv[7] == 0) }
+        }
     }
 }
