@@ -324,20 +324,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 let lam = st.damping[i]
                 for r in 0..<L { rhs[r] = Double(gk[r]) - beta * Double(zk[r]) }
                 if linear {
-                    let slot = ws.factorSlot(for: lam)
-                    if ws.factorUses[slot] == 0 { dampedSystem(hk, damping: lam, beta: beta, into: ws.factors[slot], n: L) }
-                    ws.factorUses[slot] += 1
-                    if ws.factorUses[slot] == ws.usesBeforeInverse {
-                        GaussNewtonRefinement.inverse(factor: ws.factors[slot], into: ws.inverses[slot], scratch: ws.solution, n: L)
-                    }
-                    if ws.factorUses[slot] >= ws.usesBeforeInverse {
-                        // δ = M·rhs: L contiguous dot products instead of two triangular sweeps.
-                        let out = ws.solution, inverse = ws.inverses[slot]
-                        for r in 0..<L { out[r] = GaussNewtonRefinement.dot(inverse + r * L, rhs, count: L) }
-                        rhs.update(from: out, count: L)
-                    } else {
-                        GaussNewtonRefinement.choleskySubstitute(ws.factors[slot], rhs, n: L)
-                    }
+                    solveShared(hk, damping: lam, beta: beta, rhs: rhs, workspace: ws)
                 } else {
                     dampedSystem(hk, damping: lam, beta: beta, into: sys, n: L)
                     GaussNewtonRefinement.choleskySubstitute(sys, rhs, n: L)
@@ -383,6 +370,28 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             pendingCount = still
         }
         return m
+    }
+
+    /// Solves the linear decoder's damped system for λ in place (`rhs` → δ) with the thread's
+    /// cached factor for λ (factored on first use), or, once λ has served
+    /// `usesBeforeInverse` solves, with its inverse: δ = M·rhs, |z| contiguous dot products
+    /// instead of two triangular sweeps.
+    func solveShared(_ hk: UnsafePointer<Float>, damping lam: Double, beta: Double, rhs: UnsafeMutablePointer<Double>,
+                     workspace ws: GaussNewtonWorkspace) {
+        let L = decoder.latent
+        let slot = ws.factorSlot(for: lam)
+        if ws.factorUses[slot] == 0 { dampedSystem(hk, damping: lam, beta: beta, into: ws.factors[slot], n: L) }
+        ws.factorUses[slot] += 1
+        if ws.factorUses[slot] == ws.usesBeforeInverse {
+            GaussNewtonRefinement.inverse(factor: ws.factors[slot], into: ws.inverses[slot], scratch: ws.solution, n: L)
+        }
+        guard ws.factorUses[slot] >= ws.usesBeforeInverse else {
+            GaussNewtonRefinement.choleskySubstitute(ws.factors[slot], rhs, n: L)
+            return
+        }
+        let out = ws.solution, inverse = ws.inverses[slot]
+        for r in 0..<L { out[r] = GaussNewtonRefinement.dot(inverse + r * L, rhs, count: L) }
+        rhs.update(from: out, count: L)
     }
 
     /// Writes U with UᵀU = H + λ·diag(H) + λ₀·I (H = H̃ + βI; H̃ given as Float, n × n) into
@@ -568,14 +577,6 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             for k in 0..<d { c += Double(lv[k]) }
             return 0.5 * (c + Double(d) * Foundation.log(2 * Double.pi))
         }
-    }
-
-    /// Solves M δ = b in place for symmetric positive semi-definite M (n × n, row-major; only
-    /// the upper triangle is read; it is overwritten by U with M = UᵀU) and b (→ δ):
-    /// ``choleskyFactor(_:n:pivotTolerance:)`` then ``choleskySubstitute(_:_:n:)``.
-    static func choleskySolve(_ a: UnsafeMutablePointer<Double>, _ b: UnsafeMutablePointer<Double>, n: Int, pivotTolerance: Double) {
-        choleskyFactor(a, n: n, pivotTolerance: pivotTolerance)
-        choleskySubstitute(UnsafePointer(a), b, n: n)
     }
 
     /// Overwrites the upper triangle of symmetric positive semi-definite M (n × n, row-major;

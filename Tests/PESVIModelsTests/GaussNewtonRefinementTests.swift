@@ -337,7 +337,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         // M = [[4, 0, 2], [0, 0, 0], [2, 0, 5]], b = [2, 7, 3]: coordinate 1 frozen, the rest solved.
         var m: [Double] = [4, 0, 2, 0, 0, 0, 2, 0, 5], b: [Double] = [2, 7, 3]
         m.withUnsafeMutableBufferPointer { mp in b.withUnsafeMutableBufferPointer { bp in
-            GaussNewtonRefinement.choleskySolve(mp.baseAddress!, bp.baseAddress!, n: 3, pivotTolerance: 1e-12)
+            GaussNewtonRefinement.choleskyFactor(mp.baseAddress!, n: 3, pivotTolerance: 1e-12)
+            GaussNewtonRefinement.choleskySubstitute(mp.baseAddress!, bp.baseAddress!, n: 3)
         } }
         let expected = solveLinearSystem([4, 2, 2, 5], [2, 3])
         #expect(b[1] == 0 && abs(b[0] - expected[0]) < 1e-12 && abs(b[2] - expected[1]) < 1e-12)
@@ -352,7 +353,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         var lowerGarbage = spd, x = rhs
         for i in 0..<n { for j in 0..<i { lowerGarbage[i * n + j] = .nan } }
         lowerGarbage.withUnsafeMutableBufferPointer { mp in x.withUnsafeMutableBufferPointer { bp in
-            GaussNewtonRefinement.choleskySolve(mp.baseAddress!, bp.baseAddress!, n: n, pivotTolerance: 0)
+            GaussNewtonRefinement.choleskyFactor(mp.baseAddress!, n: n, pivotTolerance: 0)
+            GaussNewtonRefinement.choleskySubstitute(mp.baseAddress!, bp.baseAddress!, n: n)
         } }
         var worst = 0.0
         for i in 0..<n { worst = max(worst, abs(x[i] - reference[i]) / max(1, abs(reference[i]))) }
