@@ -767,12 +767,13 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         pending = .allocate(capacity: m); pending.initialize(repeating: 0, count: m)
         system = .allocate(capacity: L * L); system.initialize(repeating: 0, count: L * L)
         rhs = .allocate(capacity: L); rhs.initialize(repeating: 0, count: L)
-        factors = (0..<4).map { _ in
-            let f = UnsafeMutablePointer<Double>.allocate(capacity: L * L); f.initialize(repeating: 0, count: L * L); return f
+        func matrices() -> [UnsafeMutablePointer<Double>] {
+            (0..<4).map { _ in
+                let f = UnsafeMutablePointer<Double>.allocate(capacity: L * L); f.initialize(repeating: 0, count: L * L); return f
+            }
         }
-        inverses = (0..<4).map { _ in
-            let f = UnsafeMutablePointer<Double>.allocate(capacity: L * L); f.initialize(repeating: 0, count: L * L); return f
-        }
+        factors = matrices()
+        inverses = matrices()
         factorDampings = [Double](repeating: .nan, count: 4)
         factorUses = [Int](repeating: 0, count: 4)
         usesBeforeInverse = 4 * L
