@@ -77,7 +77,8 @@ public struct GaussNewtonResult: Sendable {
 /// so by default each point works only on its active units S (gathering Wₗ[Sₗ₋₁, Sₗ] and
 /// G[S, S]): about (|S|/h)² of the dense cost, ~3× less with half the units on (measured
 /// 3.3× on Arch2, |z| = 64, d = 300). A linear decoder (no hidden layer) has A = I and H̃ = G
-/// for every point, so its damped system is factored once per λ and shared: a trial then costs
+/// for every point, so its damped system is factored once per λ and shared, and the points of
+/// one λ are solved together (triangular sweeps vectorized across points): a trial then costs
 /// O(|z|²) per point beside the forward pass.
 /// Per point and iteration: that, one Cholesky of |z| × |z|, two forward passes (at μ and at
 /// the trial), all batched over the chunk's unfinished points where the shapes allow.
@@ -286,9 +287,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         // First iteration: the forward pass at μ just made is the guard's starting P(μ).
         for k in 0..<m where st.objective[idx[k]].isNaN { st.objective[idx[k]] = ws.before[k] }
         // A linear decoder's H̃ = G is every point's (hessianStride 0), and so is the damped
-        // system for a given λ: it is factored once per λ and reused (ws.factorSlot(for:)); a λ
-        // that serves many points is also inverted, so a point's solve becomes one L × L
-        // matrix-vector product (the inverse costs L³, 6× a factorization, so only then).
+        // system for a given λ: it is factored once per λ and reused (ws.factorSlot(for:)), and
+        // the points that share a λ are solved together (solveShared).
         let linear = net.layerCount == 1
         let hess = linear ? UnsafePointer(gram.pointer) : UnsafePointer(ws.hessian.pointer)
         let hessianStride = linear ? 0 : L * L
@@ -296,7 +296,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let sharedFinite = !linear || Elementwise.allFinite(hess, count: L * L)
 
         // 3. Per point: skip non-finite linearizations; the rest are pending a trial.
-        let sys = ws.system, rhs = ws.rhs, pending = ws.pending
+        let sys = ws.system, pending = ws.pending
         let floorLV = logVarianceFloor
         let sigmaScale = isELBO ? 0.5 : perD  // S's weight on Σ σ² H̃ⱼⱼ
         var pendingCount = 0
@@ -315,30 +315,46 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         // Cholesky, trial μ and closed-form σ (row q of the trial buffers for pending[q]), one
         // batched forward pass, then accept or reject; a rejected point retries with 4λ.
         var trial = 0
+        let deltas = ws.deltas, hDiag = ws.diagonal.pointer, expOld = ws.expOld.pointer, expNew = ws.expNew.pointer
         while pendingCount > 0 && trial < trialsPerIteration {
             trial += 1
+            // δ of pending point q into row q of `deltas`.
+            if linear {
+                solveShared(hess, gradient: grad, pendingCount: pendingCount, beta: beta, state: st, workspace: ws)
+            } else {
+                for q in 0..<pendingCount {
+                    let k = pending[q], i = idx[k]
+                    let gk = grad + k * L, zk = z + k * L, dq = deltas + q * L
+                    for r in 0..<L { dq[r] = Double(gk[r]) - beta * Double(zk[r]) }
+                    dampedSystem(hess + k * hessianStride, damping: st.damping[i], beta: beta, into: sys, n: L)
+                    GaussNewtonRefinement.choleskySubstitute(sys, dq, n: L)
+                }
+            }
+            // Trial μ + δ, closed-form σ′, and the σ part S before and after (exp vectorized).
             for q in 0..<pendingCount {
                 let k = pending[q], i = idx[k]
-                let hk = hess + k * hessianStride, gk = grad + k * L, zk = z + k * L
+                let hk = hess + k * hessianStride, zk = z + k * L, dq = deltas + q * L
                 let lvk = lv + i * L, lvt = lvTrial + q * L, zt = zTrial + q * L
-                let lam = st.damping[i]
-                for r in 0..<L { rhs[r] = Double(gk[r]) - beta * Double(zk[r]) }
-                if linear {
-                    solveShared(hk, damping: lam, beta: beta, rhs: rhs, workspace: ws)
+                for j in 0..<L { zt[j] = Float(Double(zk[j]) + dq[j]); hDiag[j] = hk[j * L + j] }
+                if beta > 0 {
+                    for j in 0..<L { expNew[j] = Float(beta / (Double(hDiag[j]) + beta)) }
+                    VectorMath.log(expNew, lvt, count: L)
                 } else {
-                    dampedSystem(hk, damping: lam, beta: beta, into: sys, n: L)
-                    GaussNewtonRefinement.choleskySubstitute(sys, rhs, n: L)
+                    for j in 0..<L { lvt[j] = min(lvk[j], floorLV) }
                 }
+                VectorMath.exp(lvk, expOld, count: L)
+                VectorMath.exp(lvt, expNew, count: L)
                 var sOld = 0.0, sNew = 0.0
                 for j in 0..<L {
-                    zt[j] = Float(Double(zk[j]) + rhs[j])
-                    let ht = Double(hk[j * L + j])  // H̃ⱼⱼ
-                    let newLV: Float = beta > 0 ? Float(Foundation.log(beta / (ht + beta))) : min(lvk[j], floorLV)
-                    lvt[j] = newLV
-                    let oldLV = Double(lvk[j]), nl = Double(newLV)
-                    let s2Old = Foundation.exp(oldLV), s2New = Foundation.exp(nl)
-                    sOld += sigmaScale * s2Old * ht + (beta > 0 ? 0.5 * beta * (s2Old - oldLV - 1) : 0)
-                    sNew += sigmaScale * s2New * ht + (beta > 0 ? 0.5 * beta * (s2New - nl - 1) : 0)
+                    let ht = Double(hDiag[j])  // H̃ⱼⱼ
+                    sOld += sigmaScale * Double(expOld[j]) * ht
+                    sNew += sigmaScale * Double(expNew[j]) * ht
+                }
+                if beta > 0 {
+                    for j in 0..<L {
+                        sOld += 0.5 * beta * (Double(expOld[j]) - Double(lvk[j]) - 1)
+                        sNew += 0.5 * beta * (Double(expNew[j]) - Double(lvt[j]) - 1)
+                    }
                 }
                 ws.sigmaBefore[k] = sOld
                 ws.sigmaAfter[k] = sNew
@@ -372,26 +388,35 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         return m
     }
 
-    /// Solves the linear decoder's damped system for λ in place (`rhs` → δ) with the thread's
-    /// cached factor for λ (factored on first use), or, once λ has served
-    /// `usesBeforeInverse` solves, with its inverse: δ = M·rhs, |z| contiguous dot products
-    /// instead of two triangular sweeps.
-    func solveShared(_ hk: UnsafePointer<Float>, damping lam: Double, beta: Double, rhs: UnsafeMutablePointer<Double>,
-                     workspace ws: GaussNewtonWorkspace) {
+    /// The linear decoder's δ for pending points 0..<pendingCount (row q of ws.deltas): the
+    /// points are grouped by λ, and each group is solved at once against the thread's cached
+    /// factor for its λ (factored on first use) with ``choleskySubstituteMany(_:_:n:columns:)``:
+    /// the same n²·m multiply-adds as m single solves, but vectorized across the m right-hand
+    /// sides instead of latency-bound along one.
+    func solveShared(_ hk: UnsafePointer<Float>, gradient grad: UnsafePointer<Float>, pendingCount: Int, beta: Double,
+                     state st: PointState, workspace ws: GaussNewtonWorkspace) {
         let L = decoder.latent
-        let slot = ws.factorSlot(for: lam)
-        if ws.factorUses[slot] == 0 { dampedSystem(hk, damping: lam, beta: beta, into: ws.factors[slot], n: L) }
-        ws.factorUses[slot] += 1
-        if ws.factorUses[slot] == ws.usesBeforeInverse {
-            GaussNewtonRefinement.inverse(factor: ws.factors[slot], into: ws.inverses[slot], scratch: ws.solution, n: L)
+        let pending = ws.pending, idx = ws.index, z = ws.z.pointer
+        let grouped = ws.grouped, members = ws.members, many = ws.manyRightHandSides, deltas = ws.deltas
+        grouped.update(repeating: false, count: pendingCount)
+        for q0 in 0..<pendingCount where !grouped[q0] {
+            let lam = st.damping[idx[pending[q0]]]
+            var g = 0
+            for q in q0..<pendingCount where !grouped[q] && st.damping[idx[pending[q]]] == lam {
+                grouped[q] = true; members[g] = q; g += 1
+            }
+            let (slot, isNew) = ws.factorSlot(for: lam)
+            if isNew { dampedSystem(hk, damping: lam, beta: beta, into: ws.factors[slot], n: L) }
+            for c in 0..<g {
+                let k = pending[members[c]], gk = grad + k * L, zk = z + k * L
+                for r in 0..<L { many[r * g + c] = Double(gk[r]) - beta * Double(zk[r]) }
+            }
+            GaussNewtonRefinement.choleskySubstituteMany(ws.factors[slot], many, n: L, columns: g)
+            for c in 0..<g {
+                let dq = deltas + members[c] * L
+                for r in 0..<L { dq[r] = many[r * g + c] }
+            }
         }
-        guard ws.factorUses[slot] >= ws.usesBeforeInverse else {
-            GaussNewtonRefinement.choleskySubstitute(ws.factors[slot], rhs, n: L)
-            return
-        }
-        let out = ws.solution, inverse = ws.inverses[slot]
-        for r in 0..<L { out[r] = GaussNewtonRefinement.dot(inverse + r * L, rhs, count: L) }
-        rhs.update(from: out, count: L)
     }
 
     /// Writes U with UᵀU = H + λ·diag(H) + λ₀·I (H = H̃ + βI; H̃ given as Float, n × n) into
@@ -607,16 +632,42 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         }
     }
 
-    /// M = (UᵀU)⁻¹ (n × n, symmetric) from U of ``choleskyFactor(_:n:pivotTolerance:)``, column by
-    /// column with ``choleskySubstitute(_:_:n:)`` (`scratch`: n doubles). A frozen coordinate's
-    /// row and column of M are zero, so M·b equals the substitution for every b.
-    static func inverse(factor u: UnsafePointer<Double>, into m: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Double>, n: Int) {
-        for k in 0..<n {
-            scratch.update(repeating: 0, count: n)
-            scratch[k] = 1
-            choleskySubstitute(u, scratch, n: n)
-            (m + k * n).update(from: scratch, count: n)  // column k; M is symmetric
+    /// Solves UᵀU X = B in place (B → X) for m right-hand sides at once, U from
+    /// ``choleskyFactor(_:n:pivotTolerance:)``; B is n × m row-major (row r holds coordinate r
+    /// of every right-hand side), so every inner loop is a fused multiply-add over m contiguous
+    /// values. A zeroed row of U gives row 0 of X, as in ``choleskySubstitute(_:_:n:)``. The
+    /// forward sweep rounds exactly as that function's; the backward sweep sums in a different
+    /// order (same value up to rounding).
+    static func choleskySubstituteMany(_ u: UnsafePointer<Double>, _ b: UnsafeMutablePointer<Double>, n: Int, columns m: Int) {
+        // Forward: Uᵀ Y = B, row by row of Y.
+        for j in 0..<n {
+            let rj = u + j * n, yj = b + j * m
+            let d = rj[j]
+            if d == 0 { yj.update(repeating: 0, count: m); continue }
+            divide(yj, by: d, count: m)
+            for i in (j + 1)..<n where rj[i] != 0 { subtractScaled(b + i * m, yj, -rj[i], count: m) }
         }
+        // Backward: U X = Y.
+        for j in stride(from: n - 1, through: 0, by: -1) {
+            let rj = u + j * n, xj = b + j * m
+            let d = rj[j]
+            if d == 0 { xj.update(repeating: 0, count: m); continue }
+            for i in (j + 1)..<n where rj[i] != 0 { subtractScaled(xj, b + i * m, -rj[i], count: m) }
+            divide(xj, by: d, count: m)
+        }
+    }
+
+    /// y /= d over `count` doubles, 4 at a time (a true division, rounded as the scalar one).
+    @inline(__always)
+    static func divide(_ y: UnsafeMutablePointer<Double>, by d: Double, count: Int) {
+        var k = 0
+        let dv = SIMD4<Double>(repeating: d)
+        let yr = UnsafeMutableRawPointer(y)
+        while k + 4 <= count {
+            yr.storeBytes(of: yr.loadUnaligned(fromByteOffset: k * 8, as: SIMD4<Double>.self) / dv, toByteOffset: k * 8, as: SIMD4<Double>.self)
+            k += 4
+        }
+        while k < count { y[k] /= d; k += 1 }
     }
 
     /// y += f·x over `count` doubles, fused, 4 at a time.
@@ -713,35 +764,33 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let subMatrix: FloatBuffer, subVector: FloatBuffer
     let before: UnsafeMutablePointer<Double>, sigmaBefore: UnsafeMutablePointer<Double>, sigmaAfter: UnsafeMutablePointer<Double>
     let pending: UnsafeMutablePointer<Int>
-    let system: UnsafeMutablePointer<Double>, rhs: UnsafeMutablePointer<Double>
+    let system: UnsafeMutablePointer<Double>
+    /// δ of each pending point (maxPoints × |z|), and the σ part's scratch: H̃ⱼⱼ, exp(log σ²)
+    /// before and after (|z| each).
+    let deltas: UnsafeMutablePointer<Double>
+    let diagonal: FloatBuffer, expOld: FloatBuffer, expNew: FloatBuffer
     /// Linear decoders: the factored damped system (U) for the λ in `factorDampings` (NaN:
     /// empty), a few at once because points that had a step rejected carry other λ than the
-    /// rest; `factorUses` counts the solves with each, and from `usesBeforeInverse` on the
-    /// slot's inverse (UᵀU)⁻¹ is used instead of the two triangular sweeps.
+    /// rest; the points of one λ are solved together in `manyRightHandSides` (|z| × maxPoints),
+    /// grouped with `grouped` and `members` (maxPoints each).
     let factors: [UnsafeMutablePointer<Double>]
-    let inverses: [UnsafeMutablePointer<Double>]
     var factorDampings: [Double]
-    var factorUses: [Int]
-    /// 4·|z| solves: the inverse costs |z|³ and saves a few µs per solve at |z| = 128, so it pays
-    /// off only for a λ many points share (the first iterations), not for the scattered λ of
-    /// points with rejected steps (measured at |z| = 128: 16 made the whole run 1.8× slower).
-    let usesBeforeInverse: Int
-    /// |z| doubles of scratch for the linear path's solve.
-    let solution: UnsafeMutablePointer<Double>
+    let manyRightHandSides: UnsafeMutablePointer<Double>
+    let grouped: UnsafeMutablePointer<Bool>
+    let members: UnsafeMutablePointer<Int>
     var nextFactorSlot = 0
 
-    /// The slot holding λ, or the oldest slot, emptied for λ (`factorUses` 0: the caller
-    /// factors into it).
-    func factorSlot(for lambda: Double) -> Int {
-        for k in 0..<factors.count where factorDampings[k] == lambda { return k }
+    /// The slot holding λ (isNew false), or the oldest slot, emptied for λ (isNew true: the
+    /// caller factors into it).
+    func factorSlot(for lambda: Double) -> (slot: Int, isNew: Bool) {
+        for k in 0..<factors.count where factorDampings[k] == lambda { return (k, false) }
         let k = nextFactorSlot
         nextFactorSlot = (k + 1) % factors.count
         factorDampings[k] = lambda
-        factorUses[k] = 0
-        return k
+        return (k, true)
     }
 
-    func forgetFactors() { for k in factorDampings.indices { factorDampings[k] = .nan; factorUses[k] = 0 } }
+    func forgetFactors() { for k in factorDampings.indices { factorDampings[k] = .nan } }
 
     init(decoder: GaussianDecoder, maxPoints m: Int) {
         let net = decoder.network, L = decoder.latent, d = decoder.dataWidth
@@ -766,22 +815,20 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         sigmaAfter = .allocate(capacity: m); sigmaAfter.initialize(repeating: 0, count: m)
         pending = .allocate(capacity: m); pending.initialize(repeating: 0, count: m)
         system = .allocate(capacity: L * L); system.initialize(repeating: 0, count: L * L)
-        rhs = .allocate(capacity: L); rhs.initialize(repeating: 0, count: L)
-        func matrices() -> [UnsafeMutablePointer<Double>] {
-            (0..<4).map { _ in
-                let f = UnsafeMutablePointer<Double>.allocate(capacity: L * L); f.initialize(repeating: 0, count: L * L); return f
-            }
+        deltas = .allocate(capacity: m * L); deltas.initialize(repeating: 0, count: m * L)
+        diagonal = FloatBuffer(count: L); expOld = FloatBuffer(count: L); expNew = FloatBuffer(count: L)
+        factors = (0..<4).map { _ in
+            let f = UnsafeMutablePointer<Double>.allocate(capacity: L * L); f.initialize(repeating: 0, count: L * L); return f
         }
-        factors = matrices()
-        inverses = matrices()
         factorDampings = [Double](repeating: .nan, count: 4)
-        factorUses = [Int](repeating: 0, count: 4)
-        usesBeforeInverse = 4 * L
-        solution = .allocate(capacity: L); solution.initialize(repeating: 0, count: L)
+        manyRightHandSides = .allocate(capacity: L * m); manyRightHandSides.initialize(repeating: 0, count: L * m)
+        grouped = .allocate(capacity: m); grouped.initialize(repeating: false, count: m)
+        members = .allocate(capacity: m); members.initialize(repeating: 0, count: m)
     }
 
     deinit {
         index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
-        pending.deallocate(); system.deallocate(); rhs.deallocate(); factors.forEach { $0.deallocate() }; inverses.forEach { $0.deallocate() }; solution.deallocate()
+        pending.deallocate(); system.deallocate(); deltas.deallocate(); factors.forEach { $0.deallocate() }
+        manyRightHandSides.deallocate(); grouped.deallocate(); members.deallocate()
     }
 }

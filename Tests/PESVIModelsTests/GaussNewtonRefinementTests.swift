@@ -311,6 +311,46 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(reused.mu != a.mu)
     }
 
+    /// The linear decoder's shared solve groups the pending points by λ: with λ differing
+    /// between points (as after a rejection), every point's δ equals its own damped system
+    /// factored and solved alone, over more λ than the factor cache holds (4 slots).
+    @Test func sharedSolveGroupsPointsByDamping() {
+        let L = 5, d = 9, m = 24
+        var rng = RandomGenerator(seed: 91)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1,
+                                      objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.7)), rng: &rng)
+        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: m)
+        gn.prepareShared()
+        let ws = gn.workspaces[0]
+        let st = PointState(count: m, damping: 0)
+        defer { st.deallocate() }
+        let lambdas = [3.0, 1, 1e-3, 0.25, 12, 1, 3, 40]
+        let g = rng.normalArray(count: m * L), zs = rng.normalArray(count: m * L)
+        // Pending points are every other chunk row, in reverse, so pending q ≠ chunk row k ≠ point i.
+        var pendingCount = 0
+        for k in stride(from: m - 1, through: 0, by: -2) { ws.pending[pendingCount] = k; pendingCount += 1 }
+        for k in 0..<m {
+            ws.index[k] = m - 1 - k
+            st.damping[m - 1 - k] = lambdas[k % lambdas.count]
+            for r in 0..<L { ws.gradient.pointer[k * L + r] = g[k * L + r]; ws.z.pointer[k * L + r] = zs[k * L + r] }
+        }
+        let beta = 1.0
+        gn.solveShared(gn.gram.pointer, gradient: ws.gradient.pointer, pendingCount: pendingCount, beta: beta, state: st, workspace: ws)
+        var worst = 0.0
+        var sys = [Double](repeating: 0, count: L * L)
+        for q in 0..<pendingCount {
+            let k = ws.pending[q]
+            var b = (0..<L).map { Double(g[k * L + $0]) - beta * Double(zs[k * L + $0]) }
+            sys.withUnsafeMutableBufferPointer { sp in
+                gn.dampedSystem(gn.gram.pointer, damping: st.damping[ws.index[k]], beta: beta, into: sp.baseAddress!, n: L)
+                b.withUnsafeMutableBufferPointer { GaussNewtonRefinement.choleskySubstitute(sp.baseAddress!, $0.baseAddress!, n: L) }
+            }
+            for r in 0..<L { worst = max(worst, abs(ws.deltas[q * L + r] - b[r]) / max(1, abs(b[r]))) }
+        }
+        #expect(worst < 1e-12, "grouped shared solve vs one system per point: \(worst)")
+        #expect(pendingCount == m / 2 && Set(lambdas).count > ws.factors.count)
+    }
+
     /// Same inputs, same outputs; one thread or two, bit for bit.
     @Test func deterministicAcrossRunsAndThreads() {
         let L = 5, d = 14, n = 150
@@ -360,26 +400,26 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         for i in 0..<n { worst = max(worst, abs(x[i] - reference[i]) / max(1, abs(reference[i]))) }
         #expect(worst < 1e-8, "Cholesky vs elimination: \(worst)")
 
-        // The inverse from the factor (the linear decoder's shared solve): M·b equals the
-        // substitution, including a frozen coordinate (row and column 1 of M are zero).
-        for (size, system, b) in [(3, [4.0, 0, 2, 0, 0, 0, 2, 0, 5], [2.0, 7, 3]), (n, spd, rhs)] {
-            var u = system, inv = [Double](repeating: .nan, count: size * size), scratch = [Double](repeating: 0, count: size)
-            var bySubstitution = b
+        // Many right-hand sides at once (the linear decoder's shared solve) equal the single
+        // substitution column by column, including a frozen coordinate (row 1 of X is zero).
+        for (size, system, columns) in [(3, [4.0, 0, 2, 0, 0, 0, 2, 0, 5], [[2.0, 7, 3], [-1.0, 4, 0.5]]),
+                                        (n, spd, [rhs, rhs.map { -2 * $0 + 1 }, rhs.reversed(), rhs.map { $0 * $0 }, rhs, rhs])] {
+            var u = system
+            let m = columns.count
+            var many = [Double](repeating: .nan, count: size * m)
+            for c in 0..<m { for r in 0..<size { many[r * m + c] = columns[c][r] } }
+            var worstMany = 0.0
             u.withUnsafeMutableBufferPointer { up in
                 GaussNewtonRefinement.choleskyFactor(up.baseAddress!, n: size, pivotTolerance: 1e-12)
-                bySubstitution.withUnsafeMutableBufferPointer { GaussNewtonRefinement.choleskySubstitute(up.baseAddress!, $0.baseAddress!, n: size) }
-                inv.withUnsafeMutableBufferPointer { ip in scratch.withUnsafeMutableBufferPointer { sp in
-                    GaussNewtonRefinement.inverse(factor: up.baseAddress!, into: ip.baseAddress!, scratch: sp.baseAddress!, n: size)
-                } }
+                many.withUnsafeMutableBufferPointer { GaussNewtonRefinement.choleskySubstituteMany(up.baseAddress!, $0.baseAddress!, n: size, columns: m) }
+                for c in 0..<m {
+                    var single = columns[c]
+                    single.withUnsafeMutableBufferPointer { GaussNewtonRefinement.choleskySubstitute(up.baseAddress!, $0.baseAddress!, n: size) }
+                    for r in 0..<size { worstMany = max(worstMany, abs(many[r * m + c] - single[r]) / max(1, abs(single[r]))) }
+                }
             }
-            var worstInverse = 0.0
-            for i in 0..<size {
-                var v = 0.0
-                for j in 0..<size { v += inv[i * size + j] * b[j] }
-                worstInverse = max(worstInverse, abs(v - bySubstitution[i]) / max(1, abs(bySubstitution[i])))
-            }
-            #expect(worstInverse < 1e-9, "inverse vs substitution, n = \(size): \(worstInverse)")
-            if size == 3 { #expect(inv[1] == 0 && inv[3] == 0 && inv[4] == 0 && inv[5] == 0 && inv[7] == 0) }
+            #expect(worstMany < 1e-12, "many right-hand sides vs one at a time, n = \(size): \(worstMany)")
+            if size == 3 { #expect(many[1 * m] == 0 && many[1 * m + 1] == 0) }
         }
     }
 }
