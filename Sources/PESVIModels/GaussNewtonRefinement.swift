@@ -321,6 +321,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             // δ of pending point q into row q of `deltas`.
             if linear {
                 solveShared(hess, gradient: grad, pendingCount: pendingCount, beta: beta, state: st, workspace: ws)
+            } else if L <= GaussNewtonWorkspace.laneLatentLimit {
+                solveInLanes(hess, gradient: grad, pendingCount: pendingCount, beta: beta, state: st, workspace: ws)
             } else {
                 for q in 0..<pendingCount {
                     let k = pending[q], i = idx[k]
@@ -416,6 +418,93 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 let dq = deltas + members[c] * L
                 for r in 0..<L { dq[r] = many[r * g + c] }
             }
+        }
+    }
+
+    /// δ for pending points 0..<pendingCount (row q of ws.deltas), each from its own damped
+    /// system, eight points at a time: one SIMD lane per point (the last group padded with
+    /// identity systems). Factorization and forward sweep perform, lane by lane, exactly the
+    /// operations of ``choleskyFactor(_:n:pivotTolerance:)`` and the forward half of
+    /// ``choleskySubstitute(_:_:n:)`` (bit for bit); the backward sweep sums in another order.
+    /// At small |z| the per-point routines are latency-bound on short rows; here every
+    /// operation is 8 independent lanes.
+    func solveInLanes(_ hess: UnsafePointer<Float>, gradient grad: UnsafePointer<Float>, pendingCount: Int, beta: Double,
+                      state st: PointState, workspace ws: GaussNewtonWorkspace) {
+        let L = decoder.latent, W = GaussNewtonWorkspace.lanes
+        let pending = ws.pending, idx = ws.index, z = ws.z.pointer, deltas = ws.deltas
+        let a = ws.laneSystem, b = ws.laneRightHandSide
+        var q0 = 0
+        while q0 < pendingCount {
+            let g = min(W, pendingCount - q0)
+            var maxDiag = SIMD8<Double>(repeating: 0)
+            for p in 0..<W {
+                if p < g {
+                    let k = pending[q0 + p], lam = st.damping[idx[k]]
+                    let hk = hess + k * L * L, gk = grad + k * L, zk = z + k * L
+                    var md = 0.0
+                    for r in 0..<L {
+                        for c in (r + 1)..<L { a[r * L + c][p] = Double(hk[r * L + c]) }
+                        let hd = Double(hk[r * L + r]) + beta
+                        let v = hd + lam * hd + absoluteDamping
+                        a[r * L + r][p] = v
+                        md = max(md, v)
+                        b[r][p] = Double(gk[r]) - beta * Double(zk[r])
+                    }
+                    maxDiag[p] = md
+                } else {
+                    for r in 0..<L {
+                        for c in (r + 1)..<L { a[r * L + c][p] = 0 }
+                        a[r * L + r][p] = 1
+                        b[r][p] = 0
+                    }
+                    maxDiag[p] = 1
+                }
+            }
+            GaussNewtonRefinement.choleskyFactorLanes(a, n: L, pivotTolerance: 1e-12 * maxDiag)
+            GaussNewtonRefinement.choleskySubstituteLanes(a, b, n: L)
+            for p in 0..<g {
+                let dq = deltas + (q0 + p) * L
+                for r in 0..<L { dq[r] = b[r][p] }
+            }
+            q0 += g
+        }
+    }
+
+    /// ``choleskyFactor(_:n:pivotTolerance:)`` on eight systems at once, one per lane (upper
+    /// triangle of `a`, n × n row-major, read and overwritten; per-lane pivot tolerances).
+    static func choleskyFactorLanes(_ a: UnsafeMutablePointer<SIMD8<Double>>, n: Int, pivotTolerance: SIMD8<Double>) {
+        let zero = SIMD8<Double>(repeating: 0), infinity = SIMD8<Double>(repeating: .infinity)
+        for j in 0..<n {
+            let rj = a + j * n
+            let s = rj[j]
+            let ok = (s .> pivotTolerance) .& (s .< infinity)  // false for NaN, as !(s > tol) || !finite
+            let dj = s.squareRoot(), inv = 1 / dj
+            rj[j] = zero.replacing(with: dj, where: ok)
+            for k in (j + 1)..<n { rj[k] = zero.replacing(with: rj[k] * inv, where: ok) }
+            for i in (j + 1)..<n {
+                let f = -rj[i], ri = a + i * n
+                for k in i..<n { ri[k] = ri[k].addingProduct(f, rj[k]) }
+            }
+        }
+    }
+
+    /// ``choleskySubstitute(_:_:n:)`` on eight systems at once (U from
+    /// ``choleskyFactorLanes(_:n:pivotTolerance:)``, b of n lanes-vectors, in place).
+    static func choleskySubstituteLanes(_ u: UnsafePointer<SIMD8<Double>>, _ b: UnsafeMutablePointer<SIMD8<Double>>, n: Int) {
+        let zero = SIMD8<Double>(repeating: 0)
+        for j in 0..<n {
+            let rj = u + j * n
+            let frozen = rj[j] .== zero
+            let y = (b[j] / rj[j]).replacing(with: zero, where: frozen)
+            b[j] = y
+            let f = -y
+            for i in (j + 1)..<n { b[i] = b[i].addingProduct(f, rj[i]) }
+        }
+        for j in stride(from: n - 1, through: 0, by: -1) {
+            let rj = u + j * n
+            var acc = b[j]
+            for i in (j + 1)..<n { acc = acc.addingProduct(-rj[i], b[i]) }
+            b[j] = (acc / rj[j]).replacing(with: zero, where: rj[j] .== zero)
         }
     }
 
@@ -776,6 +865,12 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let factors: [UnsafeMutablePointer<Double>]
     var factorDampings: [Double]
     let manyRightHandSides: UnsafeMutablePointer<Double>
+    /// ReLU decoders with |z| ≤ `laneLatentLimit`: eight damped systems and right-hand sides,
+    /// one per SIMD lane (|z|² and |z| vectors).
+    static let lanes = 8
+    static let laneLatentLimit = 128
+    let laneSystem: UnsafeMutablePointer<SIMD8<Double>>
+    let laneRightHandSide: UnsafeMutablePointer<SIMD8<Double>>
     let grouped: UnsafeMutablePointer<Bool>
     let members: UnsafeMutablePointer<Int>
     var nextFactorSlot = 0
@@ -823,12 +918,15 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         factorDampings = [Double](repeating: .nan, count: 4)
         manyRightHandSides = .allocate(capacity: L * m); manyRightHandSides.initialize(repeating: 0, count: L * m)
         grouped = .allocate(capacity: m); grouped.initialize(repeating: false, count: m)
+        let laneL = L <= GaussNewtonWorkspace.laneLatentLimit && net.layerCount > 1 ? L : 1
+        laneSystem = .allocate(capacity: laneL * laneL); laneSystem.initialize(repeating: SIMD8(), count: laneL * laneL)
+        laneRightHandSide = .allocate(capacity: laneL); laneRightHandSide.initialize(repeating: SIMD8(), count: laneL)
         members = .allocate(capacity: m); members.initialize(repeating: 0, count: m)
     }
 
     deinit {
         index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
         pending.deallocate(); system.deallocate(); deltas.deallocate(); factors.forEach { $0.deallocate() }
-        manyRightHandSides.deallocate(); grouped.deallocate(); members.deallocate()
+        manyRightHandSides.deallocate(); grouped.deallocate(); members.deallocate(); laneSystem.deallocate(); laneRightHandSide.deallocate()
     }
 }

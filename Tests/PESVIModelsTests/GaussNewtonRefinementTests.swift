@@ -372,6 +372,50 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         }
     }
 
+    /// Eight systems in SIMD lanes (the ReLU decoders' solve at |z| ≤ 64) factor bit for bit as
+    /// one at a time, and solve to rounding, including a lane with a frozen coordinate (no
+    /// curvature), one with a NaN pivot and one of very different scale.
+    @Test func laneCholeskyMatchesOneSystemAtATime() {
+        let n = 13, W = GaussNewtonWorkspace.lanes
+        var rng = RandomGenerator(seed: 93)
+        var systems: [[Double]] = [], rhs: [[Double]] = []
+        for p in 0..<W {
+            let r = rng.normalArray(count: n * n).map(Double.init)
+            var spd = [Double](repeating: 0, count: n * n)
+            for i in 0..<n { for j in 0..<n { for k in 0..<n { spd[i * n + j] += r[i * n + k] * r[j * n + k] } }; spd[i * n + i] += 0.05 }
+            if p == 2 { for k in 0..<n { spd[5 * n + k] = 0; spd[k * n + 5] = 0 } }
+            if p == 4 { spd[7 * n + 7] = .nan }
+            if p == 6 { spd = spd.map { $0 * 1e6 } }
+            systems.append(spd)
+            rhs.append(rng.normalArray(count: n).map(Double.init))
+        }
+        let a = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: n * n), b = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: n)
+        defer { a.deallocate(); b.deallocate() }
+        var tolerance = SIMD8<Double>()
+        for p in 0..<W {
+            for k in 0..<(n * n) { a[k][p] = systems[p][k] }
+            for r in 0..<n { b[r][p] = rhs[p][r] }
+            tolerance[p] = 1e-12 * (0..<n).map { systems[p][$0 * n + $0] }.filter { !$0.isNaN }.max()!
+        }
+        GaussNewtonRefinement.choleskyFactorLanes(a, n: n, pivotTolerance: tolerance)
+        GaussNewtonRefinement.choleskySubstituteLanes(a, b, n: n)
+        for p in 0..<W {
+            var u = systems[p], x = rhs[p]
+            u.withUnsafeMutableBufferPointer { up in x.withUnsafeMutableBufferPointer { xp in
+                GaussNewtonRefinement.choleskyFactor(up.baseAddress!, n: n, pivotTolerance: tolerance[p])
+                GaussNewtonRefinement.choleskySubstitute(up.baseAddress!, xp.baseAddress!, n: n)
+            } }
+            var sameFactor = true, worst = 0.0
+            for i in 0..<n { for j in i..<n where !(a[i * n + j][p] == u[i * n + j]) { sameFactor = false } }
+            for r in 0..<n { worst = max(worst, abs(b[r][p] - x[r]) / max(1, abs(x[r]))) }
+            #expect(sameFactor, "lane \(p): factor differs from the one-system factor")
+            #expect(worst < 1e-12, "lane \(p): solution differs by \(worst)")
+            let finite = x.allSatisfy { $0.isFinite }
+            #expect(finite)
+        }
+        #expect(b[5][2] == 0 && b[7][4] == 0)
+    }
+
     /// The Cholesky solve freezes a coordinate with no curvature instead of dividing by zero.
     @Test func choleskyFreezesSingularDirections() {
         // M = [[4, 0, 2], [0, 0, 0], [2, 0, 5]], b = [2, 7, 3]: coordinate 1 frozen, the rest solved.
