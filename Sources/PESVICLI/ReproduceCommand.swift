@@ -13,6 +13,11 @@ struct ReproduceCommand: ParsableCommand {
         Writes DIR/results.md (one table per architecture in the paper's layout, a steps table, the chosen \
         hyperparameters), DIR/results.json (a list of cells in the 'evaluate --json' schema) and one SVG plot of \
         test objective against step per cell. --quick uses a smaller grid and budget and says so in every output.
+
+        Every finished cell is also kept in DIR/cells/ (one JSON file per cell), and the outputs are rewritten \
+        after each cell. After an interruption, the same command with --resume reads back the cells already \
+        finished under the same protocol (data, grids, budgets, seed) and computes only the rest; a cell file \
+        from another protocol is an error.
         """
     )
     @Option(help: "'synthetic' (the paper's N=50,000, d=300 unless --n/--dim), 'digits', or a .csv/.npy file.") var dataset: String
@@ -26,6 +31,8 @@ struct ReproduceCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Save each cell's chosen model to OUT/models/z<Z>-arch<A>/ (a 'pesvi train' model directory).",
                              discussion: "'pesvi evaluate --model OUT/models/z64-arch2 --seed <seed + 9>' repeats that cell's comparison."))
     var saveModels = false
+    @Flag(help: "Keep the cells already finished in OUT/cells/ under the same protocol; compute only the others.")
+    var resume = false
     @OptionGroup var common: CommonOptions
 
     func parseList<T>(_ s: String, _ name: String, _ f: (String) -> T?) throws -> [T] {
@@ -61,7 +68,14 @@ struct ReproduceCommand: ParsableCommand {
         if saveModels { o.modelsDirectory = URL(fileURLWithPath: out).appendingPathComponent("models").path }
         let quiet = common.quiet
         if !quiet { printErr("reproduce on \(name) (\(data.rows)×\(data.cols)): \(o.protocolDescription)") }
-        let cells = try PaperReproduction.run(data: data, dataset: name, options: o) { line in if !quiet { printErr(line) } }
+        let store = ReproductionCellStore(directory: URL(fileURLWithPath: out).appendingPathComponent("cells").path,
+                                          protocolKey: ReproductionCellStore.protocolKey(dataset: name, data: data, options: o))
+        let cells = try PaperReproduction.run(data: data, dataset: name, options: o, store: store, resume: resume,
+                                              log: { line in if !quiet { printErr(line) } },
+                                              cellFinished: { done in
+                                                  try PaperReproduction.write(done, dataset: name, options: o,
+                                                                              totalSeconds: Date().timeIntervalSince(t0), to: out)
+                                              })
         let seconds = Date().timeIntervalSince(t0)
         try PaperReproduction.write(cells, dataset: name, options: o, totalSeconds: seconds, to: out)
         if json {

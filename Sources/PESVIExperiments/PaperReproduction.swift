@@ -101,13 +101,25 @@ public struct ReproductionCell: Sendable, Codable {
 /// validation split, fit the pseudo-encoder to the chosen SVI model, choose the pace on
 /// validation, and compare the methods on the test split.
 public enum PaperReproduction {
+    ///
+    /// With a `store`, every finished cell is written to it; with `resume` as well, a cell the
+    /// store already holds (under the same protocol) is read back instead of recomputed.
+    /// `cellFinished` is called after every cell, kept or computed, with all cells so far.
     public static func run(data: DataMatrix, dataset: String, options o: ReproductionOptions,
-                           log: (String) -> Void = { _ in }) throws -> [ReproductionCell] {
+                           store: ReproductionCellStore? = nil, resume: Bool = false,
+                           log: (String) -> Void = { _ in },
+                           cellFinished: ([ReproductionCell]) throws -> Void = { _ in }) throws -> [ReproductionCell] {
         let prepared = try TrainingPipeline.prepare(data, seed: o.seed)
         let batch = o.batchSize ?? ReproductionOptions.automaticBatchSize(trainingRows: prepared.train.rows)
         var cells: [ReproductionCell] = []
         for arch in o.architectures {
             for z in o.latents {
+                if resume, let store, let kept = try store.load(z: z, architecture: arch) {
+                    log("cell |z|=\(z) \(arch): kept from \(store.url(z: z, architecture: arch).path) (computed in \(String(format: "%.1f", kept.seconds)) s)")
+                    cells.append(kept)
+                    try cellFinished(cells)
+                    continue
+                }
                 let t0 = Date()
                 log("cell |z|=\(z) \(arch): searching SVI rates")
                 // SVI (phase 1) over the grid, chosen by the validation objective.
@@ -173,7 +185,9 @@ public enum PaperReproduction {
                                             pace: comparison.pace, autoPace: model.configuration.autoPace,
                                             seconds: Date().timeIntervalSince(t0))
                 log(MethodComparison.table(comparison))
+                try store?.save(cell, architecture: arch)
                 cells.append(cell)
+                try cellFinished(cells)
             }
         }
         return cells
@@ -230,7 +244,10 @@ public enum PaperReproduction {
     public static func markdown(_ cells: [ReproductionCell], dataset: String, options o: ReproductionOptions, totalSeconds: Double) -> String {
         var out = "# PE-SVI reproduction: \(dataset)\n\n"
         out += o.protocolDescription + "\n\n"
-        out += String(format: "Total run time: %.1f s (%.1f min).\n\n", totalSeconds, totalSeconds / 60)
+        out += String(format: "Total run time: %.1f s (%.1f min).", totalSeconds, totalSeconds / 60)
+        let cellSeconds = cells.reduce(0) { $0 + $1.seconds }
+        out += String(format: " The %d cells' own times add up to %.1f s (%.1f h); a cell kept by --resume counts with the time it took when computed.\n\n",
+                      cells.count, cellSeconds, cellSeconds / 3600)
         out += "Reconstruction is the expected squared error per point and dimension on the test split (standardized units), "
         out += "as in the paper's tables.\n"
         let zs = o.latents

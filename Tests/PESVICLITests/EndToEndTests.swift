@@ -165,4 +165,23 @@ import PESVIData
             #expect(a[name]?["steps"] as? Double == m["steps"] as? Double, "\(name): steps differ")
         }
     }
+
+    /// `reproduce --resume` after a shorter run keeps the finished cell and computes the new
+    /// one; the outputs then hold both. The same --out under another seed is refused.
+    @Test func reproduceResumesFinishedCells() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let out = dir.path("R")
+        let base = ["reproduce", "--dataset", "synthetic", "--n", "200", "--dim", "8", "--arch", "1", "--quick", "--out", out, "--threads", "1"]
+        let first = try Pesvi.run(base + ["--z", "2"], timeout: 120)
+        try #require(first.status == 0, "\(first)")
+        #expect(FileManager.default.fileExists(atPath: out + "/cells/z2-arch1.json"))
+        let second = try Pesvi.run(base + ["--z", "2,3", "--resume"], timeout: 120)
+        try #require(second.status == 0, "\(second)")
+        #expect(second.stderr.contains("cell |z|=2 Arch1: kept from"), "\(second.stderr)")
+        #expect(second.stderr.contains("cell |z|=3 Arch1: searching"))
+        let cells = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [[String: Any]])
+        #expect(cells.compactMap { $0["z"] as? Int } == [2, 3])
+        let other = try Pesvi.run(base + ["--z", "2", "--resume", "--seed", "4"], timeout: 120)
+        #expect(other.status != 0 && other.stderr.contains("another protocol"), "\(other)")
+    }
 }

@@ -62,3 +62,90 @@ import PESVIModels
         }
     }
 }
+
+/// `reproduce --resume`: finished cells are stored per cell and read back exactly; a stored
+/// cell of another protocol, or a corrupt one, is an error.
+@Suite struct ReproductionCellStoreTests {
+    static func tinyOptions(latents: [Int]) -> ReproductionOptions {
+        var o = ReproductionOptions.quick()
+        o.latents = latents
+        o.architectures = [.arch2]
+        o.vaeRates = [1e-2]
+        o.decoderRates = [1e-2]
+        o.latentRates = [1e-1]
+        o.initialLogVariances = [0]
+        o.maxEpochs = 6; o.patience = 3; o.encoderEpochs = 6
+        o.paceCandidates = [0.5, 0.05]
+        o.sviRule = .plateau(window: 10, tolerance: 1e-2, maxSteps: 150)
+        return o
+    }
+
+    /// results.md without its run-time line, and every plot: what a resumed run must reproduce.
+    static func outputs(_ cells: [ReproductionCell], _ o: ReproductionOptions) -> [String] {
+        let md = PaperReproduction.markdown(cells, dataset: "tiny", options: o, totalSeconds: 0)
+        return [md] + cells.map { PaperReproduction.plot($0).svg() }
+    }
+
+    @Test func resumeKeepsFinishedCellsExactly() throws {
+        let data = try SyntheticDataGenerator(n: 200, dim: 8, seed: 5).generate()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pesvi-cells-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let one = Self.tinyOptions(latents: [2])
+        let key = ReproductionCellStore.protocolKey(dataset: "tiny", data: data, options: one)
+        let store = ReproductionCellStore(directory: dir.path, protocolKey: key)
+        var finished = 0
+        let first = try PaperReproduction.run(data: data, dataset: "tiny", options: one, store: store, cellFinished: { finished = $0.count })
+        #expect(finished == 1)
+        #expect(FileManager.default.fileExists(atPath: store.url(z: 2, architecture: .arch2).path))
+
+        // The same protocol with one more cell: |z| = 2 is read back, |z| = 3 computed.
+        let two = Self.tinyOptions(latents: [2, 3])
+        let store2 = ReproductionCellStore(directory: dir.path, protocolKey: ReproductionCellStore.protocolKey(dataset: "tiny", data: data, options: two))
+        var log: [String] = []
+        let resumed = try PaperReproduction.run(data: data, dataset: "tiny", options: two, store: store2, resume: true, log: { log.append($0) })
+        #expect(resumed.count == 2)
+        #expect(log.contains { $0.contains("|z|=2 Arch2: kept from") })
+        #expect(log.contains { $0.contains("|z|=3 Arch2: searching") })
+        #expect(!log.contains { $0.contains("|z|=2 Arch2: searching") })
+        let keptSame = Self.outputs([resumed[0]], one) == Self.outputs(first, one)
+        #expect(keptSame, "a kept cell must give the outputs (tables, run lengths, plots) it gave when computed")
+        #expect(resumed[0].comparison.methods["PE-SVI-GN"]?.curve.isEmpty == false)
+
+        // A third run resumes both; without --resume everything is recomputed.
+        log = []
+        let again = try PaperReproduction.run(data: data, dataset: "tiny", options: two, store: store2, resume: true, log: { log.append($0) })
+        #expect(log.filter { $0.contains("kept from") }.count == 2 && !log.contains { $0.contains("searching") })
+        let againSame = Self.outputs(again, two) == Self.outputs(resumed, two)
+        #expect(againSame, "resuming every cell must give the same outputs")
+    }
+
+    @Test func resumeRefusesAnotherProtocolOrACorruptCell() throws {
+        let data = try SyntheticDataGenerator(n: 200, dim: 8, seed: 5).generate()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pesvi-cells-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let o = Self.tinyOptions(latents: [2])
+        let store = ReproductionCellStore(directory: dir.path, protocolKey: ReproductionCellStore.protocolKey(dataset: "tiny", data: data, options: o))
+        _ = try PaperReproduction.run(data: data, dataset: "tiny", options: o, store: store)
+
+        // Another seed, other data: different protocols, refused with the file named.
+        var seeded = o
+        seeded.seed = 1
+        var changed = data
+        changed.values[0] += 1
+        for key in [ReproductionCellStore.protocolKey(dataset: "tiny", data: data, options: seeded),
+                    ReproductionCellStore.protocolKey(dataset: "tiny", data: changed, options: o)] {
+            let other = ReproductionCellStore(directory: dir.path, protocolKey: key)
+            #expect(key != store.protocolKey)
+            let error = #expect(throws: ModelStoreError.self) { try other.load(z: 2, architecture: .arch2) }
+            #expect("\(error.map { $0 } as Any)".contains("another protocol"))
+        }
+        // No file for a cell: nil, not an error.
+        #expect(try store.load(z: 3, architecture: .arch2) == nil)
+        // A truncated file is an error.
+        let url = store.url(z: 2, architecture: .arch2)
+        let bytes = try Data(contentsOf: url)
+        try bytes.prefix(bytes.count / 2).write(to: url)
+        let error = #expect(throws: ModelStoreError.self) { try store.load(z: 2, architecture: .arch2) }
+        #expect("\(error.map { $0 } as Any)".contains("not a readable reproduce cell"))
+    }
+}
