@@ -122,6 +122,10 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     let workspaces: [GaussNewtonWorkspace]
     /// Form the Jacobian products per point from active ReLU units only (else dense, masked, batched).
     var compactActiveUnits = true
+    /// ReLU decoders solve in SIMD lanes up to this |z| (at most the workspace's
+    /// ``GaussNewtonWorkspace/laneLatentLimit``), one point at a time above it; tests lower it
+    /// to compare the two paths.
+    var laneLatentLimit = GaussNewtonWorkspace.laneLatentLimit
     let curveStepper: LatentStepper
     /// G = W_L Λ W_Lᵀ (h × h) and the scratch W_L Λ (h × d).
     let gram: FloatBuffer
@@ -321,7 +325,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             // δ of pending point q into row q of `deltas`.
             if linear {
                 solveShared(hess, gradient: grad, pendingCount: pendingCount, beta: beta, state: st, workspace: ws)
-            } else if L <= GaussNewtonWorkspace.laneLatentLimit {
+            } else if L <= min(laneLatentLimit, GaussNewtonWorkspace.laneLatentLimit) {
                 solveInLanes(hess, gradient: grad, pendingCount: pendingCount, beta: beta, state: st, workspace: ws)
             } else {
                 for q in 0..<pendingCount {

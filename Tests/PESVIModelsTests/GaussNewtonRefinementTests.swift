@@ -416,6 +416,29 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(b[5][2] == 0 && b[7][4] == 0)
     }
 
+    /// The ReLU decoders' two solve paths, eight points in SIMD lanes (|z| ≤ 128) and one point
+    /// at a time (above), take the same steps to rounding on the same problem.
+    @Test func laneSolveMatchesOnePointAtATime() {
+        var rng = RandomGenerator(seed: 97)
+        let L = 6, d = 11, n = 37
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch3,
+                                      objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.4)), rng: &rng)
+        let x = dataFrom(decoder, n: n, noise: 0.2, seed: 98)
+        let start = (rng.normalArray(count: n * L, std: 1.5), [Float](repeating: -1, count: n * L))
+        let lanes = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 1e-6, trialsPerIteration: 3)
+        let single = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 1e-6, trialsPerIteration: 3)
+        single.laneLatentLimit = 0
+        let a = lanes.refine(x, start: start, maxSteps: 8, seed: 1)
+        let b = single.refine(x, start: start, maxSteps: 8, seed: 1)
+        #expect(a.stepsPerPoint == b.stepsPerPoint && a.rejectedSteps == b.rejectedSteps)
+        var worst: Float = 0
+        for k in 0..<(n * L) {
+            worst = max(worst, abs(a.mu[k] - b.mu[k]) / max(abs(b.mu[k]), 1), abs(a.logVariance[k] - b.logVariance[k]) / max(abs(b.logVariance[k]), 1))
+        }
+        #expect(worst < 1e-4, "lanes vs one point at a time: worst relative difference \(worst)")
+        #expect(a.rejectedSteps > 0, "the problem should exercise rejected trials too")
+    }
+
     /// The Cholesky solve freezes a coordinate with no curvature instead of dividing by zero.
     @Test func choleskyFreezesSingularDirections() {
         // M = [[4, 0, 2], [0, 0, 0], [2, 0, 5]], b = [2, 7, 3]: coordinate 1 frozen, the rest solved.
