@@ -76,8 +76,7 @@ struct ReproduceCommand: ParsableCommand {
                                                   try PaperReproduction.write(done, dataset: name, options: o,
                                                                               totalSeconds: Date().timeIntervalSince(t0), to: out)
                                               })
-        let seconds = Date().timeIntervalSince(t0)
-        try PaperReproduction.write(cells, dataset: name, options: o, totalSeconds: seconds, to: out)
+        let seconds = Date().timeIntervalSince(t0)  // the outputs were written after the last cell
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -448,8 +448,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                     var md = 0.0
                     for r in 0..<L {
                         for c in (r + 1)..<L { a[r * L + c][p] = Double(hk[r * L + c]) }
-                        let hd = Double(hk[r * L + r]) + beta
-                        let v = hd + lam * hd + absoluteDamping
+                        let v = dampedDiagonal(hk[r * L + r], damping: lam, beta: beta)
                         a[r * L + r][p] = v
                         md = max(md, v)
                         b[r][p] = Double(gk[r]) - beta * Double(zk[r])
@@ -464,7 +463,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                     maxDiag[p] = 1
                 }
             }
-            GaussNewtonRefinement.choleskyFactorLanes(a, n: L, pivotTolerance: 1e-12 * maxDiag)
+            GaussNewtonRefinement.choleskyFactorLanes(a, n: L, pivotTolerance: GaussNewtonRefinement.relativePivotTolerance * maxDiag)
             GaussNewtonRefinement.choleskySubstituteLanes(a, b, n: L)
             for p in 0..<g {
                 let dq = deltas + (q0 + p) * L
@@ -518,12 +517,22 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         var maxDiag = 0.0
         for r in 0..<L {
             for c in r..<L { out[r * L + c] = Double(hk[r * L + c]) }
-            let hd = Double(hk[r * L + r]) + beta
-            out[r * L + r] = hd + lam * hd + absoluteDamping
+            out[r * L + r] = dampedDiagonal(hk[r * L + r], damping: lam, beta: beta)
             maxDiag = max(maxDiag, out[r * L + r])
         }
-        GaussNewtonRefinement.choleskyFactor(out, n: L, pivotTolerance: 1e-12 * maxDiag)
+        GaussNewtonRefinement.choleskyFactor(out, n: L, pivotTolerance: GaussNewtonRefinement.relativePivotTolerance * maxDiag)
     }
+
+    /// A diagonal entry of the damped system: (H̃ⱼⱼ + β)(1 + λ) + λ₀.
+    @inline(__always)
+    func dampedDiagonal(_ h: Float, damping lam: Double, beta: Double) -> Double {
+        let hd = Double(h) + beta
+        return hd + lam * hd + absoluteDamping
+    }
+
+    /// A Schur pivot at or below this fraction of the damped system's largest diagonal entry
+    /// freezes its coordinate.
+    static let relativePivotTolerance = 1e-12
 
     /// Forward pass for the points ws.index[0..<m] at the means in `mu` (table layout): packs μ
     /// into ws.z, writes Λr into ws.residual and P(μ) into ws.before; leaves the activations
@@ -869,15 +878,15 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let factors: [UnsafeMutablePointer<Double>]
     var factorDampings: [Double]
     let manyRightHandSides: UnsafeMutablePointer<Double>
+    let grouped: UnsafeMutablePointer<Bool>
+    let members: UnsafeMutablePointer<Int>
+    var nextFactorSlot = 0
     /// ReLU decoders with |z| ≤ `laneLatentLimit`: eight damped systems and right-hand sides,
     /// one per SIMD lane (|z|² and |z| vectors).
     static let lanes = 8
     static let laneLatentLimit = 128
     let laneSystem: UnsafeMutablePointer<SIMD8<Double>>
     let laneRightHandSide: UnsafeMutablePointer<SIMD8<Double>>
-    let grouped: UnsafeMutablePointer<Bool>
-    let members: UnsafeMutablePointer<Int>
-    var nextFactorSlot = 0
 
     /// The slot holding λ (isNew false), or the oldest slot, emptied for λ (isNew true: the
     /// caller factors into it).
