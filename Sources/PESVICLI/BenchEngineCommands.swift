@@ -18,22 +18,31 @@ struct EngineBenchOptions: ParsableArguments {
 struct BenchTrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Training throughput (samples/s): decoder and latent rows, forward, backward and Adam (|z|=64, Arch2, d=300, batch 256)."
+        abstract: "Training throughput (samples/s): decoder and latent rows, forward, backward and Adam (default |z|=64, Arch2, d=300, 10,240 rows, batch 256).",
+        discussion: "The synthetic protocol's shape is --rows 45000 --batch-size 2500 (its rows no longer fit in cache)."
     )
     @Option(help: "Batch size.") var batchSize: Int = 256
+    @Option(help: "Training rows (random, d = 300).") var rows: Int = 256 * 40
+    @Option(help: "Latent dimension |z|.") var z: Int = 64
+    @Option(help: "Decoder architecture: 1, 2 or 3.") var arch: Int = 2
+    @Flag(help: "Measure the VAE baseline's training (encoder and decoder end to end) instead of phase 1.") var vae = false
     @OptionGroup var bench: EngineBenchOptions
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be positive") }
+        guard rows >= batchSize else { throw ValidationError("--rows must be at least the batch size (\(batchSize)), got \(rows)") }
+        guard (1...4096).contains(z) else { throw ValidationError("--z must be in 1...4096, got \(z)") }
+        guard (1...3).contains(arch) else { throw ValidationError("--arch must be 1, 2 or 3, got \(arch)") }
     }
 
     func run() throws {
         let threads = bench.threads
-        let r = EngineBenchmark.train(threads: threads, batchSize: batchSize, minSeconds: bench.seconds)
+        let architecture: Architecture = [.arch1, .arch2, .arch3][arch - 1]
+        let r = EngineBenchmark.train(threads: threads, rows: rows, batchSize: batchSize, minSeconds: bench.seconds, latent: z, architecture: architecture, vae: vae)
         if bench.json {
-            print("{\"bench\":\"train\",\"samples_per_s\":\(Int(r.samplesPerSecond.rounded())),\"threads\":\(threads),\"batch\":\(batchSize)}")
+            print("{\"bench\":\"train\",\"samples_per_s\":\(Int(r.samplesPerSecond.rounded())),\"threads\":\(threads),\"batch\":\(batchSize),\"rows\":\(rows),\"z\":\(z),\"arch\":\(arch),\"vae\":\(vae)}")
         } else {
-            print("train  |z|=64 Arch2 d=300 batch \(batchSize)  threads \(threads):  \(Int(r.samplesPerSecond.rounded())) samples/s  (\(String(format: "%.1f", r.seconds)) s measured)")
+            print("train \(vae ? "VAE" : "phase 1")  |z|=\(z) Arch\(arch) d=300 rows \(rows) batch \(batchSize)  threads \(threads):  \(Int(r.samplesPerSecond.rounded())) samples/s  (\(String(format: "%.1f", r.seconds)) s measured)")
         }
     }
 }

@@ -1,3 +1,5 @@
+import PESVINumerics
+
 /// A dense data matrix for the engine: `rows` points of `cols` values, row-major, float32.
 public final class Dataset: @unchecked Sendable {
     public let rows: Int
@@ -20,4 +22,19 @@ public final class Dataset: @unchecked Sendable {
     }
 
     public func row(_ i: Int) -> UnsafeMutablePointer<Float> { values.pointer + i * cols }
+
+    /// Copies rows `indices[0..<count]` into `destination` (count × cols, row-major, in the
+    /// listed order). Shuffled rows sit at addresses the hardware prefetcher cannot predict,
+    /// so the lines of the row `prefetchDistance` ahead are requested while one is copied.
+    @inline(__always)
+    public func gather(_ indices: UnsafePointer<Int>, count: Int, into destination: UnsafeMutablePointer<Float>) {
+        let bytes = cols * MemoryLayout<Float>.stride
+        for k in 0..<count {
+            if k + Self.prefetchDistance < count { Prefetch.read(row(indices[k + Self.prefetchDistance]), bytes: bytes) }
+            (destination + k * cols).update(from: row(indices[k]), count: cols)
+        }
+    }
+
+    /// Rows ahead whose lines ``gather(_:count:into:)`` requests.
+    public static let prefetchDistance = 4
 }

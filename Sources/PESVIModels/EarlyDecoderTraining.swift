@@ -121,11 +121,19 @@ public final class EarlyDecoderTraining: ParallelJob, @unchecked Sendable {
     /// Rows in the batch being stepped (read by the threads running it).
     var batchRows = 0
 
-    /// One thread's share of a training step: its chunks of the gathered batch.
+    /// One thread's share of a training step, chunk by chunk: gather the chunk's rows (data,
+    /// μ, log σ²) into the batch buffers, evaluate, then take the Adam step of the chunk's
+    /// posterior rows. Gathering per chunk keeps the rows in cache for the evaluation (a
+    /// whole batch of synthetic rows, 2,500 × 300 floats, does not fit), and the row steps
+    /// run on the chunk's thread. A row's step needs only its own gradient, which its chunk
+    /// has finished, and no chunk reads another chunk's rows (the batch's rows are distinct),
+    /// so the result is the same as gathering before and stepping after the whole batch.
     public func run(thread t: Int, of threads: Int) {
         let L = decoder.latent, d = decoder.dataWidth
         let learned = decoder.logNoiseVariance != nil
         runner.forEachChunk(rows: batchRows, thread: t, of: threads) { c, start, n in
+            train.gather(indexBuffer + start, count: n, into: batchX.pointer + start * d)
+            trainPosteriors.gather(indexBuffer + start, count: n, mu: batchMu.pointer + start * L, logVariance: batchLv.pointer + start * L)
             var chunkRng = ChunkRunner.generator(seed: configuration.seed, step: stepCount, chunk: c)
             var req = ChunkRequest(x: batchX.pointer + start * d, count: n,
                                    mu: batchMu.pointer + start * L, muStride: L,
@@ -136,6 +144,8 @@ public final class EarlyDecoderTraining: ParallelJob, @unchecked Sendable {
             req.decoderGradient = chunkGradients[c].pointer
             if learned { req.noiseGradient = chunkNoiseGradients[c].pointer }
             chunkTotals.pointer[c] = decoder.evaluate(req, workspace: workspaces[t], rng: &chunkRng)
+            trainPosteriors.update(rows: indexBuffer + start, count: n,
+                                   gradMu: batchGradMu.pointer + start * L, gradLogVariance: batchGradLv.pointer + start * L)
         }
     }
 
@@ -146,15 +156,9 @@ public final class EarlyDecoderTraining: ParallelJob, @unchecked Sendable {
     public func step(rows indices: ArraySlice<Int>) -> Double {
         let B = indices.count
         precondition(B > 0 && B <= batchX.count / decoder.dataWidth, "step: batch of \(B) rows, capacity \(batchX.count / decoder.dataWidth)")
-        let L = decoder.latent, d = decoder.dataWidth
-        // Gather the batch.
-        for (k, i) in indices.enumerated() {
-            indexBuffer[k] = i
-            (batchX.pointer + k * d).update(from: train.row(i), count: d)
-            (batchMu.pointer + k * L).update(from: trainPosteriors.mu.pointer + i * L, count: L)
-            (batchLv.pointer + k * L).update(from: trainPosteriors.logVariance.pointer + i * L, count: L)
-        }
+        for (k, i) in indices.enumerated() { indexBuffer[k] = i }
         batchRows = B
+        // Gathers, evaluates and steps the rows, chunk by chunk (see `run(thread:of:)`).
         runner.run(rows: B, job: self)
         // Reduce chunk gradients in chunk order (independent of the thread count).
         let chunks = runner.chunkCount(rows: B)
@@ -168,7 +172,6 @@ public final class EarlyDecoderTraining: ParallelJob, @unchecked Sendable {
             for c in 1..<max(chunks, 1) { Elementwise.add(chunkNoiseGradients[c].pointer, to: noiseGradientSum.pointer, count: noiseGradientSum.count) }
             noiseAdam.update(lv, gradients: noiseGradientSum.pointer, gradientScale: 1 / Float(B))
         }
-        trainPosteriors.update(rows: indexBuffer, count: B, gradMu: batchGradMu.pointer, gradLogVariance: batchGradLv.pointer)
         stepCount += 1
         return total / Double(B)
     }

@@ -63,6 +63,9 @@ public final class PosteriorTable: @unchecked Sendable {
 
     deinit { stepCounts.deallocate() }
 
+    /// Rows ahead whose lines ``update(rows:count:gradMu:gradLogVariance:)`` requests.
+    static let prefetchDistance = 4
+
     /// Re-initializes every row and forgets all Adam state.
     public func initialize(_ initialization: PosteriorInitialization, rng: inout RandomGenerator) {
         let n = rows * latent
@@ -88,12 +91,39 @@ public final class PosteriorTable: @unchecked Sendable {
     /// Adam steps taken by row `r`.
     public func stepCount(row r: Int) -> Int { Int(stepCounts[r]) }
 
+    /// Copies rows `indices[0..<count]` of μ and log σ² into `mu` and `logVariance`
+    /// (count × latent each, in the listed order), requesting later rows' lines ahead as
+    /// ``Dataset/gather(_:count:into:)`` does.
+    @inline(__always)
+    public func gather(_ indices: UnsafePointer<Int>, count: Int,
+                       mu muOut: UnsafeMutablePointer<Float>, logVariance lvOut: UnsafeMutablePointer<Float>) {
+        let L = latent, bytes = L * MemoryLayout<Float>.stride
+        for k in 0..<count {
+            if k + Self.prefetchDistance < count {
+                let o = indices[k + Self.prefetchDistance] * L
+                Prefetch.read(mu.pointer + o, bytes: bytes); Prefetch.read(logVariance.pointer + o, bytes: bytes)
+            }
+            let o = indices[k] * L
+            (muOut + k * L).update(from: mu.pointer + o, count: L)
+            (lvOut + k * L).update(from: logVariance.pointer + o, count: L)
+        }
+    }
+
     /// One Adam step on each listed row. `gradMu` and `gradLogVariance` are count × latent:
     /// row k holds the gradient for table row `rows[k]`. Listed rows must be distinct.
     public func update(rows indices: UnsafePointer<Int>, count: Int,
                        gradMu: UnsafePointer<Float>, gradLogVariance: UnsafePointer<Float>) {
         var memo = AdamFactorMemo()
+        let bytes = latent * MemoryLayout<Float>.stride
         for k in 0..<count {
+            // The rows are at random places: ask for a later row's lines while stepping this one.
+            if k + Self.prefetchDistance < count {
+                let o = indices[k + Self.prefetchDistance] * latent
+                Prefetch.write(mu.pointer + o, bytes: bytes); Prefetch.write(logVariance.pointer + o, bytes: bytes)
+                Prefetch.write(muM.pointer + o, bytes: bytes); Prefetch.write(muV.pointer + o, bytes: bytes)
+                Prefetch.write(lvM.pointer + o, bytes: bytes); Prefetch.write(lvV.pointer + o, bytes: bytes)
+                Prefetch.write(stepCounts + indices[k + Self.prefetchDistance], bytes: 4)
+            }
             updateRow(indices[k], gradMu: gradMu + k * latent, gradLogVariance: gradLogVariance + k * latent, learningRateScale: 1, memo: &memo)
         }
     }

@@ -34,6 +34,8 @@ public final class VAETraining: @unchecked Sendable {
     let encoderOutputGradients: [FloatBuffer]
     let grads: ChunkGradients
     let batchX: FloatBuffer
+    /// The current batch's row indices (read by the chunks that gather them).
+    let indexBuffer: UnsafeMutablePointer<Int>
     var rng: RandomGenerator
     var stepCount = 0
 
@@ -59,7 +61,10 @@ public final class VAETraining: @unchecked Sendable {
         grads = ChunkGradients(chunks: runner.chunkCount(rows: B),
                                parameterCounts: [encoder.network.parameterCount, decoder.network.parameterCount, decoder.logNoiseVariance?.count ?? 0])
         batchX = FloatBuffer(count: B * train.cols)
+        indexBuffer = .allocate(capacity: max(B, 1))
     }
+
+    deinit { indexBuffer.deallocate() }
 
     /// Mean per-point objective on `data` with the encoder's posteriors (sampled with `seed`).
     public func objective(on data: Dataset, seed: UInt64) -> Double {
@@ -79,12 +84,15 @@ public final class VAETraining: @unchecked Sendable {
     @discardableResult
     public func step(rows indices: ArraySlice<Int>) -> Double {
         let B = indices.count, d = x.cols, L = encoder.latent
-        for (k, i) in indices.enumerated() { (batchX.pointer + k * d).update(from: x.row(i), count: d) }
+        precondition(B > 0 && B <= batchX.count / d, "step: batch of \(B) rows, capacity \(batchX.count / d)")
+        for (k, i) in indices.enumerated() { indexBuffer[k] = i }
         let seed = configuration.seed, stepIndex = stepCount
         let learned = decoder.logNoiseVariance != nil
         runner.run(rows: B) { t, c, start, n in
             var chunkRng = ChunkRunner.generator(seed: seed, step: stepIndex, chunk: c)
             let input = self.batchX.pointer + start * d
+            // Gathered per chunk, on its thread, so the rows are still in cache when used.
+            self.x.gather(self.indexBuffer + start, count: n, into: input)
             let ews = self.encoderWorkspaces[t]
             let out = self.encoder.network.forward(input, rows: n, workspace: ews)
             let gOut = self.encoderOutputGradients[t].pointer

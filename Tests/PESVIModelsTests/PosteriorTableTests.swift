@@ -40,6 +40,29 @@ import PESVINumerics
         #expect(abs(r1.logVariance[0] + 0.05) < 1e-6 && r1.logVariance[1] == 0)
     }
 
+    /// Gathers copy the listed rows in the listed order, for batches shorter than, as long
+    /// as and longer than the prefetch distance (the prefetch must never change what is copied).
+    @Test(arguments: [1, Dataset.prefetchDistance, 2 * Dataset.prefetchDistance + 3])
+    func gathersCopyTheListedRowsInOrder(count: Int) {
+        var rng = RandomGenerator(seed: 31)
+        let rows = 40, d = 5, L = 3
+        let data = Dataset(rows: rows, cols: d, values: rng.normalArray(count: rows * d))
+        let table = PosteriorTable(rows: rows, latent: L, adam: AdamConfiguration(learningRate: 0.1), initialization: .normal(std: 1, logVariance: -1), rng: &rng)
+        rng.fillNormal(table.logVariance.pointer, count: rows * L, mean: 0, std: 1)
+        let indices = Array(rng.permutation(rows).prefix(count))
+        var x = [Float](repeating: .nan, count: count * d)
+        var mu = [Float](repeating: .nan, count: count * L), lv = mu
+        indices.withUnsafeBufferPointer { idx in
+            data.gather(idx.baseAddress!, count: count, into: &x)
+            table.gather(idx.baseAddress!, count: count, mu: &mu, logVariance: &lv)
+        }
+        for (k, i) in indices.enumerated() {
+            #expect(Array(x[k * d..<(k + 1) * d]) == Array(UnsafeBufferPointer(start: data.row(i), count: d)))
+            #expect(Array(mu[k * L..<(k + 1) * L]) == table.row(i).mu)
+            #expect(Array(lv[k * L..<(k + 1) * L]) == table.row(i).logVariance)
+        }
+    }
+
     @Test func initializations() {
         var rng = RandomGenerator(seed: 8)
         let t = PosteriorTable(rows: 1000, latent: 2, adam: AdamConfiguration(learningRate: 0.1),

@@ -27,6 +27,66 @@ import TestSupport
         #expect(pa != pd)
     }
 
+    /// One phase-1 step, which gathers, evaluates and steps the rows chunk by chunk, equals
+    /// the step assembled by hand from the parts: gather the whole batch, evaluate each chunk
+    /// with its generator, then one row-wise Adam step of the listed rows with their gradients.
+    /// Rows outside the batch are untouched.
+    @Test(arguments: [1, 2])
+    func phase1StepEqualsGatherEvaluateThenRowSteps(threads: Int) {
+        let data = linearProblem(n: 90, seed: 4)
+        let L = 3, d = 8, chunkRows = 16
+        var rng = RandomGenerator(seed: 5)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch2, objective: .reconstruction, rng: &rng)
+        var c = EarlyDecoderTrainingConfiguration()
+        c.batchSize = 70; c.seed = 11; c.threads = threads; c.chunkRows = chunkRows
+        c.initialization = .uniform(low: -1, high: 1, logVariance: -2)
+        let t = EarlyDecoderTraining(decoder: decoder, train: data, configuration: c)
+        // The reference table: the same start (the training draws it from stream 1 of its seed).
+        var initRng = RandomGenerator(seed: c.seed).forked(stream: 1)
+        let reference = PosteriorTable(rows: data.rows, latent: L, adam: AdamConfiguration(learningRate: c.latentLearningRate),
+                                       initialization: c.initialization, rng: &initRng)
+        #expect(reference.mu.array == t.trainPosteriors.mu.array)
+        var order = RandomGenerator(seed: 3)
+        let batch = Array(order.permutation(data.rows).prefix(c.batchSize))   // 70 rows: 4 full chunks and one of 6
+
+        let B = batch.count
+        var x = [Float](repeating: 0, count: B * d), mu = [Float](repeating: 0, count: B * L), lv = mu
+        var gMu = mu, gLv = mu
+        var expectedTotal = 0.0
+        let ws = ChunkWorkspace(decoder: decoder, maxPoints: chunkRows, samples: 1)
+        var scratch = [Float](repeating: 0, count: decoder.network.parameterCount)
+        batch.withUnsafeBufferPointer { idx in
+            for (k, i) in batch.enumerated() {
+                for j in 0..<d { x[k * d + j] = data.row(i)[j] }
+                let r = reference.row(i)
+                for j in 0..<L { mu[k * L + j] = r.mu[j]; lv[k * L + j] = r.logVariance[j] }
+            }
+            var start = 0, chunk = 0
+            while start < B {
+                let n = min(chunkRows, B - start)
+                var chunkRng = ChunkRunner.generator(seed: c.seed, step: 0, chunk: chunk)
+                x.withUnsafeBufferPointer { xp in mu.withUnsafeBufferPointer { mp in lv.withUnsafeBufferPointer { lp in
+                gMu.withUnsafeMutableBufferPointer { gm in gLv.withUnsafeMutableBufferPointer { gl in scratch.withUnsafeMutableBufferPointer { sp in
+                    var req = ChunkRequest(x: xp.baseAddress! + start * d, count: n, mu: mp.baseAddress! + start * L, muStride: L,
+                                           logVariance: lp.baseAddress! + start * L, logVarianceStride: L)
+                    req.gradMu = gm.baseAddress! + start * L; req.gradLogVariance = gl.baseAddress! + start * L
+                    req.gradientStride = L; req.decoderGradient = sp.baseAddress!
+                    expectedTotal += decoder.evaluate(req, workspace: ws, rng: &chunkRng)
+                }}}}}}
+                start += n; chunk += 1
+            }
+            reference.update(rows: idx.baseAddress!, count: B, gradMu: gMu, gradLogVariance: gLv)
+        }
+        let objective = t.step(rows: batch[...])
+        #expect(objective == expectedTotal / Double(B))
+        #expect(t.trainPosteriors.mu.array == reference.mu.array)
+        #expect(t.trainPosteriors.logVariance.array == reference.logVariance.array)
+        for r in 0..<data.rows {
+            #expect(t.trainPosteriors.optimizerState(row: r) == reference.optimizerState(row: r))
+            #expect(t.trainPosteriors.stepCount(row: r) == (batch.contains(r) ? 1 : 0))
+        }
+    }
+
     @Test(arguments: [Objective.reconstruction, .elbo(beta: 1, likelihood: .learnedVariance)])
     func phase1LowersTrainingAndValidationObjective(objective: Objective) {
         let data = linearProblem(n: 400, seed: 4)
