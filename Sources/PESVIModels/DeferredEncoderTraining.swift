@@ -36,6 +36,8 @@ public final class DeferredEncoderTraining: @unchecked Sendable {
     let outputGradients: [FloatBuffer]
     let grads: ChunkGradients
     let batchX: FloatBuffer, batchT: FloatBuffer
+    /// The current batch's row indices (read by the chunks that gather them).
+    let indexBuffer: UnsafeMutablePointer<Int>
     var rng: RandomGenerator
 
     /// `targets` rows are [μᵢ*, log σ²ᵢ*] (2|z| values), one per row of `x`.
@@ -58,7 +60,10 @@ public final class DeferredEncoderTraining: @unchecked Sendable {
         grads = ChunkGradients(chunks: runner.chunkCount(rows: B), parameterCounts: [encoder.network.parameterCount])
         batchX = FloatBuffer(count: B * x.cols)
         batchT = FloatBuffer(count: B * targets.cols)
+        indexBuffer = .allocate(capacity: max(B, 1))
     }
+
+    deinit { indexBuffer.deallocate() }
 
     /// Builds the targets [μ, log σ²] per row from a posterior table.
     public static func targets(from table: PosteriorTable) -> Dataset {
@@ -92,13 +97,14 @@ public final class DeferredEncoderTraining: @unchecked Sendable {
     @discardableResult
     public func step(rows indices: ArraySlice<Int>) -> Double {
         let B = indices.count, d = x.cols, w = targets.cols
-        for (k, i) in indices.enumerated() {
-            (batchX.pointer + k * d).update(from: x.row(i), count: d)
-            (batchT.pointer + k * w).update(from: targets.row(i), count: w)
-        }
+        precondition(B > 0 && B <= batchX.count / d, "step: batch of \(B) rows, capacity \(batchX.count / d)")
+        for (k, i) in indices.enumerated() { indexBuffer[k] = i }
         runner.run(rows: B) { t, c, start, n in
             let ws = self.workspaces[t], g = self.outputGradients[t].pointer
             let input = self.batchX.pointer + start * d
+            // Gathered per chunk, on its thread, so the rows are still in cache when used.
+            self.x.gather(self.indexBuffer + start, count: n, into: input)
+            self.targets.gather(self.indexBuffer + start, count: n, into: self.batchT.pointer + start * w)
             let out = self.encoder.network.forward(input, rows: n, workspace: ws)
             let L = w / 2, lw = self.configuration.logVarianceWeight
             var se = 0.0
