@@ -15,9 +15,12 @@ struct ReproduceCommand: ParsableCommand {
         test objective against step per cell. --quick uses a smaller grid and budget and says so in every output.
 
         Every finished cell is also kept in DIR/cells/ (one JSON file per cell), and the outputs are rewritten \
-        after each cell. After an interruption, the same command with --resume reads back the cells already \
-        finished under the same protocol (data, grids, budgets, seed) and computes only the rest; a cell file \
-        from another protocol is an error.
+        after each cell. Within a cell, each trained SVI and VAE configuration is journaled in \
+        DIR/cells/z<Z>-arch<A>.search.safetensors with the best trained state so far. After an interruption, \
+        the same command with --resume reads back the cells already finished under the same protocol (data, \
+        grids, budgets, seed), continues an interrupted cell's search after its last finished configuration \
+        (same numbers as an uninterrupted run), and computes only the rest; a file from another protocol is \
+        an error.
         """
     )
     @Option(help: "'synthetic' (the paper's N=50,000, d=300 unless --n/--dim), 'digits', or a .csv/.npy file.") var dataset: String
@@ -31,7 +34,7 @@ struct ReproduceCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Save each cell's chosen model to OUT/models/z<Z>-arch<A>/ (a 'pesvi train' model directory).",
                              discussion: "'pesvi evaluate --model OUT/models/z64-arch2 --seed <seed + 9>' repeats that cell's comparison."))
     var saveModels = false
-    @Flag(help: "Keep the cells already finished in OUT/cells/ under the same protocol; compute only the others.")
+    @Flag(help: "Keep the cells (and a cell's search configurations) already finished in OUT/cells/ under the same protocol; compute only the others.")
     var resume = false
     @OptionGroup var common: CommonOptions
 

@@ -121,12 +121,31 @@ public enum PaperReproduction {
                     continue
                 }
                 let t0 = Date()
+                // The search checkpoint: configurations a previous, interrupted run finished.
+                var search = SearchCheckpoint(protocolKey: store?.protocolKey ?? "")
+                if resume, let store, let kept = try store.loadSearch(z: z, architecture: arch) {
+                    search = kept
+                    log("cell |z|=\(z) \(arch): resuming its search from \(store.searchURL(z: z, architecture: arch).path) "
+                        + String(format: "(%d SVI and %d VAE configurations done, %.1f s)", kept.svi.count, kept.vae.count, kept.journaledSeconds))
+                }
+                let resumedSeconds = search.journaledSeconds
+                func checkpoint() throws {
+                    guard let store else { return }
+                    if try !store.saveSearch(search, z: z, architecture: arch) {
+                        log("  (search checkpoint not written: a trained state holds a non-finite value)")
+                    }
+                }
                 log("cell |z|=\(z) \(arch): searching SVI rates")
                 // SVI (phase 1) over the grid, chosen by the validation objective.
-                var best: (EarlyDecoderTraining, Double)? = nil
                 for dlr in o.decoderRates {
                     for llr in o.latentRates {
                       for lv0 in o.initialLogVariances {
+                        if let run = search.sviRun(decoderRate: dlr, latentRate: llr, initialLogVariance: lv0) {
+                            log(String(format: "  SVI decoder %g latent %g initial log σ² %g: %d epochs, validation %.5f (kept from the search checkpoint)",
+                                       dlr, llr, lv0, run.epochs, run.validation))
+                            continue
+                        }
+                        let tc = Date()
                         var c = EarlyDecoderTrainingConfiguration()
                         c.initialization = .uniform(low: -1, high: 1, logVariance: lv0)
                         c.epochs = o.maxEpochs; c.patience = o.patience; c.batchSize = batch
@@ -135,35 +154,60 @@ public enum PaperReproduction {
                         let p1 = TrainingPipeline.phase1(prepared, latent: z, architecture: arch, objective: o.objective, configuration: c, seed: o.seed)
                         let v = p1.history.last?.validationObjective ?? .infinity
                         log(String(format: "  SVI decoder %g latent %g initial log σ² %g: %d epochs, validation %.5f", dlr, llr, lv0, p1.history.count, v))
-                        if best == nil || v < best!.1 { best = (p1, v) }
+                        search.svi.append(.init(decoderRate: dlr, latentRate: llr, initialLogVariance: lv0, epochs: p1.history.count,
+                                                validation: v, seconds: Date().timeIntervalSince(tc)))
+                        if search.bestSVI == nil || v < search.bestSVI!.validation { search.bestSVI = SearchCheckpoint.state(of: p1, validation: v) }
+                        try checkpoint()
                       }
                     }
                 }
-                let p1 = best!.0
                 // VAE over its grid, chosen by the validation objective (best epoch kept).
-                var bestVAE: (VAETraining, Double, Float)? = nil
                 for lr in o.vaeRates {
+                    if let run = search.vaeRun(rate: lr) {
+                        log(String(format: "  VAE %g: %d epochs, validation %.5f (kept from the search checkpoint)", lr, run.epochs, run.score))
+                        continue
+                    }
+                    let tc = Date()
                     var c = VAETrainingConfiguration()
                     c.epochs = o.maxEpochs; c.patience = o.patience; c.batchSize = batch; c.learningRate = lr
                     c.seed = o.seed &+ 3; c.threads = o.threads
                     let v = TrainingPipeline.vae(prepared, latent: z, architecture: arch, objective: o.objective, configuration: c, seed: o.seed)
                     let score = v.history.compactMap(\.validationObjective).filter(\.isFinite).min() ?? .infinity
                     log(String(format: "  VAE %g: %d epochs, validation %.5f", lr, v.history.count, score))
-                    if bestVAE == nil || score < bestVAE!.1 { bestVAE = (v, score, lr) }
+                    search.vae.append(.init(rate: lr, epochs: v.history.count, score: score, seconds: Date().timeIntervalSince(tc)))
+                    if search.bestVAE == nil || score < search.bestVAE!.score { search.bestVAE = SearchCheckpoint.state(of: v, score: score) }
+                    try checkpoint()
+                }
+                // The winners, rebuilt from their stored floats (the same path whether they were
+                // trained in this run or read back from the checkpoint).
+                guard let sviBest = search.bestSVI else {
+                    throw ModelStoreError.invalid("reproduce: the SVI grid is empty")
+                }
+                let p1 = (decoder: try SearchCheckpoint.decoder(latent: z, dataWidth: prepared.width, architecture: arch, objective: o.objective,
+                                                                parameters: sviBest.decoder, noise: sviBest.noise),
+                          configuration: sviBest.configuration,
+                          posteriors: PosteriorTable(mu: sviBest.mu, logVariance: sviBest.logVariance, latent: z,
+                                                     adam: AdamConfiguration(learningRate: sviBest.configuration.latentLearningRate)))
+                let bestVAE = try search.bestVAE.map { b in
+                    (encoder: try SearchCheckpoint.encoder(latent: z, dataWidth: prepared.width, architecture: arch, parameters: b.encoder),
+                     decoder: try SearchCheckpoint.decoder(latent: z, dataWidth: prepared.width, architecture: arch, objective: o.objective,
+                                                           parameters: b.decoder, noise: b.noise),
+                     configuration: b.configuration)
                 }
                 // Pseudo-encoder and pace for the chosen SVI model.
                 var c2 = DeferredEncoderTrainingConfiguration()
                 c2.epochs = o.encoderEpochs; c2.patience = o.patience
                 c2.batchSize = ReproductionOptions.automaticEncoderBatchSize(phase1BatchSize: batch)
                 c2.seed = o.seed &+ 2; c2.threads = o.threads
-                let p2 = TrainingPipeline.phase2(prepared, posteriors: p1.trainPosteriors, architecture: arch, configuration: c2, seed: o.seed)
+                let p2 = TrainingPipeline.phase2(prepared, posteriors: p1.posteriors, architecture: arch, configuration: c2, seed: o.seed)
                 let pace = TrainingPipeline.selectPace(prepared, decoder: p1.decoder, encoder: p2.encoder, candidates: o.paceCandidates,
                                                        steps: o.paceSteps, threads: o.threads, seed: o.seed &+ 4)
                 var po = PipelineOptions()
                 po.latent = z; po.architecture = arch; po.objective = o.objective; po.seed = o.seed; po.dataSource = dataset
-                let model = TrainingPipeline.assemble(prepared, options: po, phase1: p1, phase2: p2,
-                                                      vae: bestVAE.map { ($0.0.encoder, $0.0.decoder) },
-                                                      vaeConfiguration: bestVAE?.0.configuration, pace: pace, report: PipelineReport())
+                let model = TrainingPipeline.assemble(prepared, options: po, decoder: p1.decoder, phase1Configuration: p1.configuration,
+                                                      posteriors: p1.posteriors, phase2: p2,
+                                                      vae: bestVAE.map { ($0.encoder, $0.decoder) },
+                                                      vaeConfiguration: bestVAE?.configuration, pace: pace, report: PipelineReport())
                 model.configuration.autoPace = TrainingPipeline.automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
                                                                               threads: o.threads, seed: o.seed &+ 6)
                 if let root = o.modelsDirectory {
@@ -175,7 +219,7 @@ public enum PaperReproduction {
                 co.threads = o.threads
                 co.seed = o.comparisonSeed
                 let comparison = MethodComparison.run(model: model, points: prepared.test, dataset: dataset, options: co)
-                let cell = ReproductionCell(comparison: comparison, vaeLearningRate: bestVAE?.2,
+                let cell = ReproductionCell(comparison: comparison, vaeLearningRate: bestVAE?.configuration.learningRate,
                                             decoderLearningRate: p1.configuration.decoderLearningRate,
                                             latentLearningRate: p1.configuration.latentLearningRate,
                                             initialLogVariance: {
@@ -183,9 +227,10 @@ public enum PaperReproduction {
                                                 return 0
                                             }(),
                                             pace: comparison.pace, autoPace: model.configuration.autoPace,
-                                            seconds: Date().timeIntervalSince(t0))
+                                            seconds: Date().timeIntervalSince(t0) + resumedSeconds)
                 log(MethodComparison.table(comparison))
                 try store?.save(cell, architecture: arch)
+                store?.removeSearch(z: z, architecture: arch)
                 cells.append(cell)
                 try cellFinished(cells)
             }

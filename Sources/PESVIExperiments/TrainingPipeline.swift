@@ -191,17 +191,26 @@ public enum TrainingPipeline {
     public static func assemble(_ prepared: PreparedData, options o: PipelineOptions, phase1 p1: EarlyDecoderTraining,
                                 phase2 p2: DeferredEncoderTraining, vae: (GaussianEncoder, GaussianDecoder)?,
                                 vaeConfiguration: VAETrainingConfiguration?, pace: PaceRecord?, report: PipelineReport) -> PESVIModel {
+        assemble(prepared, options: o, decoder: p1.decoder, phase1Configuration: p1.configuration, posteriors: p1.trainPosteriors,
+                 phase2: p2, vae: vae, vaeConfiguration: vaeConfiguration, pace: pace, report: report)
+    }
+
+    /// As above, from phase 1's parts: its decoder, settings and training posteriors.
+    public static func assemble(_ prepared: PreparedData, options o: PipelineOptions, decoder: GaussianDecoder,
+                                phase1Configuration: EarlyDecoderTrainingConfiguration, posteriors: PosteriorTable,
+                                phase2 p2: DeferredEncoderTraining, vae: (GaussianEncoder, GaussianDecoder)?,
+                                vaeConfiguration: VAETrainingConfiguration?, pace: PaceRecord?, report: PipelineReport) -> PESVIModel {
         var summary: [String: Double] = report.seconds.mapKeys { "seconds_\($0)" }
         summary["epochs_phase1"] = Double(report.phase1.count)
         summary["epochs_phase2"] = Double(report.phase2.count)
         if vae != nil { summary["epochs_vae"] = Double(report.vae.count) }
         let config = ModelConfiguration(
-            latent: p1.decoder.latent, dataWidth: prepared.width, architecture: o.architecture, objective: o.objective,
+            latent: decoder.latent, dataWidth: prepared.width, architecture: o.architecture, objective: o.objective,
             standardizer: prepared.standardizer, columnNames: prepared.columnNames, pace: pace,
-            sviLearningRate: p1.configuration.latentLearningRate, phase1: p1.configuration, phase2: p2.configuration,
+            sviLearningRate: phase1Configuration.latentLearningRate, phase1: phase1Configuration, phase2: p2.configuration,
             vae: vaeConfiguration, seed: o.seed, split: prepared.split, dataSource: o.dataSource, trainingSummary: summary)
-        return PESVIModel(configuration: config, decoder: p1.decoder, pseudoEncoder: p2.encoder, vae: vae,
-                          trainPosteriors: o.keepPosteriors ? p1.trainPosteriors : nil,
+        return PESVIModel(configuration: config, decoder: decoder, pseudoEncoder: p2.encoder, vae: vae,
+                          trainPosteriors: o.keepPosteriors ? posteriors : nil,
                           validationData: prepared.rawValidation, testData: prepared.rawTest)
     }
 }

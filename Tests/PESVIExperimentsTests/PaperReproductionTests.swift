@@ -148,4 +148,69 @@ import PESVIModels
         let error = #expect(throws: ModelStoreError.self) { try store.load(z: 2, architecture: .arch2) }
         #expect("\(error.map { $0 } as Any)".contains("not a readable reproduce cell"))
     }
+
+    /// A cell interrupted in its search resumes from the search checkpoint: the configurations
+    /// it had finished are not trained again, and the cell comes out as from an uninterrupted
+    /// run (the same winners, rebuilt from the stored floats; every number but the times).
+    @Test func resumeContinuesAnInterruptedSearch() throws {
+        let data = try SyntheticDataGenerator(n: 200, dim: 8, seed: 5).generate()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pesvi-search-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var o = Self.tinyOptions(latents: [2])
+        // −4 first: it wins this cell, so the winner is the journaled configuration and the
+        // fresh one must lose to it (the comparison across the interruption is exercised).
+        o.initialLogVariances = [-4, 0]
+        o.vaeRates = [1e-2, 1e-3]
+        let store = ReproductionCellStore(directory: dir.path, protocolKey: ReproductionCellStore.protocolKey(dataset: "tiny", data: data, options: o))
+        let search = store.searchURL(z: 2, architecture: .arch2)
+        let saved = dir.appendingPathComponent("saved.search")
+        // The uninterrupted run. When the second SVI configuration reports, the checkpoint on
+        // disk holds the first one only: keep a copy, as if the run had been killed there.
+        var copied = false
+        let first = try PaperReproduction.run(data: data, dataset: "tiny", options: o, store: store, log: { line in
+            if !copied && line.contains("initial log σ² 0:") {
+                copied = (try? FileManager.default.copyItem(at: search, to: saved)) != nil
+            }
+        })
+        #expect(copied)
+        #expect(first[0].initialLogVariance == -4, "the test needs the journaled configuration to win")
+        #expect(!FileManager.default.fileExists(atPath: search.path), "a finished cell leaves no search checkpoint")
+        #expect(try store.loadSearch(z: 2, architecture: .arch2) == nil)
+        try FileManager.default.copyItem(at: saved, to: search)
+        let partial = try #require(try store.loadSearch(z: 2, architecture: .arch2))
+        #expect(partial.svi.count == 1 && partial.vae.isEmpty && partial.bestSVI != nil && partial.bestVAE == nil)
+
+        // The killed run, resumed: its cell file never existed.
+        try FileManager.default.removeItem(at: store.url(z: 2, architecture: .arch2))
+        var log: [String] = []
+        let resumed = try PaperReproduction.run(data: data, dataset: "tiny", options: o, store: store, resume: true, log: { log.append($0) })
+        #expect(log.contains { $0.contains("resuming its search") && $0.contains("1 SVI and 0 VAE configurations done") })
+        #expect(log.filter { $0.contains("kept from the search checkpoint") }.count == 1)
+        #expect(log.filter { $0.contains("  SVI decoder") && !$0.contains("kept") }.count == 1)
+        #expect(log.filter { $0.contains("  VAE ") && !$0.contains("kept") }.count == 2)
+        // Everything but the wall times (the steps table's seconds are measured anew).
+        func numbers(_ c: ReproductionCell) -> [String] {
+            c.comparison.order.map { name in
+                let m = c.comparison.methods[name]!
+                return "\(name) \(m.reconstruction) \(m.reconstructionAtMean) \(String(describing: m.steps)) \(m.curve) \(String(describing: m.runSteps)) \(String(describing: m.maxStepsPerPoint))"
+            } + ["\(c.comparison.sviObjective) \(c.comparison.pace) \(String(describing: c.autoPace)) \(c.decoderLearningRate) \(c.latentLearningRate)"]
+        }
+        #expect(numbers(resumed[0]) == numbers(first[0]), "a resumed search must give the cell an uninterrupted run gives")
+        let samePlots = resumed.map { PaperReproduction.plot($0).svg() } == first.map { PaperReproduction.plot($0).svg() }
+        #expect(samePlots, "the resumed cell's plot must equal the uninterrupted one's")
+        #expect(resumed[0].initialLogVariance == first[0].initialLogVariance && resumed[0].vaeLearningRate == first[0].vaeLearningRate)
+        #expect(!FileManager.default.fileExists(atPath: search.path))
+
+        // Another protocol's checkpoint, or a truncated one, is refused with the file named.
+        try FileManager.default.copyItem(at: saved, to: search)
+        var seeded = o
+        seeded.seed = 1
+        let other = ReproductionCellStore(directory: dir.path, protocolKey: ReproductionCellStore.protocolKey(dataset: "tiny", data: data, options: seeded))
+        let refused = #expect(throws: ModelStoreError.self) { try other.loadSearch(z: 2, architecture: .arch2) }
+        #expect("\(refused.map { $0 } as Any)".contains("another protocol"))
+        let bytes = try Data(contentsOf: search)
+        try bytes.prefix(bytes.count / 2).write(to: search)
+        let broken = #expect(throws: ModelStoreError.self) { try store.loadSearch(z: 2, architecture: .arch2) }
+        #expect("\(broken.map { $0 } as Any)".contains("not a readable search checkpoint"))
+    }
 }
