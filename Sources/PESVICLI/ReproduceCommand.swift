@@ -20,7 +20,9 @@ struct ReproduceCommand: ParsableCommand {
         the same command with --resume reads back the cells already finished under the same protocol (data, \
         grids, budgets, seed), continues an interrupted cell's search after its last finished configuration \
         (same numbers as an uninterrupted run), and computes only the rest; a file from another protocol is \
-        an error.
+        an error. Several --resume runs may share one DIR (say one per core): each claims the cell it computes \
+        (DIR/cells/z<Z>-arch<A>.lock) and skips cells another live run holds; run once more with --resume at the \
+        end to write the complete tables.
         """
     )
     @Option(help: "'synthetic' (the paper's N=50,000, d=300 unless --n/--dim), 'digits', or a .csv/.npy file.") var dataset: String
@@ -80,6 +82,11 @@ struct ReproduceCommand: ParsableCommand {
                                                                               totalSeconds: Date().timeIntervalSince(t0), to: out)
                                               })
         let seconds = Date().timeIntervalSince(t0)  // the outputs were written after the last cell
+        let expected = o.latents.count * o.architectures.count
+        if cells.count < expected {
+            printErr("note: \(expected - cells.count) of \(expected) cells are being computed by other runs on \(out) and are not in these outputs; "
+                     + "run the same command with --resume when those runs finish to write the complete tables")
+        }
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -103,7 +103,9 @@ public struct ReproductionCell: Sendable, Codable {
 public enum PaperReproduction {
     ///
     /// With a `store`, every finished cell is written to it; with `resume` as well, a cell the
-    /// store already holds (under the same protocol) is read back instead of recomputed.
+    /// store already holds (under the same protocol) is read back instead of recomputed, an
+    /// interrupted cell's search continues from its checkpoint, and a cell another live run
+    /// has claimed is skipped (not in the returned cells).
     /// `cellFinished` is called after every cell, kept or computed, with all cells so far.
     public static func run(data: DataMatrix, dataset: String, options o: ReproductionOptions,
                            store: ReproductionCellStore? = nil, resume: Bool = false,
@@ -120,6 +122,17 @@ public enum PaperReproduction {
                     try cellFinished(cells)
                     continue
                 }
+                // Several --resume runs on one directory share its cells: skip one another holds.
+                var claim: CellClaim? = nil
+                if resume, let store {
+                    let (c, holder) = try store.claim(z: z, architecture: arch)
+                    guard let c else {
+                        log("cell |z|=\(z) \(arch): being computed by another run (\(holder ?? "?")); skipped, run --resume again when it is done")
+                        continue
+                    }
+                    claim = c
+                }
+                defer { claim?.release() }
                 let t0 = Date()
                 // The search checkpoint: configurations a previous, interrupted run finished.
                 var search = SearchCheckpoint(protocolKey: store?.protocolKey ?? "")

@@ -213,4 +213,43 @@ import PESVIModels
         let broken = #expect(throws: ModelStoreError.self) { try store.loadSearch(z: 2, architecture: .arch2) }
         #expect("\(broken.map { $0 } as Any)".contains("not a readable search checkpoint"))
     }
+
+    /// Runs sharing one directory: a claimed cell is skipped by another --resume run while its
+    /// holder lives; a claim whose process is gone is taken over; releasing frees the cell.
+    @Test func claimsShareCellsBetweenRuns() throws {
+        let data = try SyntheticDataGenerator(n: 200, dim: 8, seed: 5).generate()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pesvi-claims-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let o = Self.tinyOptions(latents: [2, 3])
+        let store = ReproductionCellStore(directory: dir.path, protocolKey: ReproductionCellStore.protocolKey(dataset: "tiny", data: data, options: o))
+
+        let (held, none) = try store.claim(z: 2, architecture: .arch2)
+        #expect(held != nil && none == nil)
+        // Held by a live process (this one): a second claim is refused and names the holder.
+        let (second, holder) = try store.claim(z: 2, architecture: .arch2)
+        #expect(second == nil && holder?.contains("pid \(getpid())") == true)
+        // A run meanwhile computes the other cell only, and leaves no claim behind.
+        var log: [String] = []
+        let cells = try PaperReproduction.run(data: data, dataset: "tiny", options: o, store: store, resume: true, log: { log.append($0) })
+        #expect(cells.map(\.comparison.z) == [3])
+        #expect(log.contains { $0.contains("|z|=2 Arch2: being computed by another run (pid \(getpid())") })
+        #expect(!FileManager.default.fileExists(atPath: store.claimURL(z: 3, architecture: .arch2).path))
+        held?.release()
+        #expect(!FileManager.default.fileExists(atPath: store.claimURL(z: 2, architecture: .arch2).path))
+
+        // A stale claim (a process that has exited) is taken over.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        try "\(child.processIdentifier) \(CellClaim.hostName)\n".write(to: store.claimURL(z: 2, architecture: .arch2), atomically: true, encoding: .utf8)
+        let (taken, _) = try store.claim(z: 2, architecture: .arch2)
+        #expect(taken != nil)
+        #expect(try String(contentsOf: store.claimURL(z: 2, architecture: .arch2), encoding: .utf8) == "\(getpid()) \(CellClaim.hostName)\n")
+        taken?.release()
+        // Another host's claim is respected.
+        try "1 some-other-host\n".write(to: store.claimURL(z: 2, architecture: .arch2), atomically: true, encoding: .utf8)
+        let (foreign, by) = try store.claim(z: 2, architecture: .arch2)
+        #expect(foreign == nil && by == "pid 1 on some-other-host")
+    }
 }
