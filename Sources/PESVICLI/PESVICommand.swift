@@ -5,7 +5,7 @@ public struct PESVICommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "pesvi",
         abstract: "Pseudo-Encoded Stochastic Variational Inference: fast test-time inference for auto-decoders.",
-        subcommands: [DemoCommand.self, TrainCommand.self, InferCommand.self, EvaluateCommand.self, ReproduceCommand.self, GenerateCommand.self, BenchCommand.self]
+        subcommands: [DemoCommand.self, TrainCommand.self, InferCommand.self, EvaluateCommand.self, ReproduceCommand.self, ProgressCommand.self, GenerateCommand.self, BenchCommand.self]
     )
     public init() {}
 }

@@ -179,6 +179,12 @@ import PESVIModels
         try FileManager.default.copyItem(at: saved, to: search)
         let partial = try #require(try store.loadSearch(z: 2, architecture: .arch2))
         #expect(partial.svi.count == 1 && partial.vae.isEmpty && partial.bestSVI != nil && partial.bestVAE == nil)
+        // `pesvi progress` sees the finished cell and the search in progress.
+        let progress = try ReproductionProgress.read(cellsDirectory: dir.path)
+        #expect(progress.done.map(\.cell) == ["z2-arch2"] && progress.done[0].seconds == first[0].seconds)
+        #expect(progress.searching.map(\.cell) == ["z2-arch2"] && progress.searching[0].sviDone == 1 && progress.searching[0].vaeDone == 0)
+        #expect(progress.searching[0].bestSVIValidation == partial.bestSVI?.validation && progress.unreadable.isEmpty)
+        #expect(ReproductionProgress.text(progress).contains("z2-arch2: search in progress, 1 SVI and 0 VAE configurations"))
 
         // The killed run, resumed: its cell file never existed.
         try FileManager.default.removeItem(at: store.url(z: 2, architecture: .arch2))
@@ -243,8 +249,10 @@ import PESVIModels
         try child.run()
         child.waitUntilExit()
         try "\(child.processIdentifier) \(CellClaim.hostName)\n".write(to: store.claimURL(z: 2, architecture: .arch2), atomically: true, encoding: .utf8)
+        #expect(try ReproductionProgress.read(cellsDirectory: dir.path).claimed == [.init(cell: "z2-arch2", holder: "pid \(child.processIdentifier) on \(CellClaim.hostName)", alive: false)])
         let (taken, _) = try store.claim(z: 2, architecture: .arch2)
         #expect(taken != nil)
+        #expect(try ReproductionProgress.read(cellsDirectory: dir.path).claimed.map(\.alive) == [true])
         #expect(try String(contentsOf: store.claimURL(z: 2, architecture: .arch2), encoding: .utf8) == "\(getpid()) \(CellClaim.hostName)\n")
         taken?.release()
         // Another host's claim is respected.
