@@ -117,8 +117,10 @@ func gemmChecked(
 /// row-major matrix is `aRowStride: 1, aColumnStride: ld`), B row-major with leading dimension
 /// `ldb ≥ n`, C row-major with `ldc ≥ n` (overwritten, not read).
 ///
-/// Each row of C is accumulated in registers, 32 columns at a time (four 8-wide fused
-/// multiply-adds per element of A), over t = 0, 1, … in order: no packing and no call
+/// C is accumulated in registers, four rows × 16 columns at a time (eight 8-wide fused
+/// multiply-adds per column of A), the rest row by row, 32, 8 or 1 columns at a time; every
+/// element is summed over t = 0, 1, … in order from zero (the same rounding in every block,
+/// bit for bit that of a scalar fused loop): no packing and no call
 /// overhead, which is what matters at the sizes where ``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)``
 /// spends more time packing panels than multiplying (e.g. 16 × 16 × 16, or a matrix-vector
 /// product, which `gemm` pads to a 32-wide panel). Each element of C depends only on its row
@@ -129,40 +131,89 @@ public func smallMatrixProduct(m: Int, n: Int, k: Int,
                                b: UnsafePointer<Float>, ldb: Int,
                                c: UnsafeMutablePointer<Float>, ldc: Int) {
     let braw = UnsafeRawPointer(b)
-    for i in 0..<m {
-        let ai = a + i * aRowStride
-        let craw = UnsafeMutableRawPointer(c + i * ldc)
+    var i = 0
+    // Four rows × 16 columns at a time: eight independent accumulators, so the fused
+    // multiply-adds overlap instead of waiting on one another (one row × 8 columns is a
+    // single dependent chain, latency-bound at |z| = 16), and each load of B serves four rows.
+    while i + 4 <= m {
+        let a0 = a + i * aRowStride, a1 = a0 + aRowStride, a2 = a1 + aRowStride, a3 = a2 + aRowStride
         var j = 0
-        while j + 32 <= n {
-            var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+        while j + 16 <= n {
+            var s00 = SIMD8<Float>(), s01 = SIMD8<Float>(), s10 = SIMD8<Float>(), s11 = SIMD8<Float>()
+            var s20 = SIMD8<Float>(), s21 = SIMD8<Float>(), s30 = SIMD8<Float>(), s31 = SIMD8<Float>()
             for t in 0..<k {
-                let f = SIMD8<Float>(repeating: ai[t * aColumnStride])
                 let o = (t * ldb + j) * 4
-                s0 = s0.addingProduct(f, braw.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self))
-                s1 = s1.addingProduct(f, braw.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self))
-                s2 = s2.addingProduct(f, braw.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self))
-                s3 = s3.addingProduct(f, braw.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self))
+                let b0 = braw.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                let b1 = braw.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self)
+                let ta = t * aColumnStride
+                let f0 = SIMD8<Float>(repeating: a0[ta]), f1 = SIMD8<Float>(repeating: a1[ta])
+                let f2 = SIMD8<Float>(repeating: a2[ta]), f3 = SIMD8<Float>(repeating: a3[ta])
+                s00 = s00.addingProduct(f0, b0); s01 = s01.addingProduct(f0, b1)
+                s10 = s10.addingProduct(f1, b0); s11 = s11.addingProduct(f1, b1)
+                s20 = s20.addingProduct(f2, b0); s21 = s21.addingProduct(f2, b1)
+                s30 = s30.addingProduct(f3, b0); s31 = s31.addingProduct(f3, b1)
             }
-            craw.storeBytes(of: s0, toByteOffset: j * 4, as: SIMD8<Float>.self)
-            craw.storeBytes(of: s1, toByteOffset: j * 4 + 32, as: SIMD8<Float>.self)
-            craw.storeBytes(of: s2, toByteOffset: j * 4 + 64, as: SIMD8<Float>.self)
-            craw.storeBytes(of: s3, toByteOffset: j * 4 + 96, as: SIMD8<Float>.self)
-            j += 32
+            let c0 = UnsafeMutableRawPointer(c + i * ldc + j), rowBytes = ldc * 4
+            c0.storeBytes(of: s00, as: SIMD8<Float>.self); c0.storeBytes(of: s01, toByteOffset: 32, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s10, toByteOffset: rowBytes, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s11, toByteOffset: rowBytes + 32, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s20, toByteOffset: 2 * rowBytes, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s21, toByteOffset: 2 * rowBytes + 32, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s30, toByteOffset: 3 * rowBytes, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s31, toByteOffset: 3 * rowBytes + 32, as: SIMD8<Float>.self)
+            j += 16
         }
-        while j + 8 <= n {
-            var s0 = SIMD8<Float>()
-            for t in 0..<k {
-                s0 = s0.addingProduct(SIMD8<Float>(repeating: ai[t * aColumnStride]),
-                                      braw.loadUnaligned(fromByteOffset: (t * ldb + j) * 4, as: SIMD8<Float>.self))
-            }
-            craw.storeBytes(of: s0, toByteOffset: j * 4, as: SIMD8<Float>.self)
-            j += 8
+        if j < n {
+            for r in 0..<4 { smallMatrixProductRow(i + r, from: j, n: n, k: k, a: a, aRowStride: aRowStride, aColumnStride: aColumnStride, b: b, ldb: ldb, c: c, ldc: ldc) }
         }
-        while j < n {
-            var s: Float = 0
-            for t in 0..<k { s = s.addingProduct(ai[t * aColumnStride], b[t * ldb + j]) }
-            c[i * ldc + j] = s
-            j += 1
+        i += 4
+    }
+    while i < m {
+        smallMatrixProductRow(i, from: 0, n: n, k: k, a: a, aRowStride: aRowStride, aColumnStride: aColumnStride, b: b, ldb: ldb, c: c, ldc: ldc)
+        i += 1
+    }
+}
+
+/// Row i of ``smallMatrixProduct(m:n:k:a:aRowStride:aColumnStride:b:ldb:c:ldc:)`` from column
+/// `j0` on: 32 columns at a time (four accumulators), then 8, then one.
+@inline(__always)
+func smallMatrixProductRow(_ i: Int, from j0: Int, n: Int, k: Int,
+                           a: UnsafePointer<Float>, aRowStride: Int, aColumnStride: Int,
+                           b: UnsafePointer<Float>, ldb: Int,
+                           c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let braw = UnsafeRawPointer(b)
+    let ai = a + i * aRowStride
+    let craw = UnsafeMutableRawPointer(c + i * ldc)
+    var j = j0
+    while j + 32 <= n {
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+        for t in 0..<k {
+            let f = SIMD8<Float>(repeating: ai[t * aColumnStride])
+            let o = (t * ldb + j) * 4
+            s0 = s0.addingProduct(f, braw.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self))
+            s1 = s1.addingProduct(f, braw.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self))
+            s2 = s2.addingProduct(f, braw.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self))
+            s3 = s3.addingProduct(f, braw.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self))
         }
+        craw.storeBytes(of: s0, toByteOffset: j * 4, as: SIMD8<Float>.self)
+        craw.storeBytes(of: s1, toByteOffset: j * 4 + 32, as: SIMD8<Float>.self)
+        craw.storeBytes(of: s2, toByteOffset: j * 4 + 64, as: SIMD8<Float>.self)
+        craw.storeBytes(of: s3, toByteOffset: j * 4 + 96, as: SIMD8<Float>.self)
+        j += 32
+    }
+    while j + 8 <= n {
+        var s0 = SIMD8<Float>()
+        for t in 0..<k {
+            s0 = s0.addingProduct(SIMD8<Float>(repeating: ai[t * aColumnStride]),
+                                  braw.loadUnaligned(fromByteOffset: (t * ldb + j) * 4, as: SIMD8<Float>.self))
+        }
+        craw.storeBytes(of: s0, toByteOffset: j * 4, as: SIMD8<Float>.self)
+        j += 8
+    }
+    while j < n {
+        var s: Float = 0
+        for t in 0..<k { s = s.addingProduct(ai[t * aColumnStride], b[t * ldb + j]) }
+        c[i * ldc + j] = s
+        j += 1
     }
 }

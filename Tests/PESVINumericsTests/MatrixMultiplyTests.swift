@@ -343,11 +343,13 @@ import Testing
 }
 
 /// `smallMatrixProduct` against a naive product in Double, with the same tolerance rule as
-/// `gemm`: shapes that hit the 32-wide blocks, the 8-wide blocks and the scalar tail; A read
+/// `gemm`, and bit for bit against the in-order scalar fused sum it documents: shapes that hit
+/// the four-row blocks, the 32-wide blocks, the 8-wide blocks and the scalar tail; A read
 /// as stored, transposed (strides 1 and lda) and as a broadcast row vector (row stride 0);
 /// padded leading dimensions (the padding of C must stay untouched); and k = 0 (C = 0).
 @Suite struct SmallMatrixProductTests {
-    @Test(arguments: [(1, 1, 1), (3, 7, 5), (5, 8, 3), (4, 33, 9), (2, 40, 17), (6, 64, 64), (64, 64, 64), (1, 70, 64), (3, 16, 0)])
+    @Test(arguments: [(1, 1, 1), (3, 7, 5), (5, 8, 3), (4, 33, 9), (2, 40, 17), (6, 64, 64), (64, 64, 64), (1, 70, 64), (3, 16, 0),
+                      (4, 16, 16), (9, 16, 33), (5, 32, 16), (8, 48, 7), (7, 21, 12), (4, 16, 0)])
     func matchesDoubleReference(m: Int, n: Int, k: Int) {
         var rng = RandomGenerator(seed: UInt64(m * 10_000 + n * 100 + k))
         let ldb = n + 3, ldc = n + 2
@@ -370,6 +372,10 @@ import Testing
                         let p = Double(a[i * rowStride + t * columnStride]) * Double(b[t * ldb + j])
                         ref += p; scale += abs(p)
                     }
+                    // The documented rounding: a scalar fused sum over t in order, from zero.
+                    var exact: Float = 0
+                    for t in 0..<k { exact = exact.addingProduct(a[i * rowStride + t * columnStride], b[t * ldb + j]) }
+                    #expect(c[i * ldc + j] == exact, "m=\(m) n=\(n) k=\(k) \(layout): (\(i), \(j)) not the in-order fused sum")
                     let err = abs(Double(c[i * ldc + j]) - ref)
                     worst = max(worst, err / (1e-6 * Double(k + 1) * max(scale, 1e-30)))
                     if k == 0 { #expect(c[i * ldc + j] == 0) }
