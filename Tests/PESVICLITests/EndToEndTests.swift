@@ -183,5 +183,11 @@ import PESVIData
         #expect(cells.compactMap { $0["z"] as? Int } == [2, 3])
         let other = try Pesvi.run(base + ["--z", "2", "--resume", "--seed", "4"], timeout: 120)
         #expect(other.status != 0 && other.stderr.contains("another protocol"), "\(other)")
+        // `pesvi progress` lists the finished cells; a directory that is no run is a clear error.
+        let progress = try Pesvi.run(["progress", "--out", out], timeout: 30)
+        #expect(progress.status == 0 && progress.stdout.contains("z2-arch1: done") && progress.stdout.contains("z3-arch1: done")
+                && progress.stdout.contains("2 cells done"), "\(progress)")
+        let missing = try Pesvi.run(["progress", "--out", dir.path("nothing")], timeout: 30)
+        #expect(missing.status != 0 && missing.stderr.contains("cannot list it"), "\(missing)")
     }
 }
