@@ -304,7 +304,7 @@ public enum PaperReproduction {
         out += o.protocolDescription + "\n\n"
         out += String(format: "Total run time: %.1f s (%.1f min).", totalSeconds, totalSeconds / 60)
         let cellSeconds = cells.reduce(0) { $0 + $1.seconds }
-        out += String(format: " The %d cells' own times add up to %.1f s (%.1f h); a cell kept by --resume counts with the time it took when computed.\n\n",
+        out += String(format: " The %d cells' own times add up to %.1f s (%.1f h); a cell kept by --resume counts with the time it took when computed, a cell whose search was resumed with its journaled configurations' times plus the resumed run's (work lost to an interruption is not counted).\n\n",
                       cells.count, cellSeconds, cellSeconds / 3600)
         out += "Reconstruction is the expected squared error per point and dimension on the test split (standardized units), "
         out += "as in the paper's tables.\n"
