@@ -48,17 +48,8 @@ public struct ReproductionCellStore: Sendable {
         } catch {
             throw ModelStoreError.invalid("\(u.path): not a readable reproduce cell (\(error.localizedDescription)); remove it to recompute the cell")
         }
-        guard stored.formatVersion == StoredCell.currentVersion else {
-            throw ModelStoreError.invalid("\(u.path): cell format \(stored.formatVersion), this pesvi reads \(StoredCell.currentVersion); remove it to recompute the cell")
-        }
-        guard stored.protocolKey == protocolKey else {
-            throw ModelStoreError.invalid("""
-            \(u.path) was computed under another protocol and cannot be resumed here:
-              stored: \(stored.protocolKey)
-              now:    \(protocolKey)
-            Use another --out, or remove the cells/ directory to start over.
-            """)
-        }
+        try Self.check(path: u.path, what: "cell", format: stored.formatVersion, reads: StoredCell.currentVersion,
+                       storedKey: stored.protocolKey, key: protocolKey)
         return stored.cell.cell
     }
 
@@ -72,6 +63,22 @@ public struct ReproductionCellStore: Sendable {
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         try AtomicFile.write(try e.encode(stored), to: url(z: cell.comparison.z, architecture: architecture))
+    }
+
+    /// Refuses a stored file (a cell, a search journal) of another format version or protocol,
+    /// with a message naming the file and what to do.
+    static func check(path: String, what: String, format: Int, reads: Int, storedKey: String, key: String) throws {
+        guard format == reads else {
+            throw ModelStoreError.invalid("\(path): \(what) format \(format), this pesvi reads \(reads); remove it to recompute the cell")
+        }
+        guard storedKey == key else {
+            throw ModelStoreError.invalid("""
+            \(path) was computed under another protocol and cannot be resumed here:
+              stored: \(storedKey)
+              now:    \(key)
+            Use another --out, or remove the cells/ directory to start over.
+            """)
+        }
     }
 
     static func decoder() -> JSONDecoder {

@@ -147,17 +147,8 @@ struct SearchCheckpoint: Equatable {
         } catch {
             throw ModelStoreError.invalid("\(path): not a readable search journal (\(error.localizedDescription)); remove it to recompute the cell")
         }
-        guard journal.formatVersion == Journal.currentVersion else {
-            throw ModelStoreError.invalid("\(path): search journal format \(journal.formatVersion), this pesvi reads \(Journal.currentVersion); remove it to recompute the cell")
-        }
-        guard journal.protocolKey == protocolKey else {
-            throw ModelStoreError.invalid("""
-            \(path) was computed under another protocol and cannot be resumed here:
-              stored: \(journal.protocolKey)
-              now:    \(protocolKey)
-            Use another --out, or remove the cells/ directory to start over.
-            """)
-        }
+        try ReproductionCellStore.check(path: path, what: "search journal", format: journal.formatVersion, reads: Journal.currentVersion,
+                                        storedKey: journal.protocolKey, key: protocolKey)
         func get(_ name: String) -> [Float]? { file.tensors[name]?.values }
         var out = SearchCheckpoint(protocolKey: protocolKey, svi: journal.svi, vae: journal.vae)
         if let c = journal.bestSVI, let v = journal.bestSVIValidation {
