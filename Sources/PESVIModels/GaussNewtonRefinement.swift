@@ -132,6 +132,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     let scaledLastWeights: FloatBuffer
     /// W_Lᵀ (d × h), so Λr·W_Lᵀ is a product with an untransposed right operand.
     let lastWeightsTransposed: FloatBuffer
+    /// W₁ᵀ (h₁ × |z|; one element when the decoder is linear): row c is unit c's column of W₁,
+    /// so the compact path reads A₁ᵀ = W₁[:, S₁]ᵀ as rows, without a copy.
+    let firstWeightsTransposed: FloatBuffer
     /// Λ per data dimension.
     let precision: FloatBuffer
 
@@ -161,6 +164,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         gram = FloatBuffer(count: h * h)
         scaledLastWeights = FloatBuffer(count: h * d)
         lastWeightsTransposed = FloatBuffer(count: h * d)
+        firstWeightsTransposed = FloatBuffer(count: net.layerCount > 1 ? decoder.latent * net.widths[1] : 1)
         precision = FloatBuffer(count: d)
     }
 
@@ -269,6 +273,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let wt = lastWeightsTransposed.pointer
         for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c]; wt[c * h + a] = w[a * d + c] } }
         gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: wl, lda: d, b: w, ldb: d, beta: 0, c: gram.pointer, ldc: h)
+        if net.layerCount > 1 {
+            let L = decoder.latent, h1 = net.widths[1], w1 = net.parameters.pointer + net.weightOffsets[0]
+            let w1t = firstWeightsTransposed.pointer
+            for j in 0..<L { for c in 0..<h1 { w1t[c * L + j] = w1[j * h1 + c] } }
+        }
         for ws in workspaces { ws.forgetFactors() }  // G changed: cached factors are stale
     }
 
@@ -369,9 +378,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             var still = 0
             for q in 0..<pendingCount {
                 let k = pending[q], i = idx[k]
-                let xr = x.values.pointer + i * d, o = outTrial + q * d
-                var e = 0.0
-                for c in 0..<d { let r = xr[c] - o[c]; e += Double(r * (r * prec[c])) }  // as in measureChunk
+                let e = Elementwise.weightedSquaredResidual(x.values.pointer + i * d, minus: outTrial + q * d, weights: prec,
+                                                            into: nil, count: d)  // as in measureChunk
                 let zt = zTrial + q * L
                 let after = perD * e + constant + (beta != 0 ? 0.5 * beta * Elementwise.sumOfSquares(zt, count: L) : 0)
                 let before = st.objective[i]
@@ -544,14 +552,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         for k in 0..<m { (z + k * L).update(from: mu + idx[k] * L, count: L) }
         let out = decoder.network.forward(z, rows: m, workspace: ws.network)
         for k in 0..<m {
-            let xr = x.values.pointer + idx[k] * d, o = out + k * d, rr = res + k * d
-            var q = 0.0
-            for c in 0..<d {
-                let r = xr[c] - o[c]
-                let wr = r * prec[c]
-                q += Double(r * wr)
-                rr[c] = wr
-            }
+            let q = Elementwise.weightedSquaredResidual(x.values.pointer + idx[k] * d, minus: out + k * d, weights: prec,
+                                                        into: res + k * d, count: d)
             ws.before[k] = perD * q + constant + (beta != 0 ? 0.5 * beta * Elementwise.sumOfSquares(z + k * L, count: L) : 0)
         }
     }
@@ -639,14 +641,14 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// ``smallMatrixProduct(m:n:k:a:aRowStride:aColumnStride:b:ldb:c:ldc:)`` (no packing), as
     /// does JᵀΛr always (gemm would pad the vector to a 32-wide panel).
     func compactJacobianProducts(point k: Int, workspace ws: GaussNewtonWorkspace) {
+        if decoder.latent <= 32 { return gatheredJacobianProducts(point: k, workspace: ws) }
         let net = decoder.network, layers = net.layerCount, L = decoder.latent
         let p = UnsafePointer(net.parameters.pointer)
         let h = net.widths[layers - 1]
         var a = ws.jacobianA.pointer, b = ws.jacobianB.pointer
         let sub = ws.subMatrix.pointer
-        // Measured (`pesvi bench gn --dim 64`, Arch2): the unpacked product is ~20 % faster at |z| ≤ 32,
-        // packed gemm ~10 % faster at |z| = 64; the matrix-vector product is always unpacked.
-        let small = L <= 32
+        // |z| > 32 here: packed gemm is ~10 % faster than the unpacked product at |z| = 64
+        // (`pesvi bench gn --dim 64`, Arch2); the matrix-vector product is always unpacked.
         var previous = ws.activeA, current = ws.activeB
         // Layer 1: B = W₁[:, S₁]ᵀ.
         let h1 = net.widths[1], w1 = p + net.weightOffsets[0], act1 = ws.network.activations[0].pointer + k * h1
@@ -665,11 +667,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                     let dst = sub + t * sPrev, col = wl + current[t]
                     for r in 0..<sPrev { dst[r] = col[previous[r] * nOut] }
                 }
-                if small {
-                    smallMatrixProduct(m: s, n: L, k: sPrev, a: sub, aRowStride: sPrev, aColumnStride: 1, b: a, ldb: L, c: b, ldc: L)
-                } else {
-                    gemm(.none, .none, m: s, n: L, k: sPrev, alpha: 1, a: sub, lda: max(sPrev, 1), b: a, ldb: L, beta: 0, c: b, ldc: L)
-                }
+                gemm(.none, .none, m: s, n: L, k: sPrev, alpha: 1, a: sub, lda: max(sPrev, 1), b: a, ldb: L, beta: 0, c: b, ldc: L)
                 swap(&a, &b); swap(&previous, &current); sPrev = s
             }
         }
@@ -682,14 +680,58 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         }
         let tg = ws.timesGram.pointer
         let hk = ws.hessian.pointer + k * L * L
-        if small {
-            smallMatrixProduct(m: s, n: L, k: s, a: sub, aRowStride: s, aColumnStride: 1, b: a, ldb: L, c: tg, ldc: L)
-            smallMatrixProduct(m: L, n: L, k: s, a: a, aRowStride: 1, aColumnStride: L, b: tg, ldb: L, c: hk, ldc: L)
-        } else {
-            gemm(.none, .none, m: s, n: L, k: s, alpha: 1, a: sub, lda: max(s, 1), b: a, ldb: L, beta: 0, c: tg, ldc: L)
-            gemm(.transpose, .none, m: L, n: L, k: s, alpha: 1, a: a, lda: L, b: tg, ldb: L, beta: 0, c: hk, ldc: L)
-        }
+        gemm(.none, .none, m: s, n: L, k: s, alpha: 1, a: sub, lda: max(s, 1), b: a, ldb: L, beta: 0, c: tg, ldc: L)
+        gemm(.transpose, .none, m: L, n: L, k: s, alpha: 1, a: a, lda: L, b: tg, ldb: L, beta: 0, c: hk, ldc: L)
         smallMatrixProduct(m: 1, n: L, k: s, a: us, aRowStride: 0, aColumnStride: 1, b: a, ldb: L, c: ws.gradient.pointer + k * L, ldc: L)
+    }
+
+    /// ``compactJacobianProducts(point:workspace:)`` for |z| ≤ 32, where unpacked products
+    /// win (~20 % over packed gemm, `pesvi bench gn --dim 64`, Arch2): the same products on
+    /// the same active units, each read in place through offsets by
+    /// ``gatheredMatrixProduct(m:n:k:a:aRowOffsets:aColumnOffsets:b:bRowOffsets:c:ldc:)``
+    /// instead of gathered into copies first: B₁ is rows S₁ of W₁ᵀ, Wₗ[Sₗ₋₁, Sₗ]ᵀ and G[S, S]
+    /// are read from Wₗ and G, u[S] from u. Every element is the same in-order fused sum as on
+    /// the copies, so H̃ and JᵀΛr are bit for bit those of the copying path.
+    func gatheredJacobianProducts(point k: Int, workspace ws: GaussNewtonWorkspace) {
+        let net = decoder.network, layers = net.layerCount, L = decoder.latent
+        let p = UnsafePointer(net.parameters.pointer)
+        let h = net.widths[layers - 1]
+        var out = ws.jacobianA.pointer, spare = ws.jacobianB.pointer
+        var previous = ws.activeA, current = ws.activeB
+        let rowOff = ws.rowOffsets, colOff = ws.columnOffsets
+        // Layer 1: B₁ = W₁[:, S₁]ᵀ, rows S₁ of W₁ᵀ read in place.
+        let h1 = net.widths[1], act1 = ws.network.activations[0].pointer + k * h1
+        var sPrev = 0
+        for c in 0..<h1 where act1[c] > 0 { previous[sPrev] = c; sPrev += 1 }
+        var bBase = UnsafePointer(firstWeightsTransposed.pointer)
+        var bRows = UnsafePointer(ws.rightRowOffsets)
+        for t in 0..<sPrev { ws.rightRowOffsets[t] = previous[t] * L }
+        if layers > 2 {
+            for l in 2..<layers {
+                // Bₗ = Wₗ[Sₗ₋₁, Sₗ]ᵀ · Bₗ₋₁: A(t, r) = Wₗ[Sₗ₋₁[r], Sₗ[t]] = wₗ[Sₗ₋₁[r]·nOut + Sₗ[t]].
+                let nOut = net.widths[l], wl = p + net.weightOffsets[l - 1], act = ws.network.activations[l - 1].pointer + k * nOut
+                var s = 0
+                for c in 0..<nOut where act[c] > 0 { current[s] = c; s += 1 }
+                for r in 0..<sPrev { colOff[r] = previous[r] * nOut }
+                gatheredMatrixProduct(m: s, n: L, k: sPrev, a: wl, aRowOffsets: UnsafePointer(current), aColumnOffsets: colOff,
+                                      b: bBase, bRowOffsets: bRows, c: out, ldc: L)
+                bBase = UnsafePointer(out); bRows = UnsafePointer(ws.denseRows)
+                swap(&out, &spare); swap(&previous, &current); sPrev = s
+            }
+        }
+        let s = sPrev
+        // T = G[S, S] · B: A(r, t) = G[S[r], S[t]] = g[S[r]·h + S[t]].
+        for r in 0..<s { rowOff[r] = previous[r] * h }
+        let tg = ws.timesGram.pointer
+        gatheredMatrixProduct(m: s, n: L, k: s, a: gram.pointer, aRowOffsets: rowOff, aColumnOffsets: UnsafePointer(previous),
+                              b: bBase, bRowOffsets: bRows, c: tg, ldc: L)
+        // H̃ = Bᵀ · T: A(i, t) = B(t, i) = bBase[bRows[t] + i].
+        gatheredMatrixProduct(m: L, n: L, k: s, a: bBase, aRowOffsets: ws.identity, aColumnOffsets: bRows,
+                              b: tg, bRowOffsets: ws.denseRows, c: ws.hessian.pointer + k * L * L, ldc: L)
+        // JᵀΛr = Bᵀ · u[S], as the 1 × |z| product u[S]ᵀ · B: A(0, t) = u[S[t]].
+        gatheredMatrixProduct(m: 1, n: L, k: s, a: ws.projected.pointer + k * h, aRowOffsets: ws.identity,
+                              aColumnOffsets: UnsafePointer(previous), b: bBase, bRowOffsets: bRows,
+                              c: ws.gradient.pointer + k * L, ldc: L)
     }
 
     /// The likelihood's constant per point: ½ d log 2πσₓ² or ½ (Σ_d λ_d + d log 2π).
@@ -864,6 +906,11 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     /// Compact path: active-unit lists and gathered sub-blocks of Wₗ, G (widest² ) and u.
     let activeA: UnsafeMutablePointer<Int>, activeB: UnsafeMutablePointer<Int>
     let subMatrix: FloatBuffer, subVector: FloatBuffer
+    /// Small-|z| compact path: element offsets for ``gatheredMatrixProduct`` (widest each):
+    /// rows and columns of the gathered left operand, rows of the right one; `identity[t] = t`
+    /// (max(|z|, widest)) and `denseRows[t] = t·|z|` (widest) for operands that are not gathered.
+    let rowOffsets: UnsafeMutablePointer<Int>, columnOffsets: UnsafeMutablePointer<Int>, rightRowOffsets: UnsafeMutablePointer<Int>
+    let identity: UnsafeMutablePointer<Int>, denseRows: UnsafeMutablePointer<Int>
     let before: UnsafeMutablePointer<Double>, sigmaBefore: UnsafeMutablePointer<Double>, sigmaAfter: UnsafeMutablePointer<Double>
     let pending: UnsafeMutablePointer<Int>
     let system: UnsafeMutablePointer<Double>
@@ -918,6 +965,11 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         activeB = .allocate(capacity: widest); activeB.initialize(repeating: 0, count: widest)
         subMatrix = FloatBuffer(count: widest * widest)
         subVector = FloatBuffer(count: widest)
+        rowOffsets = .allocate(capacity: widest); rowOffsets.initialize(repeating: 0, count: widest)
+        columnOffsets = .allocate(capacity: widest); columnOffsets.initialize(repeating: 0, count: widest)
+        rightRowOffsets = .allocate(capacity: widest); rightRowOffsets.initialize(repeating: 0, count: widest)
+        identity = .allocate(capacity: max(L, widest)); for t in 0..<max(L, widest) { (identity + t).initialize(to: t) }
+        denseRows = .allocate(capacity: widest); for t in 0..<widest { (denseRows + t).initialize(to: t * L) }
         before = .allocate(capacity: m); before.initialize(repeating: 0, count: m)
         sigmaBefore = .allocate(capacity: m); sigmaBefore.initialize(repeating: 0, count: m)
         sigmaAfter = .allocate(capacity: m); sigmaAfter.initialize(repeating: 0, count: m)
@@ -938,6 +990,7 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     }
 
     deinit {
+        rowOffsets.deallocate(); columnOffsets.deallocate(); rightRowOffsets.deallocate(); identity.deallocate(); denseRows.deallocate()
         index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
         pending.deallocate(); system.deallocate(); deltas.deallocate(); factors.forEach { $0.deallocate() }
         manyRightHandSides.deallocate(); grouped.deallocate(); members.deallocate(); laneSystem.deallocate(); laneRightHandSide.deallocate()

@@ -112,6 +112,35 @@ public enum Elementwise {
         return s
     }
 
+    /// Weighted squared residual, the data term of a Gaussian likelihood with precision w:
+    /// with rᵢ = a[i] − b[i] and (when `into` is given) out[i] = rᵢ·w[i], returns
+    /// Σᵢ Double(rᵢ·(rᵢ·w[i])). Every term is the Float product a scalar loop would form; the
+    /// terms are summed in Double, in 16 interleaved partial sums (so the total can differ from
+    /// an in-order sum in the last bits, never by Float accumulation error).
+    public static func weightedSquaredResidual(_ a: UnsafePointer<Float>, minus b: UnsafePointer<Float>,
+                                               weights w: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>?,
+                                               count: Int) -> Double {
+        var lo = SIMD8<Double>(repeating: 0), hi = SIMD8<Double>(repeating: 0)
+        var i = 0
+        while i + 16 <= count {
+            let r = load(a + i) - load(b + i)
+            let wr = r * load(w + i)
+            if let out { store(wr, out + i) }
+            let t = r * wr
+            lo += SIMD8<Double>(t.lowHalf)
+            hi += SIMD8<Double>(t.highHalf)
+            i += 16
+        }
+        var s = (lo + hi).sum()
+        while i < count {
+            let r = a[i] - b[i], wr = r * w[i]
+            out?[i] = wr
+            s += Double(r * wr)
+            i += 1
+        }
+        return s
+    }
+
     /// True when every x[i] is finite.
     public static func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {
         // x − x is 0 for finite x and NaN for ±inf and NaN; NaN propagates through the sum.

@@ -217,3 +217,104 @@ func smallMatrixProductRow(_ i: Int, from j0: Int, n: Int, k: Int,
         j += 1
     }
 }
+
+/// ``smallMatrixProduct(m:n:k:a:aRowStride:aColumnStride:b:ldb:c:ldc:)`` with its operands
+/// read through offset lists instead of strides, so a product of gathered sub-blocks
+/// (rows and columns of a weight matrix picked by a ReLU pattern) needs no copy:
+///
+///     C[m×n] = A[m×k] · B[k×n],   A(i, t) = a[aRowOffsets[i] + aColumnOffsets[t]],
+///                                 B(t, j) = b[bRowOffsets[t] + j],
+///
+/// C row-major with `ldc ≥ n` (overwritten, not read). Strided operands are the special case
+/// of offsets i·stride. Same blocking (four rows × 16 columns, then row by row, 8 and 1
+/// columns) and the same rounding: every element is the fused sum over t = 0, 1, … in order
+/// from zero, so the result equals `smallMatrixProduct` on the gathered copies bit for bit.
+@inline(__always)
+public func gatheredMatrixProduct(m: Int, n: Int, k: Int,
+                                  a: UnsafePointer<Float>, aRowOffsets: UnsafePointer<Int>, aColumnOffsets: UnsafePointer<Int>,
+                                  b: UnsafePointer<Float>, bRowOffsets: UnsafePointer<Int>,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let braw = UnsafeRawPointer(b)
+    var i = 0
+    while i + 4 <= m {
+        let a0 = a + aRowOffsets[i], a1 = a + aRowOffsets[i + 1], a2 = a + aRowOffsets[i + 2], a3 = a + aRowOffsets[i + 3]
+        var j = 0
+        while j + 16 <= n {
+            var s00 = SIMD8<Float>(), s01 = SIMD8<Float>(), s10 = SIMD8<Float>(), s11 = SIMD8<Float>()
+            var s20 = SIMD8<Float>(), s21 = SIMD8<Float>(), s30 = SIMD8<Float>(), s31 = SIMD8<Float>()
+            for t in 0..<k {
+                let o = (bRowOffsets[t] + j) * 4
+                let b0 = braw.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                let b1 = braw.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self)
+                let ta = aColumnOffsets[t]
+                let f0 = SIMD8<Float>(repeating: a0[ta]), f1 = SIMD8<Float>(repeating: a1[ta])
+                let f2 = SIMD8<Float>(repeating: a2[ta]), f3 = SIMD8<Float>(repeating: a3[ta])
+                s00 = s00.addingProduct(f0, b0); s01 = s01.addingProduct(f0, b1)
+                s10 = s10.addingProduct(f1, b0); s11 = s11.addingProduct(f1, b1)
+                s20 = s20.addingProduct(f2, b0); s21 = s21.addingProduct(f2, b1)
+                s30 = s30.addingProduct(f3, b0); s31 = s31.addingProduct(f3, b1)
+            }
+            let c0 = UnsafeMutableRawPointer(c + i * ldc + j), rowBytes = ldc * 4
+            c0.storeBytes(of: s00, as: SIMD8<Float>.self); c0.storeBytes(of: s01, toByteOffset: 32, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s10, toByteOffset: rowBytes, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s11, toByteOffset: rowBytes + 32, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s20, toByteOffset: 2 * rowBytes, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s21, toByteOffset: 2 * rowBytes + 32, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s30, toByteOffset: 3 * rowBytes, as: SIMD8<Float>.self)
+            c0.storeBytes(of: s31, toByteOffset: 3 * rowBytes + 32, as: SIMD8<Float>.self)
+            j += 16
+        }
+        if j < n {
+            for r in 0..<4 {
+                gatheredMatrixProductRow(i + r, from: j, n: n, k: k, a: a, aRowOffsets: aRowOffsets, aColumnOffsets: aColumnOffsets,
+                                         b: b, bRowOffsets: bRowOffsets, c: c, ldc: ldc)
+            }
+        }
+        i += 4
+    }
+    while i < m {
+        gatheredMatrixProductRow(i, from: 0, n: n, k: k, a: a, aRowOffsets: aRowOffsets, aColumnOffsets: aColumnOffsets,
+                                 b: b, bRowOffsets: bRowOffsets, c: c, ldc: ldc)
+        i += 1
+    }
+}
+
+/// Row i of ``gatheredMatrixProduct(m:n:k:a:aRowOffsets:aColumnOffsets:b:bRowOffsets:c:ldc:)``
+/// from column `j0` on: 16 columns at a time (two accumulators), then 8, then one.
+@inline(__always)
+func gatheredMatrixProductRow(_ i: Int, from j0: Int, n: Int, k: Int,
+                              a: UnsafePointer<Float>, aRowOffsets: UnsafePointer<Int>, aColumnOffsets: UnsafePointer<Int>,
+                              b: UnsafePointer<Float>, bRowOffsets: UnsafePointer<Int>,
+                              c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let braw = UnsafeRawPointer(b)
+    let ai = a + aRowOffsets[i]
+    let craw = UnsafeMutableRawPointer(c + i * ldc)
+    var j = j0
+    while j + 16 <= n {
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
+        for t in 0..<k {
+            let f = SIMD8<Float>(repeating: ai[aColumnOffsets[t]])
+            let o = (bRowOffsets[t] + j) * 4
+            s0 = s0.addingProduct(f, braw.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self))
+            s1 = s1.addingProduct(f, braw.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self))
+        }
+        craw.storeBytes(of: s0, toByteOffset: j * 4, as: SIMD8<Float>.self)
+        craw.storeBytes(of: s1, toByteOffset: j * 4 + 32, as: SIMD8<Float>.self)
+        j += 16
+    }
+    while j + 8 <= n {
+        var s0 = SIMD8<Float>()
+        for t in 0..<k {
+            s0 = s0.addingProduct(SIMD8<Float>(repeating: ai[aColumnOffsets[t]]),
+                                  braw.loadUnaligned(fromByteOffset: (bRowOffsets[t] + j) * 4, as: SIMD8<Float>.self))
+        }
+        craw.storeBytes(of: s0, toByteOffset: j * 4, as: SIMD8<Float>.self)
+        j += 8
+    }
+    while j < n {
+        var s: Float = 0
+        for t in 0..<k { s = s.addingProduct(ai[aColumnOffsets[t]], b[bRowOffsets[t] + j]) }
+        c[i * ldc + j] = s
+        j += 1
+    }
+}

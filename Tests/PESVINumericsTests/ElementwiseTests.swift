@@ -78,6 +78,31 @@ import Testing
         }
     }
 
+    /// The Gaussian data term: the stored Λr is the scalar loop's Float product, and the sum is
+    /// that of the Float terms r·(r·w) in Double, up to Double rounding (the order differs),
+    /// so it stays exact far beyond a Float accumulation (terms of mixed scale: 1e4 and 1e-4).
+    @Test func weightedSquaredResidual() {
+        for n in [0, 1, 15, 16, 17, 300, 301] {
+            var a = data(n, 11), b = data(n, 12), w = data(n, 13).map { abs($0) + 0.5 }
+            if n > 2 { a[0] = 1e4; b[0] = 0; a[1] = 1e-4; b[1] = 0 }
+            var out = [Float](repeating: .nan, count: n)
+            var refTerms = [Double](), refOut = [Float]()
+            for i in 0..<n { let r = a[i] - b[i], wr = r * w[i]; refOut.append(wr); refTerms.append(Double(r * wr)) }
+            let ref = refTerms.reduce(0, +)
+            let base = UnsafePointer<Float>(bitPattern: 64)!
+            let (withOut, without) = a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in w.withUnsafeBufferPointer { wp in
+                out.withUnsafeMutableBufferPointer { op in
+                    (Elementwise.weightedSquaredResidual(ap.baseAddress ?? base, minus: bp.baseAddress ?? base, weights: wp.baseAddress ?? base,
+                                                         into: op.baseAddress, count: n),
+                     Elementwise.weightedSquaredResidual(ap.baseAddress ?? base, minus: bp.baseAddress ?? base, weights: wp.baseAddress ?? base,
+                                                         into: nil, count: n))
+                } } } }
+            #expect(withOut == without, "n=\(n): the stored Λr changed the sum")
+            #expect(abs(withOut - ref) <= 1e-13 * max(ref, 1e-300), "n=\(n): \(withOut) against \(ref)")
+            #expect(out == refOut, "n=\(n): Λr is not the scalar loop's")
+        }
+    }
+
     @Test func finiteCheck() {
         var x = data(37, 9)
         x.withUnsafeBufferPointer { #expect(Elementwise.allFinite($0.baseAddress!, count: 37)) }

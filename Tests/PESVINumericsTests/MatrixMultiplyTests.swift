@@ -386,3 +386,51 @@ import Testing
         }
     }
 }
+
+/// `gatheredMatrixProduct` bit for bit against the in-order scalar fused sum on the gathered
+/// operands (so against `smallMatrixProduct` on gathered copies): A picked from a larger
+/// matrix by row and column index lists (as a ReLU pattern picks a weight block), read
+/// transposed, and B's rows picked by a list or dense; shapes hitting the four-row × 16
+/// blocks, the 16-, 8- and 1-column row tails, and k = 0.
+@Suite struct GatheredMatrixProductTests {
+    @Test(arguments: [(1, 1, 1), (4, 16, 5), (5, 16, 9), (3, 24, 7), (7, 33, 12), (16, 16, 16), (32, 32, 20), (1, 16, 0), (6, 17, 3)])
+    func matchesInOrderFusedSum(m: Int, n: Int, k: Int) {
+        var rng = RandomGenerator(seed: UInt64(m * 10_000 + n * 100 + k))
+        let big = 40, ldb = n + 5, ldc = n + 2
+        let aFull = rng.normalArray(count: big * big)
+        let bFull = rng.normalArray(count: big * ldb)
+        // Distinct, unsorted index lists into the 40 rows / columns.
+        let rows = Array((0..<big).shuffled(using: &rng).prefix(m)), cols = Array((0..<big).shuffled(using: &rng).prefix(k))
+        let bRows = Array((0..<big).shuffled(using: &rng).prefix(k))
+        for transposed in [false, true] {
+            for denseB in [false, true] {
+                // A(i, t) = aFull[rows[i], cols[t]] (or aFull[cols[t], rows[i]] transposed).
+                let aRowOffsets = transposed ? rows : rows.map { $0 * big }
+                let aColumnOffsets = transposed ? cols.map { $0 * big } : cols
+                let bRowOffsets = denseB ? (0..<k).map { $0 * ldb } : bRows.map { $0 * ldb }
+                var c = [Float](repeating: .nan, count: m * ldc)
+                for i in 0..<m { for j in n..<ldc { c[i * ldc + j] = 7 } }
+                aFull.withUnsafeBufferPointer { ap in bFull.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                    aRowOffsets.withUnsafeBufferPointer { ar in aColumnOffsets.withUnsafeBufferPointer { ac in
+                        bRowOffsets.withUnsafeBufferPointer { br in
+                            let none = UnsafePointer<Int>(bitPattern: 64)!
+                            gatheredMatrixProduct(m: m, n: n, k: k, a: ap.baseAddress!, aRowOffsets: ar.baseAddress ?? none,
+                                                  aColumnOffsets: ac.baseAddress ?? none, b: bp.baseAddress!,
+                                                  bRowOffsets: br.baseAddress ?? none, c: cp.baseAddress!, ldc: ldc)
+                        } } }
+                } } }
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var exact: Float = 0
+                        for t in 0..<k {
+                            let av = transposed ? aFull[cols[t] * big + rows[i]] : aFull[rows[i] * big + cols[t]]
+                            exact = exact.addingProduct(av, bFull[(denseB ? t : bRows[t]) * ldb + j])
+                        }
+                        #expect(c[i * ldc + j] == exact, "m=\(m) n=\(n) k=\(k) transposed \(transposed) dense B \(denseB): (\(i), \(j))")
+                    }
+                    for j in n..<ldc { #expect(c[i * ldc + j] == 7, "padding of C written") }
+                }
+            }
+        }
+    }
+}
