@@ -629,6 +629,12 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         }
     }
 
+    /// Up to this |z| the per-point products read their operands in place
+    /// (``gatheredJacobianProducts(point:workspace:)``); above it they gather copies for packed
+    /// gemm. Measured (`pesvi bench gn --points 2000 --threads 1`): in place is 12–15 % faster
+    /// at |z| = 64 (Arch2 and Arch3, d = 64 and 300) and on par at |z| = 128.
+    static let gatheredLatentLimit = 128
+
     /// H̃ and JᵀΛr of chunk point k from its active units only. With Sₗ the units of hidden
     /// layer l whose ReLU is on, A₁ = W₁[:, S₁] (|z| × |S₁|), Aₗ = Aₗ₋₁ · Wₗ[Sₗ₋₁, Sₗ], and
     /// with S the last hidden layer's set, H̃ = A · G[S, S] · Aᵀ and JᵀΛr = A · u[S]
@@ -637,18 +643,18 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     ///
     /// Works on Bₗ = Aₗᵀ (|Sₗ| × |z|) so every product reads its right operand untransposed:
     /// Bₗ = Wₗ[Sₗ₋₁, Sₗ]ᵀ · Bₗ₋₁ (the block gathered transposed), T = G[S, S] · B,
-    /// H̃ = Bᵀ · T, JᵀΛr = Bᵀ · u[S]. At |z| ≤ 32 these per-point products use
-    /// ``smallMatrixProduct(m:n:k:a:aRowStride:aColumnStride:b:ldb:c:ldc:)`` (no packing), as
-    /// does JᵀΛr always (gemm would pad the vector to a 32-wide panel).
+    /// H̃ = Bᵀ · T, JᵀΛr = Bᵀ · u[S]. Up to |z| = ``gatheredLatentLimit`` without copies (see
+    /// ``gatheredJacobianProducts(point:workspace:)``); above it on gathered copies with packed
+    /// gemm, and JᵀΛr always with ``smallMatrixProduct(m:n:k:a:aRowStride:aColumnStride:b:ldb:c:ldc:)``
+    /// (gemm would pad the vector to a 32-wide panel).
     func compactJacobianProducts(point k: Int, workspace ws: GaussNewtonWorkspace) {
-        if decoder.latent <= 32 { return gatheredJacobianProducts(point: k, workspace: ws) }
+        if decoder.latent <= Self.gatheredLatentLimit { return gatheredJacobianProducts(point: k, workspace: ws) }
         let net = decoder.network, layers = net.layerCount, L = decoder.latent
         let p = UnsafePointer(net.parameters.pointer)
         let h = net.widths[layers - 1]
         var a = ws.jacobianA.pointer, b = ws.jacobianB.pointer
         let sub = ws.subMatrix.pointer
-        // |z| > 32 here: packed gemm is ~10 % faster than the unpacked product at |z| = 64
-        // (`pesvi bench gn --dim 64`, Arch2); the matrix-vector product is always unpacked.
+        // |z| > gatheredLatentLimit here; the matrix-vector product is always unpacked.
         var previous = ws.activeA, current = ws.activeB
         // Layer 1: B = W₁[:, S₁]ᵀ.
         let h1 = net.widths[1], w1 = p + net.weightOffsets[0], act1 = ws.network.activations[0].pointer + k * h1
@@ -685,8 +691,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         smallMatrixProduct(m: 1, n: L, k: s, a: us, aRowStride: 0, aColumnStride: 1, b: a, ldb: L, c: ws.gradient.pointer + k * L, ldc: L)
     }
 
-    /// ``compactJacobianProducts(point:workspace:)`` for |z| ≤ 32, where unpacked products
-    /// win (~20 % over packed gemm, `pesvi bench gn --dim 64`, Arch2): the same products on
+    /// ``compactJacobianProducts(point:workspace:)`` for |z| ≤ ``gatheredLatentLimit``, where
+    /// unpacked products win (see there): the same products on
     /// the same active units, each read in place through offsets by
     /// ``gatheredMatrixProduct(m:n:k:a:aRowOffsets:aColumnOffsets:b:bRowOffsets:c:ldc:)``
     /// instead of gathered into copies first: B₁ is rows S₁ of W₁ᵀ, Wₗ[Sₗ₋₁, Sₗ]ᵀ and G[S, S]

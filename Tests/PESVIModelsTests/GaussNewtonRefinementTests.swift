@@ -94,8 +94,9 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
 
     /// H̃ = JᵀΛJ and JᵀΛr match J from central differences of D (in Double) for Arch2 and Arch3,
     /// with Λ = I (reconstruction), I/σₓ² and a learned diagonal; at |z| = 6 (products read in
-    /// place through offsets) and |z| = 40 (gathered copies and packed gemm).
-    @Test(arguments: [Architecture.arch2, .arch3], [6, 40])
+    /// place through offsets) and |z| = 130 (above `gatheredLatentLimit`: gathered copies and
+    /// packed gemm).
+    @Test(arguments: [Architecture.arch2, .arch3], [6, 130])
     func jacobianProductsMatchFiniteDifferences(_ arch: Architecture, latent L: Int) {
         let d = 15, n = 20
         var rng = RandomGenerator(seed: 21)
