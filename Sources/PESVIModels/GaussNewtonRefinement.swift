@@ -74,9 +74,10 @@ public struct GaussNewtonResult: Sendable {
 /// (|z| × h per point): A₁ = W₁ masked by the point's ReLU pattern, Aₗ = (Aₗ₋₁·Wₗ) masked.
 /// With G = W_L Λ W_Lᵀ (h × h, shared, once per call), H̃ = A·G·Aᵀ and JᵀΛr = A·(Λr·W_Lᵀ),
 /// so the d-wide output layer is never formed per point. Masked columns of A are exact zeros,
-/// so by default each point works only on its active units S (gathering Wₗ[Sₗ₋₁, Sₗ] and
-/// G[S, S]): about (|S|/h)² of the dense cost, ~3× less with half the units on (measured
-/// 3.3× on Arch2, |z| = 64, d = 300). A linear decoder (no hidden layer) has A = I and H̃ = G
+/// so by default each point works only on its active units S (the blocks Wₗ[Sₗ₋₁, Sₗ] and
+/// G[S, S], read in place through offset lists up to |z| = 128, gathered into copies above):
+/// about (|S|/h)² of the dense cost, ~3× less with half the units on (measured 3.3× on Arch2,
+/// |z| = 64, d = 300). A linear decoder (no hidden layer) has A = I and H̃ = G
 /// for every point, so its damped system is factored once per λ and shared, and the points of
 /// one λ are solved together (triangular sweeps vectorized across points): a trial then costs
 /// O(|z|²) per point beside the forward pass.
