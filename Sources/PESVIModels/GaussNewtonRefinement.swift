@@ -123,6 +123,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     let workspaces: [GaussNewtonWorkspace]
     /// Form the Jacobian products per point from active ReLU units only (else dense, masked, batched).
     var compactActiveUnits = true
+    /// Keep each point's linearization inputs at its current μ (``LinearizationCache``) so
+    /// iterations after the first skip the forward pass at μ. Results are the same bit for bit
+    /// either way (tested); tests turn it off to compare. Used with the compact path and with
+    /// linear decoders.
+    var reuseForwardPass = true
     /// ReLU decoders solve in SIMD lanes up to this |z| (at most the workspace's
     /// ``GaussNewtonWorkspace/laneLatentLimit``), one point at a time above it; tests lower it
     /// to compare the two paths.
@@ -185,7 +190,12 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         prepareShared()
         elapsed += seconds(clock.now - t0)
 
-        let state = PointState(count: n, damping: damping)
+        let net = decoder.network
+        let state = PointState(count: n, damping: damping,
+                               cache: reuseForwardPass && (compactActiveUnits || net.layerCount == 1)
+                                   ? LinearizationCache(count: n, hiddenWidths: Array(net.widths.dropFirst().dropLast()),
+                                                        projectedWidth: net.widths[net.layerCount - 1])
+                                   : nil)
         defer { state.deallocate() }
         // P(μ) of every point at the start, the guard's first reference: the first iteration's
         // linearization measures it (the same forward pass at the same μ), so a separate pass
@@ -297,13 +307,22 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let prec = precision.pointer
         let (perD, beta, constant) = objectiveWeights()
         let isELBO = decoder.objective.kind != .reconstruction
-        linearizeChunk(x, mu: mu, count: m, workspace: ws)
-        // First iteration: the forward pass at μ just made is the guard's starting P(μ).
-        for k in 0..<m where st.objective[idx[k]].isNaN { st.objective[idx[k]] = ws.before[k] }
+        let linear = net.layerCount == 1
+        let cache = st.cache
+        if let cache, (0..<m).allSatisfy({ cache.valid[idx[$0]] }) {
+            restoreLinearization(mu: mu, count: m, cache: cache, workspace: ws)
+        } else {
+            linearizeChunk(x, mu: mu, count: m, workspace: ws)
+            // First iteration: the forward pass at μ just made is the guard's starting P(μ).
+            for k in 0..<m where st.objective[idx[k]].isNaN { st.objective[idx[k]] = ws.before[k] }
+            if let cache {
+                let u = linear ? UnsafePointer(ws.gradient.pointer) : UnsafePointer(ws.projected.pointer)
+                for k in 0..<m { cache.store(point: idx[k], row: k, activations: ws.network.activations, projected: u) }
+            }
+        }
         // A linear decoder's H̃ = G is every point's (hessianStride 0), and so is the damped
         // system for a given λ: it is factored once per λ and reused (ws.factorSlot(for:)), and
         // the points that share a λ are solved together (solveShared).
-        let linear = net.layerCount == 1
         let hess = linear ? UnsafePointer(gram.pointer) : UnsafePointer(ws.hessian.pointer)
         let hessianStride = linear ? 0 : L * L
         let grad = ws.gradient.pointer
@@ -376,11 +395,12 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 ws.sigmaAfter[k] = sNew
             }
             let outTrial = net.forward(zTrial, rows: pendingCount, workspace: ws.network)
-            var still = 0
+            var still = 0, kept = 0
             for q in 0..<pendingCount {
                 let k = pending[q], i = idx[k]
                 let e = Elementwise.weightedSquaredResidual(x.values.pointer + i * d, minus: outTrial + q * d, weights: prec,
-                                                            into: nil, count: d)  // as in measureChunk
+                                                            into: cache == nil ? nil : ws.residual.pointer + q * d,
+                                                            count: d)  // as in measureChunk
                 let zt = zTrial + q * L
                 let after = perD * e + constant + (beta != 0 ? 0.5 * beta * Elementwise.sumOfSquares(zt, count: L) : 0)
                 let before = st.objective[i]
@@ -391,16 +411,52 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                     let fBefore = before + ws.sigmaBefore[k], fAfter = after + ws.sigmaAfter[k]
                     let lam = st.damping[i]
                     st.damping[i] = min(lam, max(lam / 3, minimumDamping))
-                    if !(fBefore - fAfter >= tolerance * abs(fBefore)) { st.finished[i] = true }
+                    if !(fBefore - fAfter >= tolerance * abs(fBefore)) {
+                        st.finished[i] = true
+                    } else if cache != nil {
+                        ws.members[kept] = q; ws.keptPoints[kept] = i; kept += 1  // linearized again next iteration, at this μ
+                    }
                 } else {
                     st.damping[i] *= 4
                     st.rejected[i] += 1
                     if !(st.damping[i] <= maximumDamping) { st.finished[i] = true } else { pending[still] = k; still += 1 }
                 }
             }
+            if let cache, kept > 0 { keepTrialLinearization(rows: kept, cache: cache, workspace: ws) }
             pendingCount = still
         }
         return m
+    }
+
+    /// The cached path of an iteration's linearization (every point of the chunk has its inputs
+    /// at its current μ in `cache`): packs μ into ws.z, restores the hidden activations and
+    /// u = Λr·W_Lᵀ (JᵀΛr itself for a linear decoder) and forms H̃ and JᵀΛr as
+    /// ``linearizeChunk(_:mu:count:workspace:)`` does, without its forward pass; P(μ) is the
+    /// guard's `st.objective`, which the trial that moved μ measured with the same arithmetic.
+    func restoreLinearization(mu: UnsafePointer<Float>, count m: Int, cache: LinearizationCache, workspace ws: GaussNewtonWorkspace) {
+        let L = decoder.latent, idx = ws.index, linear = decoder.network.layerCount == 1
+        let u = linear ? ws.gradient.pointer : ws.projected.pointer
+        for k in 0..<m {
+            (ws.z.pointer + k * L).update(from: mu + idx[k] * L, count: L)
+            cache.restore(point: idx[k], row: k, activations: ws.network.activations, projected: u)
+        }
+        if !linear { for k in 0..<m { compactJacobianProducts(point: k, workspace: ws) } }
+    }
+
+    /// After a trial round: for the `rows` accepted points that go on (trial rows ws.members[0..<rows],
+    /// ascending, whose Λr the round left in ws.residual; points ws.keptPoints[0..<rows]), computes u = Λr·W_Lᵀ with the product
+    /// ``linearizeChunk(_:mu:count:workspace:)`` uses (rows are independent, so the same values)
+    /// and stores it with the trial's hidden activations as their linearization inputs at the new μ.
+    func keepTrialLinearization(rows: Int, cache: LinearizationCache, workspace ws: GaussNewtonWorkspace) {
+        let net = decoder.network, d = decoder.dataWidth, h = net.widths[net.layerCount - 1]
+        let res = ws.residual.pointer, u = ws.projected.pointer
+        for a in 0..<rows where ws.members[a] != a { (res + a * d).update(from: res + ws.members[a] * d, count: d) }
+        gemm(.none, .none, m: rows, n: h, k: d, alpha: 1, a: res, lda: d, b: lastWeightsTransposed.pointer, ldb: h, beta: 0, c: u, ldc: h)
+        for a in 0..<rows {
+            let q = ws.members[a], i = ws.keptPoints[a]
+            cache.store(point: i, row: q, activations: ws.network.activations, projected: nil)
+            cache.storeProjected(point: i, from: u + a * h)
+        }
     }
 
     /// The linear decoder's δ for pending points 0..<pendingCount (row q of ws.deltas): the
@@ -888,7 +944,10 @@ final class PointState: @unchecked Sendable {
     let rejected: UnsafeMutablePointer<Int32>
     /// P(μᵢ) at the current μᵢ, as last measured: the value the guard compares trials with.
     let objective: UnsafeMutablePointer<Double>
-    init(count: Int, damping lambda: Double) {
+    /// Each point's linearization inputs at its current μ, when kept.
+    let cache: LinearizationCache?
+    init(count: Int, damping lambda: Double, cache: LinearizationCache? = nil) {
+        self.cache = cache
         let c = max(count, 1)
         damping = .allocate(capacity: c); damping.initialize(repeating: lambda, count: c)
         finished = .allocate(capacity: c); finished.initialize(repeating: false, count: c)
@@ -896,7 +955,52 @@ final class PointState: @unchecked Sendable {
         rejected = .allocate(capacity: c); rejected.initialize(repeating: 0, count: c)
         objective = .allocate(capacity: c); objective.initialize(repeating: .nan, count: c)
     }
-    func deallocate() { damping.deallocate(); finished.deallocate(); steps.deallocate(); rejected.deallocate(); objective.deallocate() }
+    func deallocate() {
+        damping.deallocate(); finished.deallocate(); steps.deallocate(); rejected.deallocate(); objective.deallocate()
+        cache?.deallocate()
+    }
+}
+
+/// What a Gauss-Newton linearization needs from the forward pass at a point's μ, kept per
+/// point so that pass is not repeated: the hidden layers' activations (whose ReLU pattern
+/// picks the active units) and u = Λr·W_Lᵀ (h values; JᵀΛr itself for a linear decoder).
+/// Written when a point is linearized from a fresh forward pass and when a trial moves its μ;
+/// a rejected trial leaves μ, and so the entry, as it was. n × (Σ hidden widths + h) floats.
+final class LinearizationCache: @unchecked Sendable {
+    let valid: UnsafeMutablePointer<Bool>
+    let hiddenWidths: [Int], rowWidth: Int, projectedWidth: Int
+    let activations: FloatBuffer   // n × Σ hidden widths
+    let projected: FloatBuffer     // n × h
+    init(count n: Int, hiddenWidths: [Int], projectedWidth h: Int) {
+        let c = max(n, 1)
+        self.hiddenWidths = hiddenWidths
+        rowWidth = hiddenWidths.reduce(0, +)
+        projectedWidth = h
+        valid = .allocate(capacity: c); valid.initialize(repeating: false, count: c)
+        activations = FloatBuffer(count: max(c * rowWidth, 1))
+        projected = FloatBuffer(count: c * h)
+    }
+    func deallocate() { valid.deallocate() }
+
+    /// Stores row `row` of each hidden layer's activations (and of `projected`, when given) as
+    /// point i's, and marks it valid.
+    func store(point i: Int, row: Int, activations layers: [FloatBuffer], projected u: UnsafePointer<Float>?) {
+        var dst = activations.pointer + i * rowWidth
+        for (l, w) in hiddenWidths.enumerated() { dst.update(from: layers[l].pointer + row * w, count: w); dst += w }
+        if let u { storeProjected(point: i, from: u + row * projectedWidth) }
+        valid[i] = true
+    }
+
+    func storeProjected(point i: Int, from u: UnsafePointer<Float>) {
+        (projected.pointer + i * projectedWidth).update(from: u, count: projectedWidth)
+    }
+
+    /// Writes point i's activations and u into row `row` of the layers' buffers and of `projected`.
+    func restore(point i: Int, row: Int, activations layers: [FloatBuffer], projected u: UnsafeMutablePointer<Float>) {
+        var src = UnsafePointer(activations.pointer + i * rowWidth)
+        for (l, w) in hiddenWidths.enumerated() { (layers[l].pointer + row * w).update(from: src, count: w); src += w }
+        (u + row * projectedWidth).update(from: projected.pointer + i * projectedWidth, count: projectedWidth)
+    }
 }
 
 /// One thread's scratch memory for ``GaussNewtonRefinement``, for up to `maxPoints` points.
@@ -934,6 +1038,8 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let manyRightHandSides: UnsafeMutablePointer<Double>
     let grouped: UnsafeMutablePointer<Bool>
     let members: UnsafeMutablePointer<Int>
+    /// The points whose accepted trial goes on to another iteration (maxPoints), for ``LinearizationCache``.
+    let keptPoints: UnsafeMutablePointer<Int>
     var nextFactorSlot = 0
     /// ReLU decoders with |z| ≤ `laneLatentLimit`: eight damped systems and right-hand sides,
     /// one per SIMD lane (|z|² and |z| vectors).
@@ -994,12 +1100,13 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         laneSystem = .allocate(capacity: laneL * laneL); laneSystem.initialize(repeating: SIMD8(), count: laneL * laneL)
         laneRightHandSide = .allocate(capacity: laneL); laneRightHandSide.initialize(repeating: SIMD8(), count: laneL)
         members = .allocate(capacity: m); members.initialize(repeating: 0, count: m)
+        keptPoints = .allocate(capacity: m); keptPoints.initialize(repeating: 0, count: m)
     }
 
     deinit {
         rowOffsets.deallocate(); columnOffsets.deallocate(); rightRowOffsets.deallocate(); identity.deallocate(); denseRows.deallocate()
         index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
         pending.deallocate(); system.deallocate(); deltas.deallocate(); factors.forEach { $0.deallocate() }
-        manyRightHandSides.deallocate(); grouped.deallocate(); members.deallocate(); laneSystem.deallocate(); laneRightHandSide.deallocate()
+        manyRightHandSides.deallocate(); grouped.deallocate(); members.deallocate(); keptPoints.deallocate(); laneSystem.deallocate(); laneRightHandSide.deallocate()
     }
 }

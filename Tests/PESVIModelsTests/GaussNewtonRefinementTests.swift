@@ -374,6 +374,34 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         }
     }
 
+    /// Reusing each point's forward pass at μ (the accepted trial's, or the last linearization's
+    /// after a rejection) changes nothing: the same μ, σ, curve, steps and rejections bit for bit
+    /// as recomputing it every iteration, for linear and ReLU decoders, both objectives, one and
+    /// three trials per iteration, over enough iterations that points finish at different times.
+    @Test(arguments: [Architecture.arch1, .arch2, .arch3])
+    func forwardPassReuseChangesNothing(_ arch: Architecture) {
+        let L = 6, d = 20, n = 90
+        var rng = RandomGenerator(seed: 81)
+        let objectives: [Objective] = [.reconstruction, .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.3))]
+        for objective in objectives {
+            let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: arch, objective: objective, rng: &rng)
+            let x = dataFrom(decoder, n: n, noise: 0.1, seed: 82)
+            let start = (rng.normalArray(count: n * L, std: 2), [Float](repeating: -1, count: n * L))
+            for trials in [1, 3] {
+                let reuse = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, trialsPerIteration: trials)
+                let fresh = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, trialsPerIteration: trials)
+                fresh.reuseForwardPass = false
+                let a = reuse.refine(x, start: start, maxSteps: 12, seed: 3)
+                let b = fresh.refine(x, start: start, maxSteps: 12, seed: 3)
+                #expect(a.mu == b.mu && a.logVariance == b.logVariance, "\(arch) \(objective) trials \(trials): posteriors differ")
+                #expect(a.curve == b.curve && a.objectiveAtMean == b.objectiveAtMean && a.stepsPerPoint == b.stepsPerPoint
+                        && a.rejectedSteps == b.rejectedSteps, "\(arch) \(objective) trials \(trials): run differs")
+                // The case is not trivial: several iterations, points finishing at different times.
+                #expect(a.iterations >= 3 && Set(a.stepsPerPoint).count >= 2, "\(arch): \(a.iterations) iterations, steps \(Set(a.stepsPerPoint))")
+            }
+        }
+    }
+
     /// Eight systems in SIMD lanes (the ReLU decoders' solve at |z| ≤ 64) factor bit for bit as
     /// one at a time, and solve to rounding, including a lane with a frozen coordinate (no
     /// curvature), one with a NaN pivot and one of very different scale.
