@@ -81,8 +81,11 @@ public struct GaussNewtonResult: Sendable {
 /// for every point, so its damped system is factored once per λ and shared, and the points of
 /// one λ are solved together (triangular sweeps vectorized across points): a trial then costs
 /// O(|z|²) per point beside the forward pass.
-/// Per point and iteration: that, one Cholesky of |z| × |z|, two forward passes (at μ and at
-/// the trial), all batched over the chunk's unfinished points where the shapes allow.
+/// Per point and iteration: that, one Cholesky of |z| × |z|, and forward passes at μ and at
+/// the trial, all batched over the chunk's unfinished points where the shapes allow. The pass
+/// at μ is made only in the first iteration: afterwards each point's μ is the accepted trial's
+/// (or unchanged after a rejection), whose pass is kept (``LinearizationCache``: the hidden
+/// activations and u = Λr·W_Lᵀ per point, n × (Σ hidden widths + h) floats).
 ///
 /// **Curve.** `curve[t]` is the mean over points of the Monte-Carlo objective SVI reports
 /// (``LatentStepper/evaluate(_:_:seed:step:atMean:perPoint:perPointSquaredError:)`` with
