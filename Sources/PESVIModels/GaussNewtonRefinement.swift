@@ -1020,7 +1020,7 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     /// Compact path: active-unit lists and gathered sub-blocks of Wₗ, G (widest² ) and u.
     let activeA: UnsafeMutablePointer<Int>, activeB: UnsafeMutablePointer<Int>
     let subMatrix: FloatBuffer, subVector: FloatBuffer
-    /// Small-|z| compact path: element offsets for ``gatheredMatrixProduct`` (widest each):
+    /// Compact path up to |z| = ``GaussNewtonRefinement/gatheredLatentLimit``: element offsets for ``gatheredMatrixProduct`` (widest each):
     /// rows and columns of the gathered left operand, rows of the right one; `identity[t] = t`
     /// (max(|z|, widest)) and `denseRows[t] = t·|z|` (widest) for operands that are not gathered.
     let rowOffsets: UnsafeMutablePointer<Int>, columnOffsets: UnsafeMutablePointer<Int>, rightRowOffsets: UnsafeMutablePointer<Int>
