@@ -64,7 +64,7 @@ struct InferCommand: ParsableCommand {
         if steps > 0 && method == "gn" {
             let r = GaussNewtonRefinement(decoder: m.decoder, threads: common.threads, tolerance: gnTolerance,
                                           trialsPerIteration: ComparisonOptions().gaussNewtonTrials)
-                .refine(x, start: start, maxSteps: steps, seed: common.seed)
+                .refine(x, start: start, maxSteps: steps, seed: common.seed, recordCurve: false)
             mu = r.mu; lv = r.logVariance
             stepsNote = String(format: "Gauss-Newton, mean %.1f / max %d steps per point", r.meanSteps, r.maxSteps)
         } else if steps > 0 && lr == "auto" {

@@ -6,7 +6,8 @@ public struct GaussNewtonResult: Sendable {
     /// Final posterior means and log-variances, n × |z| each.
     public var mu: [Float]
     public var logVariance: [Float]
-    /// Mean per-point objective after t iterations, t = 0 … iterations (curve[0] is the start):
+    /// Mean per-point objective after t iterations, t = 0 … iterations (curve[0] is the start;
+    /// empty when the refinement was asked not to record it):
     /// the objective SVI's curves report, E_q[fᵢ] estimated by ``GaussianDecoder/evaluate(_:workspace:rng:)``
     /// with the decoder's sampler (see ``GaussNewtonRefinement`` for the seeding).
     public var curve: [Double]
@@ -179,9 +180,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
 
     /// Refines the posteriors `start` (μ and log σ², n × |z| each) of the points `x` for up
     /// to `maxSteps` iterations. `seed` only drives the Monte-Carlo estimate in `curve`; the
-    /// refinement itself is deterministic.
+    /// refinement itself is deterministic. `recordCurve: false` skips that estimate (one pass
+    /// over every point per iteration, outside `seconds` but not free): `curve` is then empty
+    /// and everything else is the same.
     public func refine(_ x: Dataset, start: (mu: [Float], logVariance: [Float]), maxSteps: Int, seed: UInt64,
-                       observer: RefinementObserver? = nil) -> GaussNewtonResult {
+                       recordCurve: Bool = true, observer: RefinementObserver? = nil) -> GaussNewtonResult {
         let L = decoder.latent, d = decoder.dataWidth, n = x.rows
         precondition(x.cols == d && start.mu.count == n * L && start.logVariance.count == n * L,
                      "refine: data \(x.rows)×\(x.cols), start \(start.mu.count)/\(start.logVariance.count) values, decoder \(L)→\(d)")
@@ -214,7 +217,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             elapsed += seconds(clock.now - t1)
         }
         let perN = 1 / Double(max(n, 1))
-        var curve = [curveStepper.evaluate(x, table, seed: seed, step: 0) * perN]
+        var curve = recordCurve ? [curveStepper.evaluate(x, table, seed: seed, step: 0) * perN] : []
         var iterations = 0
         var meanStepsAfter: [Double] = [], secondsAfter: [Double] = []
         while iterations < maxSteps {
@@ -230,7 +233,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             var taken = 0
             for i in 0..<n { taken += Int(state.steps[i]) }
             meanStepsAfter.append(Double(taken) * perN)
-            curve.append(curveStepper.evaluate(x, table, seed: seed, step: 0) * perN)
+            if recordCurve { curve.append(curveStepper.evaluate(x, table, seed: seed, step: 0) * perN) }
             observer?(iterations, table.mu.pointer, table.logVariance.pointer)
         }
         var steps = [Int](repeating: 0, count: n)

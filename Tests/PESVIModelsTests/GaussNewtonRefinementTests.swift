@@ -353,7 +353,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(pendingCount == m / 2 && Set(lambdas).count > ws.factors.count)
     }
 
-    /// Same inputs, same outputs; one thread or two, bit for bit.
+    /// Same inputs, same outputs; one thread or two, bit for bit; with or without the recorded curve.
     @Test func deterministicAcrossRunsAndThreads() {
         let L = 5, d = 14, n = 150
         var rng = RandomGenerator(seed: 71)
@@ -371,6 +371,11 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
                         && r.rejectedSteps == a.rejectedSteps && r.objectiveAtMean == a.objectiveAtMean)
             }
             #expect(a.curve.last! < a.curve[0])
+            // Without the recorded curve: the same refinement, and no curve.
+            let quiet = one.refine(x, start: start, maxSteps: 15, seed: 9, recordCurve: false)
+            #expect(quiet.curve.isEmpty && quiet.mu == a.mu && quiet.logVariance == a.logVariance
+                    && quiet.stepsPerPoint == a.stepsPerPoint && quiet.objectiveAtMean == a.objectiveAtMean
+                    && quiet.iterations == a.iterations && quiet.meanStepsAfter == a.meanStepsAfter)
         }
     }
 
