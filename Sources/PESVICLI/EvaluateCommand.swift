@@ -16,12 +16,14 @@ struct ComparisonFlags: ParsableArguments {
     @Option(help: "PE-SVI-GN: a point stops when an accepted step improves its objective by less than this fraction.")
     var gnTolerance: Double = ComparisonOptions().gaussNewtonTolerance
     @Option(help: "PE-SVI-GN: damping trials per iteration on one linearization.") var gnTrials: Int = ComparisonOptions().gaussNewtonTrials
+    @Option(help: "PE-SVI-GN: every point's initial damping λ (relative to the curvature's diagonal).")
+    var gnDamping: Double = ComparisonOptions().gaussNewtonDamping
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more") }
         guard sviMaxSteps > 0, sviWindow > 0, sviTolerance >= 0 else { throw ValidationError("--svi-max-steps and --svi-window must be positive, --svi-tolerance non-negative") }
-        guard gnMaxSteps >= 0, gnTrials >= 1, gnTolerance >= 0, gnTolerance.isFinite else {
-            throw ValidationError("--gn-max-steps must be 0 or more, --gn-trials at least 1, --gn-tolerance a non-negative number")
+        guard gnMaxSteps >= 0, gnTrials >= 1, gnTolerance >= 0, gnTolerance.isFinite, gnDamping >= 0, gnDamping.isFinite else {
+            throw ValidationError("--gn-max-steps must be 0 or more, --gn-trials at least 1, --gn-tolerance and --gn-damping non-negative numbers")
         }
         for (name, v) in [("--lr", lr), ("--svi-lr", sviLr)] where v != "auto" {
             guard let f = Float(v), f > 0, f.isFinite else { throw ValidationError("\(name) must be a positive number or 'auto', got '\(v)'") }
@@ -37,6 +39,7 @@ struct ComparisonFlags: ParsableArguments {
         o.gaussNewtonMaxSteps = gnMaxSteps
         o.gaussNewtonTolerance = gnTolerance
         o.gaussNewtonTrials = gnTrials
+        o.gaussNewtonDamping = gnDamping
         o.threads = common.threads
         o.seed = common.seed
         return o

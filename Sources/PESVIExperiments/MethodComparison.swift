@@ -134,6 +134,8 @@ public struct ComparisonOptions: Sendable {
     /// 3.6 to 2.9 (|z|=16 Arch2), 5.5 to 4.7 (|z|=32 Arch2), 6.6 to 5.7 (|z|=16 Arch3), with the
     /// same reconstructions; 8 changed little more (2.9, 4.7, 5.6).
     public var gaussNewtonTrials = 5
+    /// Every point's initial λ (Marquardt damping, relative to diag H).
+    public var gaussNewtonDamping = 1e-3
     /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
     /// chunks only balance the two threads; results do not depend on it).
     public var gaussNewtonChunkRows = 64
@@ -268,8 +270,8 @@ public enum MethodComparison {
 
         // PE-SVI-GN: damped Gauss-Newton on μ (closed-form σ) from the pseudo-encoder start.
         if o.includeGaussNewton {
-            let gn = GaussNewtonRefinement(decoder: decoder, threads: o.threads, chunkRows: o.gaussNewtonChunkRows, tolerance: o.gaussNewtonTolerance,
-                                           trialsPerIteration: o.gaussNewtonTrials)
+            let gn = GaussNewtonRefinement(decoder: decoder, threads: o.threads, chunkRows: o.gaussNewtonChunkRows, damping: o.gaussNewtonDamping,
+                                           tolerance: o.gaussNewtonTolerance, trialsPerIteration: o.gaussNewtonTrials)
             let w = watch()
             let g = gn.refine(x, start: start, maxSteps: o.gaussNewtonMaxSteps, seed: o.seed &+ 5, observer: w.observer(n: x.rows, latent: c.latent))
             record("PE-SVI-GN", w, mu: g.mu, logVariance: g.logVariance, curve: g.curve, meanSteps: g.meanSteps, maxSteps: g.maxSteps,
