@@ -141,6 +141,8 @@ public enum PaperReproduction {
                     log("cell |z|=\(z) \(arch): resuming its search from \(store.searchURL(z: z, architecture: arch).path) "
                         + String(format: "(%d SVI and %d VAE configurations done, %.1f s)", kept.svi.count, kept.vae.count, kept.journaledSeconds))
                 }
+                search.sviTotal = o.decoderRates.count * o.latentRates.count * o.initialLogVariances.count
+                search.vaeTotal = o.vaeRates.count
                 let resumedSeconds = search.journaledSeconds
                 func checkpoint() throws {
                     guard let store else { return }

@@ -16,6 +16,8 @@ public enum ReproductionProgress {
         public struct Searching: Equatable, Sendable {
             public var cell: String
             public var sviDone: Int, vaeDone: Int
+            /// The search's size, when its journal records it.
+            public var sviTotal: Int? = nil, vaeTotal: Int? = nil
             public var seconds: Double
             public var bestSVIValidation: Double?
         }
@@ -44,7 +46,8 @@ public enum ReproductionProgress {
                     guard let text = file.metadata["journal"] else { r.unreadable.append("\(name): no search journal"); continue }
                     let j = try ReproductionCellStore.decoder().decode(SearchCheckpoint.Journal.self, from: Data(text.utf8))
                     let seconds = j.svi.reduce(0) { $0 + $1.seconds } + j.vae.reduce(0) { $0 + $1.seconds }
-                    r.searching.append(.init(cell: cell, sviDone: j.svi.count, vaeDone: j.vae.count, seconds: seconds, bestSVIValidation: j.bestSVIValidation))
+                    r.searching.append(.init(cell: cell, sviDone: j.svi.count, vaeDone: j.vae.count, sviTotal: j.sviTotal, vaeTotal: j.vaeTotal,
+                                             seconds: seconds, bestSVIValidation: j.bestSVIValidation))
                 } catch { r.unreadable.append("\(name): \(error)") }
             } else if name.hasSuffix(".json") {
                 do {
@@ -69,7 +72,8 @@ public enum ReproductionProgress {
         for d in r.done { lines.append("\(d.cell): done, computed in \(hours(d.seconds))") }
         for s in r.searching {
             let best = s.bestSVIValidation.map { String(format: "; best SVI validation so far %.5f", $0) } ?? ""
-            lines.append("\(s.cell): search in progress, \(s.sviDone) SVI and \(s.vaeDone) VAE configurations journaled in \(hours(s.seconds))\(best)")
+            func count(_ done: Int, _ total: Int?) -> String { total.map { "\(done) of \($0)" } ?? "\(done)" }
+            lines.append("\(s.cell): search in progress, \(count(s.sviDone, s.sviTotal)) SVI and \(count(s.vaeDone, s.vaeTotal)) VAE configurations journaled in \(hours(s.seconds))\(best)")
         }
         for c in r.claimed { lines.append("\(c.cell): claimed by \(c.holder)\(c.alive ? "" : " (stale: that process is gone)")") }
         for u in r.unreadable { lines.append("unreadable: \(u)") }

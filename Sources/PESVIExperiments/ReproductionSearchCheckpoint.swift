@@ -69,6 +69,10 @@ struct SearchCheckpoint: Equatable {
         var bestSVIValidation: Double?
         var bestVAE: VAETrainingConfiguration?
         var bestVAEScore: Double?
+        /// How many SVI and VAE configurations the protocol's search has (absent in journals
+        /// written before they were recorded).
+        var sviTotal: Int?
+        var vaeTotal: Int?
     }
 
     var protocolKey: String
@@ -76,6 +80,9 @@ struct SearchCheckpoint: Equatable {
     var vae: [VAERun] = []
     var bestSVI: SVIState?
     var bestVAE: VAEState?
+    /// How many SVI and VAE configurations the cell's search has in all (for `pesvi progress`).
+    var sviTotal: Int?
+    var vaeTotal: Int?
 
     /// Seconds of the journaled configurations: the work a resumed cell does not repeat.
     var journaledSeconds: Double { svi.reduce(0) { $0 + $1.seconds } + vae.reduce(0) { $0 + $1.seconds } }
@@ -130,7 +137,7 @@ struct SearchCheckpoint: Equatable {
         try put("svi.mu", bestSVI?.mu); try put("svi.logvar", bestSVI?.logVariance)
         try put("vae.encoder", bestVAE?.encoder); try put("vae.decoder", bestVAE?.decoder); try put("vae.noise", bestVAE?.noise)
         let journal = Journal(protocolKey: protocolKey, svi: svi, vae: vae, bestSVI: bestSVI?.configuration, bestSVIValidation: bestSVI?.validation,
-                              bestVAE: bestVAE?.configuration, bestVAEScore: bestVAE?.score)
+                              bestVAE: bestVAE?.configuration, bestVAEScore: bestVAE?.score, sviTotal: sviTotal, vaeTotal: vaeTotal)
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
@@ -151,6 +158,7 @@ struct SearchCheckpoint: Equatable {
                                         storedKey: journal.protocolKey, key: protocolKey)
         func get(_ name: String) -> [Float]? { file.tensors[name]?.values }
         var out = SearchCheckpoint(protocolKey: protocolKey, svi: journal.svi, vae: journal.vae)
+        out.sviTotal = journal.sviTotal; out.vaeTotal = journal.vaeTotal
         if let c = journal.bestSVI, let v = journal.bestSVIValidation {
             guard let dec = get("svi.decoder"), let mu = get("svi.mu"), let lv = get("svi.logvar"), mu.count == lv.count else {
                 throw ModelStoreError.invalid("\(path): the journal names a best SVI configuration but its trained state is missing; remove it to recompute the cell")

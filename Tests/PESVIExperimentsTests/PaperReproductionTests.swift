@@ -182,9 +182,11 @@ import PESVIModels
         // `pesvi progress` sees the finished cell and the search in progress.
         let progress = try ReproductionProgress.read(cellsDirectory: dir.path)
         #expect(progress.done.map(\.cell) == ["z2-arch2"] && progress.done[0].seconds == first[0].seconds)
-        #expect(progress.searching.map(\.cell) == ["z2-arch2"] && progress.searching[0].sviDone == 1 && progress.searching[0].vaeDone == 0)
+        let sviTotal = o.decoderRates.count * o.latentRates.count * o.initialLogVariances.count
+        #expect(progress.searching.map(\.cell) == ["z2-arch2"] && progress.searching[0].sviDone == 1 && progress.searching[0].vaeDone == 0
+                && progress.searching[0].sviTotal == sviTotal && progress.searching[0].vaeTotal == 2)
         #expect(progress.searching[0].bestSVIValidation == partial.bestSVI?.validation && progress.unreadable.isEmpty)
-        #expect(ReproductionProgress.text(progress).contains("z2-arch2: search in progress, 1 SVI and 0 VAE configurations"))
+        #expect(ReproductionProgress.text(progress).contains("z2-arch2: search in progress, 1 of \(sviTotal) SVI and 0 of 2 VAE configurations"))
 
         // The killed run, resumed: its cell file never existed.
         try FileManager.default.removeItem(at: store.url(z: 2, architecture: .arch2))
