@@ -408,7 +408,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                                                             into: cache == nil ? nil : ws.residual.pointer + q * d,
                                                             count: d)  // as in measureChunk
                 let zt = zTrial + q * L
-                let after = perD * e + constant + (beta != 0 ? 0.5 * beta * Elementwise.sumOfSquares(zt, count: L) : 0)
+                let after = pointObjective(dataTerm: e, mu: zt, perD: perD, beta: beta, constant: constant)
                 let before = st.objective[i]
                 if after.isFinite && after <= before {
                     (mu + i * L).update(from: zt, count: L)
@@ -617,8 +617,16 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         for k in 0..<m {
             let q = Elementwise.weightedSquaredResidual(x.values.pointer + idx[k] * d, minus: out + k * d, weights: prec,
                                                         into: res + k * d, count: d)
-            ws.before[k] = perD * q + constant + (beta != 0 ? 0.5 * beta * Elementwise.sumOfSquares(z + k * L, count: L) : 0)
+            ws.before[k] = pointObjective(dataTerm: q, mu: z + k * L, perD: perD, beta: beta, constant: constant)
         }
+    }
+
+    /// P(μ) of one point from its data term ‖r‖²_Λ, with ``objectiveWeights()``: the one formula
+    /// the guard's reference (``measureChunk(_:mu:count:workspace:)``) and its trials share, so a
+    /// trial's P is bit for bit the next iteration's reference (``LinearizationCache`` relies on it).
+    @inline(__always)
+    func pointObjective(dataTerm: Double, mu: UnsafePointer<Float>, perD: Double, beta: Double, constant: Double) -> Double {
+        perD * dataTerm + constant + (beta != 0 ? 0.5 * beta * Elementwise.sumOfSquares(mu, count: decoder.latent) : 0)
     }
 
     /// P(μ) = perD·‖r‖²_Λ + constant + ½β‖μ‖²: (1/d, 0, 0) for reconstruction, (½, β, c) for the ELBO.
