@@ -18,6 +18,8 @@ struct ComparisonFlags: ParsableArguments {
     @Option(help: "PE-SVI-GN: damping trials per iteration on one linearization.") var gnTrials: Int = ComparisonOptions().gaussNewtonTrials
     @Option(help: "PE-SVI-GN: every point's initial damping λ (relative to the curvature's diagonal).")
     var gnDamping: Double = ComparisonOptions().gaussNewtonDamping
+    @Option(help: "PE-SVI-GN: accept a step only if the objective fell by at least this fraction of the decrease its damped model predicted (0: any decrease).")
+    var gnAcceptance: Double = ComparisonOptions().gaussNewtonAcceptance
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more") }
@@ -25,6 +27,7 @@ struct ComparisonFlags: ParsableArguments {
         guard gnMaxSteps >= 0, gnTrials >= 1, gnTolerance >= 0, gnTolerance.isFinite, gnDamping >= 0, gnDamping.isFinite else {
             throw ValidationError("--gn-max-steps must be 0 or more, --gn-trials at least 1, --gn-tolerance and --gn-damping non-negative numbers")
         }
+        guard gnAcceptance >= 0, gnAcceptance < 1 else { throw ValidationError("--gn-acceptance must be in [0, 1), got \(gnAcceptance)") }
         for (name, v) in [("--lr", lr), ("--svi-lr", sviLr)] where v != "auto" {
             guard let f = Float(v), f > 0, f.isFinite else { throw ValidationError("\(name) must be a positive number or 'auto', got '\(v)'") }
         }
@@ -40,6 +43,7 @@ struct ComparisonFlags: ParsableArguments {
         o.gaussNewtonTolerance = gnTolerance
         o.gaussNewtonTrials = gnTrials
         o.gaussNewtonDamping = gnDamping
+        o.gaussNewtonAcceptance = gnAcceptance
         o.threads = common.threads
         o.seed = common.seed
         return o

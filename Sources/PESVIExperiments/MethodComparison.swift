@@ -136,6 +136,8 @@ public struct ComparisonOptions: Sendable {
     public var gaussNewtonTrials = 5
     /// Every point's initial λ (Marquardt damping, relative to diag H).
     public var gaussNewtonDamping = 1e-3
+    /// PE-SVI-GN's gain-ratio threshold η (``GaussNewtonRefinement/acceptanceRatio``).
+    public var gaussNewtonAcceptance = 0.1
     /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
     /// chunks only balance the two threads; results do not depend on it).
     public var gaussNewtonChunkRows = 64
@@ -271,7 +273,8 @@ public enum MethodComparison {
         // PE-SVI-GN: damped Gauss-Newton on μ (closed-form σ) from the pseudo-encoder start.
         if o.includeGaussNewton {
             let gn = GaussNewtonRefinement(decoder: decoder, threads: o.threads, chunkRows: o.gaussNewtonChunkRows, damping: o.gaussNewtonDamping,
-                                           tolerance: o.gaussNewtonTolerance, trialsPerIteration: o.gaussNewtonTrials)
+                                           tolerance: o.gaussNewtonTolerance, trialsPerIteration: o.gaussNewtonTrials,
+                                           acceptanceRatio: o.gaussNewtonAcceptance)
             let w = watch()
             let g = gn.refine(x, start: start, maxSteps: o.gaussNewtonMaxSteps, seed: o.seed &+ 5, observer: w.observer(n: x.rows, latent: c.latent))
             record("PE-SVI-GN", w, mu: g.mu, logVariance: g.logVariance, curve: g.curve, meanSteps: g.meanSteps, maxSteps: g.maxSteps,

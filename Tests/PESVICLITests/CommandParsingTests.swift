@@ -16,12 +16,16 @@ import Testing
 
     /// The Gauss-Newton settings reach the comparison; nonsense values are refused.
     @Test func gaussNewtonFlagsParseAndValidate() throws {
-        let flags = try ComparisonFlags.parse(["--gn-max-steps", "7", "--gn-tolerance", "1e-5", "--gn-trials", "2", "--gn-damping", "0.1"])
+        let flags = try ComparisonFlags.parse(["--gn-max-steps", "7", "--gn-tolerance", "1e-5", "--gn-trials", "2", "--gn-damping", "0.1",
+                                                "--gn-acceptance", "0.25"])
         let o = flags.options(common: try CommonOptions.parse([]))
-        #expect(o.gaussNewtonMaxSteps == 7 && o.gaussNewtonTolerance == 1e-5 && o.gaussNewtonTrials == 2 && o.gaussNewtonDamping == 0.1)
-        #expect(try ComparisonFlags.parse([]).options(common: try CommonOptions.parse([])).gaussNewtonDamping == 1e-3)
+        #expect(o.gaussNewtonMaxSteps == 7 && o.gaussNewtonTolerance == 1e-5 && o.gaussNewtonTrials == 2 && o.gaussNewtonDamping == 0.1
+                && o.gaussNewtonAcceptance == 0.25)
+        let defaults = try ComparisonFlags.parse([]).options(common: try CommonOptions.parse([]))
+        #expect(defaults.gaussNewtonDamping == 1e-3 && defaults.gaussNewtonAcceptance == 0.1)
         for bad in [["--gn-trials", "0"], ["--gn-max-steps=-1"], ["--gn-tolerance=-1"], ["--gn-tolerance", "nan"],
-                    ["--gn-damping=-1"], ["--gn-damping", "inf"]] {
+                    ["--gn-damping=-1"], ["--gn-damping", "inf"], ["--gn-acceptance", "1"], ["--gn-acceptance=-0.1"],
+                    ["--gn-acceptance", "nan"]] {
             #expect(throws: (any Error).self, "\(bad)") { try ComparisonFlags.parse(bad) }
         }
     }

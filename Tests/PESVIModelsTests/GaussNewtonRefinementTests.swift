@@ -474,6 +474,84 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(a.rejectedSteps > 0, "the problem should exercise rejected trials too")
     }
 
+    /// The gain-ratio test's prediction is the damped quadratic model's decrease of P, for both
+    /// objectives and any λ: perD·(δᵀg̃ + δᵀ(λ·diag H + λ₀I)δ) equals 2·perD·(δᵀg̃ − ½δᵀHδ)
+    /// formed directly from H = H̃ + βI, with δ from the refinement's own damped solve.
+    @Test func predictedDecreaseIsTheDampedModelsDecrease() {
+        let L = 7
+        var rng = RandomGenerator(seed: 61)
+        for objective in [Objective.reconstruction, .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.5))] {
+            let decoder = GaussianDecoder(latent: L, dataWidth: 9, architecture: .arch2, objective: objective, rng: &rng)
+            let gn = GaussNewtonRefinement(decoder: decoder, absoluteDamping: 1e-3)
+            let (perD, beta, _) = gn.objectiveWeights()
+            let r = rng.normalArray(count: L * L)
+            var h = [Float](repeating: 0, count: L * L)
+            for i in 0..<L { for j in 0..<L { for k in 0..<L { h[i * L + j] += r[i * L + k] * r[j * L + k] } } }
+            let g = rng.normalArray(count: L), mu = rng.normalArray(count: L), diag = (0..<L).map { h[$0 * L + $0] }
+            for lam in [0.0, 1e-3, 0.5, 10] {
+                var u = [Double](repeating: 0, count: L * L)
+                var delta = (0..<L).map { Double(g[$0]) - beta * Double(mu[$0]) }
+                h.withUnsafeBufferPointer { hp in u.withUnsafeMutableBufferPointer { up in delta.withUnsafeMutableBufferPointer { dp in
+                    gn.dampedSystem(hp.baseAddress!, damping: lam, beta: beta, into: up.baseAddress!, n: L)
+                    GaussNewtonRefinement.choleskySubstitute(up.baseAddress!, dp.baseAddress!, n: L)
+                } } }
+                var linear = 0.0, quadratic = 0.0
+                for i in 0..<L {
+                    linear += delta[i] * (Double(g[i]) - beta * Double(mu[i]))
+                    for j in 0..<L { quadratic += delta[i] * (Double(h[i * L + j]) + (i == j ? beta : 0)) * delta[j] }
+                }
+                let direct = 2 * perD * (linear - 0.5 * quadratic)
+                let predicted = delta.withUnsafeBufferPointer { dp in g.withUnsafeBufferPointer { gp in mu.withUnsafeBufferPointer { mp in
+                    diag.withUnsafeBufferPointer { hp in
+                        gn.predictedDecrease(delta: dp.baseAddress!, gradient: gp.baseAddress!, mu: mp.baseAddress!, hessianDiagonal: hp.baseAddress!,
+                                             damping: lam, beta: beta, perD: perD, count: L)
+                    } } } }
+                #expect(predicted > 0 && abs(predicted - direct) <= 1e-8 * abs(direct), "\(objective) λ \(lam): predicted \(predicted), model \(direct)")
+            }
+        }
+    }
+
+    /// With a linear decoder the damped model is exact: the decrease of P one heavily damped
+    /// step achieves is the predicted one (ρ = 1), so η = 0.99 accepts the same steps as η = 0.
+    /// On a ReLU decoder η = 0.9 rejects trials that η = 0 accepts, and P still never rises.
+    @Test func gainRatioTestAcceptsExactModelsAndRejectsPoorSteps() {
+        var rng = RandomGenerator(seed: 63)
+        let L = 5, d = 12, n = 40
+        let linear = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
+        let x = dataFrom(linear, n: n, noise: 0.3, seed: 64)
+        let mu0 = rng.normalArray(count: n * L, std: 10), lv0 = [Float](repeating: 0, count: n * L)
+        let lam = 0.3
+        let strict = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: lam, tolerance: 0, acceptanceRatio: 0.99)
+        let any = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: lam, tolerance: 0, acceptanceRatio: 0)
+        let a = strict.refine(x, start: (mu0, lv0), maxSteps: 1, seed: 1), b = any.refine(x, start: (mu0, lv0), maxSteps: 1, seed: 1)
+        #expect(a.rejectedSteps == 0 && b.rejectedSteps == 0 && a.mu == b.mu)
+        let start = any.linearization(x, mu: mu0)
+        let (perD, beta, _) = any.objectiveWeights()
+        var worst = 0.0
+        for i in 0..<n {
+            let delta = (0..<L).map { Double(b.mu[i * L + $0]) - Double(mu0[i * L + $0]) }
+            let diag = (0..<L).map { start.hessian[i * L * L + $0 * L + $0] }
+            let predicted = delta.withUnsafeBufferPointer { dp in start.gradient.withUnsafeBufferPointer { gp in mu0.withUnsafeBufferPointer { mp in
+                diag.withUnsafeBufferPointer { hp in
+                    any.predictedDecrease(delta: dp.baseAddress!, gradient: gp.baseAddress! + i * L, mu: mp.baseAddress! + i * L,
+                                          hessianDiagonal: hp.baseAddress!, damping: lam, beta: beta, perD: perD, count: L)
+                } } } }
+            let achieved = start.objective[i] - b.objectiveAtMean[i]
+            worst = max(worst, abs(achieved - predicted) / predicted)
+        }
+        #expect(worst < 1e-3, "linear decoder: achieved vs predicted decrease differ by \(worst) (relative)")
+
+        let relu = GaussianDecoder(latent: 6, dataWidth: 20, architecture: .arch2, objective: .reconstruction, rng: &rng)
+        let xr = dataFrom(relu, n: 90, noise: 0.1, seed: 65)
+        let startR = (rng.normalArray(count: 90 * 6, std: 2), [Float](repeating: 0, count: 90 * 6))
+        let initial = GaussNewtonRefinement(decoder: relu).linearization(xr, mu: startR.0).objective
+        let loose = GaussNewtonRefinement(decoder: relu, chunkRows: 16, acceptanceRatio: 0).refine(xr, start: startR, maxSteps: 12, seed: 1)
+        let tight = GaussNewtonRefinement(decoder: relu, chunkRows: 16, acceptanceRatio: 0.9).refine(xr, start: startR, maxSteps: 12, seed: 1)
+        #expect(tight.rejectedSteps > loose.rejectedSteps && tight.mu != loose.mu,
+                "η = 0.9: \(tight.rejectedSteps) rejected trials, η = 0: \(loose.rejectedSteps)")
+        for run in [loose, tight] { for i in 0..<90 { #expect(run.objectiveAtMean[i] <= initial[i]) } }
+    }
+
     /// The Cholesky solve freezes a coordinate with no curvature instead of dividing by zero.
     @Test func choleskyFreezesSingularDirections() {
         // M = [[4, 0, 2], [0, 0, 0], [2, 0, 5]], b = [2, 7, 3]: coordinate 1 frozen, the rest solved.
