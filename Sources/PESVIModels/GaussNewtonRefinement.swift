@@ -68,7 +68,8 @@ public struct GaussNewtonResult: Sendable {
 /// ratio ρ ≥ η; exact, ρ = 1, for a linear decoder). A step that improves P by much less than
 /// its model promised has left the region where the linearization holds (a ReLU pattern
 /// changed); retrying it shorter, at 4λ, measured better on digits (|z| = 16: 2 iterations to
-/// reach SVI instead of 2.9, `docs/RESULTS.md`). Since σ′ minimizes S at the current curvature,
+/// reach SVI instead of 2.9, `docs/RESULTS.md`). The test is skipped for a step predicted to
+/// gain less than `tolerance` (relative to P), where ρ is mostly rounding. Since σ′ minimizes S at the current curvature,
 /// an accepted trial also lowers P + S (S evaluated with the H̃ of the iteration's μ). On
 /// acceptance λ ← max(λ/3, λ_min) (never raised by that floor); on rejection μ and log σ²
 /// stay bit-for-bit as they were, λ ← 4λ, and the point retries next iteration (or at once). A point is
@@ -426,9 +427,12 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 let zt = zTrial + q * L
                 let after = pointObjective(dataTerm: e, mu: zt, perD: perD, beta: beta, constant: constant)
                 let before = st.objective[i]
-                // The gain-ratio test is skipped when the model predicts no decrease (δ = 0).
+                // The gain-ratio test applies only to a step whose predicted gain would count as
+                // progress (above `tolerance` relative): below it, ρ is mostly rounding, and an
+                // accepted step finishes the point anyway.
                 let predicted = ws.predicted[q]
-                if after.isFinite && after <= before && (acceptanceRatio == 0 || !(predicted > 0) || before - after >= acceptanceRatio * predicted) {
+                let gainRatioApplies = acceptanceRatio > 0 && predicted > tolerance * abs(before)
+                if after.isFinite && after <= before && (!gainRatioApplies || before - after >= acceptanceRatio * predicted) {
                     (mu + i * L).update(from: zt, count: L)
                     (lv + i * L).update(from: lvTrial + q * L, count: L)
                     st.objective[i] = after
