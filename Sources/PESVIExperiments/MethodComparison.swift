@@ -142,6 +142,19 @@ public struct ComparisonOptions: Sendable {
     /// chunks only balance the two threads; results do not depend on it).
     public var gaussNewtonChunkRows = 64
     public init() {}
+
+    /// The settings of PE-SVI-auto and PE-SVI-GN, in words (for `results.md`).
+    public var refinementDescription: String {
+        let g = GuardedRefinementConfiguration(learningRate: 1)
+        func n(_ v: Double) -> String { String(format: "%g", v) }
+        return "PE-SVI-auto is guarded Adam at the model's automatic pace (antithetic pair per point; a rising step is undone and "
+            + "the point's rate multiplied by \(n(Double(g.backoff))); a point stops after \(g.patience) accepted steps in a row "
+            + "gaining less than \(n(g.tolerance)) relative; at most \(autoMaxSteps) steps). PE-SVI-GN is Levenberg–Marquardt on μ "
+            + "with closed-form σ from the pseudo-encoder start: initial damping \(n(gaussNewtonDamping)) relative to diag H, "
+            + "up to \(gaussNewtonTrials) trials per iteration (×4 damping after a rejected one), a trial accepted when it "
+            + "achieves \(n(gaussNewtonAcceptance)) of its damped model's predicted decrease, a point stops when an accepted step "
+            + "gains less than \(n(gaussNewtonTolerance)) relative; at most \(gaussNewtonMaxSteps) iterations."
+    }
 }
 
 /// Finds the first iteration of a per-point refinement whose posteriors reach SVI's level, by

@@ -50,6 +50,15 @@ public struct ReproductionOptions: Sendable {
     public var modelsDirectory: String? = nil
     /// The seed the cells' comparisons use: `seed + 9`.
     public var comparisonSeed: UInt64 { seed &+ 9 }
+    /// The comparison every cell runs on its test split (the defaults otherwise).
+    public var comparisonOptions: ComparisonOptions {
+        var co = ComparisonOptions()
+        co.refineSteps = paceSteps
+        co.sviRule = sviRule
+        co.threads = threads
+        co.seed = comparisonSeed
+        return co
+    }
     public init() {}
 
     /// The `--quick` protocol: a reduced grid and budget (stated in the outputs).
@@ -228,12 +237,7 @@ public enum PaperReproduction {
                 if let root = o.modelsDirectory {
                     try ModelStore.save(model, to: URL(fileURLWithPath: root).appendingPathComponent(modelName(z: z, architecture: arch)).path)
                 }
-                var co = ComparisonOptions()
-                co.refineSteps = o.paceSteps
-                co.sviRule = o.sviRule
-                co.threads = o.threads
-                co.seed = o.comparisonSeed
-                let comparison = MethodComparison.run(model: model, points: prepared.test, dataset: dataset, options: co)
+                let comparison = MethodComparison.run(model: model, points: prepared.test, dataset: dataset, options: o.comparisonOptions)
                 let cell = ReproductionCell(comparison: comparison, vaeLearningRate: bestVAE?.configuration.learningRate,
                                             decoderLearningRate: p1.configuration.decoderLearningRate,
                                             latentLearningRate: p1.configuration.latentLearningRate,
@@ -347,7 +351,7 @@ public enum PaperReproduction {
         if !extra.isEmpty {
             out += "\n## Beyond the paper\n\nReconstruction; mean steps per point and seconds (encoder pass included) up to the first iteration after which "
             out += "the reconstruction is within 1 % of SVI's (never: not reached); SVI's seconds divided by those; and the whole run to each point's own stop "
-            out += "(mean steps, the most any point took, seconds).\n\n"
+            out += "(mean steps, the most any point took, seconds). " + o.comparisonOptions.refinementDescription + "\n\n"
             out += "| cell | SVI recon. | " + extra.map { "\($0) recon. | steps to SVI | s to SVI | SVI s ÷ s | run steps (max) | run s" }.joined(separator: " | ") + " |\n|---|---|"
             out += extra.map { _ in "---|---|---|---|---|---|" }.joined() + "\n"
             for cell in cells {

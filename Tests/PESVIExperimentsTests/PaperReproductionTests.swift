@@ -34,6 +34,9 @@ import PESVIModels
         for row in ["| VAE |", "| SVI |", "| PE-SVI-0 |", "| PE-SVI-25 |"] {
             #expect(md.components(separatedBy: row).count - 1 == 2, "\(row) should appear once per architecture")
         }
+        // The beyond-paper table states the refinements' settings it was made with.
+        #expect(md.contains("## Beyond the paper") && md.contains("achieves 0.1 of its damped model's predicted decrease")
+                && md.contains("initial damping 0.001 relative to diag H") && md.contains("at most 50 steps)"))
 
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("results.json"))) as! [[String: Any]]
         #expect(json.count == 4)
