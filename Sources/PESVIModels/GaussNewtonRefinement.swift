@@ -130,7 +130,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     public let trialsPerIteration: Int
     /// η of the gain-ratio test: a trial is accepted only if P fell by at least η times the
     /// decrease its damped quadratic model predicted (ρ ≥ η, see
-    /// ``predictedDecrease(delta:gradient:mu:hessianDiagonal:damping:beta:perD:count:)``);
+    /// ``predictedDecrease(delta:gradient:mu:hessian:damping:beta:perD:)``);
     /// 0 accepts any trial that does not raise P.
     public let acceptanceRatio: Double
 
@@ -390,10 +390,6 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 let hk = hess + k * hessianStride, zk = z + k * L, dq = deltas + q * L
                 let lvk = lv + i * L, lvt = lvTrial + q * L, zt = zTrial + q * L
                 for j in 0..<L { zt[j] = Float(Double(zk[j]) + dq[j]); hDiag[j] = hk[j * L + j] }
-                if acceptanceRatio > 0 {
-                    ws.predicted[q] = predictedDecrease(delta: dq, gradient: grad + k * L, mu: zk, hessianDiagonal: hDiag,
-                                                        damping: st.damping[i], beta: beta, perD: perD, count: L)
-                }
                 if beta > 0 {
                     for j in 0..<L { expNew[j] = Float(beta / (Double(hDiag[j]) + beta)) }
                     VectorMath.log(expNew, lvt, count: L)
@@ -430,9 +426,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 // The gain-ratio test applies only to a step whose predicted gain would count as
                 // progress (above `tolerance` relative): below it, ρ is mostly rounding, and an
                 // accepted step finishes the point anyway.
-                let predicted = ws.predicted[q]
-                let gainRatioApplies = acceptanceRatio > 0 && predicted > tolerance * abs(before)
-                if after.isFinite && after <= before && (!gainRatioApplies || before - after >= acceptanceRatio * predicted) {
+                var gainRatioFails = false
+                if acceptanceRatio > 0 && after.isFinite && after <= before {
+                    let predicted = predictedDecrease(delta: deltas + q * L, gradient: grad + k * L, mu: z + k * L,
+                                                      hessian: hess + k * hessianStride, damping: st.damping[i], beta: beta, perD: perD)
+                    gainRatioFails = predicted > tolerance * abs(before) && !(before - after >= acceptanceRatio * predicted)
+                }
+                if after.isFinite && after <= before && !gainRatioFails {
                     (mu + i * L).update(from: zt, count: L)
                     (lv + i * L).update(from: lvTrial + q * L, count: L)
                     st.objective[i] = after
@@ -624,19 +624,20 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     }
 
     /// The decrease of P that the damped quadratic model predicts for the step δ solving
-    /// (H + λ·diag(H) + λ₀·I) δ = g̃, g̃ = JᵀΛr − βμ, H = H̃ + βI (`hessianDiagonal` holds H̃ⱼⱼ):
+    /// (H + λ·diag(H) + λ₀·I) δ = g̃, g̃ = JᵀΛr − βμ, H = H̃ + βI (`hessian`: H̃, |z| × |z|; only its diagonal is read):
     /// for the model m(δ) of ½‖r‖²_Λ + ½β‖μ‖², m(0) − m(δ) = δᵀg̃ − ½δᵀHδ = ½δᵀg̃ + ½δᵀ(λ·diag(H) + λ₀·I)δ
     /// (the system substituted for Hδ), and P is 2·perD times that model's objective, so the
     /// result is perD·(δᵀg̃ + δᵀ(λ·diag(H) + λ₀·I)δ). Exact for a linear decoder (ρ = 1 up to
     /// rounding); ≥ 0, and 0 only for δ = 0.
     @inline(__always)
     func predictedDecrease(delta: UnsafePointer<Double>, gradient: UnsafePointer<Float>, mu: UnsafePointer<Float>,
-                           hessianDiagonal: UnsafePointer<Float>, damping lam: Double, beta: Double, perD: Double, count L: Int) -> Double {
+                           hessian: UnsafePointer<Float>, damping lam: Double, beta: Double, perD: Double) -> Double {
+        let L = decoder.latent
         var s = 0.0
         for j in 0..<L {
             let dj = delta[j]
             s += dj * (Double(gradient[j]) - beta * Double(mu[j]))
-            s += dj * dj * (lam * (Double(hessianDiagonal[j]) + beta) + absoluteDamping)
+            s += dj * dj * (lam * (Double(hessian[j * L + j]) + beta) + absoluteDamping)
         }
         return perD * s
     }
@@ -1077,8 +1078,6 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let rowOffsets: UnsafeMutablePointer<Int>, columnOffsets: UnsafeMutablePointer<Int>, rightRowOffsets: UnsafeMutablePointer<Int>
     let identity: UnsafeMutablePointer<Int>, denseRows: UnsafeMutablePointer<Int>
     let before: UnsafeMutablePointer<Double>, sigmaBefore: UnsafeMutablePointer<Double>, sigmaAfter: UnsafeMutablePointer<Double>
-    /// Per pending trial: the decrease of P the damped quadratic model predicts (maxPoints).
-    let predicted: UnsafeMutablePointer<Double>
     let pending: UnsafeMutablePointer<Int>
     let system: UnsafeMutablePointer<Double>
     /// δ of each pending point (maxPoints × |z|), and the σ part's scratch: H̃ⱼⱼ, exp(log σ²)
@@ -1142,7 +1141,6 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         before = .allocate(capacity: m); before.initialize(repeating: 0, count: m)
         sigmaBefore = .allocate(capacity: m); sigmaBefore.initialize(repeating: 0, count: m)
         sigmaAfter = .allocate(capacity: m); sigmaAfter.initialize(repeating: 0, count: m)
-        predicted = .allocate(capacity: m); predicted.initialize(repeating: 0, count: m)
         pending = .allocate(capacity: m); pending.initialize(repeating: 0, count: m)
         system = .allocate(capacity: L * L); system.initialize(repeating: 0, count: L * L)
         deltas = .allocate(capacity: m * L); deltas.initialize(repeating: 0, count: m * L)
@@ -1162,7 +1160,7 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
 
     deinit {
         rowOffsets.deallocate(); columnOffsets.deallocate(); rightRowOffsets.deallocate(); identity.deallocate(); denseRows.deallocate()
-        index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate(); predicted.deallocate()
+        index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
         pending.deallocate(); system.deallocate(); deltas.deallocate(); factors.forEach { $0.deallocate() }
         manyRightHandSides.deallocate(); grouped.deallocate(); members.deallocate(); keptPoints.deallocate(); laneSystem.deallocate(); laneRightHandSide.deallocate()
     }

@@ -487,7 +487,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             let r = rng.normalArray(count: L * L)
             var h = [Float](repeating: 0, count: L * L)
             for i in 0..<L { for j in 0..<L { for k in 0..<L { h[i * L + j] += r[i * L + k] * r[j * L + k] } } }
-            let g = rng.normalArray(count: L), mu = rng.normalArray(count: L), diag = (0..<L).map { h[$0 * L + $0] }
+            let g = rng.normalArray(count: L), mu = rng.normalArray(count: L)
             for lam in [0.0, 1e-3, 0.5, 10] {
                 var u = [Double](repeating: 0, count: L * L)
                 var delta = (0..<L).map { Double(g[$0]) - beta * Double(mu[$0]) }
@@ -502,9 +502,9 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
                 }
                 let direct = 2 * perD * (linear - 0.5 * quadratic)
                 let predicted = delta.withUnsafeBufferPointer { dp in g.withUnsafeBufferPointer { gp in mu.withUnsafeBufferPointer { mp in
-                    diag.withUnsafeBufferPointer { hp in
-                        gn.predictedDecrease(delta: dp.baseAddress!, gradient: gp.baseAddress!, mu: mp.baseAddress!, hessianDiagonal: hp.baseAddress!,
-                                             damping: lam, beta: beta, perD: perD, count: L)
+                    h.withUnsafeBufferPointer { hp in
+                        gn.predictedDecrease(delta: dp.baseAddress!, gradient: gp.baseAddress!, mu: mp.baseAddress!, hessian: hp.baseAddress!,
+                                             damping: lam, beta: beta, perD: perD)
                     } } } }
                 #expect(predicted > 0 && abs(predicted - direct) <= 1e-8 * abs(direct), "\(objective) λ \(lam): predicted \(predicted), model \(direct)")
             }
@@ -530,11 +530,10 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         var worst = 0.0
         for i in 0..<n {
             let delta = (0..<L).map { Double(b.mu[i * L + $0]) - Double(mu0[i * L + $0]) }
-            let diag = (0..<L).map { start.hessian[i * L * L + $0 * L + $0] }
             let predicted = delta.withUnsafeBufferPointer { dp in start.gradient.withUnsafeBufferPointer { gp in mu0.withUnsafeBufferPointer { mp in
-                diag.withUnsafeBufferPointer { hp in
+                start.hessian.withUnsafeBufferPointer { hp in
                     any.predictedDecrease(delta: dp.baseAddress!, gradient: gp.baseAddress! + i * L, mu: mp.baseAddress! + i * L,
-                                          hessianDiagonal: hp.baseAddress!, damping: lam, beta: beta, perD: perD, count: L)
+                                          hessian: hp.baseAddress! + i * L * L, damping: lam, beta: beta, perD: perD)
                 } } } }
             let achieved = start.objective[i] - b.objectiveAtMean[i]
             worst = max(worst, abs(achieved - predicted) / predicted)
