@@ -15,6 +15,33 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
+/// Damped Gauss-Newton's control, shared by `infer --method gn` and PE-SVI-GN in `evaluate`,
+/// `demo` (defaults: ``ComparisonOptions``; meaning: ``GaussNewtonRefinement``).
+struct GaussNewtonFlags: ParsableArguments {
+    @Option(help: "Gauss-Newton: a point stops when an accepted step improves its objective by less than this fraction.")
+    var gnTolerance: Double = ComparisonOptions().gaussNewtonTolerance
+    @Option(help: "Gauss-Newton: every point's initial damping λ (relative to the curvature's diagonal).")
+    var gnDamping: Double = ComparisonOptions().gaussNewtonDamping
+    @Option(help: "Gauss-Newton: accept a step only if the objective fell by at least this fraction of the decrease its damped model predicted (0: any decrease).")
+    var gnAcceptance: Double = ComparisonOptions().gaussNewtonAcceptance
+    @Option(help: "Gauss-Newton: damping trials per iteration on one linearization.") var gnTrials: Int = ComparisonOptions().gaussNewtonTrials
+
+    func validate() throws {
+        guard gnTolerance >= 0, gnTolerance.isFinite else { throw ValidationError("--gn-tolerance must be a non-negative number, got \(gnTolerance)") }
+        guard gnDamping >= 0, gnDamping.isFinite else { throw ValidationError("--gn-damping must be a non-negative number, got \(gnDamping)") }
+        guard gnAcceptance >= 0, gnAcceptance < 1 else { throw ValidationError("--gn-acceptance must be in [0, 1), got \(gnAcceptance)") }
+        guard gnTrials >= 1 else { throw ValidationError("--gn-trials must be at least 1, got \(gnTrials)") }
+    }
+
+    /// These settings written into `o`.
+    func apply(to o: inout ComparisonOptions) {
+        o.gaussNewtonTolerance = gnTolerance
+        o.gaussNewtonDamping = gnDamping
+        o.gaussNewtonAcceptance = gnAcceptance
+        o.gaussNewtonTrials = gnTrials
+    }
+}
+
 /// Model shape, objective and the training phases' hyperparameters.
 struct ModelOptions: ParsableArguments {
     @Option(help: "Latent size |z|.") var z: Int = 16

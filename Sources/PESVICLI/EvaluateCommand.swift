@@ -13,21 +13,12 @@ struct ComparisonFlags: ParsableArguments {
     @Option(help: "SVI: plateau window in steps.") var sviWindow: Int = 100
     @Option(help: "SVI: stop when a window improves the objective by less than this fraction.") var sviTolerance: Double = 1e-4
     @Option(help: "PE-SVI-GN: at most this many iterations per point.") var gnMaxSteps: Int = ComparisonOptions().gaussNewtonMaxSteps
-    @Option(help: "PE-SVI-GN: a point stops when an accepted step improves its objective by less than this fraction.")
-    var gnTolerance: Double = ComparisonOptions().gaussNewtonTolerance
-    @Option(help: "PE-SVI-GN: damping trials per iteration on one linearization.") var gnTrials: Int = ComparisonOptions().gaussNewtonTrials
-    @Option(help: "PE-SVI-GN: every point's initial damping λ (relative to the curvature's diagonal).")
-    var gnDamping: Double = ComparisonOptions().gaussNewtonDamping
-    @Option(help: "PE-SVI-GN: accept a step only if the objective fell by at least this fraction of the decrease its damped model predicted (0: any decrease).")
-    var gnAcceptance: Double = ComparisonOptions().gaussNewtonAcceptance
+    @OptionGroup var gaussNewton: GaussNewtonFlags
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more") }
         guard sviMaxSteps > 0, sviWindow > 0, sviTolerance >= 0 else { throw ValidationError("--svi-max-steps and --svi-window must be positive, --svi-tolerance non-negative") }
-        guard gnMaxSteps >= 0, gnTrials >= 1, gnTolerance >= 0, gnTolerance.isFinite, gnDamping >= 0, gnDamping.isFinite else {
-            throw ValidationError("--gn-max-steps must be 0 or more, --gn-trials at least 1, --gn-tolerance and --gn-damping non-negative numbers")
-        }
-        guard gnAcceptance >= 0, gnAcceptance < 1 else { throw ValidationError("--gn-acceptance must be in [0, 1), got \(gnAcceptance)") }
+        guard gnMaxSteps >= 0 else { throw ValidationError("--gn-max-steps must be 0 or more, got \(gnMaxSteps)") }
         for (name, v) in [("--lr", lr), ("--svi-lr", sviLr)] where v != "auto" {
             guard let f = Float(v), f > 0, f.isFinite else { throw ValidationError("\(name) must be a positive number or 'auto', got '\(v)'") }
         }
@@ -40,10 +31,7 @@ struct ComparisonFlags: ParsableArguments {
         o.sviLearningRate = sviLr == "auto" ? nil : Float(sviLr)
         o.sviRule = .plateau(window: sviWindow, tolerance: sviTolerance, maxSteps: sviMaxSteps)
         o.gaussNewtonMaxSteps = gnMaxSteps
-        o.gaussNewtonTolerance = gnTolerance
-        o.gaussNewtonTrials = gnTrials
-        o.gaussNewtonDamping = gnDamping
-        o.gaussNewtonAcceptance = gnAcceptance
+        gaussNewton.apply(to: &o)
         o.threads = common.threads
         o.seed = common.seed
         return o

@@ -24,20 +24,12 @@ struct InferCommand: ParsableCommand {
     @Option(help: "Refinement rate, or 'auto' for guarded refinement at the automatic pace.") var lr: String = "auto"
     @Option(help: "Output file (.npy or .csv).") var out: String
     @Option(help: "Refinement: 'adam' (paced Adam, see --lr) or 'gn' (Gauss-Newton).") var method: String = "adam"
-    @Option(help: "--method gn: a point stops when an accepted step improves its objective by less than this fraction.")
-    var gnTolerance: Double = ComparisonOptions().gaussNewtonTolerance
-    @Option(help: "--method gn: every point's initial damping λ (relative to the curvature's diagonal).")
-    var gnDamping: Double = ComparisonOptions().gaussNewtonDamping
-    @Option(help: "--method gn: accept a step only if the objective fell by at least this fraction of the decrease its damped model predicted (0: any decrease).")
-    var gnAcceptance: Double = ComparisonOptions().gaussNewtonAcceptance
+    @OptionGroup var gaussNewton: GaussNewtonFlags
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more, got \(steps)") }
         guard ["adam", "gn"].contains(method) else { throw ValidationError("--method must be 'adam' or 'gn', got '\(method)'") }
-        guard gnTolerance >= 0, gnTolerance.isFinite else { throw ValidationError("--gn-tolerance must be a non-negative number, got \(gnTolerance)") }
-        guard gnDamping >= 0, gnDamping.isFinite else { throw ValidationError("--gn-damping must be a non-negative number, got \(gnDamping)") }
-        guard gnAcceptance >= 0, gnAcceptance < 1 else { throw ValidationError("--gn-acceptance must be in [0, 1), got \(gnAcceptance)") }
         if lr != "auto" { guard let v = Float(lr), v > 0, v.isFinite else { throw ValidationError("--lr must be a positive number or 'auto', got '\(lr)'") } }
     }
 
@@ -68,8 +60,9 @@ struct InferCommand: ParsableCommand {
         var mu = start.mu, lv = start.logVariance
         var stepsNote = "\(steps) steps"
         if steps > 0 && method == "gn" {
-            let r = GaussNewtonRefinement(decoder: m.decoder, threads: common.threads, damping: gnDamping, tolerance: gnTolerance,
-                                          trialsPerIteration: ComparisonOptions().gaussNewtonTrials, acceptanceRatio: gnAcceptance)
+            let g = gaussNewton
+            let r = GaussNewtonRefinement(decoder: m.decoder, threads: common.threads, damping: g.gnDamping, tolerance: g.gnTolerance,
+                                          trialsPerIteration: g.gnTrials, acceptanceRatio: g.gnAcceptance)
                 .refine(x, start: start, maxSteps: steps, seed: common.seed, recordCurve: false)
             mu = r.mu; lv = r.logVariance
             stepsNote = String(format: "Gauss-Newton, mean %.1f / max %d steps per point, %d rejected trials",

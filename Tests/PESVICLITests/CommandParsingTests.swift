@@ -1,4 +1,5 @@
 import Testing
+import PESVIExperiments
 @testable import PESVICLI
 
 @Suite struct CommandParsingTests {
@@ -27,6 +28,21 @@ import Testing
                     ["--gn-damping=-1"], ["--gn-damping", "inf"], ["--gn-acceptance", "1"], ["--gn-acceptance=-0.1"],
                     ["--gn-acceptance", "nan"]] {
             #expect(throws: (any Error).self, "\(bad)") { try ComparisonFlags.parse(bad) }
+            #expect(throws: (any Error).self, "infer \(bad)") { try InferCommand.parse(Self.inferWords + bad) }
         }
+    }
+
+    static let inferWords = ["--model", "M", "--data", "x.csv", "--out", "P.npy", "--method", "gn"]
+
+    /// `infer --method gn` takes the same Gauss-Newton flags (one definition, one check).
+    @Test func inferTakesTheGaussNewtonFlags() throws {
+        let c = try InferCommand.parse(Self.inferWords + ["--gn-tolerance", "1e-5", "--gn-trials", "2", "--gn-damping", "0.1",
+                                                          "--gn-acceptance", "0.25"])
+        #expect(c.gaussNewton.gnTolerance == 1e-5 && c.gaussNewton.gnTrials == 2 && c.gaussNewton.gnDamping == 0.1
+                && c.gaussNewton.gnAcceptance == 0.25)
+        let d = try InferCommand.parse(Self.inferWords).gaussNewton
+        let o = ComparisonOptions()
+        #expect(d.gnTolerance == o.gaussNewtonTolerance && d.gnTrials == o.gaussNewtonTrials && d.gnDamping == o.gaussNewtonDamping
+                && d.gnAcceptance == o.gaussNewtonAcceptance)
     }
 }
