@@ -379,7 +379,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 for q in 0..<pendingCount {
                     let k = pending[q], i = idx[k]
                     let gk = grad + k * L, zk = z + k * L, dq = deltas + q * L
-                    for r in 0..<L { dq[r] = Double(gk[r]) - beta * Double(zk[r]) }
+                    for r in 0..<L { dq[r] = reducedGradient(gk[r], zk[r], beta: beta) }
                     dampedSystem(hess + k * hessianStride, damping: st.damping[i], beta: beta, into: sys, n: L)
                     GaussNewtonRefinement.choleskySubstitute(sys, dq, n: L)
                 }
@@ -508,7 +508,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             if isNew { dampedSystem(hk, damping: lam, beta: beta, into: ws.factors[slot], n: L) }
             for c in 0..<g {
                 let k = pending[members[c]], gk = grad + k * L, zk = z + k * L
-                for r in 0..<L { many[r * g + c] = Double(gk[r]) - beta * Double(zk[r]) }
+                for r in 0..<L { many[r * g + c] = reducedGradient(gk[r], zk[r], beta: beta) }
             }
             GaussNewtonRefinement.choleskySubstituteMany(ws.factors[slot], many, n: L, columns: g)
             for c in 0..<g {
@@ -544,7 +544,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                         let v = dampedDiagonal(hk[r * L + r], damping: lam, beta: beta)
                         a[r * L + r][p] = v
                         md = max(md, v)
-                        b[r][p] = Double(gk[r]) - beta * Double(zk[r])
+                        b[r][p] = reducedGradient(gk[r], zk[r], beta: beta)
                     }
                     maxDiag[p] = md
                 } else {
@@ -616,6 +616,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         GaussNewtonRefinement.choleskyFactor(out, n: L, pivotTolerance: GaussNewtonRefinement.relativePivotTolerance * maxDiag)
     }
 
+    /// A coordinate of the system's right-hand side g̃ = JᵀΛr − βμ (the ELBO's KL pulls μ to 0;
+    /// β = 0 for reconstruction), from (JᵀΛr)ⱼ and μⱼ.
+    @inline(__always)
+    func reducedGradient(_ g: Float, _ mu: Float, beta: Double) -> Double { Double(g) - beta * Double(mu) }
+
     /// A diagonal entry of the damped system: (H̃ⱼⱼ + β)(1 + λ) + λ₀.
     @inline(__always)
     func dampedDiagonal(_ h: Float, damping lam: Double, beta: Double) -> Double {
@@ -636,7 +641,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         var s = 0.0
         for j in 0..<L {
             let dj = delta[j]
-            s += dj * (Double(gradient[j]) - beta * Double(mu[j]))
+            s += dj * reducedGradient(gradient[j], mu[j], beta: beta)
             s += dj * dj * (lam * (Double(hessian[j * L + j]) + beta) + absoluteDamping)
         }
         return perD * s
