@@ -38,6 +38,9 @@ struct ReproduceCommand: ParsableCommand {
     var saveModels = false
     @Flag(help: "Keep the cells (and a cell's search configurations) already finished in OUT/cells/ under the same protocol; compute only the others.")
     var resume = false
+    @Option(help: ArgumentHelp("Threads of the training work (searches, pseudo-encoder, pace searches); default: --threads.",
+                               discussion: "The trained models and every number but the wall times are the same for any count; --threads 1 --train-threads 2 trains a cell that runs alone on both cores while its comparison is timed on one, like the other cells'."))
+    var trainThreads: Int?
     @OptionGroup var common: CommonOptions
 
     func parseList<T>(_ s: String, _ name: String, _ f: (String) -> T?) throws -> [T] {
@@ -50,6 +53,7 @@ struct ReproduceCommand: ParsableCommand {
         _ = try parseList(z, "--z") { Int($0).flatMap { $0 > 0 ? $0 : nil } }
         _ = try parseList(arch, "--arch") { Int($0).flatMap(Architecture.init(number:)) }
         guard n >= 10, dim > 0 else { throw ValidationError("--n must be at least 10 and --dim positive") }
+        if let t = trainThreads { guard (1...2).contains(t) else { throw ValidationError("--train-threads must be 1 or 2, got \(t)") } }
     }
 
     func run() throws {
@@ -70,6 +74,7 @@ struct ReproduceCommand: ParsableCommand {
         o.architectures = try parseList(arch, "--arch") { Int($0).flatMap(Architecture.init(number:)) }
         o.seed = common.seed
         o.threads = common.threads
+        o.trainingThreads = trainThreads
         if saveModels { o.modelsDirectory = URL(fileURLWithPath: out).appendingPathComponent("models").path }
         let quiet = common.quiet
         if !quiet { printErr("reproduce on \(name) (\(data.rows)×\(data.cols)): \(o.protocolDescription)") }

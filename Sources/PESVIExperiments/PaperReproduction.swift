@@ -40,7 +40,16 @@ public struct ReproductionOptions: Sendable {
     public static func automaticEncoderBatchSize(phase1BatchSize: Int) -> Int { min(256, phase1BatchSize) }
     public var sviRule: StoppingRule = .sviDefault
     public var seed: UInt64 = 0
+    /// Threads of the timed comparison on each cell's test split.
     public var threads = 1
+    /// Threads of each cell's training work (the SVI and VAE searches, the pseudo-encoder, the
+    /// pace searches); nil: ``threads``. Training reduces its chunk gradients in chunk order, so
+    /// the trained models, and every number but the wall times, are the same for any count:
+    /// two training threads shorten a cell that runs alone (one process on two cores) while its
+    /// comparison stays timed on ``threads``, like the other cells'.
+    public var trainingThreads: Int? = nil
+    /// ``trainingThreads`` or, when unset, ``threads``.
+    public var searchThreads: Int { trainingThreads ?? threads }
     /// Whether this is the reduced `--quick` protocol (said in every output).
     public var quick = false
     /// When set, each cell's chosen model (SVI decoder, pseudo-encoder, VAE, paces and the
@@ -174,7 +183,7 @@ public enum PaperReproduction {
                         c.initialization = .uniform(low: -1, high: 1, logVariance: lv0)
                         c.epochs = o.maxEpochs; c.patience = o.patience; c.batchSize = batch
                         c.decoderLearningRate = dlr; c.latentLearningRate = llr
-                        c.seed = o.seed &+ 1; c.threads = o.threads
+                        c.seed = o.seed &+ 1; c.threads = o.searchThreads
                         let p1 = TrainingPipeline.phase1(prepared, latent: z, architecture: arch, objective: o.objective, configuration: c, seed: o.seed)
                         let v = p1.history.last?.validationObjective ?? .infinity
                         log(String(format: "  SVI decoder %g latent %g initial log σ² %g: %d epochs, validation %.5f", dlr, llr, lv0, p1.history.count, v))
@@ -194,7 +203,7 @@ public enum PaperReproduction {
                     let tc = Date()
                     var c = VAETrainingConfiguration()
                     c.epochs = o.maxEpochs; c.patience = o.patience; c.batchSize = batch; c.learningRate = lr
-                    c.seed = o.seed &+ 3; c.threads = o.threads
+                    c.seed = o.seed &+ 3; c.threads = o.searchThreads
                     let v = TrainingPipeline.vae(prepared, latent: z, architecture: arch, objective: o.objective, configuration: c, seed: o.seed)
                     let score = v.history.compactMap(\.validationObjective).filter(\.isFinite).min() ?? .infinity
                     log(String(format: "  VAE %g: %d epochs, validation %.5f", lr, v.history.count, score))
@@ -222,10 +231,10 @@ public enum PaperReproduction {
                 var c2 = DeferredEncoderTrainingConfiguration()
                 c2.epochs = o.encoderEpochs; c2.patience = o.patience
                 c2.batchSize = ReproductionOptions.automaticEncoderBatchSize(phase1BatchSize: batch)
-                c2.seed = o.seed &+ 2; c2.threads = o.threads
+                c2.seed = o.seed &+ 2; c2.threads = o.searchThreads
                 let p2 = TrainingPipeline.phase2(prepared, posteriors: p1.posteriors, architecture: arch, configuration: c2, seed: o.seed)
                 let pace = TrainingPipeline.selectPace(prepared, decoder: p1.decoder, encoder: p2.encoder, candidates: o.paceCandidates,
-                                                       steps: o.paceSteps, threads: o.threads, seed: o.seed &+ 4)
+                                                       steps: o.paceSteps, threads: o.searchThreads, seed: o.seed &+ 4)
                 var po = PipelineOptions()
                 po.latent = z; po.architecture = arch; po.objective = o.objective; po.seed = o.seed; po.dataSource = dataset
                 let model = TrainingPipeline.assemble(prepared, options: po, decoder: p1.decoder, phase1Configuration: p1.configuration,
@@ -233,7 +242,7 @@ public enum PaperReproduction {
                                                       vae: bestVAE.map { ($0.encoder, $0.decoder) },
                                                       vaeConfiguration: bestVAE?.configuration, pace: pace, report: PipelineReport())
                 model.configuration.autoPace = TrainingPipeline.automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
-                                                                              threads: o.threads, seed: o.seed &+ 6)
+                                                                              threads: o.searchThreads, seed: o.seed &+ 6)
                 if let root = o.modelsDirectory {
                     try ModelStore.save(model, to: URL(fileURLWithPath: root).appendingPathComponent(modelName(z: z, architecture: arch)).path)
                 }

@@ -260,6 +260,8 @@ import Testing
         ["bench", "gn", "--z", "0"],
         ["evaluate", "--model", "M", "--gn-trials", "0"],
         ["infer", "--model", "M", "--data", "x.csv", "--out", "P.npy", "--method", "gn", "--gn-tolerance=-1"],
+        ["infer", "--model", "M", "--data", "x.csv", "--out", "P.npy", "--method", "gn", "--gn-trials", "0"],
+        ["reproduce", "--dataset", "digits", "--out", "D", "--train-threads", "3"],
     ])
     func invalidOptionValues(arguments: [String]) throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }

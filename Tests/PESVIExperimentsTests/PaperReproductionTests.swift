@@ -66,6 +66,35 @@ import PESVIModels
     }
 }
 
+extension PaperReproductionTests {
+    /// `--train-threads`: training on two threads gives the same cells as on one (the same chosen
+    /// rates and paces, and bit for bit the same reconstructions, steps and curves); only wall
+    /// times differ. The comparison stays on `threads`.
+    @Test func trainingThreadsChangeNoNumber() throws {
+        let data = try SyntheticDataGenerator(n: 400, dim: 8, seed: 7).generate()
+        var o = ReproductionCellStoreTests.tinyOptions(latents: [2])
+        o.architectures = [.arch1, .arch3]
+        o.decoderRates = [1e-2, 1e-3]
+        o.batchSize = 300  // 320 training rows: batches of 128 + 128 + 44 rows in chunks, shared out over the threads
+        o.threads = 1
+        #expect(o.searchThreads == 1)
+        let one = try PaperReproduction.run(data: data, dataset: "tiny", options: o)
+        o.trainingThreads = 2
+        #expect(o.searchThreads == 2 && o.comparisonOptions.threads == 1)
+        let two = try PaperReproduction.run(data: data, dataset: "tiny", options: o)
+        #expect(one.count == 2 && two.count == 2)
+        for (a, b) in zip(one, two) {
+            #expect(a.decoderLearningRate == b.decoderLearningRate && a.vaeLearningRate == b.vaeLearningRate
+                    && a.pace == b.pace && a.autoPace == b.autoPace)
+            #expect(a.comparison.methods.keys.sorted() == b.comparison.methods.keys.sorted())
+            for (name, ma) in a.comparison.methods {
+                let mb = b.comparison.methods[name]!
+                #expect(ma.reconstruction == mb.reconstruction && ma.steps == mb.steps && ma.curve == mb.curve, "\(name)")
+            }
+        }
+    }
+}
+
 /// `reproduce --resume`: finished cells are stored per cell and read back exactly; a stored
 /// cell of another protocol, or a corrupt one, is an error.
 @Suite struct ReproductionCellStoreTests {
