@@ -426,13 +426,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 // The gain-ratio test applies only to a step whose predicted gain would count as
                 // progress (above `tolerance` relative): below it, ρ is mostly rounding, and an
                 // accepted step finishes the point anyway.
-                var gainRatioFails = false
-                if acceptanceRatio > 0 && after.isFinite && after <= before {
+                var accepted = after.isFinite && after <= before
+                if accepted && acceptanceRatio > 0 {
                     let predicted = predictedDecrease(delta: deltas + q * L, gradient: grad + k * L, mu: z + k * L,
                                                       hessian: hess + k * hessianStride, damping: st.damping[i], beta: beta, perD: perD)
-                    gainRatioFails = predicted > tolerance * abs(before) && !(before - after >= acceptanceRatio * predicted)
+                    accepted = !(predicted > tolerance * abs(before)) || before - after >= acceptanceRatio * predicted
                 }
-                if after.isFinite && after <= before && !gainRatioFails {
+                if accepted {
                     (mu + i * L).update(from: zt, count: L)
                     (lv + i * L).update(from: lvTrial + q * L, count: L)
                     st.objective[i] = after
