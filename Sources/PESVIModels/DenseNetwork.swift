@@ -65,10 +65,20 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
     /// output (rows × outputWidth) inside `workspace`, valid until its next use.
     @discardableResult
     public func forward(_ x: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace) -> UnsafeMutablePointer<Float> {
+        forward(x, rows: rows, workspace: ws, layers: layerCount)
+        return ws.activations[layerCount - 1].pointer
+    }
+
+    /// Forward pass through the first `layers` layers only (0 ≤ layers ≤ layerCount). Returns
+    /// their output, rows × widths[layers] (after the ReLU for a hidden layer): inside
+    /// `workspace`, or `x` itself when `layers` is 0.
+    @discardableResult
+    public func forward(_ x: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace, layers: Int) -> UnsafePointer<Float> {
         precondition(rows <= ws.maxRows, "forward: \(rows) rows exceed the workspace's \(ws.maxRows)")
+        precondition(layers >= 0 && layers <= layerCount, "forward: \(layers) layers of \(layerCount)")
         let p = parameters.pointer
         var input = x
-        for l in 1...layerCount {
+        for l in stride(from: 1, through: layers, by: 1) {
             let out = ws.activations[l - 1].pointer
             let nIn = widths[l - 1], nOut = widths[l]
             gemm(.none, .none, m: rows, n: nOut, k: nIn, alpha: 1, a: input, lda: nIn,
@@ -77,7 +87,7 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
             if l < layerCount { Elementwise.reluForward(out, count: rows * nOut) }
             input = UnsafePointer(out)
         }
-        return ws.activations[layerCount - 1].pointer
+        return input
     }
 
     /// Backward pass after ``forward(_:rows:workspace:)`` on the same `x`, `rows`, `workspace`.
@@ -92,10 +102,32 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
         parameterGradients: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
         inputGradient: UnsafeMutablePointer<Float>?
     ) {
+        backwardLayers(from: layerCount, x, rows: rows, workspace: ws, gradient: outputGradient,
+                       parameterGradients: parameterGradients, accumulate: accumulate, inputGradient: inputGradient)
+    }
+
+    /// ∂L/∂x from ∂L/∂a_k, the output of hidden layer k (1 ≤ k < layerCount, after its ReLU),
+    /// after ``forward(_:rows:workspace:layers:)`` with at least k layers on the same `x`,
+    /// `rows`, `workspace`. `hiddenGradient` (rows × widths[k]) is overwritten (it becomes the
+    /// gradient of layer k's pre-activation); it must not be workspace memory. `inputGradient`
+    /// (rows × inputWidth) is overwritten. No parameter gradients.
+    public func inputGradient(fromHidden k: Int, _ x: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace,
+                              hiddenGradient: UnsafeMutablePointer<Float>, inputGradient: UnsafeMutablePointer<Float>) {
+        precondition(k >= 1 && k < layerCount, "inputGradient(fromHidden:): layer \(k) is not a hidden layer of \(layerCount)")
+        Elementwise.reluBackward(output: ws.activations[k - 1].pointer, gradient: hiddenGradient, count: rows * widths[k])
+        backwardLayers(from: k, x, rows: rows, workspace: ws, gradient: hiddenGradient,
+                       parameterGradients: nil, accumulate: false, inputGradient: inputGradient)
+    }
+
+    /// Backward through layers `top` … 1, from `gradient`, ∂L/∂(pre-activation of layer `top`).
+    private func backwardLayers(from top: Int, _ x: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace,
+                                gradient: UnsafeMutablePointer<Float>,
+                                parameterGradients: UnsafeMutablePointer<Float>?, accumulate: Bool,
+                                inputGradient: UnsafeMutablePointer<Float>?) {
         let p = parameters.pointer
-        var g = outputGradient
+        var g = gradient
         var useA = true  // the scratch buffer that receives the next ∂L/∂aₗ₋₁ (ping-pong)
-        for l in stride(from: layerCount, through: 1, by: -1) {
+        for l in stride(from: top, through: 1, by: -1) {
             let nIn = widths[l - 1], nOut = widths[l]
             let input: UnsafePointer<Float> = l == 1 ? x : UnsafePointer(ws.activations[l - 2].pointer)
             if let pg = parameterGradients {

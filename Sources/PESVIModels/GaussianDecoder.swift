@@ -35,6 +35,32 @@ public final class GaussianDecoder: @unchecked Sendable {
     public func copy() -> GaussianDecoder {
         GaussianDecoder(network: network.copy(), objective: objective, logNoiseVariance: logNoiseVariance?.array)
     }
+
+    /// Width of the output layer's input: the last hidden width, or |z| for a one-layer decoder.
+    public var outputLayerInputWidth: Int { network.widths[network.layerCount - 1] }
+
+    /// The output layer's Gram matrix G = W diag(λ) Wᵀ (h × h, row-major, h =
+    /// ``outputLayerInputWidth``), with W the output layer's h × d weights and λ the
+    /// likelihood's per-dimension weight on the squared residual: 1, or e^{−log σₓ²} for a
+    /// learned variance. For any u ∈ ℝʰ, ‖uW‖²_λ = u G uᵀ. Valid while the weights (and the
+    /// learned variance) stay as they are.
+    public func outputGram() -> [Float] {
+        let h = outputLayerInputWidth, d = dataWidth
+        let w = network.parameters.pointer + network.weightOffsets[network.layerCount - 1]
+        var g = [Float](repeating: 0, count: h * h)
+        var left = UnsafePointer(w)
+        let weighted = FloatBuffer(count: logNoiseVariance == nil ? 0 : h * d)
+        if let lv = logNoiseVariance {
+            let lambda = FloatBuffer(count: d)
+            VectorMath.expScaled(lv.pointer, scale: -1, lambda.pointer, count: d)
+            for i in 0..<h { for k in 0..<d { weighted.pointer[i * d + k] = w[i * d + k] * lambda.pointer[k] } }
+            left = UnsafePointer(weighted.pointer)
+        }
+        g.withUnsafeMutableBufferPointer {
+            gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: left, lda: d, b: w, ldb: d, beta: 0, c: $0.baseAddress!, ldc: h)
+        }
+        return g
+    }
 }
 
 /// Scratch memory for evaluating the objective on up to `maxPoints` points with `samples`
@@ -51,6 +77,14 @@ public final class ChunkWorkspace: @unchecked Sendable {
     let precision: FloatBuffer       // d: exp(−log σₓ²) for a learned likelihood
     let gradMu: FloatBuffer          // maxPoints × latent, scratch when the caller wants none
     let gradLogVariance: FloatBuffer
+    // Antithetic pairs through the output layer (see ``ChunkRequest/pairGram``), h = the output
+    // layer's input width: pair means and half-differences ((samples/2)·maxPoints × h each),
+    // the half-differences times G, ∂f/∂(pair mean), and ∂f/∂(output layer input) per sample.
+    let pairMean: FloatBuffer
+    let pairHalfDifference: FloatBuffer
+    let pairGramProduct: FloatBuffer
+    let pairMeanGradient: FloatBuffer
+    let hiddenGradient: FloatBuffer
 
     public init(decoder: GaussianDecoder, maxPoints: Int, samples: Int) {
         precondition(maxPoints > 0 && samples > 0, "ChunkWorkspace needs maxPoints > 0 and samples > 0")
@@ -66,6 +100,12 @@ public final class ChunkWorkspace: @unchecked Sendable {
         precision = FloatBuffer(count: d)
         gradMu = FloatBuffer(count: maxPoints * L)
         gradLogVariance = FloatBuffer(count: maxPoints * L)
+        let h = decoder.outputLayerInputWidth, pairRows = maxPoints * max(samples / 2, 1)
+        pairMean = FloatBuffer(count: pairRows * h)
+        pairHalfDifference = FloatBuffer(count: pairRows * h)
+        pairGramProduct = FloatBuffer(count: pairRows * h)
+        pairMeanGradient = FloatBuffer(count: pairRows * h)
+        hiddenGradient = FloatBuffer(count: rows * h)
     }
 }
 
@@ -110,6 +150,14 @@ public struct ChunkRequest {
     /// terms cancel, so the fixed-noise objective is ‖x − D(μ)‖² plus the σ term exactly, and
     /// cannot be lowered by fitting x with μ + σ⊙ε instead of shrinking σ.
     public var antithetic = false
+    /// With `antithetic` samples: the output layer's Gram matrix (``GaussianDecoder/outputGram()``).
+    /// Each pair then goes through the (linear) output layer once, at its mean: with a± = m ± δ
+    /// the pair's inputs to the output layer, ½(‖x − b − a₊W‖²_λ + ‖x − b − a₋W‖²_λ) =
+    /// ‖x − b − mW‖²_λ + δGδᵀ exactly, so the pair costs one sample's d-wide products and δGδᵀ
+    /// (h² per pair) instead of two samples'. The objective and gradients are the same up to
+    /// rounding. Only for latent gradients and per-point objectives: not with decoder or noise
+    /// gradients or `perPointSquaredError`.
+    public var pairGram: UnsafePointer<Float>? = nil
 
     public init(x: UnsafePointer<Float>, count: Int,
                 mu: UnsafePointer<Float>, muStride: Int,
@@ -179,9 +227,9 @@ extension GaussianDecoder {
             }
         }
 
-        // 2. Decoder forward, residuals, objective and ∂f/∂D(z).
-        let out = network.forward(z, rows: rows, workspace: ws.network)
-        let dOut = ws.outputGradient.pointer
+        // 2. The objective's weights: fᵢ's data term is c·Σ_d λ_d (x − D)² per sample (averaged
+        //    over samples), c = 1/d (reconstruction), 1/(2σₓ²) (ELBO, fixed σₓ) or ½ with
+        //    λ = e^{−log σₓ²} (ELBO, learned); ∂/∂D of one sample's term is residualScale·λ·(D − x).
         let invS = 1 / Float(S)
         var total = 0.0
         if let pp = r.perPoint { pp.update(repeating: 0, count: n) }
@@ -190,14 +238,17 @@ extension GaussianDecoder {
         let learned = objective.usesLearnedVariance
         var constantPerPoint = 0.0
         var residualScale: Float = 1
+        var dataWeight: Float = 0.5  // c
         switch kind {
         case .reconstruction:
             residualScale = 2 / Float(d) * invS
+            dataWeight = 1 / Float(d)
         case .elbo:
             switch objective.likelihood {
             case .fixedVariance(let sigmaX):
                 let v = Double(sigmaX) * Double(sigmaX)
                 residualScale = Float(1 / v) * invS
+                dataWeight = Float(0.5 / v)
                 constantPerPoint = 0.5 * Double(d) * Foundation.log(2 * Double.pi * v)
             case .learnedVariance:
                 let lv = logNoiseVariance!.pointer
@@ -207,42 +258,61 @@ extension GaussianDecoder {
                 VectorMath.expScaled(lv, scale: -1, ws.precision.pointer, count: d)
             }
         }
-        if let ng = r.noiseGradient { ng.update(repeating: 0, count: d) }
         let prec = ws.precision.pointer
-        for s in 0..<S {
-            for i in 0..<n {
-                let row = s * n + i
-                let g = dOut + row * d
-                let se = Elementwise.residual(out + row * d, minus: r.x + i * d, into: g, count: d)
-                var f: Double
-                if learned {
-                    // Σ_d ½ (x − D)² e^{−λ}, and ∂/∂λ_d = ½ (1 − (x − D)² e^{−λ}) per sample.
-                    var wse = 0.0
-                    if let ng = r.noiseGradient {
-                        for k in 0..<d {
-                            let q = g[k] * g[k] * prec[k]
-                            wse += Double(q)
-                            ng[k] += 0.5 * (1 - q) * invS
-                            g[k] *= prec[k] * invS
+        let dz = ws.latentGradient.pointer
+        if let gram = r.pairGram {
+            // 2′–3′. Antithetic pairs through the output layer at their means.
+            precondition(r.antithetic && !r.atMean && S % 2 == 0 && r.decoderGradient == nil && r.noiseGradient == nil
+                         && r.perPointSquaredError == nil,
+                         "pairGram: only for antithetic samples with latent gradients or per-point objectives")
+            total = evaluatePairs(r, gram: gram, workspace: ws, samples: S, dataWeight: dataWeight,
+                                  precision: learned ? UnsafePointer(prec) : nil, wantLatent: wantLatent)
+        } else {
+            // 2. Decoder forward, residuals, objective and ∂f/∂D(z).
+            let out = network.forward(z, rows: rows, workspace: ws.network)
+            let dOut = ws.outputGradient.pointer
+            if let ng = r.noiseGradient { ng.update(repeating: 0, count: d) }
+            for s in 0..<S {
+                for i in 0..<n {
+                    let row = s * n + i
+                    let g = dOut + row * d
+                    let se = Elementwise.residual(out + row * d, minus: r.x + i * d, into: g, count: d)
+                    var f: Double
+                    if learned {
+                        // Σ_d ½ (x − D)² e^{−λ}, and ∂/∂λ_d = ½ (1 − (x − D)² e^{−λ}) per sample.
+                        var wse = 0.0
+                        if let ng = r.noiseGradient {
+                            for k in 0..<d {
+                                let q = g[k] * g[k] * prec[k]
+                                wse += Double(q)
+                                ng[k] += 0.5 * (1 - q) * invS
+                                g[k] *= prec[k] * invS
+                            }
+                        } else {
+                            for k in 0..<d {
+                                wse += Double(g[k] * g[k] * prec[k])
+                                g[k] *= prec[k] * invS
+                            }
                         }
+                        f = 0.5 * wse
                     } else {
-                        for k in 0..<d {
-                            wse += Double(g[k] * g[k] * prec[k])
-                            g[k] *= prec[k] * invS
+                        if wantBackward { Elementwise.scale(g, by: residualScale, count: d) }
+                        switch kind {
+                        case .reconstruction: f = se / Double(d)
+                        case .elbo: f = se * Double(residualScale / invS) * 0.5
                         }
                     }
-                    f = 0.5 * wse
-                } else {
-                    if wantBackward { Elementwise.scale(g, by: residualScale, count: d) }
-                    switch kind {
-                    case .reconstruction: f = se / Double(d)
-                    case .elbo: f = se * Double(residualScale / invS) * 0.5
-                    }
+                    f *= Double(invS)
+                    total += f
+                    r.perPoint?[i] += f
+                    r.perPointSquaredError?[i] += se * Double(invS)
                 }
-                f *= Double(invS)
-                total += f
-                r.perPoint?[i] += f
-                r.perPointSquaredError?[i] += se * Double(invS)
+            }
+            // 3. Backward through the decoder.
+            if wantBackward {
+                network.backward(z, rows: rows, workspace: ws.network, outputGradient: dOut,
+                                 parameterGradients: r.decoderGradient, accumulate: false,
+                                 inputGradient: wantLatent ? dz : nil)
             }
         }
         // Constant and KL terms, per point.
@@ -257,13 +327,6 @@ extension GaussianDecoder {
                 r.perPoint?[i] += f
             }
         }
-        guard wantBackward else { return total }
-
-        // 3. Backward through the decoder.
-        let dz = ws.latentGradient.pointer
-        network.backward(z, rows: rows, workspace: ws.network, outputGradient: dOut,
-                         parameterGradients: r.decoderGradient, accumulate: false,
-                         inputGradient: wantLatent ? dz : nil)
         guard wantLatent else { return total }
 
         // 4. Reparameterization: ∂f/∂μ = Σₛ ∂f/∂zₛ + βμ;  ∂f/∂log σ² = Σₛ ∂f/∂zₛ ⊙ εₛ ⊙ σ/2 + β(σ² − 1)/2.
@@ -289,6 +352,76 @@ extension GaussianDecoder {
                     gl[j] += beta * 0.5 * (s2 - 1)
                 }
             }
+        }
+        return total
+    }
+
+    /// The data term of antithetic pairs evaluated through the output layer once per pair (see
+    /// ``ChunkRequest/pairGram``), after step 1 of ``evaluate(_:workspace:rng:)`` filled
+    /// `ws.z` (rows = samples·n). Returns Σᵢ of the data terms and adds each point's to
+    /// `r.perPoint` (zeroed by the caller). With `wantLatent`, writes ∂f/∂z (rows × |z|) into
+    /// `ws.latentGradient`. `dataWeight` is c of the data term c·Σ_d λ_d (x − D)²; `precision`
+    /// is λ for a learned variance (nil: λ = 1).
+    private func evaluatePairs(_ r: ChunkRequest, gram: UnsafePointer<Float>, workspace ws: ChunkWorkspace, samples S: Int,
+                               dataWeight c: Float, precision: UnsafePointer<Float>?, wantLatent: Bool) -> Double {
+        let n = r.count, d = dataWidth, h = outputLayerInputWidth
+        let rows = n * S, pairs = S / 2, pairRows = n * pairs
+        let layers = network.layerCount
+        let z = ws.z.pointer
+        // Inputs of the output layer for every sample; sample 2p and 2p+1 of point i are a pair.
+        let a = network.forward(z, rows: rows, workspace: ws.network, layers: layers - 1)
+        let mean = ws.pairMean.pointer, half = ws.pairHalfDifference.pointer, gHalf = ws.pairGramProduct.pointer
+        for p in 0..<pairs {
+            for i in 0..<n {
+                let ap = a + ((2 * p) * n + i) * h, an = a + ((2 * p + 1) * n + i) * h
+                let m = mean + (p * n + i) * h, hd = half + (p * n + i) * h
+                for j in 0..<h { m[j] = 0.5 * (ap[j] + an[j]); hd[j] = 0.5 * (ap[j] - an[j]) }
+            }
+        }
+        let params = network.parameters.pointer
+        let wOut = params + network.weightOffsets[layers - 1], bOut = params + network.biasOffsets[layers - 1]
+        let out = ws.network.activations[layers - 1].pointer  // pairRows × d: D at each pair's mean
+        gemm(.none, .none, m: pairRows, n: d, k: h, alpha: 1, a: mean, lda: h, b: wOut, ldb: d, beta: 0, c: out, ldc: d)
+        Elementwise.addBias(bOut, to: out, rows: pairRows, cols: d)
+        gemm(.none, .none, m: pairRows, n: h, k: h, alpha: 1, a: half, lda: h, b: gram, ldb: h, beta: 0, c: gHalf, ldc: h)
+        // fᵢ's data term: (c / pairs) Σ_p (‖D(m_p) − x‖²_λ + δ_p G δ_pᵀ).
+        let w = c / Float(pairs)
+        let g = ws.outputGradient.pointer  // pairRows × d: λ ⊙ (D(m) − x), then ∂f/∂D(m)
+        var total = 0.0
+        for p in 0..<pairs {
+            for i in 0..<n {
+                let row = p * n + i
+                var q: Double
+                if let precision {
+                    q = Elementwise.weightedSquaredResidual(out + row * d, minus: r.x + i * d, weights: precision,
+                                                            into: g + row * d, count: d)
+                } else {
+                    q = Elementwise.residual(out + row * d, minus: r.x + i * d, into: g + row * d, count: d)
+                }
+                q += Elementwise.dot(half + row * h, gHalf + row * h, count: h)
+                let f = Double(w) * q
+                total += f
+                r.perPoint?[i] += f
+            }
+        }
+        guard wantLatent else { return total }
+        // ∂f/∂D(m) = 2w λ ⊙ (D(m) − x);  ∂f/∂m = ∂f/∂D(m) · Wᵀ;  ∂f/∂δ = 2w δG;
+        // a± = m ± δ, so ∂f/∂a± = ½ ∂f/∂m ± ½ ∂f/∂δ.
+        Elementwise.scale(g, by: 2 * w, count: pairRows * d)
+        let gMean = ws.pairMeanGradient.pointer
+        gemm(.none, .transpose, m: pairRows, n: h, k: d, alpha: 1, a: g, lda: d, b: wOut, ldb: d, beta: 0, c: gMean, ldc: h)
+        let ga = layers == 1 ? ws.latentGradient.pointer : ws.hiddenGradient.pointer
+        for p in 0..<pairs {
+            for i in 0..<n {
+                let row = p * n + i
+                let gm = gMean + row * h, gh = gHalf + row * h
+                let gp = ga + ((2 * p) * n + i) * h, gn = ga + ((2 * p + 1) * n + i) * h
+                for j in 0..<h { let u = 0.5 * gm[j], v = w * gh[j]; gp[j] = u + v; gn[j] = u - v }
+            }
+        }
+        if layers > 1 {
+            network.inputGradient(fromHidden: layers - 1, z, rows: rows, workspace: ws.network,
+                                  hiddenGradient: ga, inputGradient: ws.latentGradient.pointer)
         }
         return total
     }

@@ -16,6 +16,11 @@ public struct GuardedRefinementConfiguration: Sendable, Codable, Equatable {
     /// Each point's fixed antithetic noise pair (ε, −ε) has Rademacher entries (±1) rather
     /// than Gaussian ones; see ``ChunkRequest/rademacherPointNoise``.
     public var rademacherNoise = true
+    /// Evaluate each antithetic pair through the decoder's output layer once, at the pair's
+    /// mean (``ChunkRequest/pairGram``): the same objective up to rounding, at about one
+    /// sample's cost in the output layer. Used only when the output layer's input is no wider
+    /// than the data (h ≤ d), where it saves work.
+    public var pairedOutputLayer = true
 
     public init(learningRate: Float, tolerance: Double = 1e-3, patience: Int = 2, maxSteps: Int = 50, backoff: Float = 0.5) {
         self.learningRate = learningRate
@@ -61,7 +66,8 @@ public typealias RefinementObserver = (_ iteration: Int, _ mu: UnsafePointer<Flo
 ///   guard below compares like with like. The pair matters: with a single fixed ε the optimizer
 ///   can fit x with μ + σ⊙ε instead of shrinking σ (seen on digits: the refined posterior ended
 ///   worse than its start); with (ε, −ε) the cross terms cancel for a locally linear decoder.
-///   Each step therefore costs two samples per point.
+///   Each step therefore costs two samples per point in the hidden layers; the output layer,
+///   linear, takes each pair once, at its mean, when h ≤ d (``ChunkRequest/pairGram``).
 /// - **Divergence guard.** A step after which the point's objective rose, or became
 ///   non-finite, is undone for that point (values and Adam state restored) and its rate is
 ///   multiplied by `backoff`: the point's objective never rises.
@@ -111,6 +117,7 @@ public final class GuardedRefinement: @unchecked Sendable {
         let rejected = SharedDoubles(count: runner.chunkCount(rows: n))
         let noiseSeed = seed &* 0xA24B_AED4_963E_E407
         let clock = ContinuousClock(), t0 = clock.now
+        let gram: FloatBuffer? = c.pairedOutputLayer && decoder.outputLayerInputWidth <= d ? FloatBuffer(decoder.outputGram()) : nil
         var curve: [Double] = []
 
         // One pass: evaluate each active point; reject (restore, back off) or accept (save,
@@ -132,6 +139,7 @@ public final class GuardedRefinement: @unchecked Sendable {
                     req.firstPoint = s0
                     req.antithetic = true
                     req.rademacherPointNoise = c.rademacherNoise
+                    req.pairGram = gram.map { UnsafePointer($0.pointer) }
                     req.perPoint = pp
                     if update { req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L }
                     decoder.evaluate(req, workspace: workspaces[t], rng: &rng)

@@ -92,6 +92,16 @@ public enum Elementwise {
         return s
     }
 
+    /// Σ a[i]·b[i], accumulated in Float SIMD lanes and summed in Double.
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Double {
+        var acc = SIMD16<Float>(repeating: 0)
+        var i = 0
+        while i + 16 <= count { acc.addProduct(load(a + i), load(b + i)); i += 16 }
+        var s = Double(acc.sum())
+        while i < count { s += Double(a[i] * b[i]); i += 1 }
+        return s
+    }
+
     /// Σ x[i]².
     public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
         var acc = SIMD16<Float>(repeating: 0)

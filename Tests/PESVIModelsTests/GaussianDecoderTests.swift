@@ -53,6 +53,70 @@ import TestSupport
         }
     }
 
+    /// Antithetic pairs through the output layer once, at their means (``ChunkRequest/pairGram``),
+    /// give the same per-point objectives and latent gradients as evaluating both samples of
+    /// every pair, in each architecture and objective, for one pair and for two.
+    @Test(arguments: architectures, objectives)
+    func pairedOutputLayerMatchesEverySampleEvaluated(architecture: Architecture, objective: Objective) {
+        var rng = RandomGenerator(seed: 23)
+        let L = 3, d = 9, n = 5
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: architecture, objective: objective, rng: &rng)
+        if let lv = decoder.logNoiseVariance { rng.fillUniform(lv.pointer, count: d, low: -0.5, high: 0.5) }
+        let x = FloatBuffer(rng.normalArray(count: n * d))
+        let mu = FloatBuffer(rng.normalArray(count: n * L))
+        let lv = FloatBuffer(rng.uniformArray(count: n * L, low: -1.5, high: 0.5))
+        let gram = FloatBuffer(decoder.outputGram())
+        for samples in [2, 4] {
+            for rademacher in [true, false] {
+                let ws = ChunkWorkspace(decoder: decoder, maxPoints: n, samples: samples)
+                func run(paired: Bool) -> (total: Double, perPoint: [Double], gMu: [Float], gLv: [Float]) {
+                    let gMu = FloatBuffer(count: n * L), gLv = FloatBuffer(count: n * L)
+                    let pp = UnsafeMutablePointer<Double>.allocate(capacity: n); defer { pp.deallocate() }
+                    var req = ChunkRequest(x: x.pointer, count: n, mu: mu.pointer, muStride: L, logVariance: lv.pointer, logVarianceStride: L)
+                    req.pointNoiseSeed = 5; req.firstPoint = 7; req.antithetic = true; req.rademacherPointNoise = rademacher
+                    req.gradMu = gMu.pointer; req.gradLogVariance = gLv.pointer; req.gradientStride = L
+                    req.perPoint = pp
+                    if paired { req.pairGram = UnsafePointer(gram.pointer) }
+                    var r = RandomGenerator(seed: 0)
+                    let total = decoder.evaluate(req, workspace: ws, rng: &r)
+                    return (total, Array(UnsafeBufferPointer(start: pp, count: n)), gMu.array, gLv.array)
+                }
+                let direct = run(paired: false), paired = run(paired: true)
+                #expect(abs(paired.total - direct.total) <= 1e-5 * max(1, abs(direct.total)))
+                for i in 0..<n { #expect(abs(paired.perPoint[i] - direct.perPoint[i]) <= 1e-5 * max(1, abs(direct.perPoint[i]))) }
+                let gScale = max(1, direct.gMu.map { abs($0) }.max()!, direct.gLv.map { abs($0) }.max()!)
+                for j in 0..<(n * L) {
+                    #expect(abs(paired.gMu[j] - direct.gMu[j]) <= 1e-5 * gScale)
+                    #expect(abs(paired.gLv[j] - direct.gLv[j]) <= 1e-5 * gScale)
+                }
+            }
+        }
+    }
+
+    /// G = W diag(λ) Wᵀ of the output layer: u G uᵀ = Σ_d λ_d (uW)_d², by a direct sum.
+    @Test(arguments: objectives)
+    func outputGramGivesTheWeightedSquaredNorm(objective: Objective) {
+        var rng = RandomGenerator(seed: 29)
+        let decoder = GaussianDecoder(latent: 4, dataWidth: 6, architecture: .arch2, objective: objective, rng: &rng)
+        if let lv = decoder.logNoiseVariance { rng.fillUniform(lv.pointer, count: 6, low: -1, high: 1) }
+        let h = decoder.outputLayerInputWidth, d = 6
+        #expect(h == 8)
+        let g = decoder.outputGram()
+        let w = decoder.network.parameters.pointer + decoder.network.weightOffsets[1]
+        for _ in 0..<3 {
+            let u = rng.normalArray(count: h)
+            var quadratic = 0.0, direct = 0.0
+            for i in 0..<h { for j in 0..<h { quadratic += Double(u[i]) * Double(g[i * h + j]) * Double(u[j]) } }
+            for k in 0..<d {
+                var y = 0.0
+                for i in 0..<h { y += Double(u[i]) * Double(w[i * d + k]) }
+                let lambda = decoder.logNoiseVariance.map { Foundation.exp(-Double($0.pointer[k])) } ?? 1
+                direct += lambda * y * y
+            }
+            #expect(abs(quadratic - direct) <= 1e-5 * max(1, direct))
+        }
+    }
+
     /// The reconstruction objective at z = μ with a hand-computed decoder: D(z) = W z + b.
     @Test func reconstructionValueByHand() {
         // Arch1 with |z| = 1, d = 2: W = [2, −1] (1×2), b = [0.5, 0].

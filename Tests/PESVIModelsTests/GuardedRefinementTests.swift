@@ -49,6 +49,26 @@ import PESVINumerics
         #expect(a.meanSteps < Double(short.maxSteps))
     }
 
+    /// Pairs through the output layer once (the default where h ≤ d, as here: h = 8, d = 12)
+    /// follow the same path as evaluating both samples: the same objective up to rounding.
+    @Test func pairedOutputLayerFollowsTheSamePath() {
+        let (decoder, x, start) = setup()
+        #expect(decoder.outputLayerInputWidth <= decoder.dataWidth)
+        let g = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 64)
+        var paired = GuardedRefinementConfiguration(learningRate: 0.05)
+        paired.maxSteps = 20
+        var direct = paired
+        direct.pairedOutputLayer = false
+        let a = g.refine(x, start: start, configuration: paired, seed: 4)
+        let b = g.refine(x, start: start, configuration: direct, seed: 4)
+        #expect(a.curve.count == b.curve.count)
+        for t in 0..<min(a.curve.count, b.curve.count) {
+            #expect(abs(a.curve[t] - b.curve[t]) <= 1e-4 * abs(b.curve[t]), "iteration \(t): \(a.curve[t]) vs \(b.curve[t])")
+        }
+        #expect(abs(a.meanSteps - b.meanSteps) <= 0.05 * b.meanSteps)
+        #expect(a.curve.last! < a.curve.first!)
+    }
+
     @Test func refinementImprovesAndIsDeterministicOnAnyThreadCount() {
         let (decoder, x, start) = setup(objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.5)))
         let c = GuardedRefinementConfiguration(learningRate: 0.05)
