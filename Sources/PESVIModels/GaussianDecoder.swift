@@ -139,6 +139,10 @@ public struct ChunkRequest {
     /// so each point's objective is a deterministic function of its own parameters.
     public var pointNoiseSeed: UInt64? = nil
     public var firstPoint: Int = 0
+    /// Instead of drawing it from `pointNoiseSeed` on every call: the chunk's fixed noise drawn
+    /// once (``GaussianDecoder/fixedPointNoise(seed:firstPoint:count:samples:antithetic:rademacher:)``),
+    /// starting at this chunk's first point. `antithetic` as when it was drawn.
+    public var pointNoise: UnsafePointer<Float>? = nil
     /// With `pointNoiseSeed`: draw each point's fixed ε as Rademacher signs (±1) instead of
     /// N(0, I). Both have E[εεᵀ] = I, so under a locally linear decoder the pair's objective has
     /// the same σ term in expectation; but a fixed Gaussian ε can put some εⱼ near 0, and then
@@ -198,13 +202,20 @@ extension GaussianDecoder {
             }
         }
         if !r.atMean {
-            if let base = r.pointNoiseSeed {
+            if let noise = r.pointNoise {
+                // Drawn beforehand by ``fixedPointNoise(seed:firstPoint:count:samples:antithetic:rademacher:)``.
+                let perPoint = (r.antithetic ? S / 2 : S) * L
                 for i in 0..<n {
-                    var g = RandomGenerator(seed: base ^ (UInt64(r.firstPoint + i) &* 0x9E37_79B9_7F4A_7C15))
+                    var src = noise + i * perPoint
                     for s in 0..<S where !(r.antithetic && s % 2 == 1) {
-                        if r.rademacherPointNoise { g.fillRademacher(eps + (s * n + i) * L, count: L) }
-                        else { g.fillNormal(eps + (s * n + i) * L, count: L) }
+                        (eps + (s * n + i) * L).update(from: src, count: L)
+                        src += L
                     }
+                }
+            } else if let base = r.pointNoiseSeed {
+                for i in 0..<n {
+                    Self.drawPointNoise(seed: base, point: r.firstPoint + i, samples: S, antithetic: r.antithetic,
+                                        rademacher: r.rademacherPointNoise, latent: L) { s in eps + (s * n + i) * L }
                 }
             } else {
                 rng.fillNormal(eps, count: rows * L)
@@ -354,6 +365,32 @@ extension GaussianDecoder {
             }
         }
         return total
+    }
+
+    /// Point `point`'s fixed noise (``ChunkRequest/pointNoiseSeed``): for each sample s drawn
+    /// (every s, or the even ones when antithetic), |z| values written at `destination(s)`.
+    @inline(__always)
+    static func drawPointNoise(seed: UInt64, point: Int, samples S: Int, antithetic: Bool, rademacher: Bool, latent L: Int,
+                               destination: (Int) -> UnsafeMutablePointer<Float>) {
+        var g = RandomGenerator(seed: seed ^ (UInt64(point) &* 0x9E37_79B9_7F4A_7C15))
+        for s in 0..<S where !(antithetic && s % 2 == 1) {
+            if rademacher { g.fillRademacher(destination(s), count: L) } else { g.fillNormal(destination(s), count: L) }
+        }
+    }
+
+    /// The fixed noise that `pointNoiseSeed` = `seed` gives points firstPoint ..< firstPoint +
+    /// count, drawn once, for ``ChunkRequest/pointNoise``: per point, (S/2 if antithetic, else
+    /// S) × |z| values, points one after another. The same values, bit for bit.
+    public func fixedPointNoise(seed: UInt64, firstPoint: Int, count: Int, samples S: Int, antithetic: Bool, rademacher: Bool) -> FloatBuffer {
+        let L = latent, perPoint = (antithetic ? S / 2 : S) * L
+        let buffer = FloatBuffer(count: count * perPoint)
+        for i in 0..<count {
+            let base = buffer.pointer + i * perPoint
+            Self.drawPointNoise(seed: seed, point: firstPoint + i, samples: S, antithetic: antithetic, rademacher: rademacher, latent: L) {
+                base + (antithetic ? $0 / 2 : $0) * L
+            }
+        }
+        return buffer
     }
 
     /// The data term of antithetic pairs evaluated through the output layer once per pair (see

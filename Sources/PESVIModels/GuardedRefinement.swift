@@ -118,13 +118,17 @@ public final class GuardedRefinement: @unchecked Sendable {
         let noiseSeed = seed &* 0xA24B_AED4_963E_E407
         let clock = ContinuousClock(), t0 = clock.now
         let gram: FloatBuffer? = c.pairedOutputLayer && decoder.outputLayerInputWidth <= d ? FloatBuffer(decoder.outputGram()) : nil
+        // Each point's fixed noise, drawn once rather than on every evaluation.
+        let noise = decoder.fixedPointNoise(seed: noiseSeed, firstPoint: 0, count: n, samples: workspaces[0].samples,
+                                            antithetic: true, rademacher: c.rademacherNoise)
+        let perPointNoise = workspaces[0].samples / 2 * L
         var curve: [Double] = []
 
         // One pass: evaluate each active point; reject (restore, back off) or accept (save,
         // step); finish points that stopped improving.
         func pass(iteration: Int, update: Bool) {
             runner.run(rows: n) { t, c0, start0, count in
-                var rng = RandomGenerator(seed: 0)  // unused: noise comes from pointNoiseSeed
+                var rng = RandomGenerator(seed: 0)  // unused: the noise is drawn beforehand
                 let gm = gradMu[t].pointer, gl = gradLv[t].pointer, pp = scratch[t]
                 var i = 0
                 var memo = AdamFactorMemo()
@@ -135,7 +139,7 @@ public final class GuardedRefinement: @unchecked Sendable {
                     let s0 = start0 + i, m = j - i
                     var req = ChunkRequest(x: x.values.pointer + s0 * d, count: m, mu: table.mu.pointer + s0 * L, muStride: L,
                                            logVariance: table.logVariance.pointer + s0 * L, logVarianceStride: L)
-                    req.pointNoiseSeed = noiseSeed
+                    req.pointNoise = UnsafePointer(noise.pointer + s0 * perPointNoise)
                     req.firstPoint = s0
                     req.antithetic = true
                     req.rademacherPointNoise = c.rademacherNoise

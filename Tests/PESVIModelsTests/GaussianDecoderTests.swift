@@ -93,6 +93,34 @@ import TestSupport
         }
     }
 
+    /// Fixed noise drawn once (``ChunkRequest/pointNoise``) gives bit for bit what drawing it
+    /// from `pointNoiseSeed` on every call gives, for a chunk that starts inside the table.
+    @Test(arguments: [(2, true, true), (2, false, false), (4, true, false), (3, false, true)])
+    func noiseDrawnOnceEqualsNoiseDrawnPerCall(samples: Int, antithetic: Bool, rademacher: Bool) {
+        var rng = RandomGenerator(seed: 41)
+        let L = 3, d = 5, n = 4, first = 6
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch2, objective: .reconstruction, rng: &rng)
+        let x = FloatBuffer(rng.normalArray(count: n * d)), mu = FloatBuffer(rng.normalArray(count: n * L))
+        let lv = FloatBuffer(rng.uniformArray(count: n * L, low: -1, high: 0))
+        let table = decoder.fixedPointNoise(seed: 77, firstPoint: 0, count: first + n, samples: samples, antithetic: antithetic, rademacher: rademacher)
+        let perPoint = (antithetic ? samples / 2 : samples) * L
+        let ws = ChunkWorkspace(decoder: decoder, maxPoints: n, samples: samples)
+        func run(drawnOnce: Bool) -> ([Double], [Float]) {
+            let gMu = FloatBuffer(count: n * L), gLv = FloatBuffer(count: n * L)
+            let pp = UnsafeMutablePointer<Double>.allocate(capacity: n); defer { pp.deallocate() }
+            var req = ChunkRequest(x: x.pointer, count: n, mu: mu.pointer, muStride: L, logVariance: lv.pointer, logVarianceStride: L)
+            req.antithetic = antithetic; req.rademacherPointNoise = rademacher; req.firstPoint = first
+            if drawnOnce { req.pointNoise = UnsafePointer(table.pointer + first * perPoint) } else { req.pointNoiseSeed = 77 }
+            req.gradMu = gMu.pointer; req.gradLogVariance = gLv.pointer; req.gradientStride = L; req.perPoint = pp
+            var r = RandomGenerator(seed: 0)
+            decoder.evaluate(req, workspace: ws, rng: &r)
+            return (Array(UnsafeBufferPointer(start: pp, count: n)), gMu.array + gLv.array)
+        }
+        let once = run(drawnOnce: true), perCall = run(drawnOnce: false)
+        #expect(once.0 == perCall.0)
+        #expect(once.1 == perCall.1)
+    }
+
     /// G = W diag(λ) Wᵀ of the output layer: u G uᵀ = Σ_d λ_d (uW)_d², by a direct sum.
     @Test(arguments: objectives)
     func outputGramGivesTheWeightedSquaredNorm(objective: Objective) {
