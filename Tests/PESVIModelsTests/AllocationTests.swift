@@ -44,6 +44,29 @@ struct AllocationTests {
         #expect(fewest == 0, "\(fewest) allocations in 10 warm inference steps with \(threads) thread(s), in every window")
     }
 
+    /// The guarded refinement's evaluation: antithetic pairs through the output layer at their
+    /// means (``ChunkRequest/pairGram``), fixed noise drawn beforehand, latent gradients.
+    @Test func pairedEvaluationAllocatesNothingOnceWarm() throws {
+        try #require(pesvi_allocation_count() >= 0, "allocation counting needs Linux/glibc")
+        var rng = RandomGenerator(seed: 2)
+        let L = 8, d = 20, n = 64
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch3, objective: .reconstruction, rng: &rng)
+        let x = FloatBuffer(rng.normalArray(count: n * d)), mu = FloatBuffer(rng.normalArray(count: n * L))
+        let lv = FloatBuffer(rng.uniformArray(count: n * L, low: -2, high: 0))
+        let gram = FloatBuffer(decoder.outputGram())
+        let noise = decoder.fixedPointNoise(seed: 3, firstPoint: 0, count: n, samples: 2, antithetic: true, rademacher: true)
+        let ws = ChunkWorkspace(decoder: decoder, maxPoints: n, samples: 2)
+        let gMu = FloatBuffer(count: n * L), gLv = FloatBuffer(count: n * L)
+        let pp = UnsafeMutablePointer<Double>.allocate(capacity: n); defer { pp.deallocate() }
+        var req = ChunkRequest(x: x.pointer, count: n, mu: mu.pointer, muStride: L, logVariance: lv.pointer, logVarianceStride: L)
+        req.antithetic = true; req.pointNoise = UnsafePointer(noise.pointer); req.pairGram = UnsafePointer(gram.pointer)
+        req.gradMu = gMu.pointer; req.gradLogVariance = gLv.pointer; req.gradientStride = L; req.perPoint = pp
+        var r = RandomGenerator(seed: 0)
+        for _ in 0..<3 { decoder.evaluate(req, workspace: ws, rng: &r) }
+        let fewest = fewestAllocations { for _ in 0..<10 { decoder.evaluate(req, workspace: ws, rng: &r) } }
+        #expect(fewest == 0, "\(fewest) allocations in 10 warm paired evaluations, in every window")
+    }
+
     /// The fewest heap allocations counted over `windows` runs of `body`.
     func fewestAllocations(windows: Int = 5, _ body: () -> Void) -> Int64 {
         var fewest = Int64.max
