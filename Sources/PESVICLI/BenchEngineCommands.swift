@@ -103,3 +103,38 @@ struct BenchGaussNewtonCommand: ParsableCommand {
         }
     }
 }
+
+/// `pesvi bench auto`: one PE-SVI-auto iteration against one SVI step on the same decoder.
+struct BenchGuardedRefinementCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "auto",
+        abstract: "PE-SVI-auto refinement: milliseconds per iteration (every point active), with each antithetic pair taken through the output layer once and with both samples, and per SVI step on the same decoder and points."
+    )
+    @Option(help: "Points.") var points: Int = 5000
+    @Option(help: "Latent size |z|.") var z: Int = 32
+    @Option(help: "Decoder architecture: 1, 2 or 3 (h = min(2|z|, 128)).") var arch: Int = 3
+    @Option(help: "Data width d.") var dim: Int = 300
+    @OptionGroup var bench: EngineBenchOptions
+
+    func validate() throws {
+        guard points >= 1, z >= 1, dim >= 1 else { throw ValidationError("--points, --z and --dim must be positive") }
+        guard Architecture(number: arch) != nil else { throw ValidationError("--arch must be 1, 2 or 3, got \(arch)") }
+    }
+
+    func run() throws {
+        let threads = bench.threads
+        let r = EngineBenchmark.guardedRefinement(threads: threads, points: points, latent: z, dataWidth: dim,
+                                                  architecture: Architecture(number: arch)!, minSeconds: bench.seconds)
+        if bench.json {
+            print("{\"bench\":\"auto\",\"points\":\(points),\"z\":\(z),\"arch\":\"\(r.architecture)\",\"dim\":\(dim),\"threads\":\(threads),"
+                  + "\"ms_per_iteration\":\(r.millisecondsPerIteration),\"ms_per_iteration_both_samples\":\(r.millisecondsPerIterationBothSamples),"
+                  + "\"ms_per_svi_step\":\(r.millisecondsPerSVIStep),\"svi_steps_per_iteration\":\(r.sviStepsPerIteration),"
+                  + "\"svi_steps_per_iteration_both_samples\":\(r.sviStepsPerIterationBothSamples)}")
+        } else {
+            print("auto  |z|=\(z) \(r.architecture) d=\(dim) points \(points)  threads \(threads):  "
+                  + String(format: "%.2f ms/iteration paired (%.2f with both samples), SVI %.3f ms/step: one iteration = %.2f SVI steps (%.2f)  (%d iterations)",
+                           r.millisecondsPerIteration, r.millisecondsPerIterationBothSamples, r.millisecondsPerSVIStep,
+                           r.sviStepsPerIteration, r.sviStepsPerIterationBothSamples, r.iterations))
+        }
+    }
+}

@@ -145,4 +145,72 @@ public enum EngineBenchmark {
                                  points: points, latent: L, dataWidth: d, threads: threads, architecture: architecture.description,
                                  iterations: iterations)
     }
+
+    public struct GuardedRefinementBenchmarkResult: Sendable, Codable {
+        /// Milliseconds per PE-SVI-auto iteration with every point active (one evaluation of
+        /// the antithetic pair with gradients, the guard and an Adam step per point), with the
+        /// pair taken through the output layer once (``ChunkRequest/pairGram``) and with both
+        /// samples evaluated; and per SVI step on the same decoder and points.
+        public var millisecondsPerIteration: Double
+        public var millisecondsPerIterationBothSamples: Double
+        public var millisecondsPerSVIStep: Double
+        /// How many SVI steps one iteration costs, paired and with both samples.
+        public var sviStepsPerIteration: Double
+        public var sviStepsPerIterationBothSamples: Double
+        public var points: Int, latent: Int, dataWidth: Int, threads: Int
+        public var architecture: String
+        public var iterations: Int
+    }
+
+    /// Guarded Adam refinement (PE-SVI-auto) against SVI on one random decoder, with the data
+    /// and start of ``gaussNewton(threads:points:latent:dataWidth:architecture:minSeconds:)``.
+    /// The refinement runs at rate 0.01 with tolerance 0, so points stay active; an iteration's
+    /// time is the refinement's own clock up to its last iteration (the drawing of the fixed
+    /// noise and G included, the closing evaluation not). Each variant is measured for at
+    /// least `minSeconds` after one warm-up, the two refinement variants alternating.
+    public static func guardedRefinement(threads: Int, points: Int = 5000, latent L: Int = 32, dataWidth d: Int = 300,
+                                         architecture: Architecture = .arch3, minSeconds: Double = 2) -> GuardedRefinementBenchmarkResult {
+        var rng = RandomGenerator(seed: 1)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: architecture, objective: .reconstruction, rng: &rng)
+        let zTrue = rng.normalArray(count: points * L)
+        let ws = NetworkWorkspace(network: decoder.network, maxRows: points)
+        let out = zTrue.withUnsafeBufferPointer { decoder.network.forward($0.baseAddress!, rows: points, workspace: ws) }
+        let noise = rng.normalArray(count: points * d, std: 0.1)
+        var v = [Float](repeating: 0, count: points * d)
+        for i in 0..<(points * d) { v[i] = out[i] + noise[i] }
+        let x = Dataset(rows: points, cols: d, values: v)
+        let mu0 = zip(zTrue, rng.normalArray(count: points * L, std: 0.3)).map { $0 + $1 }
+        let start = (mu0, [Float](repeating: -4, count: points * L))
+
+        let refiner = GuardedRefinement(decoder: decoder, threads: threads)
+        var paired = GuardedRefinementConfiguration(learningRate: 0.01, tolerance: 0, patience: 1_000, maxSteps: 5)
+        var both = paired
+        paired.pairedOutputLayer = true
+        both.pairedOutputLayer = false
+        _ = refiner.refine(x, start: start, configuration: paired, seed: 1)
+        _ = refiner.refine(x, start: start, configuration: both, seed: 1)
+        var seconds = [0.0, 0.0], iterations = [0, 0]
+        while min(seconds[0], seconds[1]) < minSeconds || min(iterations[0], iterations[1]) < 10 {
+            for (k, c) in [paired, both].enumerated() {
+                let r = refiner.refine(x, start: start, configuration: c, seed: 1)
+                seconds[k] += r.secondsAfter.last ?? 0
+                iterations[k] += r.secondsAfter.count
+            }
+        }
+        let inference = TestTimeInference(decoder: decoder, threads: threads)
+        _ = inference.refine(x, start: start, learningRate: 0.1, steps: 3, seed: 1)
+        var sviSeconds = 0.0, steps = 0
+        while sviSeconds < minSeconds || steps < 10 {
+            let r = inference.refine(x, start: start, learningRate: 0.1, steps: 25, seed: 1)
+            sviSeconds += r.seconds
+            steps += 25
+        }
+        let pairedMs = seconds[0] * 1000 / Double(iterations[0]), bothMs = seconds[1] * 1000 / Double(iterations[1])
+        let sviMs = sviSeconds * 1000 / Double(steps)
+        return GuardedRefinementBenchmarkResult(millisecondsPerIteration: pairedMs, millisecondsPerIterationBothSamples: bothMs,
+                                                millisecondsPerSVIStep: sviMs, sviStepsPerIteration: pairedMs / sviMs,
+                                                sviStepsPerIterationBothSamples: bothMs / sviMs,
+                                                points: points, latent: L, dataWidth: d, threads: threads,
+                                                architecture: architecture.description, iterations: iterations[0])
+    }
 }

@@ -258,6 +258,8 @@ import Testing
         ["bench", "infer", "--seconds", "0"],
         ["bench", "gn", "--arch", "4"],
         ["bench", "gn", "--z", "0"],
+        ["bench", "auto", "--arch", "4"],
+        ["bench", "auto", "--points", "0"],
         ["evaluate", "--model", "M", "--gn-trials", "0"],
         ["infer", "--model", "M", "--data", "x.csv", "--out", "P.npy", "--method", "gn", "--gn-tolerance=-1"],
         ["infer", "--model", "M", "--data", "x.csv", "--out", "P.npy", "--method", "gn", "--gn-trials", "0"],

@@ -141,6 +141,21 @@ import PESVIData
         #expect(abs(ratio - gn / svi) <= 0.01 * ratio + 0.01, "ratio \(ratio) vs \(gn) / \(svi)")
     }
 
+    /// `bench auto` on a tiny shape: one JSON object with positive timings whose ratios are theirs.
+    @Test func benchGuardedRefinementJSON() throws {
+        let r = try Pesvi.run(["bench", "auto", "--points", "40", "--z", "4", "--dim", "10", "--arch", "2", "--threads", "1",
+                               "--seconds", "0.05", "--json"], timeout: 60)
+        try #require(r.status == 0, "\(r)")
+        let o = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(o["bench"] as? String == "auto" && o["arch"] as? String == "Arch2" && o["z"] as? Int == 4)
+        let paired = try #require(o["ms_per_iteration"] as? Double), both = try #require(o["ms_per_iteration_both_samples"] as? Double)
+        let svi = try #require(o["ms_per_svi_step"] as? Double)
+        let ratio = try #require(o["svi_steps_per_iteration"] as? Double), ratioBoth = try #require(o["svi_steps_per_iteration_both_samples"] as? Double)
+        #expect(paired > 0 && both > 0 && svi > 0)
+        #expect(abs(ratio - paired / svi) <= 0.01 * ratio + 0.01, "ratio \(ratio) vs \(paired) / \(svi)")
+        #expect(abs(ratioBoth - both / svi) <= 0.01 * ratioBoth + 0.01, "ratio \(ratioBoth) vs \(both) / \(svi)")
+    }
+
     /// `reproduce --save-models` leaves each cell's model, and `evaluate` on it with the
     /// comparison seed (seed + 9) repeats the cell's numbers exactly.
     @Test func reproduceSavedModelRepeatsItsCell() throws {

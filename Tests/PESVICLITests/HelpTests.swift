@@ -5,7 +5,7 @@ import Testing
 @Suite(Pesvi.trait) struct HelpTests {
     @Test(arguments: [
         [], ["demo"], ["train"], ["infer"], ["evaluate"], ["generate"], ["generate", "synthetic"],
-        ["bench"], ["bench", "train"], ["bench", "infer"], ["bench", "gn"],
+        ["bench"], ["bench", "train"], ["bench", "infer"], ["bench", "gn"], ["bench", "auto"],
     ])
     func helpExitsZero(command: [String]) throws {
         for flag in ["--help", "-h"] {
