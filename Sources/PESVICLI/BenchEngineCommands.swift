@@ -14,6 +14,22 @@ struct EngineBenchOptions: ParsableArguments {
     }
 }
 
+/// The problem shape of the refinement benchmarks (`bench gn`, `bench auto`): points, |z|,
+/// architecture and data width; |z| and the architecture default per benchmark.
+struct RefinementBenchShape: ParsableArguments {
+    @Option(help: "Points.") var points: Int = 5000
+    @Option(help: "Latent size |z| (default: 64 for gn, 32 for auto).") var z: Int?
+    @Option(help: "Decoder architecture: 1, 2 or 3, h = min(2|z|, 128) (default: 2 for gn, 3 for auto).") var arch: Int?
+    @Option(help: "Data width d.") var dim: Int = 300
+
+    func validate() throws {
+        guard points >= 1, z ?? 1 >= 1, dim >= 1 else { throw ValidationError("--points, --z and --dim must be positive") }
+        if let arch, Architecture(number: arch) == nil { throw ValidationError("--arch must be 1, 2 or 3, got \(arch)") }
+    }
+
+    func architecture(default a: Architecture) -> Architecture { arch.flatMap { Architecture(number: $0) } ?? a }
+}
+
 /// `pesvi bench train`: phase-1 training throughput at |z| = 64, Arch2, d = 300, batch 256.
 struct BenchTrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -77,21 +93,14 @@ struct BenchGaussNewtonCommand: ParsableCommand {
         commandName: "gn",
         abstract: "Gauss-Newton refinement: milliseconds per full iteration (every point active) and per SVI step on the same decoder and points, and their ratio."
     )
-    @Option(help: "Points.") var points: Int = 5000
-    @Option(help: "Latent size |z|.") var z: Int = 64
-    @Option(help: "Decoder architecture: 1, 2 or 3 (h = min(2|z|, 128)).") var arch: Int = 2
-    @Option(help: "Data width d.") var dim: Int = 300
+    @OptionGroup var shape: RefinementBenchShape
     @OptionGroup var bench: EngineBenchOptions
-
-    func validate() throws {
-        guard points >= 1, z >= 1, dim >= 1 else { throw ValidationError("--points, --z and --dim must be positive") }
-        guard Architecture(number: arch) != nil else { throw ValidationError("--arch must be 1, 2 or 3, got \(arch)") }
-    }
 
     func run() throws {
         let threads = bench.threads
+        let points = shape.points, z = shape.z ?? 64, dim = shape.dim
         let r = EngineBenchmark.gaussNewton(threads: threads, points: points, latent: z, dataWidth: dim,
-                                            architecture: Architecture(number: arch)!, minSeconds: bench.seconds)
+                                            architecture: shape.architecture(default: .arch2), minSeconds: bench.seconds)
         if bench.json {
             print("{\"bench\":\"gn\",\"points\":\(points),\"z\":\(z),\"arch\":\"\(r.architecture)\",\"dim\":\(dim),\"threads\":\(threads),"
                   + "\"ms_per_iteration\":\(r.millisecondsPerIteration),\"ms_per_svi_step\":\(r.millisecondsPerSVIStep),"
@@ -110,21 +119,14 @@ struct BenchGuardedRefinementCommand: ParsableCommand {
         commandName: "auto",
         abstract: "PE-SVI-auto refinement: milliseconds per iteration (every point active), with each antithetic pair taken through the output layer once and with both samples, and per SVI step on the same decoder and points."
     )
-    @Option(help: "Points.") var points: Int = 5000
-    @Option(help: "Latent size |z|.") var z: Int = 32
-    @Option(help: "Decoder architecture: 1, 2 or 3 (h = min(2|z|, 128)).") var arch: Int = 3
-    @Option(help: "Data width d.") var dim: Int = 300
+    @OptionGroup var shape: RefinementBenchShape
     @OptionGroup var bench: EngineBenchOptions
-
-    func validate() throws {
-        guard points >= 1, z >= 1, dim >= 1 else { throw ValidationError("--points, --z and --dim must be positive") }
-        guard Architecture(number: arch) != nil else { throw ValidationError("--arch must be 1, 2 or 3, got \(arch)") }
-    }
 
     func run() throws {
         let threads = bench.threads
+        let points = shape.points, z = shape.z ?? 32, dim = shape.dim
         let r = EngineBenchmark.guardedRefinement(threads: threads, points: points, latent: z, dataWidth: dim,
-                                                  architecture: Architecture(number: arch)!, minSeconds: bench.seconds)
+                                                  architecture: shape.architecture(default: .arch3), minSeconds: bench.seconds)
         if bench.json {
             print("{\"bench\":\"auto\",\"points\":\(points),\"z\":\(z),\"arch\":\"\(r.architecture)\",\"dim\":\(dim),\"threads\":\(threads),"
                   + "\"ms_per_iteration\":\(r.millisecondsPerIteration),\"ms_per_iteration_both_samples\":\(r.millisecondsPerIterationBothSamples),"

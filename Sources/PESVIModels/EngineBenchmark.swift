@@ -106,12 +106,10 @@ public enum EngineBenchmark {
         public var iterations: Int
     }
 
-    /// Gauss-Newton against SVI on one random decoder: x = D(z) + 0.1·noise, start μ = z +
-    /// 0.3·noise, log σ² = −4. GN runs iterations with tolerance 0 and one trial, so every point
-    /// stays active (a full iteration); SVI runs Adam steps at rate 0.1 from the same start.
-    /// Each side is measured for at least `minSeconds` after one warm-up.
-    public static func gaussNewton(threads: Int, points: Int = 5000, latent L: Int = 64, dataWidth d: Int = 300,
-                                   architecture: Architecture = .arch2, minSeconds: Double = 2) -> GaussNewtonResult {
+    /// The refinement benchmarks' problem: a random decoder (reconstruction objective),
+    /// x = D(z) + 0.1·noise for z ~ N(0, I), and the start μ = z + 0.3·noise, log σ² = −4.
+    static func refinementProblem(points: Int, latent L: Int, dataWidth d: Int, architecture: Architecture)
+        -> (GaussianDecoder, Dataset, (mu: [Float], logVariance: [Float])) {
         var rng = RandomGenerator(seed: 1)
         let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: architecture, objective: .reconstruction, rng: &rng)
         let zTrue = rng.normalArray(count: points * L)
@@ -123,6 +121,31 @@ public enum EngineBenchmark {
         let x = Dataset(rows: points, cols: d, values: v)
         let mu0 = zip(zTrue, rng.normalArray(count: points * L, std: 0.3)).map { $0 + $1 }
         let start = (mu0, [Float](repeating: -4, count: points * L))
+        return (decoder, x, start)
+    }
+
+    /// Milliseconds per SVI step (Adam at rate 0.1 from `start`), measured for at least
+    /// `minSeconds` (and 10 steps) in runs of 25 steps after a warm-up.
+    static func sviStepMilliseconds(decoder: GaussianDecoder, x: Dataset, start: (mu: [Float], logVariance: [Float]),
+                                    threads: Int, minSeconds: Double) -> Double {
+        let inference = TestTimeInference(decoder: decoder, threads: threads)
+        _ = inference.refine(x, start: start, learningRate: 0.1, steps: 3, seed: 1)
+        var sviSeconds = 0.0, steps = 0
+        while sviSeconds < minSeconds || steps < 10 {
+            let r = inference.refine(x, start: start, learningRate: 0.1, steps: 25, seed: 1)
+            sviSeconds += r.seconds
+            steps += 25
+        }
+        return sviSeconds * 1000 / Double(steps)
+    }
+
+    /// Gauss-Newton against SVI on ``refinementProblem(points:latent:dataWidth:architecture:)``.
+    /// GN runs iterations with tolerance 0 and one trial, so every point stays active (a full
+    /// iteration); SVI runs Adam steps at rate 0.1 from the same start.
+    /// Each side is measured for at least `minSeconds` after one warm-up.
+    public static func gaussNewton(threads: Int, points: Int = 5000, latent L: Int = 64, dataWidth d: Int = 300,
+                                   architecture: Architecture = .arch2, minSeconds: Double = 2) -> GaussNewtonResult {
+        let (decoder, x, start) = refinementProblem(points: points, latent: L, dataWidth: d, architecture: architecture)
 
         let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, tolerance: 0, trialsPerIteration: 1)
         _ = gn.refine(x, start: start, maxSteps: 1, seed: 1)
@@ -132,15 +155,8 @@ public enum EngineBenchmark {
             gnSeconds += r.seconds
             iterations += r.iterations
         }
-        let inference = TestTimeInference(decoder: decoder, threads: threads)
-        _ = inference.refine(x, start: start, learningRate: 0.1, steps: 3, seed: 1)
-        var sviSeconds = 0.0, steps = 0
-        while sviSeconds < minSeconds || steps < 10 {
-            let r = inference.refine(x, start: start, learningRate: 0.1, steps: 25, seed: 1)
-            sviSeconds += r.seconds
-            steps += 25
-        }
-        let gnMs = gnSeconds * 1000 / Double(iterations), sviMs = sviSeconds * 1000 / Double(steps)
+        let sviMs = sviStepMilliseconds(decoder: decoder, x: x, start: start, threads: threads, minSeconds: minSeconds)
+        let gnMs = gnSeconds * 1000 / Double(iterations)
         return GaussNewtonResult(millisecondsPerIteration: gnMs, millisecondsPerSVIStep: sviMs, sviStepsPerIteration: gnMs / sviMs,
                                  points: points, latent: L, dataWidth: d, threads: threads, architecture: architecture.description,
                                  iterations: iterations)
@@ -162,25 +178,15 @@ public enum EngineBenchmark {
         public var iterations: Int
     }
 
-    /// Guarded Adam refinement (PE-SVI-auto) against SVI on one random decoder, with the data
-    /// and start of ``gaussNewton(threads:points:latent:dataWidth:architecture:minSeconds:)``.
+    /// Guarded Adam refinement (PE-SVI-auto) against SVI on
+    /// ``refinementProblem(points:latent:dataWidth:architecture:)``.
     /// The refinement runs at rate 0.01 with tolerance 0, so points stay active; an iteration's
     /// time is the refinement's own clock up to its last iteration (the drawing of the fixed
     /// noise and G included, the closing evaluation not). Each variant is measured for at
     /// least `minSeconds` after one warm-up, the two refinement variants alternating.
     public static func guardedRefinement(threads: Int, points: Int = 5000, latent L: Int = 32, dataWidth d: Int = 300,
                                          architecture: Architecture = .arch3, minSeconds: Double = 2) -> GuardedRefinementBenchmarkResult {
-        var rng = RandomGenerator(seed: 1)
-        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: architecture, objective: .reconstruction, rng: &rng)
-        let zTrue = rng.normalArray(count: points * L)
-        let ws = NetworkWorkspace(network: decoder.network, maxRows: points)
-        let out = zTrue.withUnsafeBufferPointer { decoder.network.forward($0.baseAddress!, rows: points, workspace: ws) }
-        let noise = rng.normalArray(count: points * d, std: 0.1)
-        var v = [Float](repeating: 0, count: points * d)
-        for i in 0..<(points * d) { v[i] = out[i] + noise[i] }
-        let x = Dataset(rows: points, cols: d, values: v)
-        let mu0 = zip(zTrue, rng.normalArray(count: points * L, std: 0.3)).map { $0 + $1 }
-        let start = (mu0, [Float](repeating: -4, count: points * L))
+        let (decoder, x, start) = refinementProblem(points: points, latent: L, dataWidth: d, architecture: architecture)
 
         let refiner = GuardedRefinement(decoder: decoder, threads: threads)
         var paired = GuardedRefinementConfiguration(learningRate: 0.01, tolerance: 0, patience: 1_000, maxSteps: 5)
@@ -197,16 +203,8 @@ public enum EngineBenchmark {
                 iterations[k] += r.secondsAfter.count
             }
         }
-        let inference = TestTimeInference(decoder: decoder, threads: threads)
-        _ = inference.refine(x, start: start, learningRate: 0.1, steps: 3, seed: 1)
-        var sviSeconds = 0.0, steps = 0
-        while sviSeconds < minSeconds || steps < 10 {
-            let r = inference.refine(x, start: start, learningRate: 0.1, steps: 25, seed: 1)
-            sviSeconds += r.seconds
-            steps += 25
-        }
+        let sviMs = sviStepMilliseconds(decoder: decoder, x: x, start: start, threads: threads, minSeconds: minSeconds)
         let pairedMs = seconds[0] * 1000 / Double(iterations[0]), bothMs = seconds[1] * 1000 / Double(iterations[1])
-        let sviMs = sviSeconds * 1000 / Double(steps)
         return GuardedRefinementBenchmarkResult(millisecondsPerIteration: pairedMs, millisecondsPerIterationBothSamples: bothMs,
                                                 millisecondsPerSVIStep: sviMs, sviStepsPerIteration: pairedMs / sviMs,
                                                 sviStepsPerIterationBothSamples: bothMs / sviMs,
