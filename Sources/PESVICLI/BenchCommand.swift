@@ -5,7 +5,7 @@ import PESVINumerics
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure speed: matrix products, training throughput, test-time inference, Gauss-Newton refinement.",
+        abstract: "Measure speed: matrix products, training throughput, test-time inference, Gauss-Newton and PE-SVI-auto refinement.",
         subcommands: [BenchGEMMCommand.self, BenchTrainCommand.self, BenchInferCommand.self, BenchGaussNewtonCommand.self, BenchGuardedRefinementCommand.self]
     )
 }
