@@ -86,8 +86,19 @@ import PESVINumerics
         #expect(out.tried.count >= 9 + 2)
         let best = out.tried.map { $0[1] }.min()!
         let chosen = out.tried.first { abs(Float(pow(10, $0[0])) - out.learningRate) < 1e-6 * out.learningRate }!
-        #expect(chosen[1] <= best + 1e-3 * abs(best))
+        #expect(chosen[1] <= best + AutomaticPace.tieBand * abs(best))
         #expect(out.learningRate >= 1e-3 && out.learningRate <= 10)
+        // Among the rates as good as the best (within the band), the chosen one made the
+        // fastest early progress.
+        let eligible = out.tried.filter { $0[1] <= best + AutomaticPace.tieBand * abs(best) }
+        #expect(eligible.allSatisfy { chosen[3] <= $0[3] })
+        // Early progress is Σ of the mean objective after steps 1 … 5 of a refinement at that rate.
+        var c = base
+        c.learningRate = out.learningRate
+        let r = GuardedRefinement(decoder: decoder, threads: 1).refine(x, start: start, configuration: c, seed: 1)
+        let early = (1...AutomaticPace.earlySteps).reduce(0.0) { $0 + r.curve[min($1, r.curve.count - 1)] }
+        #expect(abs(early - chosen[3]) <= 1e-9 * abs(early))
+        #expect(abs(r.curve.last! - chosen[1]) <= 1e-9 * abs(chosen[1]))
     }
     /// With a fixed noise pair, a Gaussian εⱼ near 0 leaves nothing pushing σⱼ down, and the
     /// Monte Carlo reconstruction stays far above its value at the mean. Rademacher pairs
