@@ -132,7 +132,7 @@ public enum TrainingPipeline {
     }
 
     /// The automatic pace (PE-SVI-auto): guarded refinement's rate found by a log-scale search
-    /// on the validation rows, from the pseudo-encoder start.
+    /// on the validation rows, from the pseudo-encoder start (``AutomaticPace/select``).
     public static func automaticPace(_ validation: Dataset, decoder: GaussianDecoder, encoder: GaussianEncoder,
                                      maxSteps: Int = 50, threads: Int, seed: UInt64) -> Float? {
         guard validation.rows > 0 else { return nil }
