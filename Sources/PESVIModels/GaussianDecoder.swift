@@ -48,16 +48,18 @@ public final class GaussianDecoder: @unchecked Sendable {
         let h = outputLayerInputWidth, d = dataWidth
         let w = network.parameters.pointer + network.weightOffsets[network.layerCount - 1]
         var g = [Float](repeating: 0, count: h * h)
-        var left = UnsafePointer(w)
-        let weighted = FloatBuffer(count: logNoiseVariance == nil ? 0 : h * d)
+        func product(_ left: UnsafePointer<Float>) {  // G = left · Wᵀ
+            g.withUnsafeMutableBufferPointer {
+                gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: left, lda: d, b: w, ldb: d, beta: 0, c: $0.baseAddress!, ldc: h)
+            }
+        }
         if let lv = logNoiseVariance {
-            let lambda = FloatBuffer(count: d)
+            let lambda = FloatBuffer(count: d), weighted = FloatBuffer(count: h * d)
             VectorMath.expScaled(lv.pointer, scale: -1, lambda.pointer, count: d)
             for i in 0..<h { for k in 0..<d { weighted.pointer[i * d + k] = w[i * d + k] * lambda.pointer[k] } }
-            left = UnsafePointer(weighted.pointer)
-        }
-        g.withUnsafeMutableBufferPointer {
-            gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: left, lda: d, b: w, ldb: d, beta: 0, c: $0.baseAddress!, ldc: h)
+            product(weighted.pointer)
+        } else {
+            product(w)
         }
         return g
     }
@@ -100,7 +102,8 @@ public final class ChunkWorkspace: @unchecked Sendable {
         precision = FloatBuffer(count: d)
         gradMu = FloatBuffer(count: maxPoints * L)
         gradLogVariance = FloatBuffer(count: maxPoints * L)
-        let h = decoder.outputLayerInputWidth, pairRows = maxPoints * max(samples / 2, 1)
+        // Pairs need an even number of samples; other workspaces (SVI, training) get none.
+        let h = samples % 2 == 0 ? decoder.outputLayerInputWidth : 0, pairRows = maxPoints * (samples / 2)
         pairMean = FloatBuffer(count: pairRows * h)
         pairHalfDifference = FloatBuffer(count: pairRows * h)
         pairGramProduct = FloatBuffer(count: pairRows * h)
@@ -143,6 +146,10 @@ public struct ChunkRequest {
     /// once (``GaussianDecoder/fixedPointNoise(seed:firstPoint:count:samples:antithetic:rademacher:)``),
     /// starting at this chunk's first point. `antithetic` as when it was drawn.
     public var pointNoise: UnsafePointer<Float>? = nil
+
+    /// Floats of fixed noise per point in ``pointNoise``: one |z|-vector per sample drawn
+    /// (S, or S/2 when antithetic: the odd samples are the even ones negated).
+    public static func pointNoiseWidth(samples S: Int, antithetic: Bool, latent L: Int) -> Int { (antithetic ? S / 2 : S) * L }
     /// With `pointNoiseSeed`: draw each point's fixed ε as Rademacher signs (±1) instead of
     /// N(0, I). Both have E[εεᵀ] = I, so under a locally linear decoder the pair's objective has
     /// the same σ term in expectation; but a fixed Gaussian ε can put some εⱼ near 0, and then
@@ -204,7 +211,7 @@ extension GaussianDecoder {
         if !r.atMean {
             if let noise = r.pointNoise {
                 // Drawn beforehand by ``fixedPointNoise(seed:firstPoint:count:samples:antithetic:rademacher:)``.
-                let perPoint = (r.antithetic ? S / 2 : S) * L
+                let perPoint = ChunkRequest.pointNoiseWidth(samples: S, antithetic: r.antithetic, latent: L)
                 for i in 0..<n {
                     var src = noise + i * perPoint
                     for s in 0..<S where !(r.antithetic && s % 2 == 1) {
@@ -382,7 +389,7 @@ extension GaussianDecoder {
     /// count, drawn once, for ``ChunkRequest/pointNoise``: per point, (S/2 if antithetic, else
     /// S) × |z| values, points one after another. The same values, bit for bit.
     public func fixedPointNoise(seed: UInt64, firstPoint: Int, count: Int, samples S: Int, antithetic: Bool, rademacher: Bool) -> FloatBuffer {
-        let L = latent, perPoint = (antithetic ? S / 2 : S) * L
+        let L = latent, perPoint = ChunkRequest.pointNoiseWidth(samples: S, antithetic: antithetic, latent: L)
         let buffer = FloatBuffer(count: count * perPoint)
         for i in 0..<count {
             let base = buffer.pointer + i * perPoint

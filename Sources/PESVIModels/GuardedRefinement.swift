@@ -121,7 +121,7 @@ public final class GuardedRefinement: @unchecked Sendable {
         // Each point's fixed noise, drawn once rather than on every evaluation.
         let noise = decoder.fixedPointNoise(seed: noiseSeed, firstPoint: 0, count: n, samples: workspaces[0].samples,
                                             antithetic: true, rademacher: c.rademacherNoise)
-        let perPointNoise = workspaces[0].samples / 2 * L
+        let perPointNoise = ChunkRequest.pointNoiseWidth(samples: workspaces[0].samples, antithetic: true, latent: L)
         var curve: [Double] = []
 
         // One pass: evaluate each active point; reject (restore, back off) or accept (save,
