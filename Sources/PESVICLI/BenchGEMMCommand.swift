@@ -8,7 +8,8 @@ struct BenchGEMMCommand: ParsableCommand {
         commandName: "gemm",
         abstract: "Measure matrix-product GFLOP/s (NN, TN, NT) against the measured FMA peak.",
         discussion: """
-            Shapes (M,K,N): (256,64,128), (256,128,300), (256,300,128), (1024,1024,1024). \
+            Shapes (M,K,N): (256,64,128), (256,128,300), (256,300,128), (1024,1024,1024), \
+            or those of --shape. \
             GFLOP/s = 2·M·N·K / time, median of the timed repeats after a warm-up. \
             1-thread results are compared with the 1-thread FMA peak, 2-thread results with \
             the 2-thread peak. The microkernel is the one gemm uses (AVX-512 8×32 when the CPU \
@@ -29,11 +30,28 @@ struct BenchGEMMCommand: ParsableCommand {
     @Option(name: .long, help: "Microkernel: avx2 or avx512 (default: the one gemm uses here).")
     var kernel: String?
 
+    @Option(name: .long, parsing: .upToNextOption,
+            help: "Shapes to measure instead of the standard four, as M,K,N (op(A) is M×K, op(B) K×N), e.g. --shape 256,300,32 128,300,16.")
+    var shape: [String] = []
+
+    /// The shapes of `--shape`, or the standard ones.
+    func shapes() throws -> [GEMMBenchmark.Shape] {
+        if shape.isEmpty { return GEMMBenchmark.standardShapes }
+        return try shape.map { text in
+            let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 3, let m = parts[0], let k = parts[1], let n = parts[2], m >= 1, k >= 1, n >= 1 else {
+                throw ValidationError("--shape takes M,K,N with three positive integers, got '\(text)'")
+            }
+            return GEMMBenchmark.Shape(m: m, k: k, n: n)
+        }
+    }
+
     func validate() throws {
         guard !threads.isEmpty, threads.allSatisfy({ $0 >= 1 }) else {
             throw ValidationError("--threads takes thread counts >= 1, got \(threads)")
         }
         guard repeats >= 1 else { throw ValidationError("--repeats must be >= 1, got \(repeats)") }
+        _ = try shapes()
         if let kernel {
             guard let kind = GEMMKernelKind(rawValue: kernel) else {
                 throw ValidationError("--kernel takes avx2 or avx512, got \(kernel)")
@@ -55,7 +73,7 @@ struct BenchGEMMCommand: ParsableCommand {
         }
         var peaks: [FMAPeakProbe.Result] = []
         _ = GEMMBenchmark.run(
-            threads: threads, repeats: repeats, kernel: kind,
+            shapes: try shapes(), threads: threads, repeats: repeats, kernel: kind,
             onPeak: { p in
                 peaks.append(p)
                 if json {
