@@ -63,6 +63,26 @@ public enum AVX512GEMM {
                 let kc = min(kcB, k - pc)
                 packB(transposeB, b: b, ldb: ldb, row: pc, col: jc, kc: kc, nc: nc, into: pb)
                 let betaBlock: Float = pc == 0 ? beta : 1
+                if !transposeA && lda % 1024 != 0 && (nc + nr - 1) / nr <= unpackedAPanels {
+                    // Each A value meets at most `unpackedAPanels` B panels: the kernel reads the
+                    // rows of A where they are stored, mc rows at a time (so a block stays in L2
+                    // for its second panel), and only the last m mod 8 rows are packed.
+                    let fullRows = m / mr * mr
+                    var ic = 0
+                    while ic < fullRows {
+                        let mc = min(mcB, fullRows - ic)
+                        unpackedMacroKernel(rows: mc, nc: nc, kc: kc, alpha: alpha, beta: betaBlock,
+                                            a: a + ic * lda + pc, lda: lda, pb: pb, c: c + ic * ldc + jc, ldc: ldc)
+                        ic += mc
+                    }
+                    if fullRows < m {
+                        packA(transposeA, a: a, lda: lda, row: fullRows, col: pc, mc: m - fullRows, kc: kc, into: pa)
+                        macroKernel(mc: m - fullRows, nc: nc, kc: kc, alpha: alpha, beta: betaBlock,
+                                    pa: pa, pb: pb, c: c + fullRows * ldc + jc, ldc: ldc, edge: edge)
+                    }
+                    pc += kc
+                    continue
+                }
                 var ic = 0
                 while ic < m {
                     let mc = min(mcB, m - ic)
@@ -76,6 +96,16 @@ public enum AVX512GEMM {
             jc += nc
         }
     }
+
+    /// A·B (A not transposed) with a B block of at most this many 32-wide panels (n ≤ 256)
+    /// reads A where it is stored (``unpackedMacroKernel``) instead of packing it: packing
+    /// copies every A value once, which the 8×32 tiles' broadcasts do not need when the rows
+    /// are read mc at a time (they stay in L2 across the panels). Measured with `pesvi bench
+    /// gemm --shape` (docs/BENCHMARKS.md): n = 32 from 91 to 126 GFLOP/s, n = 128 from 113 to
+    /// 123, equal at n = 300–500. Not for leading dimensions that are multiples of 1024 (rows
+    /// 4 KiB apart alias in L1: 64 against 73 GFLOP/s at 1024×1024×32), nor for Aᵀ (each k
+    /// step then reads a different row: 66 against 89 at m = 2048, n = 64).
+    static var unpackedAPanels: Int { 8 }
 
     /// Splits `total` into the fewest blocks of at most `limit`, of near-equal size rounded up
     /// to a multiple of `unit`.
@@ -258,6 +288,91 @@ public enum AVX512GEMM {
                 ir += mr
             }
             jr += nr
+        }
+    }
+
+    /// All 8×32 tiles of `rows` (a multiple of 8) rows of A (m×k row-major, leading dimension
+    /// `lda`), read in place, against one packed kc×nc B block.
+    @inline(__always)
+    static func unpackedMacroKernel(rows: Int, nc: Int, kc: Int, alpha: Float, beta: Float,
+                                    a: UnsafePointer<Float>, lda: Int,
+                                    pb: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let mr = 8, nr = 32
+        var jr = 0
+        while jr < nc {
+            let cols = min(nr, nc - jr)
+            let bp = pb + jr * kc
+            var ir = 0
+            while ir < rows {
+                microKernel8x32Unpacked(kc: kc, a: a + ir * lda, lda: lda,
+                                        b: bp, c: c + ir * ldc + jr, ldc: ldc, alpha: alpha, beta: beta, columns: cols)
+                ir += mr
+            }
+            jr += nr
+        }
+    }
+
+    /// C[8×columns] = alpha · A[8×kc] · Bpanel + beta · C with A read in place (row r at
+    /// a + r·lda) and Bpanel packed 32 values per k step (64-byte aligned, zero past
+    /// `columns`). Only the first `columns` (≤ 32) columns of C are written, and C is not read
+    /// when beta == 0.
+    @inline(never)
+    static func microKernel8x32Unpacked(kc: Int, a: UnsafePointer<Float>, lda: Int,
+                                        b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                        alpha: Float, beta: Float, columns: Int) {
+        typealias V = SIMD16<Float>
+        var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
+        var c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V()
+        let o1 = lda, o2 = 2 * lda, o3 = 3 * lda, o4 = 4 * lda
+        let o5 = 5 * lda, o6 = 6 * lda, o7 = 7 * lda
+        var pa = a
+        var pb = UnsafeRawPointer(b)
+        for _ in 0..<kc {
+            let b0 = pb.load(as: V.self)
+            let b1 = pb.load(fromByteOffset: 64, as: V.self)
+            var x = V(repeating: pa[0])
+            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = V(repeating: pa[o1])
+            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V(repeating: pa[o2])
+            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V(repeating: pa[o3])
+            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            x = V(repeating: pa[o4])
+            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = V(repeating: pa[o5])
+            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+            x = V(repeating: pa[o6])
+            c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
+            x = V(repeating: pa[o7])
+            c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
+            pa += 1
+            pb += 128
+        }
+        if columns == 32 {
+            @inline(__always) func store(_ row: Int, _ v0: V, _ v1: V) {
+                let p = UnsafeMutableRawPointer(c + row * ldc)
+                if beta == 0 {
+                    p.storeBytes(of: alpha * v0, as: V.self)
+                    p.storeBytes(of: alpha * v1, toByteOffset: 64, as: V.self)
+                } else {
+                    let o0 = p.loadUnaligned(as: V.self), o1 = p.loadUnaligned(fromByteOffset: 64, as: V.self)
+                    p.storeBytes(of: (alpha * v0).addingProduct(beta, o0), as: V.self)
+                    p.storeBytes(of: (alpha * v1).addingProduct(beta, o1), toByteOffset: 64, as: V.self)
+                }
+            }
+            store(0, c00, c01); store(1, c10, c11); store(2, c20, c21); store(3, c30, c31)
+            store(4, c40, c41); store(5, c50, c51); store(6, c60, c61); store(7, c70, c71)
+        } else {
+            @inline(__always) func store(_ row: Int, _ v0: V, _ v1: V) {
+                let p = c + row * ldc
+                for q in 0..<columns {
+                    let v = alpha * (q < 16 ? v0[q] : v1[q - 16])
+                    p[q] = beta == 0 ? v : v + beta * p[q]
+                }
+            }
+            store(0, c00, c01); store(1, c10, c11); store(2, c20, c21); store(3, c30, c31)
+            store(4, c40, c41); store(5, c50, c51); store(6, c60, c61); store(7, c70, c71)
         }
     }
 

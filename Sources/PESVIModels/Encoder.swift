@@ -24,17 +24,27 @@ public final class GaussianEncoder: @unchecked Sendable {
     public func encode(_ x: Dataset, threads: Int = 1, chunkRows: Int = 256) -> (mu: [Float], logVariance: [Float]) {
         precondition(x.cols == dataWidth, "encoder expects \(dataWidth) columns, data has \(x.cols)")
         let L = latent, n = x.rows, d = x.cols
-        let mu = FloatBuffer(count: n * L), lv = FloatBuffer(count: n * L)
+        if n == 0 || L == 0 { return ([], []) }
         let runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
         let workspaces = (0..<threads).map { _ in NetworkWorkspace(network: network, maxRows: chunkRows) }
-        runner.run(rows: n) { t, _, start, count in
-            let out = self.network.forward(x.values.pointer + start * d, rows: count, workspace: workspaces[t])
-            for i in 0..<count {
-                (mu.pointer + (start + i) * L).update(from: out + i * 2 * L, count: L)
-                (lv.pointer + (start + i) * L).update(from: out + i * 2 * L + L, count: L)
+        // Each chunk's output rows [μ | log σ²] go straight into the two result arrays: no
+        // zero-filled intermediate buffer and no second copy.
+        var logVariance: [Float] = []
+        let mu = [Float](unsafeUninitializedCapacity: n * L) { muBuffer, muCount in
+            logVariance = [Float](unsafeUninitializedCapacity: n * L) { lvBuffer, lvCount in
+                let muOut = muBuffer.baseAddress!, lvOut = lvBuffer.baseAddress!
+                runner.run(rows: n) { t, _, start, count in
+                    let out = self.network.forward(x.values.pointer + start * d, rows: count, workspace: workspaces[t])
+                    for i in 0..<count {
+                        (muOut + (start + i) * L).initialize(from: out + i * 2 * L, count: L)
+                        (lvOut + (start + i) * L).initialize(from: out + i * 2 * L + L, count: L)
+                    }
+                }
+                lvCount = n * L
             }
+            muCount = n * L
         }
-        return (mu.array, lv.array)
+        return (mu, logVariance)
     }
 
     /// Encodes `x` into a fresh posterior table with the given Adam settings (the PE-SVI start).

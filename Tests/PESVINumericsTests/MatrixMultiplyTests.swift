@@ -189,6 +189,31 @@ import Testing
         }
     }
 
+    /// AVX-512 reads A in place (no packing) for A·B with at most two 32-wide panels of B
+    /// (n ≤ 64): full 8-row tiles from the stored rows, the last m mod 8 rows packed. Sizes on
+    /// both sides of each boundary: n around 32 and 64 (one partial panel, two, three →
+    /// packed), m with and without remainder rows and across the 144-row blocks, k across the
+    /// 256-deep blocks (beta applied once), padded rows of A, and a leading dimension that is a
+    /// multiple of 1024 (packed: in-place reads of rows 4 KiB apart alias in L1).
+    @Test(arguments: kernels) func aReadInPlaceForNarrowB(kernel: GEMMKernelKind) {
+        var seed: UInt64 = 75_000
+        var failures: [String] = []
+        for n in [1, 16, 31, 32, 33, 63, 64, 65] {
+            for (m, k) in [(8, 1), (13, 300), (150, 7), (301, 513)] {
+                for padA in [0, 5] {
+                    seed += 1
+                    let (alpha, beta): (Float, Float) = seed % 3 == 0 ? (1, 0) : seed % 3 == 1 ? (-0.5, 2.5) : (1, 1)
+                    let t = Case(opA: .none, opB: seed % 2 == 0 ? .none : .transpose, m: m, n: n, k: k,
+                                 alpha: alpha, beta: beta, padA: padA, padC: 3, kernel: kernel)
+                    if let f = Self.check(t, seed: seed) { failures.append(f) }
+                }
+            }
+        }
+        let aliased = Case(opA: .none, opB: .none, m: 21, n: 40, k: 30, alpha: 1, beta: 2.5, padA: 1024 - 30, kernel: kernel)
+        if let f = Self.check(aliased, seed: 75_999) { failures.append(f) }
+        #expect(failures.isEmpty, "\(failures.count) failures, first: \(failures.first ?? "")")
+    }
+
     /// threads = 2 on products above the parallel threshold, split along n (n ≥ m) and along m
     /// (m > n), with uneven edges; and threads = 2 on a small product (runs serially).
     @Test(arguments: kernels) func twoThreads(kernel: GEMMKernelKind) {
