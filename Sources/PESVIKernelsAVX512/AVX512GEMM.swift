@@ -368,7 +368,7 @@ public enum AVX512GEMM {
                 let p = c + row * ldc
                 for q in 0..<columns {
                     let v = alpha * (q < 16 ? v0[q] : v1[q - 16])
-                    p[q] = beta == 0 ? v : v + beta * p[q]
+                    p[q] = beta == 0 ? v : beta * p[q] + v
                 }
             }
             store(0, c00, c01); store(1, c10, c11); store(2, c20, c21); store(3, c30, c31)

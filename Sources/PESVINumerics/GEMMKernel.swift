@@ -39,6 +39,12 @@ enum GEMMBlocking {
     static let kc = 256
     /// Columns of the packed B block (multiple of `nr`).
     static let nc = 4080
+    /// A·B (A not transposed) with at most this many columns in the B block reads A where it
+    /// is stored instead of packing it (both kernels; leading dimensions that are multiples
+    /// of 1024 excepted). Packing copies every A value once; the tiles' broadcasts do not
+    /// need it when the rows are read mc at a time (measured with `pesvi bench gemm --shape`,
+    /// docs/BENCHMARKS.md).
+    static let unpackedAColumns = 256
 }
 
 /// Packing buffers of one thread of work. The buffers only grow; a warm workspace makes a
@@ -323,6 +329,25 @@ func serialGEMMAVX2(
             let kc = min(kcB, k - pc)
             packB(opB, b: b, ldb: ldb, row: pc, col: jc, kc: kc, nc: nc, into: pb)
             let betaBlock: Float = pc == 0 ? beta : 1
+            if opA == .none && lda % 1024 != 0 && nc <= GEMMBlocking.unpackedAColumns {
+                // A read where it is stored, mc rows at a time; the last m mod 6 rows packed
+                // (the AVX-512 path's rule, GEMMBlocking.unpackedAColumns).
+                let fullRows = m / mr * mr
+                var ic = 0
+                while ic < fullRows {
+                    let mc = min(mcB, fullRows - ic)
+                    unpackedMacroKernel(rows: mc, nc: nc, kc: kc, alpha: alpha, beta: betaBlock,
+                                        a: a + ic * lda + pc, lda: lda, pb: pb, c: c + ic * ldc + jc, ldc: ldc)
+                    ic += mc
+                }
+                if fullRows < m {
+                    packA(opA, a: a, lda: lda, row: fullRows, col: pc, mc: m - fullRows, kc: kc, into: pa)
+                    macroKernel(mc: m - fullRows, nc: nc, kc: kc, alpha: alpha, beta: betaBlock,
+                                pa: pa, pb: pb, c: c + fullRows * ldc + jc, ldc: ldc, edge: edge)
+                }
+                pc += kc
+                continue
+            }
             var ic = 0
             while ic < m {
                 let mc = min(mcB, m - ic)
@@ -458,6 +483,85 @@ func macroKernel(mc: Int, nc: Int, kc: Int, alpha: Float, beta: Float,
             ir += mr
         }
         jr += nr
+    }
+}
+
+/// All 6×16 tiles of `rows` (a multiple of 6) rows of A (row-major, leading dimension `lda`),
+/// read in place, against one packed kc×nc B block.
+@inline(__always)
+func unpackedMacroKernel(rows: Int, nc: Int, kc: Int, alpha: Float, beta: Float,
+                         a: UnsafePointer<Float>, lda: Int, pb: UnsafePointer<Float>,
+                         c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let mr = GEMMBlocking.mr, nr = GEMMBlocking.nr
+    var jr = 0
+    while jr < nc {
+        let cols = min(nr, nc - jr)
+        let bp = pb + jr * kc
+        var ir = 0
+        while ir < rows {
+            microKernel6x16Unpacked(kc: kc, a: a + ir * lda, lda: lda, b: bp, c: c + ir * ldc + jr, ldc: ldc,
+                                    alpha: alpha, beta: beta, columns: cols)
+            ir += mr
+        }
+        jr += nr
+    }
+}
+
+/// C[6×columns] = alpha · A[6×kc] · Bpanel + beta · C with A read in place (row r at
+/// a + r·lda) and Bpanel packed 16 values per k step (zero past `columns`). Only the first
+/// `columns` (≤ 16) columns of C are written; C is not read when beta == 0. The same sums in
+/// the same order as ``microKernel6x16(kc:a:b:c:ldc:alpha:beta:)`` on the packed panel.
+@inline(never)
+func microKernel6x16Unpacked(kc: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+                             c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float, columns: Int) {
+    typealias V = SIMD8<Float>
+    var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V()
+    var c30 = V(), c31 = V(), c40 = V(), c41 = V(), c50 = V(), c51 = V()
+    let o1 = lda, o2 = 2 * lda, o3 = 3 * lda, o4 = 4 * lda, o5 = 5 * lda
+    var pa = a
+    var pb = UnsafeRawPointer(b)
+    for _ in 0..<kc {
+        let b0 = pb.load(as: V.self)
+        let b1 = pb.load(fromByteOffset: 32, as: V.self)
+        var x = V(repeating: pa[0])
+        c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+        x = V(repeating: pa[o1])
+        c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+        x = V(repeating: pa[o2])
+        c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+        x = V(repeating: pa[o3])
+        c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+        x = V(repeating: pa[o4])
+        c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+        x = V(repeating: pa[o5])
+        c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+        pa += 1
+        pb += 64
+    }
+    if columns == 16 {
+        @inline(__always) func store(_ row: Int, _ v0: V, _ v1: V) {
+            let p = UnsafeMutableRawPointer(c + row * ldc)
+            if beta == 0 {
+                p.storeBytes(of: alpha * v0, as: V.self)
+                p.storeBytes(of: alpha * v1, toByteOffset: 32, as: V.self)
+            } else {
+                let o0 = p.loadUnaligned(as: V.self), o1 = p.loadUnaligned(fromByteOffset: 32, as: V.self)
+                p.storeBytes(of: (alpha * v0).addingProduct(beta, o0), as: V.self)
+                p.storeBytes(of: (alpha * v1).addingProduct(beta, o1), toByteOffset: 32, as: V.self)
+            }
+        }
+        store(0, c00, c01); store(1, c10, c11); store(2, c20, c21)
+        store(3, c30, c31); store(4, c40, c41); store(5, c50, c51)
+    } else {
+        @inline(__always) func store(_ row: Int, _ v0: V, _ v1: V) {
+            let p = c + row * ldc
+            for q in 0..<columns {
+                let v = alpha * (q < 8 ? v0[q] : v1[q - 8])
+                p[q] = beta == 0 ? v : beta * p[q] + v
+            }
+        }
+        store(0, c00, c01); store(1, c10, c11); store(2, c20, c21)
+        store(3, c30, c31); store(4, c40, c41); store(5, c50, c51)
     }
 }
 
