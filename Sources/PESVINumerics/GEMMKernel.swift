@@ -507,17 +507,33 @@ func unpackedMacroKernel(rows: Int, nc: Int, kc: Int, alpha: Float, beta: Float,
     }
 }
 
+/// C[6×16] = alpha · Apanel · Bpanel + beta · C, with Apanel packed 6 values per k step and
+/// Bpanel 16 values per k step (both 32-byte aligned). C is not read when beta == 0.
+@inline(never)
+func microKernel6x16(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+    tile6x16(kc: kc, a: a, rowStride: 1, columnStride: 6, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta, columns: 16)
+}
+
 /// C[6×columns] = alpha · A[6×kc] · Bpanel + beta · C with A read in place (row r at
-/// a + r·lda) and Bpanel packed 16 values per k step (zero past `columns`). Only the first
-/// `columns` (≤ 16) columns of C are written; C is not read when beta == 0. The same sums in
-/// the same order as ``microKernel6x16(kc:a:b:c:ldc:alpha:beta:)`` on the packed panel.
+/// a + r·lda) and Bpanel packed as in ``microKernel6x16(kc:a:b:c:ldc:alpha:beta:)``, zero past
+/// `columns` (≤ 16); only those columns of C are written.
 @inline(never)
 func microKernel6x16Unpacked(kc: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
                              c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float, columns: Int) {
+    tile6x16(kc: kc, a: a, rowStride: lda, columnStride: 1, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta, columns: columns)
+}
+
+/// The body of both microkernels: C[6×columns] = alpha · A[6×kc] · Bpanel + beta · C with
+/// A(r, p) = a[r·rowStride + p·columnStride]; inlined into each entry point, so the packed
+/// one's constant strides and width compile to fixed offsets and one store path.
+@inline(__always)
+func tile6x16(kc: Int, a: UnsafePointer<Float>, rowStride: Int, columnStride: Int, b: UnsafePointer<Float>,
+              c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float, columns: Int) {
     typealias V = SIMD8<Float>
     var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V()
     var c30 = V(), c31 = V(), c40 = V(), c41 = V(), c50 = V(), c51 = V()
-    let o1 = lda, o2 = 2 * lda, o3 = 3 * lda, o4 = 4 * lda, o5 = 5 * lda
+    let o1 = rowStride, o2 = 2 * rowStride, o3 = 3 * rowStride, o4 = 4 * rowStride, o5 = 5 * rowStride
     var pa = a
     var pb = UnsafeRawPointer(b)
     for _ in 0..<kc {
@@ -535,7 +551,7 @@ func microKernel6x16Unpacked(kc: Int, a: UnsafePointer<Float>, lda: Int, b: Unsa
         c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
         x = V(repeating: pa[o5])
         c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-        pa += 1
+        pa += columnStride
         pb += 64
     }
     if columns == 16 {
@@ -563,47 +579,4 @@ func microKernel6x16Unpacked(kc: Int, a: UnsafePointer<Float>, lda: Int, b: Unsa
         store(0, c00, c01); store(1, c10, c11); store(2, c20, c21)
         store(3, c30, c31); store(4, c40, c41); store(5, c50, c51)
     }
-}
-
-/// C[6×16] = alpha · Apanel · Bpanel + beta · C, with Apanel packed 6 values per k step and
-/// Bpanel 16 values per k step (both 32-byte aligned). C is not read when beta == 0.
-@inline(never)
-func microKernel6x16(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                     c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
-    typealias V = SIMD8<Float>
-    var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V()
-    var c30 = V(), c31 = V(), c40 = V(), c41 = V(), c50 = V(), c51 = V()
-    var pa = a
-    var pb = UnsafeRawPointer(b)
-    for _ in 0..<kc {
-        let b0 = pb.load(as: V.self)
-        let b1 = pb.load(fromByteOffset: 32, as: V.self)
-        var x = V(repeating: pa[0])
-        c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-        x = V(repeating: pa[1])
-        c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-        x = V(repeating: pa[2])
-        c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-        x = V(repeating: pa[3])
-        c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-        x = V(repeating: pa[4])
-        c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-        x = V(repeating: pa[5])
-        c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-        pa += 6
-        pb += 64
-    }
-    @inline(__always) func store(_ row: Int, _ v0: V, _ v1: V) {
-        let p = UnsafeMutableRawPointer(c + row * ldc)
-        if beta == 0 {
-            p.storeBytes(of: alpha * v0, as: V.self)
-            p.storeBytes(of: alpha * v1, toByteOffset: 32, as: V.self)
-        } else {
-            let o0 = p.loadUnaligned(as: V.self), o1 = p.loadUnaligned(fromByteOffset: 32, as: V.self)
-            p.storeBytes(of: (alpha * v0).addingProduct(beta, o0), as: V.self)
-            p.storeBytes(of: (alpha * v1).addingProduct(beta, o1), toByteOffset: 32, as: V.self)
-        }
-    }
-    store(0, c00, c01); store(1, c10, c11); store(2, c20, c21)
-    store(3, c30, c31); store(4, c40, c41); store(5, c50, c51)
 }
