@@ -333,7 +333,7 @@ public enum AVX512GEMM {
     /// The body of both microkernels: C[8×columns] = alpha · A[8×kc] · Bpanel + beta · C with
     /// A(r, p) = a[r·rowStride + p·columnStride]. Inlined into each entry point, where the
     /// packed one's constant strides and width compile to fixed offsets and one store path
-    /// (a single kernel with run-time strides measured 10–25 % slower on packed products).
+    /// (a single kernel with run-time strides ran packed products slower: docs/BENCHMARKS.md).
     @inline(__always)
     static func tile8x32(kc: Int, a: UnsafePointer<Float>, rowStride: Int, columnStride: Int,
                          b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
