@@ -63,8 +63,8 @@ public enum AVX512GEMM {
                 let kc = min(kcB, k - pc)
                 packB(transposeB, b: b, ldb: ldb, row: pc, col: jc, kc: kc, nc: nc, into: pb)
                 let betaBlock: Float = pc == 0 ? beta : 1
-                if !transposeA && lda % 1024 != 0 && (nc + nr - 1) / nr <= unpackedAPanels {
-                    // Each A value meets at most `unpackedAPanels` B panels: the kernel reads the
+                if !transposeA && lda % 1024 != 0 && nc <= unpackedAColumns {
+                    // Each A value meets at most eight B panels: the kernel reads the
                     // rows of A where they are stored, mc rows at a time (so a block stays in L2
                     // for its second panel), and only the last m mod 8 rows are packed.
                     let fullRows = m / mr * mr
@@ -97,15 +97,15 @@ public enum AVX512GEMM {
         }
     }
 
-    /// A·B (A not transposed) with a B block of at most this many 32-wide panels (n ≤ 256)
-    /// reads A where it is stored (``unpackedMacroKernel``) instead of packing it: packing
+    /// A·B (A not transposed) with a B block of at most this many columns (eight 32-wide
+    /// panels) reads A where it is stored (``unpackedMacroKernel``) instead of packing it: packing
     /// copies every A value once, which the 8×32 tiles' broadcasts do not need when the rows
     /// are read mc at a time (they stay in L2 across the panels). Measured with `pesvi bench
     /// gemm --shape` (docs/BENCHMARKS.md): n = 32 from 91 to 126 GFLOP/s, n = 128 from 113 to
     /// 123, equal at n = 300–500. Not for leading dimensions that are multiples of 1024 (rows
     /// 4 KiB apart alias in L1: 64 against 73 GFLOP/s at 1024×1024×32), nor for Aᵀ (each k
     /// step then reads a different row: 66 against 89 at m = 2048, n = 64).
-    static var unpackedAPanels: Int { 8 }
+    static var unpackedAColumns: Int { 256 }
 
     /// Splits `total` into the fewest blocks of at most `limit`, of near-equal size rounded up
     /// to a multiple of `unit`.

@@ -40,10 +40,10 @@ enum GEMMBlocking {
     /// Columns of the packed B block (multiple of `nr`).
     static let nc = 4080
     /// A·B (A not transposed) with at most this many columns in the B block reads A where it
-    /// is stored instead of packing it (both kernels; leading dimensions that are multiples
-    /// of 1024 excepted). Packing copies every A value once; the tiles' broadcasts do not
-    /// need it when the rows are read mc at a time (measured with `pesvi bench gemm --shape`,
-    /// docs/BENCHMARKS.md).
+    /// is stored instead of packing it (leading dimensions that are multiples of 1024
+    /// excepted; the AVX-512 kernel has the same rule, `AVX512GEMM.unpackedAColumns`).
+    /// Packing copies every A value once; the tiles' broadcasts do not need it when the rows
+    /// are read mc at a time (measured with `pesvi bench gemm --shape`, docs/BENCHMARKS.md).
     static let unpackedAColumns = 256
 }
 
@@ -330,8 +330,7 @@ func serialGEMMAVX2(
             packB(opB, b: b, ldb: ldb, row: pc, col: jc, kc: kc, nc: nc, into: pb)
             let betaBlock: Float = pc == 0 ? beta : 1
             if opA == .none && lda % 1024 != 0 && nc <= GEMMBlocking.unpackedAColumns {
-                // A read where it is stored, mc rows at a time; the last m mod 6 rows packed
-                // (the AVX-512 path's rule, GEMMBlocking.unpackedAColumns).
+                // A read where it is stored, mc rows at a time; the last m mod 6 rows packed.
                 let fullRows = m / mr * mr
                 var ic = 0
                 while ic < fullRows {
