@@ -141,6 +141,19 @@ import PESVIData
         #expect(abs(ratio - gn / svi) <= 0.01 * ratio + 0.01, "ratio \(ratio) vs \(gn) / \(svi)")
     }
 
+    /// `bench gemm --shape` measures exactly the shapes asked for: after the probe's line, one
+    /// JSON object per op and shape, in order, with a positive speed.
+    @Test func benchGEMMChosenShapes() throws {
+        let r = try Pesvi.run(["bench", "gemm", "--shape", "9,5,3", "17,33,40", "--threads", "1", "--repeats", "1", "--json"],
+                              timeout: 60)
+        try #require(r.status == 0, "\(r)")
+        let lines = r.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let cases = lines.compactMap { $0 }.filter { $0["op"] != nil }
+        let got = cases.map { "\($0["op"]!) \($0["m"]!),\($0["k"]!),\($0["n"]!)" }
+        #expect(got == ["NN 9,5,3", "TN 9,5,3", "NT 9,5,3", "NN 17,33,40", "TN 17,33,40", "NT 17,33,40"], "\(r.stdout)")
+        #expect(cases.allSatisfy { ($0["gflops"] as? Double ?? 0) > 0 })
+    }
+
     /// `bench auto` on a tiny shape: one JSON object with positive timings whose ratios are theirs.
     @Test func benchGuardedRefinementJSON() throws {
         let r = try Pesvi.run(["bench", "auto", "--points", "40", "--z", "4", "--dim", "10", "--arch", "2", "--threads", "1",
