@@ -345,7 +345,20 @@ public enum AVX512GEMM {
         let o5 = 5 * rowStride, o6 = 6 * rowStride, o7 = 7 * rowStride
         var pa = a
         var pb = UnsafeRawPointer(b)
-        for _ in 0..<kc {
+        if columns <= 16 {
+            // Only the first 16 columns exist (e.g. the backward product to z at |z| = 16): half
+            // the multiply-adds; each element's sum is the same, in the same order.
+            for _ in 0..<kc {
+                let b0 = pb.load(as: V.self)
+                c00 = c00.addingProduct(V(repeating: pa[0]), b0); c10 = c10.addingProduct(V(repeating: pa[o1]), b0)
+                c20 = c20.addingProduct(V(repeating: pa[o2]), b0); c30 = c30.addingProduct(V(repeating: pa[o3]), b0)
+                c40 = c40.addingProduct(V(repeating: pa[o4]), b0); c50 = c50.addingProduct(V(repeating: pa[o5]), b0)
+                c60 = c60.addingProduct(V(repeating: pa[o6]), b0); c70 = c70.addingProduct(V(repeating: pa[o7]), b0)
+                pa += columnStride
+                pb += 128
+            }
+        } else {
+          for _ in 0..<kc {
             let b0 = pb.load(as: V.self)
             let b1 = pb.load(fromByteOffset: 64, as: V.self)
             var x = V(repeating: pa[0])
@@ -366,6 +379,7 @@ public enum AVX512GEMM {
             c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
             pa += columnStride
             pb += 128
+          }
         }
         if columns == 32 {
             @inline(__always) func store(_ row: Int, _ v0: V, _ v1: V) {
@@ -381,6 +395,17 @@ public enum AVX512GEMM {
             }
             store(0, c00, c01); store(1, c10, c11); store(2, c20, c21); store(3, c30, c31)
             store(4, c40, c41); store(5, c50, c51); store(6, c60, c61); store(7, c70, c71)
+        } else if columns == 16 {
+            @inline(__always) func store(_ row: Int, _ v0: V) {
+                let p = UnsafeMutableRawPointer(c + row * ldc)
+                if beta == 0 {
+                    p.storeBytes(of: alpha * v0, as: V.self)
+                } else {
+                    p.storeBytes(of: (alpha * v0).addingProduct(beta, p.loadUnaligned(as: V.self)), as: V.self)
+                }
+            }
+            store(0, c00); store(1, c10); store(2, c20); store(3, c30)
+            store(4, c40); store(5, c50); store(6, c60); store(7, c70)
         } else {
             @inline(__always) func store(_ row: Int, _ v0: V, _ v1: V) {
                 let p = c + row * ldc

@@ -535,7 +535,18 @@ func tile6x16(kc: Int, a: UnsafePointer<Float>, rowStride: Int, columnStride: In
     let o1 = rowStride, o2 = 2 * rowStride, o3 = 3 * rowStride, o4 = 4 * rowStride, o5 = 5 * rowStride
     var pa = a
     var pb = UnsafeRawPointer(b)
-    for _ in 0..<kc {
+    if columns <= 8 {
+        // Only the first 8 columns exist: half the multiply-adds, each element's sum unchanged.
+        for _ in 0..<kc {
+            let b0 = pb.load(as: V.self)
+            c00 = c00.addingProduct(V(repeating: pa[0]), b0); c10 = c10.addingProduct(V(repeating: pa[o1]), b0)
+            c20 = c20.addingProduct(V(repeating: pa[o2]), b0); c30 = c30.addingProduct(V(repeating: pa[o3]), b0)
+            c40 = c40.addingProduct(V(repeating: pa[o4]), b0); c50 = c50.addingProduct(V(repeating: pa[o5]), b0)
+            pa += columnStride
+            pb += 64
+        }
+    } else {
+      for _ in 0..<kc {
         let b0 = pb.load(as: V.self)
         let b1 = pb.load(fromByteOffset: 32, as: V.self)
         var x = V(repeating: pa[0])
@@ -552,6 +563,7 @@ func tile6x16(kc: Int, a: UnsafePointer<Float>, rowStride: Int, columnStride: In
         c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
         pa += columnStride
         pb += 64
+      }
     }
     if columns == 16 {
         @inline(__always) func store(_ row: Int, _ v0: V, _ v1: V) {
@@ -567,6 +579,16 @@ func tile6x16(kc: Int, a: UnsafePointer<Float>, rowStride: Int, columnStride: In
         }
         store(0, c00, c01); store(1, c10, c11); store(2, c20, c21)
         store(3, c30, c31); store(4, c40, c41); store(5, c50, c51)
+    } else if columns == 8 {
+        @inline(__always) func store(_ row: Int, _ v0: V) {
+            let p = UnsafeMutableRawPointer(c + row * ldc)
+            if beta == 0 {
+                p.storeBytes(of: alpha * v0, as: V.self)
+            } else {
+                p.storeBytes(of: (alpha * v0).addingProduct(beta, p.loadUnaligned(as: V.self)), as: V.self)
+            }
+        }
+        store(0, c00); store(1, c10); store(2, c20); store(3, c30); store(4, c40); store(5, c50)
     } else {
         @inline(__always) func store(_ row: Int, _ v0: V, _ v1: V) {
             let p = c + row * ldc
