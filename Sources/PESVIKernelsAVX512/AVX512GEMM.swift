@@ -34,7 +34,8 @@ public enum AVX512GEMM {
         let kc = balancedBlock(k, limit: kcLimit, unit: 1)
         let mc = balancedBlock(m, limit: mcLimit, unit: mr)
         let nc = balancedBlock(n, limit: ncLimit, unit: nr)
-        return (mc * kc, kc * nc)
+        let wholeB = n <= unpackedAColumns && k <= unpackedADepth ? k * ((n + nr - 1) / nr * nr) : 0
+        return (mc * kc, max(kc * nc, wholeB))
     }
 
     /// One thread's product C = alpha·op(A)·op(B) + beta·C (row-major, same contract as
@@ -55,6 +56,42 @@ public enum AVX512GEMM {
         let kcB = balancedBlock(k, limit: kcLimit, unit: 1)
         let mcB = balancedBlock(m, limit: mcLimit, unit: mr)
         let ncB = balancedBlock(n, limit: ncLimit, unit: nr)
+        if !transposeA && lda % 1024 != 0 && n <= unpackedAColumns && k > kcB && k <= unpackedADepth {
+            // Deeper than one block: B is packed whole, block after block, and each mc-row
+            // block of A runs through every depth block while it is in L2 (instead of every
+            // row of A once per depth block, which streams a tall A from memory twice or more).
+            let ncp = (n + nr - 1) / nr * nr
+            var pc = 0
+            while pc < k {
+                let kc = min(kcB, k - pc)
+                packB(transposeB, b: b, ldb: ldb, row: pc, col: 0, kc: kc, nc: n, into: pb + pc * ncp)
+                pc += kc
+            }
+            let fullRows = m / mr * mr
+            var ic = 0
+            while ic < fullRows {
+                let mc = min(mcB, fullRows - ic)
+                pc = 0
+                while pc < k {
+                    let kc = min(kcB, k - pc)
+                    unpackedMacroKernel(rows: mc, nc: n, kc: kc, alpha: alpha, beta: pc == 0 ? beta : 1,
+                                        a: a + ic * lda + pc, lda: lda, pb: pb + pc * ncp, c: c + ic * ldc, ldc: ldc)
+                    pc += kc
+                }
+                ic += mc
+            }
+            if fullRows < m {
+                pc = 0
+                while pc < k {
+                    let kc = min(kcB, k - pc)
+                    packA(transposeA, a: a, lda: lda, row: fullRows, col: pc, mc: m - fullRows, kc: kc, into: pa)
+                    macroKernel(mc: m - fullRows, nc: n, kc: kc, alpha: alpha, beta: pc == 0 ? beta : 1,
+                                pa: pa, pb: pb + pc * ncp, c: c + fullRows * ldc, ldc: ldc, edge: edge)
+                    pc += kc
+                }
+            }
+            return
+        }
         var jc = 0
         while jc < n {
             let nc = min(ncB, n - jc)
@@ -106,6 +143,10 @@ public enum AVX512GEMM {
     /// 4 KiB apart alias in L1: 64 against 73 GFLOP/s at 1024×1024×32), nor for Aᵀ (each k
     /// step then reads a different row: 66 against 89 at m = 2048, n = 64).
     static var unpackedAColumns: Int { 256 }
+
+    /// Up to this depth an in-place product packs all of B at once (at most 1 MiB) and runs
+    /// each block of A's rows through every depth block while the block is in L2.
+    static var unpackedADepth: Int { 1024 }
 
     /// Splits `total` into the fewest blocks of at most `limit`, of near-equal size rounded up
     /// to a multiple of `unit`.

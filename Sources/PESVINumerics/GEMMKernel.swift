@@ -45,6 +45,9 @@ enum GEMMBlocking {
     /// Packing copies every A value once; the tiles' broadcasts do not need it when the rows
     /// are read mc at a time (measured with `pesvi bench gemm --shape`, docs/BENCHMARKS.md).
     static let unpackedAColumns = 256
+    /// Up to this depth an in-place product packs all of B at once and runs each block of A's
+    /// rows through every depth block while the block is in L2 (as `AVX512GEMM.unpackedADepth`).
+    static let unpackedADepth = 1024
 }
 
 /// Packing buffers of one thread of work. The buffers only grow; a warm workspace makes a
@@ -319,6 +322,43 @@ func serialGEMMAVX2(
     let kcB = balancedBlock(k, limit: GEMMBlocking.kc, unit: 1)
     let mcB = balancedBlock(m, limit: GEMMBlocking.mc, unit: mr)
     let ncB = balancedBlock(n, limit: GEMMBlocking.nc, unit: nr)
+    if opA == .none && lda % 1024 != 0 && n <= GEMMBlocking.unpackedAColumns && k > kcB && k <= GEMMBlocking.unpackedADepth {
+        // Deeper than one block: B packed whole, and each mc-row block of A through every
+        // depth block while it is in L2 (see the AVX-512 driver).
+        let ncp = (n + nr - 1) / nr * nr
+        ws.reserve(a: mcB * kcB, b: k * ncp)
+        let pa = ws.packA, pb = ws.packB, edge = ws.edge
+        var pc = 0
+        while pc < k {
+            let kc = min(kcB, k - pc)
+            packB(opB, b: b, ldb: ldb, row: pc, col: 0, kc: kc, nc: n, into: pb + pc * ncp)
+            pc += kc
+        }
+        let fullRows = m / mr * mr
+        var ic = 0
+        while ic < fullRows {
+            let mc = min(mcB, fullRows - ic)
+            pc = 0
+            while pc < k {
+                let kc = min(kcB, k - pc)
+                unpackedMacroKernel(rows: mc, nc: n, kc: kc, alpha: alpha, beta: pc == 0 ? beta : 1,
+                                    a: a + ic * lda + pc, lda: lda, pb: pb + pc * ncp, c: c + ic * ldc, ldc: ldc)
+                pc += kc
+            }
+            ic += mc
+        }
+        if fullRows < m {
+            pc = 0
+            while pc < k {
+                let kc = min(kcB, k - pc)
+                packA(opA, a: a, lda: lda, row: fullRows, col: pc, mc: m - fullRows, kc: kc, into: pa)
+                macroKernel(mc: m - fullRows, nc: n, kc: kc, alpha: alpha, beta: pc == 0 ? beta : 1,
+                            pa: pa, pb: pb + pc * ncp, c: c + fullRows * ldc, ldc: ldc, edge: edge)
+                pc += kc
+            }
+        }
+        return
+    }
     ws.reserve(a: mcB * kcB, b: kcB * ncB)
     let pa = ws.packA, pb = ws.packB, edge = ws.edge
     var jc = 0

@@ -189,17 +189,20 @@ import Testing
         }
     }
 
-    /// AVX-512 reads A in place (no packing) for A·B with at most two 32-wide panels of B
-    /// (n ≤ 64): full 8-row tiles from the stored rows, the last m mod 8 rows packed. Sizes on
-    /// both sides of each boundary: n around 32 and 64 (one partial panel, two, three →
-    /// packed), m with and without remainder rows and across the 144-row blocks, k across the
-    /// 256-deep blocks (beta applied once), padded rows of A, and a leading dimension that is a
+    /// Both kernels read A in place (no packing) for A·B with at most 256 columns: full tiles
+    /// from the stored rows, the last m mod 8 (AVX2: mod 6) rows packed. Sizes on both sides of
+    /// each boundary: n around the 32- and 16-wide panels up to 256, m with and without
+    /// remainder rows and across the 144-row blocks, k within one depth block, across the
+    /// 256-deep blocks up to 1024 (B packed whole, each row block through every depth block,
+    /// beta applied once) and beyond, padded rows of A, and a leading dimension that is a
     /// multiple of 1024 (packed: in-place reads of rows 4 KiB apart alias in L1).
     @Test(arguments: kernels) func aReadInPlaceForNarrowB(kernel: GEMMKernelKind) {
         var seed: UInt64 = 75_000
         var failures: [String] = []
-        for n in [1, 16, 31, 32, 33, 63, 64, 65] {
-            for (m, k) in [(8, 1), (13, 300), (150, 7), (301, 513)] {
+        // k = 300 and 513: deeper than one block, B packed whole and each row block through
+        // every depth block; k = 1100: deeper than that path takes, one depth block at a time.
+        for n in [1, 16, 31, 32, 33, 63, 64, 65, 256] {
+            for (m, k) in [(8, 1), (13, 300), (150, 7), (301, 513), (22, 1100)] {
                 for padA in [0, 5] {
                     seed += 1
                     let (alpha, beta): (Float, Float) = seed % 3 == 0 ? (1, 0) : seed % 3 == 1 ? (-0.5, 2.5) : (1, 1)
