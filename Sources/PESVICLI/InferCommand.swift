@@ -57,18 +57,24 @@ struct InferCommand: ParsableCommand {
         } else {
             rate = Float(lr)!
         }
+        let g = gaussNewton
+        let gn = method == "gn" && steps > 0
+            ? GaussNewtonRefinement(decoder: m.decoder, threads: common.threads, damping: g.gnDamping, tolerance: g.gnTolerance,
+                                    trialsPerIteration: g.gnTrials, acceptanceRatio: g.gnAcceptance) : nil
         let t0 = Date()
-        let start = m.pseudoEncoder.encode(x, threads: common.threads)
+        // A linear decoder's exact Gauss-Newton step does not read the start: the pseudo-encoder
+        // is not run (a zero start stands in, used only if the exact step is refused).
+        let start = gn?.takesExactLinearStep == true
+            ? (mu: [Float](repeating: 0, count: x.rows * m.configuration.latent), logVariance: [Float](repeating: 0, count: x.rows * m.configuration.latent))
+            : m.pseudoEncoder.encode(x, threads: common.threads)
         var mu = start.mu, lv = start.logVariance
         var stepsNote = "\(steps) steps"
-        if steps > 0 && method == "gn" {
-            let g = gaussNewton
-            let r = GaussNewtonRefinement(decoder: m.decoder, threads: common.threads, damping: g.gnDamping, tolerance: g.gnTolerance,
-                                          trialsPerIteration: g.gnTrials, acceptanceRatio: g.gnAcceptance)
-                .refine(x, start: start, maxSteps: steps, seed: common.seed, recordCurve: false)
+        if let gn {
+            let r = gn.refine(x, start: start, maxSteps: steps, seed: common.seed, recordCurve: false)
             mu = r.mu; lv = r.logVariance
-            stepsNote = String(format: "Gauss-Newton, mean %.1f / max %d steps per point, %d rejected trials",
-                               r.meanSteps, r.maxSteps, r.rejectedSteps)
+            stepsNote = r.usedStart
+                ? String(format: "Gauss-Newton, mean %.1f / max %d steps per point, %d rejected trials", r.meanSteps, r.maxSteps, r.rejectedSteps)
+                : "Gauss-Newton, one exact step per point (linear decoder)"
         } else if steps > 0 && lr == "auto" {
             var c = GuardedRefinementConfiguration(learningRate: rate)
             c.maxSteps = steps

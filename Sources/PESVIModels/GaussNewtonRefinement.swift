@@ -32,6 +32,9 @@ public struct GaussNewtonResult: Sendable {
     /// wall time so far (without recording and observer time).
     public var meanStepsAfter: [Double] = []
     public var secondsAfter: [Double] = []
+    /// false when the result does not depend on the start (a linear decoder's exact step,
+    /// ``GaussNewtonRefinement/takesExactLinearStep``): the start's cost is then not part of it.
+    public var usedStart = true
 }
 
 /// Damped Gauss-Newton (Levenberg–Marquardt) refinement of test-time posteriors
@@ -133,6 +136,20 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// ``predictedDecrease(delta:gradient:mu:hessian:damping:beta:perD:)``);
     /// 0 accepts any trial that does not raise P.
     public let acceptanceRatio: Double
+    /// Linear decoders: take Gauss-Newton's step undamped and exactly, as an affine map of x
+    /// (``ExactLinearStep``), instead of damped iterations. false: the iterative path.
+    public let exactLinearStep: Bool
+    /// Whether ``refine(_:start:maxSteps:seed:recordCurve:observer:)`` takes the exact step,
+    /// whose result does not depend on the start (the start is then only the curve's first
+    /// point): a linear decoder whose H = WΛWᵀ + βI is not nearly singular
+    /// (``ExactLinearStep/minimumPivotRatio``; it is singular for |z| > d with reconstruction).
+    /// Otherwise the iterative path, which uses the start. Checked on the decoder's current
+    /// weights (G and one Cholesky, O(|z|²d)).
+    public var takesExactLinearStep: Bool {
+        guard exactLinearStep && decoder.network.layerCount == 1 else { return false }
+        prepareShared()
+        return ExactLinearStep.factor(gram: gram.pointer, latent: decoder.latent, beta: objectiveWeights().beta) != nil
+    }
 
     let runner: ChunkRunner
     let workspaces: [GaussNewtonWorkspace]
@@ -162,7 +179,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     public init(decoder: GaussianDecoder, threads: Int = 1, chunkRows: Int = 64, damping: Double = 1e-3,
                 tolerance: Double = 1e-4, logVarianceFloor: Float = -18, absoluteDamping: Double = 1e-9,
                 minimumDamping: Double = 1e-6, maximumDamping: Double = 1e12, curveSamples: Int = 1,
-                trialsPerIteration: Int = 1, acceptanceRatio: Double = 0.1) {
+                trialsPerIteration: Int = 1, acceptanceRatio: Double = 0.1, exactLinearStep: Bool = true) {
         precondition(threads >= 1 && chunkRows >= 1 && curveSamples >= 1 && trialsPerIteration >= 1,
                      "GaussNewtonRefinement: threads, chunkRows, curveSamples, trialsPerIteration must be ≥ 1")
         precondition(damping >= 0 && absoluteDamping >= 0 && tolerance >= 0 && acceptanceRatio >= 0 && acceptanceRatio < 1,
@@ -179,6 +196,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         self.curveSamples = curveSamples
         self.trialsPerIteration = trialsPerIteration
         self.acceptanceRatio = acceptanceRatio
+        self.exactLinearStep = exactLinearStep
         runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
         workspaces = (0..<threads).map { _ in GaussNewtonWorkspace(decoder: decoder, maxPoints: chunkRows) }
         curveStepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: chunkRows, samples: curveSamples)
@@ -207,6 +225,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         var elapsed = 0.0
         let t0 = clock.now
         prepareShared()
+        if maxSteps > 0 && exactLinearStep && decoder.network.layerCount == 1,
+           let step = ExactLinearStep(decoder: decoder, gram: gram.pointer, precision: precision.pointer, beta: objectiveWeights().beta,
+                                      logVarianceFloor: logVarianceFloor) {
+            let (mu, lv) = step.apply(x, threads: threads)
+            elapsed += seconds(clock.now - t0)
+            return exactResult(x, start: table, mu: mu, logVariance: lv, seconds: elapsed, seed: seed, recordCurve: recordCurve, observer: observer)
+        }
         elapsed += seconds(clock.now - t0)
 
         let net = decoder.network
@@ -256,6 +281,33 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                                  objectiveAtMean: Array(UnsafeBufferPointer(start: state.objective, count: n)),
                                  stepsPerPoint: steps, rejectedSteps: rejected, meanSteps: Double(total) * perN, maxSteps: most,
                                  iterations: iterations, seconds: elapsed, meanStepsAfter: meanStepsAfter, secondsAfter: secondsAfter)
+    }
+
+    /// The result of the exact linear step (one iteration for every point, no rejection):
+    /// `curve` from the start to the step (recording only), P(μ) measured at the step's μ
+    /// outside `seconds`.
+    func exactResult(_ x: Dataset, start: PosteriorTable, mu: [Float], logVariance lv: [Float], seconds: Double, seed: UInt64,
+                     recordCurve: Bool, observer: RefinementObserver?) -> GaussNewtonResult {
+        let n = x.rows, L = decoder.latent
+        let table = PosteriorTable(mu: mu, logVariance: lv, latent: L, adam: AdamConfiguration(learningRate: 0))
+        let perN = 1 / Double(max(n, 1))
+        let curve = recordCurve ? [curveStepper.evaluate(x, start, seed: seed, step: 0) * perN,
+                                   curveStepper.evaluate(x, table, seed: seed, step: 0) * perN] : []
+        let objective = UnsafeMutablePointer<Double>.allocate(capacity: max(n, 1))
+        defer { objective.deallocate() }
+        runner.run(rows: n) { t, _, s, m in
+            let ws = self.workspaces[t]
+            for k in 0..<m { ws.index[k] = s + k }
+            self.measureChunk(x, mu: table.mu.pointer, count: m, workspace: ws)
+            for k in 0..<m { objective[s + k] = ws.before[k] }
+        }
+        observer?(1, table.mu.pointer, table.logVariance.pointer)
+        var r = GaussNewtonResult(mu: mu, logVariance: lv, curve: curve, objectiveAtMean: Array(UnsafeBufferPointer(start: objective, count: n)),
+                                 stepsPerPoint: [Int](repeating: 1, count: n), rejectedSteps: 0, meanSteps: n > 0 ? 1 : 0,
+                                 maxSteps: n > 0 ? 1 : 0, iterations: 1, seconds: seconds, meanStepsAfter: [n > 0 ? 1 : 0],
+                                 secondsAfter: [seconds])
+        r.usedStart = false
+        return r
     }
 
     /// H̃ = JᵀΛJ (n × |z| × |z|), JᵀΛr (n × |z|) and P(μ) (n) at the means `mu` (n × |z|),

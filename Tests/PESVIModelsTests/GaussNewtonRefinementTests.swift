@@ -41,14 +41,18 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
 
 @Suite struct GaussNewtonRefinementTests {
     /// Linear decoder, reconstruction: one undamped GN step from any start — near, zero, far —
-    /// is the least-squares μ* = argmin ‖x − μW − b‖² (normal equations in Double).
-    @Test func oneStepSolvesLinearLeastSquares() {
+    /// is the least-squares μ* = argmin ‖x − μW − b‖² (normal equations in Double); both as the
+    /// exact step formed as an affine map (the default) and as the iterative path's first step.
+    @Test(arguments: [true, false])
+    func oneStepSolvesLinearLeastSquares(exact: Bool) {
         var rng = RandomGenerator(seed: 11)
         let L = 5, d = 12, n = 40
         let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
         let x = dataFrom(decoder, n: n, noise: 0.3, seed: 12)
         let ls = leastSquares(decoder: decoder.network, x: x)
-        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, damping: 1e-12, tolerance: 0, absoluteDamping: 0, minimumDamping: 0)
+        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, damping: 1e-12, tolerance: 0, absoluteDamping: 0, minimumDamping: 0,
+                                       exactLinearStep: exact)
+        #expect(gn.takesExactLinearStep == exact)
         for (k, scale) in [Float(0), 1, 30].enumerated() {
             var srng = RandomGenerator(seed: 100 + UInt64(k))
             let mu0 = srng.normalArray(count: n * L, std: max(scale, 1)).map { scale == 0 ? 0 : $0 }
@@ -60,7 +64,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
                 worst = max(worst, (err / max(norm, 1e-12)).squareRoot())
             }
             #expect(worst < 1e-4, "start scale \(scale): worst relative error \(worst) after one step")
-            #expect(r.stepsPerPoint.allSatisfy { $0 == 1 } && r.iterations == 1)
+            #expect(r.stepsPerPoint.allSatisfy { $0 == 1 } && r.iterations == 1 && r.usedStart == !exact)
         }
         // From μ ~ 1000 a float μ resolves only ~6e-5 (and D(μ) ~ 1e3 rounds the residual at
         // ~1e-4), so one step is exact relative to the distance travelled, and its error
@@ -84,7 +88,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             #expect(worst < 1e-5, "far start, one step: error / distance \(worst)")
         }
         // With the default damping λ = 1e-3 the step is damped, but LM converges to μ* in a few steps.
-        let damped = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 0, absoluteDamping: 0)
+        let damped = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 0, absoluteDamping: 0, exactLinearStep: false)
         var srng = RandomGenerator(seed: 7)
         let r = damped.refine(x, start: (srng.normalArray(count: n * L, std: 10), [Float](repeating: 0, count: n * L)), maxSteps: 6, seed: 1)
         var worst = 0.0
@@ -224,7 +228,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
 
     /// ELBO with a linear decoder: log σⱼ² = log(β / (Σ_c W_jc² Λ_c + β)) — ‖Wⱼ‖²/σₓ² for a fixed
     /// σₓ — and one undamped step lands on the MAP μ = (WΛWᵀ + βI)⁻¹ WΛ(x − b).
-    @Test func elboClosedFormVarianceForLinearDecoder() {
+    @Test(arguments: [true, false])
+    func elboClosedFormVarianceForLinearDecoder(exact: Bool) {
         let L = 4, d = 10, n = 12
         var rng = RandomGenerator(seed: 51)
         let net = DenseNetwork(widths: [L, d], rng: &rng)
@@ -234,7 +239,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             let decoder = GaussianDecoder(network: net, objective: .elbo(beta: beta, likelihood: likelihood), logNoiseVariance: lv)
             let lambda: [Double] = lv.map { $0.map { exp(-Double($0)) } } ?? [Double](repeating: 1 / Double(sigmaX * sigmaX), count: d)
             let x = dataFrom(decoder, n: n, noise: 0.3, seed: 52)
-            let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 5, damping: 1e-12, tolerance: 0, absoluteDamping: 0, minimumDamping: 0)
+            let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 5, damping: 1e-12, tolerance: 0, absoluteDamping: 0, minimumDamping: 0,
+                                           exactLinearStep: exact)
             let mu0 = rng.normalArray(count: n * L, std: 2), lv0 = rng.uniformArray(count: n * L, low: -3, high: 1)
             let r = gn.refine(x, start: (mu0, lv0), maxSteps: 1, seed: 1)
             let W = net.parameters.array.map(Double.init)
@@ -252,6 +258,67 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
                 for j in 0..<L { #expect(abs(Double(r.mu[i * L + j]) - map[j]) < 1e-4 * max(1, abs(map[j]))) }
             }
         }
+    }
+
+    /// The exact linear step does not read the start: starts far apart, and one full of NaN,
+    /// give bit-identical posteriors; one thread or two, too (over several 256-row chunks). It
+    /// is the optimum the damped iterations converge to, never above it, and for the ELBO its
+    /// σ is that path's closed form.
+    @Test func exactLinearStepIgnoresTheStartAndIsTheIterationsLimit() {
+        let L = 6, d = 17, n = 600
+        var rng = RandomGenerator(seed: 301)
+        let objectives: [Objective] = [.reconstruction, .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.4)), .elbo(beta: 0.5, likelihood: .learnedVariance)]
+        for objective in objectives {
+            let net = DenseNetwork(widths: [L, d], rng: &rng)
+            let lv = objective.likelihood == .learnedVariance ? rng.uniformArray(count: d, low: -2, high: 0.5) : nil
+            let decoder = GaussianDecoder(network: net, objective: objective, logNoiseVariance: lv)
+            let x = dataFrom(decoder, n: n, noise: 0.3, seed: 302)
+            let near = (rng.normalArray(count: n * L), [Float](repeating: 0, count: n * L))
+            let far = (rng.normalArray(count: n * L, std: 300), rng.uniformArray(count: n * L, low: -25, high: 3))
+            let nan = ([Float](repeating: .nan, count: n * L), [Float](repeating: .nan, count: n * L))
+            let one = GaussNewtonRefinement(decoder: decoder, threads: 1, chunkRows: 16)
+            let two = GaussNewtonRefinement(decoder: decoder, threads: 2, chunkRows: 16)
+            #expect(one.takesExactLinearStep)
+            let a = one.refine(x, start: near, maxSteps: 50, seed: 1)
+            #expect(!a.usedStart && a.iterations == 1 && a.stepsPerPoint.allSatisfy { $0 == 1 } && a.rejectedSteps == 0)
+            #expect(a.meanStepsAfter == [1] && a.secondsAfter == [a.seconds] && a.curve.count == 2)
+            for (r, what) in [(one.refine(x, start: far, maxSteps: 1, seed: 1), "far start"),
+                              (one.refine(x, start: nan, maxSteps: 3, seed: 1, recordCurve: false), "NaN start"),
+                              (two.refine(x, start: far, maxSteps: 5, seed: 1), "two threads")] {
+                #expect(r.mu == a.mu && r.logVariance == a.logVariance && r.objectiveAtMean == a.objectiveAtMean, "\(objective): \(what)")
+            }
+            // The damped iterations from the near start, run until every point stops.
+            let iterative = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 0, exactLinearStep: false)
+                .refine(x, start: near, maxSteps: 60, seed: 1)
+            #expect(iterative.iterations > 1)
+            var worst = 0.0
+            for i in 0..<n {
+                #expect(a.objectiveAtMean[i] <= iterative.objectiveAtMean[i] + 1e-6 * abs(iterative.objectiveAtMean[i]),
+                        "\(objective) point \(i): exact \(a.objectiveAtMean[i]), iterated \(iterative.objectiveAtMean[i])")
+                for j in 0..<L { worst = max(worst, Double(abs(a.mu[i * L + j] - iterative.mu[i * L + j])) / max(1, Double(abs(iterative.mu[i * L + j])))) }
+            }
+            #expect(worst < 1e-4, "\(objective): exact vs iterated μ differ by \(worst)")
+            if case .elbo = objective.kind { #expect(zip(a.logVariance, iterative.logVariance).allSatisfy { abs($0 - $1) < 1e-5 }) }
+            else { #expect(a.logVariance.allSatisfy { $0 == one.logVarianceFloor }) }
+        }
+    }
+
+    /// Where H is singular (reconstruction with |z| > d: many μ fit x equally well) the exact
+    /// step is refused and the iterative path, which starts from the given μ, runs instead.
+    @Test func exactLinearStepFallsBackWhenTheMinimizerIsNotUnique() {
+        let L = 9, d = 6, n = 30
+        var rng = RandomGenerator(seed: 311)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
+        let x = dataFrom(decoder, n: n, noise: 0.2, seed: 312)
+        let start = (rng.normalArray(count: n * L), [Float](repeating: 0, count: n * L))
+        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16)
+        #expect(!gn.takesExactLinearStep)
+        let r = gn.refine(x, start: start, maxSteps: 5, seed: 1)
+        let iterative = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, exactLinearStep: false).refine(x, start: start, maxSteps: 5, seed: 1)
+        #expect(r.usedStart && r.mu == iterative.mu && r.logVariance == iterative.logVariance && r.stepsPerPoint == iterative.stepsPerPoint)
+        // With β > 0 the same shape has a unique minimizer, and the exact step is taken.
+        let elbo = GaussianDecoder(network: decoder.network, objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.5)), logNoiseVariance: nil)
+        #expect(GaussNewtonRefinement(decoder: elbo).takesExactLinearStep)
     }
 
     /// Reconstruction has no σ optimum: log σ² drops to the floor, and a start below the floor is kept.
@@ -289,7 +356,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         }
         let start = (rng.normalArray(count: n * L), [Float](repeating: 0, count: n * L))
         // Damping 3 makes every step partial, so several factorizations (λ = 3, 1, 1/3, …) are used.
-        let shared = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: 3, tolerance: 0)
+        let shared = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: 3, tolerance: 0, exactLinearStep: false)
         let perPoint = GaussNewtonRefinement(decoder: relu, chunkRows: 16, damping: 3, tolerance: 0)
         let a = shared.refine(x, start: start, maxSteps: 6, seed: 1)
         let r = perPoint.refine(x, start: start, maxSteps: 6, seed: 1)
@@ -308,7 +375,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         let q = linear.network.parameters.pointer
         for k in 0..<(L * d) { q[linear.network.weightOffsets[0] + k] *= 1.7 }
         let reused = shared.refine(x, start: start, maxSteps: 6, seed: 1)
-        let fresh = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: 3, tolerance: 0).refine(x, start: start, maxSteps: 6, seed: 1)
+        let fresh = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: 3, tolerance: 0, exactLinearStep: false)
+            .refine(x, start: start, maxSteps: 6, seed: 1)
         #expect(reused.mu == fresh.mu && reused.logVariance == fresh.logVariance)
         #expect(reused.mu != a.mu)
     }
@@ -393,8 +461,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             let x = dataFrom(decoder, n: n, noise: 0.1, seed: 82)
             let start = (rng.normalArray(count: n * L, std: 2), [Float](repeating: -1, count: n * L))
             for trials in [1, 3] {
-                let reuse = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, trialsPerIteration: trials)
-                let fresh = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, trialsPerIteration: trials)
+                let reuse = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, trialsPerIteration: trials, exactLinearStep: false)
+                let fresh = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, trialsPerIteration: trials, exactLinearStep: false)
                 fresh.reuseForwardPass = false
                 let a = reuse.refine(x, start: start, maxSteps: 12, seed: 3)
                 let b = fresh.refine(x, start: start, maxSteps: 12, seed: 3)
@@ -521,8 +589,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         let x = dataFrom(linear, n: n, noise: 0.3, seed: 64)
         let mu0 = rng.normalArray(count: n * L, std: 10), lv0 = [Float](repeating: 0, count: n * L)
         let lam = 0.3
-        let strict = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: lam, tolerance: 0, acceptanceRatio: 0.99)
-        let any = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: lam, tolerance: 0, acceptanceRatio: 0)
+        let strict = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: lam, tolerance: 0, acceptanceRatio: 0.99, exactLinearStep: false)
+        let any = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: lam, tolerance: 0, acceptanceRatio: 0, exactLinearStep: false)
         let a = strict.refine(x, start: (mu0, lv0), maxSteps: 1, seed: 1), b = any.refine(x, start: (mu0, lv0), maxSteps: 1, seed: 1)
         #expect(a.rejectedSteps == 0 && b.rejectedSteps == 0 && a.mu == b.mu)
         let start = any.linearization(x, mu: mu0)
