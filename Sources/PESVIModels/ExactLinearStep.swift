@@ -47,24 +47,31 @@ struct ExactLinearStep {
         dataWidth = d
         guard let (u, hDiag, ratio) = ExactLinearStep.factor(gram: gram, latent: L, beta: beta) else { return nil }
         pivotRatio = ratio
-        // Mᵀ = H⁻¹ W Λ (|z| × d): d right-hand sides at once.
+        // Mᵀ = H⁻¹ W Λ (|z| × d), 32 right-hand sides (columns of WΛ) at a time, so the block
+        // being solved stays in L1 (one sweep over all d columns streams it through L2 |z| times).
         let w = UnsafePointer(net.parameters.pointer + net.weightOffsets[0])
         let bias = UnsafePointer(net.parameters.pointer + net.biasOffsets[0])
-        var mt = [Double](repeating: 0, count: L * d)
-        for j in 0..<L { for c in 0..<d { mt[j * d + c] = Double(w[j * d + c]) * Double(precision[c]) } }
-        u.withUnsafeBufferPointer { up in
-            mt.withUnsafeMutableBufferPointer { GaussNewtonRefinement.choleskySubstituteMany(up.baseAddress!, $0.baseAddress!, n: L, columns: d) }
-        }
+        let block = 32
         var map = [Float](repeating: 0, count: d * L)
-        var offset = [Float](repeating: 0, count: L)
-        for j in 0..<L {
-            var s = 0.0
-            for c in 0..<d {
-                map[c * L + j] = Float(mt[j * d + c])
-                s += Double(bias[c]) * mt[j * d + c]
+        var offsetSums = [Double](repeating: 0, count: L)
+        var rhs = [Double](repeating: 0, count: L * block)
+        u.withUnsafeBufferPointer { up in
+            var c0 = 0
+            while c0 < d {
+                let m = min(block, d - c0)
+                rhs.withUnsafeMutableBufferPointer { rp in
+                    let r = rp.baseAddress!
+                    for j in 0..<L { for q in 0..<m { r[j * m + q] = Double(w[j * d + c0 + q]) * Double(precision[c0 + q]) } }
+                    GaussNewtonRefinement.choleskySubstituteMany(up.baseAddress!, r, n: L, columns: m)
+                    for q in 0..<m {
+                        let bq = Double(bias[c0 + q])
+                        for j in 0..<L { map[(c0 + q) * L + j] = Float(r[j * m + q]); offsetSums[j] += bq * r[j * m + q] }
+                    }
+                }
+                c0 += m
             }
-            offset[j] = Float(-s)
         }
+        let offset = offsetSums.map { Float(-$0) }
         guard map.allSatisfy(\.isFinite), offset.allSatisfy(\.isFinite) else { return nil }
         self.map = map
         negatedOffset = offset

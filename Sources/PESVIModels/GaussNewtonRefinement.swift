@@ -147,7 +147,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// weights (G and one Cholesky, O(|z|²d)).
     public var takesExactLinearStep: Bool {
         guard exactLinearStep && decoder.network.layerCount == 1 else { return false }
-        prepareShared()
+        prepareGram()
         return ExactLinearStep.factor(gram: gram.pointer, latent: decoder.latent, beta: objectiveWeights().beta) != nil
     }
 
@@ -224,14 +224,17 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         func seconds(_ t: ContinuousClock.Duration) -> Double { Double(t.components.seconds) + Double(t.components.attoseconds) * 1e-18 }
         var elapsed = 0.0
         let t0 = clock.now
-        prepareShared()
-        if maxSteps > 0 && exactLinearStep && decoder.network.layerCount == 1,
-           let step = ExactLinearStep(decoder: decoder, gram: gram.pointer, precision: precision.pointer, beta: objectiveWeights().beta,
-                                      logVarianceFloor: logVarianceFloor) {
-            let (mu, lv) = step.apply(x, threads: threads)
-            elapsed += seconds(clock.now - t0)
-            return exactResult(x, start: table, mu: mu, logVariance: lv, seconds: elapsed, seed: seed, recordCurve: recordCurve, observer: observer)
+        if maxSteps > 0 && exactLinearStep && decoder.network.layerCount == 1 {
+            prepareGram()
+            if let step = ExactLinearStep(decoder: decoder, gram: gram.pointer, precision: precision.pointer, beta: objectiveWeights().beta,
+                                          logVarianceFloor: logVarianceFloor) {
+                let (mu, lv) = step.apply(x, threads: threads)
+                elapsed += seconds(clock.now - t0)
+                return exactResult(x, start: table, mu: mu, logVariance: lv, seconds: elapsed, seed: seed, recordCurve: recordCurve,
+                                   observer: observer)
+            }
         }
+        prepareShared()
         elapsed += seconds(clock.now - t0)
 
         let net = decoder.network
@@ -337,8 +340,24 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         return (hess, grad, obj)
     }
 
-    /// Λ and G = W_L Λ W_Lᵀ for the decoder's current weights and noise model.
+    /// Λ, G = W_L Λ W_Lᵀ and the transposed weights the Jacobian products read, for the
+    /// decoder's current weights and noise model.
     func prepareShared() {
+        prepareGram()
+        let net = decoder.network, d = net.outputWidth, h = net.widths[net.layerCount - 1]
+        let w = UnsafePointer(net.parameters.pointer + net.weightOffsets[net.layerCount - 1])
+        let wt = lastWeightsTransposed.pointer
+        for a in 0..<h { for c in 0..<d { wt[c * h + a] = w[a * d + c] } }
+        if net.layerCount > 1 {
+            let L = decoder.latent, h1 = net.widths[1], w1 = net.parameters.pointer + net.weightOffsets[0]
+            let w1t = firstWeightsTransposed.pointer
+            for j in 0..<L { for c in 0..<h1 { w1t[c * L + j] = w1[j * h1 + c] } }
+        }
+        for ws in workspaces { ws.forgetFactors() }  // G changed: cached factors are stale
+    }
+
+    /// Λ and G = W_L Λ W_Lᵀ alone (what the exact linear step needs).
+    func prepareGram() {
         let net = decoder.network, d = net.outputWidth, h = net.widths[net.layerCount - 1]
         let prec = precision.pointer
         switch decoder.objective.kind {
@@ -352,15 +371,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         }
         let w = UnsafePointer(net.parameters.pointer + net.weightOffsets[net.layerCount - 1])
         let wl = scaledLastWeights.pointer
-        let wt = lastWeightsTransposed.pointer
-        for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c]; wt[c * h + a] = w[a * d + c] } }
+        for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c] } }
         gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: wl, lda: d, b: w, ldb: d, beta: 0, c: gram.pointer, ldc: h)
-        if net.layerCount > 1 {
-            let L = decoder.latent, h1 = net.widths[1], w1 = net.parameters.pointer + net.weightOffsets[0]
-            let w1t = firstWeightsTransposed.pointer
-            for j in 0..<L { for c in 0..<h1 { w1t[c * L + j] = w1[j * h1 + c] } }
-        }
-        for ws in workspaces { ws.forgetFactors() }  // G changed: cached factors are stale
     }
 
     /// One LM iteration on the unfinished points of rows start..<start+count. Returns how

@@ -4,6 +4,30 @@ import PESVIData
 
 /// generate → train → infer → evaluate through the real binary, on tiny data (seconds).
 @Suite(Pesvi.trait) struct EndToEndTests {
+    /// A linear decoder: `infer --method gn` takes the exact step (no pseudo-encoder pass), and
+    /// in `evaluate` PE-SVI-GN reaches SVI in one step with a reconstruction no worse than SVI's
+    /// converged one (it is the minimizer SVI approaches).
+    @Test func linearDecoderGaussNewtonIsOneExactStep() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let x = dir.path("X.npy"), m = dir.path("M"), p = dir.path("G.npy")
+        try #require(try Pesvi.run(["generate", "synthetic", "--n", "300", "--dim", "12", "--out", x]).status == 0)
+        let t = try Pesvi.run(["train", "--data", x, "--z", "3", "--arch", "1", "--epochs", "20", "--encoder-epochs", "5", "--out", m])
+        try #require(t.status == 0, "\(t)")
+        let i = try Pesvi.run(["infer", "--model", m, "--data", x, "--method", "gn", "--out", p])
+        try #require(i.status == 0, "\(i)")
+        #expect(i.stderr.contains("one exact step"), "\(i.stderr)")
+        let posteriors = try NPY.read(URL(fileURLWithPath: p))
+        #expect(posteriors.rows == 300 && posteriors.cols == 6 && posteriors.values.allSatisfy { $0.isFinite })
+        let e = try Pesvi.run(["evaluate", "--model", m, "--json"])
+        try #require(e.status == 0, "\(e)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+        let methods = try #require(object["methods"] as? [String: [String: Any]])
+        let gn = try #require(methods["PE-SVI-GN"]), svi = try #require(methods["SVI"])
+        #expect(gn["steps"] as? Double == 1, "\(gn)")
+        let gnRecon = try #require(gn["reconstruction"] as? Double), sviRecon = try #require(svi["reconstruction"] as? Double)
+        #expect(gnRecon <= sviRecon * 1.001, "GN \(gnRecon), SVI \(sviRecon)")
+    }
+
     @Test func generateTrainInferEvaluate() throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
         let x = dir.path("X.npy"), m = dir.path("M"), p = dir.path("P.npy")
