@@ -153,7 +153,9 @@ public struct ComparisonOptions: Sendable {
             + "with closed-form σ from the pseudo-encoder start: initial damping \(n(gaussNewtonDamping)) relative to diag H, "
             + "up to \(gaussNewtonTrials) trials per iteration (×4 damping after a rejected one), a trial accepted when it "
             + "achieves \(n(gaussNewtonAcceptance)) of its damped model's predicted decrease, a point stops when an accepted step "
-            + "gains less than \(n(gaussNewtonTolerance)) relative; at most \(gaussNewtonMaxSteps) iterations."
+            + "gains less than \(n(gaussNewtonTolerance)) relative; at most \(gaussNewtonMaxSteps) iterations. With a linear "
+            + "decoder PE-SVI-GN is one exact, undamped step (an affine map of x; the start is not used, and its time excludes the "
+            + "encoder pass)."
     }
 }
 
