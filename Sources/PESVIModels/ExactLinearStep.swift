@@ -36,7 +36,7 @@ struct ExactLinearStep {
     static let minimumPivotRatio = 1e-9
 
     /// Forms the map for `decoder`, which must be linear, from `gram` = WΛWᵀ (|z| × |z|) and
-    /// Λ (`precision`, d) as ``GaussNewtonRefinement/prepareShared()`` computes them. Returns nil
+    /// Λ (`precision`, d) as ``GaussNewtonRefinement/prepareGram()`` computes them. Returns nil
     /// when H's pivots fall under ``minimumPivotRatio``.
     init?(decoder: GaussianDecoder, gram: UnsafePointer<Float>, precision: UnsafePointer<Float>, beta: Double,
           logVarianceFloor: Float) {

@@ -224,8 +224,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         func seconds(_ t: ContinuousClock.Duration) -> Double { Double(t.components.seconds) + Double(t.components.attoseconds) * 1e-18 }
         var elapsed = 0.0
         let t0 = clock.now
+        prepareGram()
         if maxSteps > 0 && exactLinearStep && decoder.network.layerCount == 1 {
-            prepareGram()
             if let step = ExactLinearStep(decoder: decoder, gram: gram.pointer, precision: precision.pointer, beta: objectiveWeights().beta,
                                           logVarianceFloor: logVarianceFloor) {
                 let (mu, lv) = step.apply(x, threads: threads)
@@ -234,7 +234,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                                    observer: observer)
             }
         }
-        prepareShared()
+        prepareTransposedWeights()
         elapsed += seconds(clock.now - t0)
 
         let net = decoder.network
@@ -344,6 +344,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// decoder's current weights and noise model.
     func prepareShared() {
         prepareGram()
+        prepareTransposedWeights()
+    }
+
+    /// W_Lᵀ and W₁ᵀ, as the Jacobian products read them; the cached factors forgotten.
+    func prepareTransposedWeights() {
         let net = decoder.network, d = net.outputWidth, h = net.widths[net.layerCount - 1]
         let w = UnsafePointer(net.parameters.pointer + net.weightOffsets[net.layerCount - 1])
         let wt = lastWeightsTransposed.pointer
