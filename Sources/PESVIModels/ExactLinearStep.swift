@@ -1,7 +1,8 @@
 import Foundation
 import PESVINumerics
 
-/// Gauss-Newton's step for a linear decoder, taken exactly and formed once as an affine map of x.
+/// Gauss-Newton's step for a linear decoder, taken exactly as an affine map of x (formed once
+/// per refinement call, then applied to every point).
 ///
 /// For a decoder with no hidden layer, D(z) = zW + b (W: |z| × d), Gauss-Newton's μ part
 /// P(μ) = perD·‖x − μW − b‖²_Λ + ½β‖μ‖² (``GaussNewtonRefinement``) is quadratic in μ, so one
@@ -10,8 +11,8 @@ import PESVINumerics
 ///     μ* = (x − b)·M = x·M − c,   M = ΛWᵀH⁻¹ (d × |z|),   H = WΛWᵀ + βI,   c = b·M,
 ///
 /// (reconstruction: Λ = I, β = 0), and σ in closed form is the same for every point:
-/// σⱼ² = β/Hⱼⱼ for β > 0, else log σⱼ² at the refinement's floor. Neither depends on the start,
-/// so the start is not read. Forming M costs one Cholesky of H (in Double) and a solve with d
+/// σⱼ² = β/Hⱼⱼ for β > 0, else log σⱼ² at the refinement's floor (where the iterative path
+/// would keep a start already below the floor; here the start is not read at all). Forming M costs one Cholesky of H (in Double) and a solve with d
 /// right-hand sides; applying it, one product n × d by d × |z| (half the multiply-adds of an
 /// Arch1 pseudo-encoder's pass, which writes 2|z| outputs).
 ///
