@@ -261,7 +261,9 @@ public enum MethodComparison {
 
         // The per-point methods: a watch measures after each iteration whether SVI is reached;
         // `seconds` and `secondsAfter` include the encoder pass.
-        func watch() -> ReachWatch { ReachWatch(reaches: reachesSVI, startReaches: reachesSVI(startMetric)) { metric(decoder, $0, $1) } }
+        func watch(fromStart: Bool = true) -> ReachWatch {
+            ReachWatch(reaches: reachesSVI, startReaches: fromStart && reachesSVI(startMetric)) { metric(decoder, $0, $1) }
+        }
         func record(_ name: String, _ w: ReachWatch, mu: [Float], logVariance: [Float], curve: [Double], meanSteps: Double, maxSteps: Int,
                     seconds: Double, meanStepsAfter: [Double], secondsAfter: [Double]) {
             let (steps, reachSeconds) = w.outcome(meanStepsAfter: meanStepsAfter, secondsAfter: secondsAfter, startSeconds: encodeSeconds)
@@ -292,8 +294,7 @@ public enum MethodComparison {
                                            acceptanceRatio: o.gaussNewtonAcceptance)
             // A linear decoder's exact step does not read the start: the encoder pass is not
             // part of its time, and the start's own level does not count as reached by it.
-            let w = gn.takesExactLinearStep
-                ? ReachWatch(reaches: reachesSVI, startReaches: false) { metric(decoder, $0, $1) } : watch()
+            let w = watch(fromStart: !gn.takesExactLinearStep)
             let g = gn.refine(x, start: start, maxSteps: o.gaussNewtonMaxSteps, seed: o.seed &+ 5, observer: w.observer(n: x.rows, latent: c.latent))
             let startCost = g.usedStart ? encodeSeconds : 0
             record("PE-SVI-GN", w, mu: g.mu, logVariance: g.logVariance, curve: g.curve, meanSteps: g.meanSteps, maxSteps: g.maxSteps,
