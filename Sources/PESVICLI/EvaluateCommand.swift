@@ -14,10 +14,13 @@ struct ComparisonFlags: ParsableArguments {
     @Option(help: "SVI: stop when a window improves the objective by less than this fraction.") var sviTolerance: Double = 1e-4
     @Option(help: "PE-SVI-GN: at most this many iterations per point.") var gnMaxSteps: Int = ComparisonOptions().gaussNewtonMaxSteps
     @OptionGroup var gaussNewton: GaussNewtonFlags
+    @Option(help: "Time every method this many times, in turn, and report the median seconds (every repeat computes the same numbers).")
+    var timingRepeats: Int = 1
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more") }
         guard sviMaxSteps > 0, sviWindow > 0, sviTolerance >= 0 else { throw ValidationError("--svi-max-steps and --svi-window must be positive, --svi-tolerance non-negative") }
+        guard timingRepeats >= 1 else { throw ValidationError("--timing-repeats must be 1 or more, got \(timingRepeats)") }
         guard gnMaxSteps >= 0 else { throw ValidationError("--gn-max-steps must be 0 or more, got \(gnMaxSteps)") }
         for (name, v) in [("--lr", lr), ("--svi-lr", sviLr)] where v != "auto" {
             guard let f = Float(v), f > 0, f.isFinite else { throw ValidationError("\(name) must be a positive number or 'auto', got '\(v)'") }
@@ -31,6 +34,7 @@ struct ComparisonFlags: ParsableArguments {
         o.sviLearningRate = sviLr == "auto" ? nil : Float(sviLr)
         o.sviRule = .plateau(window: sviWindow, tolerance: sviTolerance, maxSteps: sviMaxSteps)
         o.gaussNewtonMaxSteps = gnMaxSteps
+        o.timingRepeats = timingRepeats
         gaussNewton.apply(to: &o)
         o.threads = common.threads
         o.seed = common.seed

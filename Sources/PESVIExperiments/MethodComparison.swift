@@ -28,8 +28,11 @@ public struct MethodResult: Sendable, Codable, Equatable {
     /// steps per point and wall time. `steps` and `seconds` stop where SVI's level is reached.
     public var runSteps: Double? = nil
     public var runSeconds: Double? = nil
+    /// With ``ComparisonOptions/timingRepeats`` > 1: `seconds` of every repeat, in the order
+    /// run (`seconds` is their median). In the JSON as `secondsRuns` only then.
+    public var secondsRuns: [Double]? = nil
 
-    enum CodingKeys: String, CodingKey { case reconstruction, steps, seconds }
+    enum CodingKeys: String, CodingKey { case reconstruction, steps, seconds, secondsRuns }
 
     public init(reconstruction: Double, steps: Double?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) {
         self.reconstruction = reconstruction
@@ -45,6 +48,7 @@ public struct MethodResult: Sendable, Codable, Equatable {
         seconds = try c.decode(Double.self, forKey: .seconds)
         hasSteps = c.contains(.steps)
         steps = try c.decodeIfPresent(Double.self, forKey: .steps)
+        secondsRuns = try c.decodeIfPresent([Double].self, forKey: .secondsRuns)
     }
 
     public func encode(to encoder: Swift.Encoder) throws {
@@ -52,6 +56,7 @@ public struct MethodResult: Sendable, Codable, Equatable {
         try c.encode(reconstruction, forKey: .reconstruction)
         if hasSteps { try c.encode(steps, forKey: .steps) }   // null when never reached
         try c.encode(seconds, forKey: .seconds)
+        if let runs = secondsRuns, runs.count > 1 { try c.encode(runs, forKey: .secondsRuns) }
     }
 }
 
@@ -141,6 +146,11 @@ public struct ComparisonOptions: Sendable {
     /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
     /// chunks only balance the two threads; results do not depend on it).
     public var gaussNewtonChunkRows = 64
+    /// Times every method this many times and reports the median of its seconds (and of a
+    /// per-point method's whole run). The methods run in turn, all of them once per repeat, so
+    /// a slow stretch of the machine falls on each alike; every repeat computes the same
+    /// numbers (the runs are seeded), and the first repeat's results are reported.
+    public var timingRepeats = 1
     public init() {}
 
     /// The settings of PE-SVI-auto and PE-SVI-GN, in words (for `results.md`).
@@ -202,6 +212,47 @@ public enum MethodComparison {
     }
 
     public static func run(model: PESVIModel, points x: Dataset, dataset: String, options o: ComparisonOptions) -> ComparisonReport {
+        var passes: [ComparisonPass] = []
+        for _ in 0..<max(1, o.timingRepeats) { passes.append(pass(model: model, points: x, options: o)) }
+        let first = passes[0]
+        var methods = first.methods
+        if passes.count > 1 {
+            for name in first.order {
+                guard var m = methods[name] else { continue }
+                let runs = passes.compactMap { $0.methods[name]?.seconds }
+                m.secondsRuns = runs
+                m.seconds = median(runs)
+                let whole = passes.compactMap { $0.methods[name]?.runSeconds }
+                if whole.count == passes.count { m.runSeconds = median(whole) }
+                methods[name] = m
+            }
+        }
+        var r = ComparisonReport(dataset: dataset, z: model.configuration.latent, arch: model.configuration.architecture.description,
+                                 methods: methods, order: first.order)
+        r.sviObjective = first.sviObjective
+        r.sviLearningRate = first.sviLearningRate
+        r.pace = first.pace
+        r.points = x.rows
+        return r
+    }
+
+    /// The median of `v` (the mean of the middle two for an even count); `v` not empty.
+    static func median(_ v: [Double]) -> Double {
+        let s = v.sorted(), n = s.count
+        return n % 2 == 1 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+
+    /// What one pass over the methods measured.
+    struct ComparisonPass {
+        var methods: [String: MethodResult]
+        var order: [String]
+        var sviObjective: Double
+        var sviLearningRate: Float
+        var pace: Float
+    }
+
+    /// Every method once, in report order: results and wall times.
+    static func pass(model: PESVIModel, points x: Dataset, options o: ComparisonOptions) -> ComparisonPass {
         let decoder = model.decoder
         let c = model.configuration
         let inference = TestTimeInference(decoder: decoder, threads: o.threads)
@@ -301,17 +352,14 @@ public enum MethodComparison {
                    seconds: g.seconds + startCost, meanStepsAfter: g.meanStepsAfter, secondsAfter: g.secondsAfter.map { $0 + startCost })
         }
 
-        var r = ComparisonReport(dataset: dataset, z: c.latent, arch: c.architecture.description, methods: methods, order: order)
-        r.sviObjective = sviTarget
-        r.sviLearningRate = sviRate
-        r.pace = pace
-        r.points = x.rows
-        return r
+        return ComparisonPass(methods: methods, order: order, sviObjective: sviTarget, sviLearningRate: sviRate, pace: pace)
     }
 
     /// The comparison as a text table: method, reconstruction, steps, seconds.
     public static func table(_ r: ComparisonReport) -> String {
-        var lines = ["\(r.dataset)  |z|=\(r.z)  \(r.arch)  \(r.points) points  (SVI rate \(r.sviLearningRate), pace \(r.pace))",
+        let repeats = r.methods.values.compactMap { $0.secondsRuns?.count }.max() ?? 1
+        let timing = repeats > 1 ? "  seconds: median of \(repeats) timed runs" : ""
+        var lines = ["\(r.dataset)  |z|=\(r.z)  \(r.arch)  \(r.points) points  (SVI rate \(r.sviLearningRate), pace \(r.pace))" + timing,
                      pad("method", 12) + pad("reconstruction", 16) + pad("at mean", 12) + pad("steps", 14) + "seconds"]
         for m in r.order {
             guard let v = r.methods[m] else { continue }

@@ -99,6 +99,24 @@ import PESVIData
         let sviSteps = try #require((methods["SVI"] as? [String: Any])?["steps"] as? Int, "SVI.steps is a number")
         #expect(sviSteps <= 200)
 
+        for name in methods.keys { #expect((methods[name] as? [String: Any])?["secondsRuns"] == nil, "one timed run: no secondsRuns") }
+
+        // Timed three times: the same numbers, each method's seconds the median of its three runs.
+        let r = try Pesvi.run(["evaluate", "--model", m, "--json", "--svi-max-steps", "200", "--timing-repeats", "3"])
+        try #require(r.status == 0, "\(r)")
+        let repeated = try #require((try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["methods"] as? [String: Any])
+        #expect(Set(repeated.keys) == Set(methods.keys))
+        for (name, value) in repeated {
+            let entry = try #require(value as? [String: Any]), once = try #require(methods[name] as? [String: Any])
+            #expect((entry["reconstruction"] as? Double) == (once["reconstruction"] as? Double), "\(name): the repeats changed its result")
+            #expect(String(describing: entry["steps"]) == String(describing: once["steps"]), "\(name).steps")
+            let runs = try #require(entry["secondsRuns"] as? [Double], "\(name) has no secondsRuns")
+            #expect(runs.count == 3 && runs.allSatisfy { $0.isFinite && $0 >= 0 })
+            #expect((entry["seconds"] as? Double) == runs.sorted()[1], "\(name).seconds is not the median of \(runs)")
+        }
+        let badRepeats = try Pesvi.run(["evaluate", "--model", m, "--timing-repeats", "0"])
+        #expect(badRepeats.status != 0 && badRepeats.stderr.contains("--timing-repeats"))
+
         // The table form works too.
         let table = try Pesvi.run(["evaluate", "--model", m, "--svi-max-steps", "200", "--data", x])
         try #require(table.status == 0, "\(table)")

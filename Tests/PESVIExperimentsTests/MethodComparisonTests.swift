@@ -34,4 +34,11 @@ import PESVIModels
         let (steps, seconds) = never.outcome(meanStepsAfter: [1], secondsAfter: [0.2], startSeconds: 0.05)
         #expect(steps == nil && seconds == nil)
     }
+
+    /// With timed repeats, a method's seconds are the median of its runs.
+    @Test func medianOfOddAndEvenCounts() {
+        #expect(MethodComparison.median([3, 1, 2]) == 2)
+        #expect(MethodComparison.median([4, 1, 3, 2]) == 2.5)
+        #expect(MethodComparison.median([0.7]) == 0.7)
+    }
 }
