@@ -157,7 +157,8 @@ public struct ComparisonOptions: Sendable {
     public var refinementDescription: String {
         let g = GuardedRefinementConfiguration(learningRate: 1)
         func n(_ v: Double) -> String { String(format: "%g", v) }
-        return "PE-SVI-auto is guarded Adam at the model's automatic pace (antithetic pair per point; a rising step is undone and "
+        return "PE-SVI-auto is guarded Adam at the model's automatic pace (on μ at the mean with log σ² at the floor for the "
+            + "reconstruction objective, else an antithetic pair per point; a rising step is undone and "
             + "the point's rate multiplied by \(n(Double(g.backoff))); a point stops after \(g.patience) accepted steps in a row "
             + "gaining less than \(n(g.tolerance)) relative; at most \(autoMaxSteps) steps). PE-SVI-GN is Levenberg–Marquardt on μ "
             + "with closed-form σ from the pseudo-encoder start: initial damping \(n(gaussNewtonDamping)) relative to diag H, "

@@ -209,6 +209,9 @@ import PESVIData
         #expect(paired > 0 && both > 0 && svi > 0)
         #expect(abs(ratio - paired / svi) <= 0.01 * ratio + 0.01, "ratio \(ratio) vs \(paired) / \(svi)")
         #expect(abs(ratioBoth - both / svi) <= 0.01 * ratioBoth + 0.01, "ratio \(ratioBoth) vs \(both) / \(svi)")
+        let atMean = try #require(o["ms_per_iteration_at_mean"] as? Double)
+        let ratioMean = try #require(o["svi_steps_per_iteration_at_mean"] as? Double)
+        #expect(atMean > 0 && abs(ratioMean - atMean / svi) <= 0.01 * ratioMean + 0.01, "ratio \(ratioMean) vs \(atMean) / \(svi)")
     }
 
     /// `reproduce --save-models` leaves each cell's model, and `evaluate` on it with the

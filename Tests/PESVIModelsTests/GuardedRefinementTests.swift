@@ -14,11 +14,14 @@ import PESVINumerics
 
     /// Per-point objectives under the refinement's own noise (common random numbers), so they
     /// can be compared exactly between iterations.
-    @Test func divergenceGuardNeverLetsTheObjectiveRiseEvenAtAHugeRate() {
+    /// On both evaluation paths: the reconstruction objective at the mean, and the antithetic pair.
+    @Test(arguments: [true, false])
+    func divergenceGuardNeverLetsTheObjectiveRiseEvenAtAHugeRate(atMean: Bool) {
         let (decoder, x, start) = setup()
         let g = GuardedRefinement(decoder: decoder, threads: 2, chunkRows: 32)
         var c = GuardedRefinementConfiguration(learningRate: 50)   // deliberately huge
         c.maxSteps = 30
+        c.closedFormVariance = atMean
         let r = g.refine(x, start: start, configuration: c, seed: 4)
         #expect(r.rejectedSteps > 0, "a rate of 50 should have been rejected somewhere")
         for t in 1..<r.curve.count { #expect(r.curve[t] <= r.curve[t - 1], "mean objective rose at iteration \(t): \(r.curve[t - 1]) → \(r.curve[t])") }
@@ -28,11 +31,13 @@ import PESVINumerics
 
     /// A point that has finished is never evaluated or changed again: refining with a larger
     /// step budget leaves it bit for bit as it was.
-    @Test func earlyExitLeavesFinishedPointsUntouched() {
+    @Test(arguments: [true, false])
+    func earlyExitLeavesFinishedPointsUntouched(atMean: Bool) {
         let (decoder, x, start) = setup()
         let g = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 64)
         var short = GuardedRefinementConfiguration(learningRate: 0.05, tolerance: 1e-2)
         short.maxSteps = 40
+        short.closedFormVariance = atMean
         var long = short
         long.maxSteps = 200
         let a = g.refine(x, start: start, configuration: short, seed: 4)
@@ -57,6 +62,7 @@ import PESVINumerics
         let g = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 64)
         var paired = GuardedRefinementConfiguration(learningRate: 0.05)
         paired.maxSteps = 20
+        paired.closedFormVariance = false   // the pair, not the reconstruction objective's evaluation at the mean
         var direct = paired
         direct.pairedOutputLayer = false
         let a = g.refine(x, start: start, configuration: paired, seed: 4)
@@ -112,11 +118,73 @@ import PESVINumerics
         let start = (rng.normalArray(count: n * L), [Float](repeating: 0, count: n * L))
         var c = GuardedRefinementConfiguration(learningRate: 0.1, tolerance: 0, patience: 1_000, maxSteps: 60)
         c.rademacherNoise = true
+        c.closedFormVariance = false   // the pair itself is under test
         let r = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 32).refine(x, start: start, configuration: c, seed: 3)
         let worst = r.logVariance.max()!
         #expect(worst < -2, "some log σ² stayed at \(worst) (start 0)")
         let m = Metrics.evaluate(decoder: decoder, x: x, mu: r.mu, logVariance: r.logVariance, samples: 64, seed: 1)
         #expect(m.expectedReconstruction < 1.1 * m.reconstructionAtMean,
                 "expected \(m.expectedReconstruction) against \(m.reconstructionAtMean) at the mean")
+    }
+
+    /// (1/d)‖xᵢ − D(μ)‖² of one point, at the mean (Double sums of the Float forward pass).
+    func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, point i: Int, mu: [Float]) -> Double {
+        let ws = ChunkWorkspace(decoder: decoder, maxPoints: 1, samples: 1)
+        var rng = RandomGenerator(seed: 0)
+        let lv = [Float](repeating: -18, count: mu.count)
+        return mu.withUnsafeBufferPointer { m in
+            lv.withUnsafeBufferPointer { l in
+                var req = ChunkRequest(x: x.values.pointer + i * x.cols, count: 1, mu: m.baseAddress!, muStride: mu.count,
+                                       logVariance: l.baseAddress!, logVarianceStride: mu.count)
+                req.atMean = true
+                return decoder.evaluate(req, workspace: ws, rng: &rng)
+            }
+        }
+    }
+
+    /// The reconstruction objective: log σ² goes to the floor once (a start below it is kept),
+    /// and one accepted step is Adam's first, μ − rate·g/(|g| + ε) ≈ μ − rate·sign(g), with g
+    /// the gradient of the objective at the mean (here by central differences, coordinates
+    /// with |g| clearly above rounding); each point's reported objective is that at the mean.
+    @Test func reconstructionRefinesTheMeanWithTheVarianceAtTheFloor() {
+        let (decoder, x, start0) = setup()
+        var start = start0
+        start.logVariance[0] = -20   // below the floor: kept
+        let L = decoder.latent, rate: Float = 1e-3
+        var c = GuardedRefinementConfiguration(learningRate: rate)
+        c.maxSteps = 1
+        let r = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 32).refine(x, start: start, configuration: c, seed: 4)
+        #expect(r.logVariance == start.logVariance.map { min($0, -18) })
+        var accepted = 0, checked = 0
+        for i in 0..<x.rows {
+            let mu0 = Array(start.mu[(i * L)..<(i * L + L)]), mu1 = Array(r.mu[(i * L)..<(i * L + L)])
+            #expect(abs(r.perPointObjective[i] - objectiveAtMean(decoder, x, point: i, mu: mu1)) <= 1e-6 * r.perPointObjective[i])
+            guard mu1 != mu0 else { continue }   // the step was rejected by the closing evaluation
+            accepted += 1
+            for j in 0..<L {
+                var plus = mu0, minus = mu0
+                plus[j] += 1e-2; minus[j] -= 1e-2
+                let g = (objectiveAtMean(decoder, x, point: i, mu: plus) - objectiveAtMean(decoder, x, point: i, mu: minus)) / 2e-2
+                guard abs(g) > 1e-3 else { continue }
+                checked += 1
+                let expected = mu0[j] - rate * (g > 0 ? 1 : -1)
+                #expect(abs(mu1[j] - expected) <= 1e-5, "point \(i), μ\(j): \(mu1[j]) against \(expected) (g \(g))")
+            }
+        }
+        #expect(accepted > x.rows / 2 && checked > x.rows)
+    }
+
+    /// With a KL term (the ELBO) σ has an interior optimum: the antithetic pair is used whatever
+    /// `closedFormVariance` says, bit for bit.
+    @Test func elboKeepsThePair() {
+        let (decoder, x, start) = setup(objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.5)))
+        var c = GuardedRefinementConfiguration(learningRate: 0.05)
+        c.maxSteps = 10
+        var off = c
+        off.closedFormVariance = false
+        let g = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 32)
+        let a = g.refine(x, start: start, configuration: c, seed: 2), b = g.refine(x, start: start, configuration: off, seed: 2)
+        #expect(a.mu == b.mu && a.logVariance == b.logVariance && a.curve == b.curve)
+        #expect(a.logVariance != start.logVariance)
     }
 }
