@@ -26,8 +26,8 @@ public struct GuardedRefinementConfiguration: Sendable, Codable, Equatable {
     /// instead of the antithetic pair. There, E_q (1/d)‖x − D(z)‖² = (1/d)‖x − D(μ)‖² + a σ
     /// part that is ≥ 0 and falls as σ → 0 (Σⱼ σⱼ²H̃ⱼⱼ/d under the linearization), so σ's best
     /// value is the floor, as PE-SVI-GN sets it; the pair only served to press σ down, at twice
-    /// the hidden layers' work. Measured on the synthetic |z| = 32 models: an iteration 20–25 %
-    /// cheaper, the same steps to SVI or one more (`docs/RESULTS.md`, "Twelfth session").
+    /// the hidden layers' work. Measured on the synthetic |z| = 32 models: an iteration 22–29 %
+    /// cheaper (`pesvi bench auto`), the same steps to SVI or one more (`docs/RESULTS.md`, "Twelfth session").
     /// Objectives with a KL term (σ has an interior optimum) always use the pair.
     public var closedFormVariance = true
     /// The log σ² that `closedFormVariance` sets (a start already below it is kept): σ² ≈
