@@ -121,6 +121,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     public let tolerance: Double
     /// log σ² floor for objectives without a σ optimum (reconstruction, ELBO with β = 0).
     public let logVarianceFloor: Float
+    /// The default floor, σ² ≈ 1.5·10⁻⁸ (also PE-SVI-auto's, ``GuardedRefinementConfiguration/logVarianceFloor``).
+    public static let defaultLogVarianceFloor: Float = -18
     /// Samples per point for the recorded curve.
     public let curveSamples: Int
     /// Trials per point and iteration. 1: a rejected step retries in the next iteration (with
@@ -177,7 +179,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     let precision: FloatBuffer
 
     public init(decoder: GaussianDecoder, threads: Int = 1, chunkRows: Int = 64, damping: Double = 1e-3,
-                tolerance: Double = 1e-4, logVarianceFloor: Float = -18, absoluteDamping: Double = 1e-9,
+                tolerance: Double = 1e-4, logVarianceFloor: Float = GaussNewtonRefinement.defaultLogVarianceFloor, absoluteDamping: Double = 1e-9,
                 minimumDamping: Double = 1e-6, maximumDamping: Double = 1e12, curveSamples: Int = 1,
                 trialsPerIteration: Int = 1, acceptanceRatio: Double = 0.1, exactLinearStep: Bool = true) {
         precondition(threads >= 1 && chunkRows >= 1 && curveSamples >= 1 && trialsPerIteration >= 1,

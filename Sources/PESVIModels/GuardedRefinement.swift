@@ -30,9 +30,9 @@ public struct GuardedRefinementConfiguration: Sendable, Codable, Equatable {
     /// cheaper (`pesvi bench auto`), the same steps to SVI or one more (`docs/RESULTS.md`, "Twelfth session").
     /// Objectives with a KL term (σ has an interior optimum) always use the pair.
     public var closedFormVariance = true
-    /// The log σ² that `closedFormVariance` sets (a start already below it is kept): σ² ≈
-    /// 1.5·10⁻⁸, PE-SVI-GN's floor.
-    public var logVarianceFloor: Float = -18
+    /// The log σ² that `closedFormVariance` sets (a start already below it is kept): PE-SVI-GN's
+    /// floor, σ² ≈ 1.5·10⁻⁸.
+    public var logVarianceFloor: Float = GaussNewtonRefinement.defaultLogVarianceFloor
 
     public init(learningRate: Float, tolerance: Double = 1e-3, patience: Int = 2, maxSteps: Int = 50, backoff: Float = 0.5) {
         self.learningRate = learningRate
