@@ -13,7 +13,7 @@ struct InferCommand: ParsableCommand {
         Writes one row per point: μ (|z| columns mu0…) then log σ² (|z| columns logvar0…), as .npy or .csv by the \
         extension of --out. With --lr auto (the default) each point is refined by guarded Adam at the model's automatic \
         pace (found on the model's validation rows by a log-scale search the first time, then stored in config.json: \
-        among the rates within 0.5 % of the best final objective, the one with the fastest progress over the first five \
+        among the rates within 1 % of the best final objective, the one with the fastest progress over the first five \
         steps), \
         stopping on its own when it stops improving (at most --steps steps). With --lr RATE, exactly --steps Adam steps \
         at RATE (the paper's PE-SVI-K). With --method gn, damped Gauss-Newton on μ with closed-form log σ² (at most \
