@@ -294,4 +294,15 @@ extension PaperReproductionTests {
         let (foreign, by) = try store.claim(z: 2, architecture: .arch2)
         #expect(foreign == nil && by == "pid 1 on some-other-host")
     }
+
+    /// A claim names its host as the kernel does (Linux: /proc/sys/kernel/hostname), without the
+    /// C string's terminating NUL.
+    @Test func claimHostNameIsTheKernelsHostName() throws {
+        let name = CellClaim.hostName
+        #expect(!name.isEmpty && !name.contains("\0"))
+        #if os(Linux)
+        let kernel = try String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8)
+        #expect(name == kernel.trimmingCharacters(in: .whitespacesAndNewlines))
+        #endif
+    }
 }
