@@ -16,6 +16,8 @@ struct ComparisonFlags: ParsableArguments {
     @OptionGroup var gaussNewton: GaussNewtonFlags
     @Option(help: "Time every method this many times, in turn, and report the median seconds (every repeat computes the same numbers).")
     var timingRepeats: Int = 1
+    @Flag(help: "Also run PE-SVI-Cauchy: guarded refinement whose step is the Gauss-Newton minimizer along the gradient (no pace; reconstruction objective only).")
+    var cauchy = false
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more") }
@@ -35,6 +37,7 @@ struct ComparisonFlags: ParsableArguments {
         o.sviRule = .plateau(window: sviWindow, tolerance: sviTolerance, maxSteps: sviMaxSteps)
         o.gaussNewtonMaxSteps = gnMaxSteps
         o.timingRepeats = timingRepeats
+        o.includeCauchy = cauchy
         gaussNewton.apply(to: &o)
         o.threads = common.threads
         o.seed = common.seed
@@ -62,6 +65,9 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let m = try ModelStore.load(from: model)
+        if comparison.cauchy && m.decoder.objective.kind != .reconstruction {
+            throw ValidationError("--cauchy needs a model trained with the reconstruction objective; \(model) uses \(m.decoder.objective.kind)")
+        }
         let (raw, name): (DataMatrix, String)
         if let data {
             raw = try loadData(data); name = data

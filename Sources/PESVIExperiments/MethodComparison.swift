@@ -125,6 +125,11 @@ public struct ComparisonOptions: Sendable {
     public var includeAuto = true
     public var autoPace: Float? = nil
     public var autoMaxSteps = 50
+    /// Also run PE-SVI-Cauchy: guarded refinement from the pseudo-encoder start whose step is
+    /// the Gauss-Newton model's minimizer along the gradient
+    /// (``GuardedRefinementConfiguration/StepRule/cauchy``; no pace), with PE-SVI-auto's
+    /// early exit, guard and step budget. Only with the reconstruction objective.
+    public var includeCauchy = false
     /// Run PE-SVI-GN: Levenberg–Marquardt refinement from the pseudo-encoder start.
     public var includeGaussNewton = true
     public var gaussNewtonMaxSteps = 50
@@ -336,6 +341,18 @@ public enum MethodComparison {
             let g = GuardedRefinement(decoder: decoder, threads: o.threads).refine(x, start: start, configuration: gc, seed: o.seed &+ 3,
                                                                                    startSeconds: encodeSeconds, observer: w.observer(n: x.rows, latent: c.latent))
             record("PE-SVI-auto", w, mu: g.mu, logVariance: g.logVariance, curve: g.curve, meanSteps: g.meanSteps, maxSteps: g.maxSteps,
+                   seconds: g.seconds, meanStepsAfter: g.meanStepsAfter, secondsAfter: g.secondsAfter)
+        }
+
+        // PE-SVI-Cauchy: guarded refinement with the Cauchy step, with PE-SVI-auto's exit and budget.
+        if o.includeCauchy && decoder.objective.kind == .reconstruction {
+            var gc = GuardedRefinementConfiguration(learningRate: 1)
+            gc.maxSteps = o.autoMaxSteps
+            gc.stepRule = .cauchy
+            let w = watch()
+            let g = GuardedRefinement(decoder: decoder, threads: o.threads).refine(x, start: start, configuration: gc, seed: o.seed &+ 7,
+                                                                                   startSeconds: encodeSeconds, observer: w.observer(n: x.rows, latent: c.latent))
+            record("PE-SVI-Cauchy", w, mu: g.mu, logVariance: g.logVariance, curve: g.curve, meanSteps: g.meanSteps, maxSteps: g.maxSteps,
                    seconds: g.seconds, meanStepsAfter: g.meanStepsAfter, secondsAfter: g.secondsAfter)
         }
 

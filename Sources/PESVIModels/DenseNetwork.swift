@@ -119,6 +119,32 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
                        parameterGradients: nil, accumulate: false, inputGradient: inputGradient)
     }
 
+    /// Jacobian-vector product J·u of the network at the inputs of the last
+    /// ``forward(_:rows:workspace:)`` on the same `workspace` and `rows`: for each row, the
+    /// derivative of the output along the input direction u (rows × inputWidth), written to
+    /// `output` (rows × outputWidth; must not be workspace memory). Linear in u, biases play no
+    /// part; each ReLU passes the direction where its forward output was positive (the mask
+    /// ``backward(_:rows:workspace:outputGradient:parameterGradients:accumulate:inputGradient:)``
+    /// uses). Costs about one forward pass.
+    public func jacobianVectorProduct(_ u: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace,
+                                      output: UnsafeMutablePointer<Float>) {
+        precondition(rows <= ws.maxRows, "jacobianVectorProduct: \(rows) rows exceed the workspace's \(ws.maxRows)")
+        let p = parameters.pointer
+        var v = u
+        var useA = true
+        for l in 1...layerCount {
+            let nIn = widths[l - 1], nOut = widths[l]
+            let out = l == layerCount ? output : (useA ? ws.gradientA.pointer : ws.gradientB.pointer)
+            useA.toggle()
+            gemm(.none, .none, m: rows, n: nOut, k: nIn, alpha: 1, a: v, lda: nIn,
+                 b: p + weightOffsets[l - 1], ldb: nOut, beta: 0, c: out, ldc: nOut)
+            if l < layerCount {
+                Elementwise.reluBackward(output: ws.activations[l - 1].pointer, gradient: out, count: rows * nOut)
+            }
+            v = UnsafePointer(out)
+        }
+    }
+
     /// Backward through layers `top` … 1, from `gradient`, ∂L/∂(pre-activation of layer `top`).
     private func backwardLayers(from top: Int, _ x: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace,
                                 gradient: UnsafeMutablePointer<Float>,

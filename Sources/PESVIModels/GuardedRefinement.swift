@@ -33,6 +33,21 @@ public struct GuardedRefinementConfiguration: Sendable, Codable, Equatable {
     /// The log σ² that `closedFormVariance` sets (a start already below it is kept): PE-SVI-GN's
     /// floor, σ² ≈ 1.5·10⁻⁸.
     public var logVarianceFloor: Float = GaussNewtonRefinement.defaultLogVarianceFloor
+    /// How an accepted point moves; see ``StepRule``.
+    public var stepRule: StepRule = .adam
+
+    /// The step a point takes from its gradient g = ∇P(μ).
+    public enum StepRule: String, Sendable, Codable, CaseIterable {
+        /// Adam at `learningRate` (each point's own moments): PE-SVI-auto's rule.
+        case adam
+        /// The Cauchy step of the Gauss-Newton model: μ ← μ − s·α·g with
+        /// α = ‖g‖² / (gᵀH̃g), H̃ = (2/d)JᵀJ the Gauss-Newton curvature of P(μ) = (1/d)‖x − D(μ)‖²,
+        /// i.e. the minimizer of that model along −g (exact for a linear decoder), and
+        /// s = `learningRate` times the point's backoff factor. One Jacobian-vector product per
+        /// step (about a forward pass) and no |z| × |z| system. Only at the mean with the
+        /// reconstruction objective (`closedFormVariance`).
+        case cauchy
+    }
 
     public init(learningRate: Float, tolerance: Double = 1e-3, patience: Int = 2, maxSteps: Int = 50, backoff: Float = 0.5) {
         self.learningRate = learningRate
@@ -121,6 +136,8 @@ public final class GuardedRefinement: @unchecked Sendable {
         let n = x.rows, L = decoder.latent, d = x.cols
         // The reconstruction objective's σ optimum is the floor: μ alone is refined, at the mean.
         let atMean = c.closedFormVariance && decoder.objective.kind == .reconstruction
+        let cauchy = c.stepRule == .cauchy
+        precondition(!cauchy || atMean, "the Cauchy step needs the reconstruction objective at the mean (closedFormVariance)")
         let startLogVariance = atMean ? start.logVariance.map { Swift.min($0, c.logVarianceFloor) } : start.logVariance
         let table = PosteriorTable(mu: start.mu, logVariance: startLogVariance, latent: L, adam: AdamConfiguration(learningRate: c.learningRate))
         let runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
@@ -142,6 +159,10 @@ public final class GuardedRefinement: @unchecked Sendable {
                                             antithetic: true, rademacher: c.rademacherNoise)
         let perPointNoise = ChunkRequest.pointNoiseWidth(samples: workspaces[0].samples, antithetic: true, latent: L)
         var curve: [Double] = []
+        // The Cauchy step's J·g per chunk row (chunkRows × d) and its length α per row.
+        let directional = cauchy ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * d) } : []
+        let stepLength = cauchy ? (0..<threads).map { _ in FloatBuffer(count: chunkRows) } : []
+        let curvatureScale = 2 / Double(d)
 
         // One pass: evaluate each active point; reject (restore, back off) or accept (save,
         // step); finish points that stopped improving.
@@ -170,6 +191,17 @@ public final class GuardedRefinement: @unchecked Sendable {
                     req.perPoint = pp
                     if update { req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L }
                     decoder.evaluate(req, workspace: workspaces[t], rng: &rng)
+                    if update && cauchy {
+                        // α = ‖g‖² / ((2/d)‖Jg‖²) per point, J at the μ just evaluated.
+                        let jg = directional[t].pointer, alpha = stepLength[t].pointer
+                        decoder.network.jacobianVectorProduct(gm, rows: m, workspace: workspaces[t].network, output: jg)
+                        for k in 0..<m {
+                            let gg = Elementwise.sumOfSquares(gm + k * L, count: L)
+                            let curvature = curvatureScale * Elementwise.sumOfSquares(jg + k * d, count: d)
+                            let a = gg / curvature
+                            alpha[k] = curvature > 0 && a.isFinite ? Float(a) : 0
+                        }
+                    }
                     for k in 0..<m {
                         let p = s0 + k, f = pp[k], before = previous[p]
                         let state = saved.pointer + p * rowState
@@ -193,7 +225,13 @@ public final class GuardedRefinement: @unchecked Sendable {
                         previous[p] = f
                         guard update, Int(steps[p]) < c.maxSteps else { if update { active[p] = false }; continue }
                         table.saveRow(p, into: state)
-                        table.updateRow(p, gradMu: gm + k * L, gradLogVariance: gl + k * L, learningRateScale: rate[p], memo: &memo)
+                        if cauchy {
+                            let a = c.learningRate * rate[p] * stepLength[t].pointer[k]
+                            let mu = table.mu.pointer + p * L, g = gm + k * L
+                            for j in 0..<L { mu[j] -= a * g[j] }
+                        } else {
+                            table.updateRow(p, gradMu: gm + k * L, gradLogVariance: gl + k * L, learningRateScale: rate[p], memo: &memo)
+                        }
                         steps[p] += 1
                     }
                     i = j

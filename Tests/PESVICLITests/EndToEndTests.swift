@@ -28,6 +28,29 @@ import PESVIData
         #expect(gnRecon <= sviRecon * 1.001, "GN \(gnRecon), SVI \(sviRecon)")
     }
 
+    /// `evaluate --cauchy` adds PE-SVI-Cauchy (the Gauss-Newton model's minimizer along the
+    /// gradient) beside the other methods, no worse than the pseudo-encoder's start; a model with
+    /// the ELBO objective is refused with one line naming the flag.
+    @Test func evaluateCauchyAddsTheMethodForReconstructionModelsOnly() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let x = dir.path("X.npy"), m = dir.path("M"), e = dir.path("E")
+        try #require(try Pesvi.run(["generate", "synthetic", "--n", "300", "--dim", "12", "--out", x]).status == 0)
+        let t = try Pesvi.run(["train", "--data", x, "--z", "3", "--arch", "2", "--epochs", "20", "--encoder-epochs", "5", "--out", m])
+        try #require(t.status == 0, "\(t)")
+        let r = try Pesvi.run(["evaluate", "--model", m, "--json", "--cauchy", "--svi-max-steps", "200"])
+        try #require(r.status == 0, "\(r)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let methods = try #require(object["methods"] as? [String: [String: Any]])
+        let cauchy = try #require(methods["PE-SVI-Cauchy"]), start = try #require(methods["PE-SVI-0"])
+        let c = try #require(cauchy["reconstruction"] as? Double), s0 = try #require(start["reconstruction"] as? Double)
+        #expect(c.isFinite && c <= s0, "Cauchy \(c), start \(s0)")
+        #expect(try Pesvi.run(["evaluate", "--model", m, "--json", "--svi-max-steps", "200"]).stdout.contains("PE-SVI-Cauchy") == false)
+        let te = try Pesvi.run(["train", "--data", x, "--z", "3", "--arch", "2", "--objective", "elbo", "--epochs", "5", "--encoder-epochs", "5", "--out", e])
+        try #require(te.status == 0, "\(te)")
+        let refused = try Pesvi.run(["evaluate", "--model", e, "--cauchy"])
+        #expect(refused.status != 0 && refused.stderr.contains("--cauchy") && refused.stdout.isEmpty, "\(refused)")
+    }
+
     @Test func generateTrainInferEvaluate() throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
         let x = dir.path("X.npy"), m = dir.path("M"), p = dir.path("P.npy")

@@ -59,6 +59,33 @@ import TestSupport
         #expect(net.forward(x.pointer, rows: rows, workspace: ws, layers: 0) == UnsafePointer(x.pointer))
     }
 
+    /// J·u against central differences of the forward pass along u, on linear and ReLU
+    /// networks; the product leaves the forward pass's activations as they were.
+    @Test(arguments: [[3, 4], [3, 5, 4], [4, 6, 5, 3], [2, 7, 7, 7, 3]])
+    func jacobianVectorProductMatchesFiniteDifferences(widths: [Int]) {
+        var rng = RandomGenerator(seed: 12)
+        let net = DenseNetwork(widths: widths, rng: &rng)
+        let rows = 6, nIn = widths[0], nOut = widths.last!
+        let x = rng.normalArray(count: rows * nIn), u = FloatBuffer(rng.normalArray(count: rows * nIn))
+        let ws = NetworkWorkspace(network: net, maxRows: rows)
+        func output(_ t: Double) -> [Double] {
+            let shifted = FloatBuffer((0..<x.count).map { Float(Double(x[$0]) + t * Double(u[$0])) })
+            let y = net.forward(shifted.pointer, rows: rows, workspace: ws)
+            return (0..<rows * nOut).map { Double(y[$0]) }
+        }
+        let h = 1e-3
+        let plus = output(h), minus = output(-h)
+        let numeric = (0..<plus.count).map { (plus[$0] - minus[$0]) / (2 * h) }
+        let base = FloatBuffer(x)
+        net.forward(base.pointer, rows: rows, workspace: ws)
+        func activations() -> [[Float]] { zip(ws.activations, widths.dropFirst()).map { Array(UnsafeBufferPointer(start: $0.pointer, count: rows * $1)) } }
+        let before = activations()
+        let jv = FloatBuffer(count: rows * nOut)
+        net.jacobianVectorProduct(u.pointer, rows: rows, workspace: ws, output: jv.pointer)
+        #expect(worstGradientError(analytic: (0..<jv.count).map { Double(jv[$0]) }, numeric: numeric, scale: 1) < 2e-2)
+        #expect(activations() == before)
+    }
+
     @Test func accumulateAddsToExistingGradients() {
         var rng = RandomGenerator(seed: 4)
         let net = DenseNetwork(widths: [3, 4, 2], rng: &rng)

@@ -84,6 +84,57 @@ import PESVINumerics
         #expect(one.curve.last! < 0.9 * one.curve.first!)
     }
 
+    /// With a linear decoder D(z) = zW + b the Cauchy step is the exact minimizer of
+    /// P(μ) = (1/d)‖x − D(μ)‖² along −g: one step lands on μ − αg with g = (2/d)(D(μ) − x)Wᵀ and
+    /// α = ‖g‖² / ((2/d)‖gW‖²), computed here by hand in Double, and P's slope along g is 0 there.
+    @Test func cauchyStepMinimizesALinearDecodersObjectiveAlongTheGradient() {
+        var rng = RandomGenerator(seed: 17)
+        let L = 3, d = 7, n = 9
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
+        let x = Dataset(rows: n, cols: d, values: rng.normalArray(count: n * d))
+        let start = (rng.normalArray(count: n * L), [Float](repeating: -2, count: n * L))
+        var c = GuardedRefinementConfiguration(learningRate: 1, tolerance: 0)
+        c.maxSteps = 1
+        c.stepRule = .cauchy
+        let r = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 4).refine(x, start: start, configuration: c, seed: 1)
+        let net = decoder.network, p = net.parameters.pointer
+        let W = (0..<L * d).map { Double(p[net.weightOffsets[0] + $0]) }, b = (0..<d).map { Double(p[net.biasOffsets[0] + $0]) }
+        func residual(_ z: [Double], _ i: Int) -> [Double] {
+            (0..<d).map { j in (0..<L).reduce(b[j]) { $0 + z[$1] * W[$1 * d + j] } - Double(x.values[i * d + j]) }
+        }
+        for i in 0..<n {
+            let mu = (0..<L).map { Double(start.0[i * L + $0]) }
+            let r0 = residual(mu, i)
+            let g = (0..<L).map { k in 2 / Double(d) * (0..<d).reduce(0.0) { $0 + r0[$1] * W[k * d + $1] } }
+            let gW = (0..<d).map { j in (0..<L).reduce(0.0) { $0 + g[$1] * W[$1 * d + j] } }
+            let alpha = g.reduce(0) { $0 + $1 * $1 } / (2 / Double(d) * gW.reduce(0) { $0 + $1 * $1 })
+            let expected = (0..<L).map { mu[$0] - alpha * g[$0] }
+            for k in 0..<L { #expect(abs(Double(r.mu[i * L + k]) - expected[k]) <= 1e-4 * max(1, abs(expected[k]))) }
+            let r1 = residual(expected, i)
+            let slope = (0..<d).reduce(0.0) { $0 + r1[$1] * gW[$1] }
+            #expect(abs(slope) <= 1e-9 * max(1, gW.reduce(0) { $0 + $1 * $1 }))
+            #expect(r.stepsPerPoint[i] == 1)
+        }
+    }
+
+    /// The Cauchy step on a ReLU decoder, scaled far past its length: the guard still never lets
+    /// a point's objective rise, and at its own length (scale 1) it ends below the start.
+    @Test func cauchyStepIsGuardedAndImproves() {
+        let (decoder, x, start) = setup()
+        let g = GuardedRefinement(decoder: decoder, threads: 2, chunkRows: 32)
+        var huge = GuardedRefinementConfiguration(learningRate: 50)
+        huge.maxSteps = 20
+        huge.stepRule = .cauchy
+        let r = g.refine(x, start: start, configuration: huge, seed: 4)
+        #expect(r.rejectedSteps > 0)
+        for t in 1..<r.curve.count { #expect(r.curve[t] <= r.curve[t - 1]) }
+        var unit = huge
+        unit.learningRate = 1
+        let u = g.refine(x, start: start, configuration: unit, seed: 4)
+        #expect(u.curve.last! < u.curve[0] * 0.9)
+        #expect(u.mu.allSatisfy { $0.isFinite })
+    }
+
     @Test func automaticPacePicksARateFromTheSearch() {
         let (decoder, x, start) = setup()
         var base = GuardedRefinementConfiguration(learningRate: 0.1)
