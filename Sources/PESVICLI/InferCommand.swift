@@ -17,7 +17,9 @@ struct InferCommand: ParsableCommand {
         steps), \
         stopping on its own when it stops improving (at most --steps steps). With --lr RATE, exactly --steps Adam steps \
         at RATE (the paper's PE-SVI-K). With --method gn, damped Gauss-Newton on μ with closed-form log σ² (at most \
-        --steps iterations per point, each point stopping on its own).
+        --steps iterations per point, each point stopping on its own). With --method cauchy (reconstruction objective \
+        only), guarded refinement whose step is the Gauss-Newton model's minimizer along the gradient, log σ² at the \
+        floor (no pace; at most --steps steps, each point stopping on its own).
         """
     )
     @Option(help: "Model directory written by 'pesvi train'.") var model: String
@@ -25,13 +27,13 @@ struct InferCommand: ParsableCommand {
     @Option(help: "Refinement steps K (0: the pseudo-encoder's output); with --lr auto, the most any point may take.") var steps: Int = 25
     @Option(help: "Refinement rate, or 'auto' for guarded refinement at the automatic pace.") var lr: String = "auto"
     @Option(help: "Output file (.npy or .csv).") var out: String
-    @Option(help: "Refinement: 'adam' (paced Adam, see --lr) or 'gn' (Gauss-Newton).") var method: String = "adam"
+    @Option(help: "Refinement: 'adam' (paced Adam, see --lr), 'gn' (Gauss-Newton) or 'cauchy' (the Gauss-Newton step length along the gradient).") var method: String = "adam"
     @OptionGroup var gaussNewton: GaussNewtonFlags
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more, got \(steps)") }
-        guard ["adam", "gn"].contains(method) else { throw ValidationError("--method must be 'adam' or 'gn', got '\(method)'") }
+        guard ["adam", "gn", "cauchy"].contains(method) else { throw ValidationError("--method must be 'adam', 'gn' or 'cauchy', got '\(method)'") }
         if lr != "auto" { guard let v = Float(lr), v > 0, v.isFinite else { throw ValidationError("--lr must be a positive number or 'auto', got '\(lr)'") } }
     }
 
@@ -39,9 +41,12 @@ struct InferCommand: ParsableCommand {
         let m = try ModelStore.load(from: model)
         let raw = try loadData(data)
         let x = try m.prepare(raw, name: data)
+        if method == "cauchy" && m.decoder.objective.kind != .reconstruction {
+            throw ValidationError("--method cauchy needs a model trained with the reconstruction objective; \(model) uses \(m.decoder.objective.kind)")
+        }
         var rate: Float = 0
-        if method == "gn" {
-            // Gauss-Newton needs no pace.
+        if method == "gn" || method == "cauchy" {
+            // Gauss-Newton and its Cauchy step need no pace.
         } else if lr == "auto" {
             if let stored = m.configuration.autoPace {
                 rate = stored
@@ -75,6 +80,13 @@ struct InferCommand: ParsableCommand {
             stepsNote = r.usedStart
                 ? String(format: "Gauss-Newton, mean %.1f / max %d steps per point, %d rejected trials", r.meanSteps, r.maxSteps, r.rejectedSteps)
                 : "Gauss-Newton, one exact step per point (linear decoder)"
+        } else if steps > 0 && method == "cauchy" {
+            var c = GuardedRefinementConfiguration(learningRate: 1)
+            c.maxSteps = steps
+            c.stepRule = .cauchy
+            let r = GuardedRefinement(decoder: m.decoder, threads: common.threads).refine(x, start: start, configuration: c, seed: common.seed)
+            mu = r.mu; lv = r.logVariance
+            stepsNote = String(format: "Cauchy steps, mean %.1f / max %d steps per point", r.meanSteps, r.maxSteps)
         } else if steps > 0 && lr == "auto" {
             var c = GuardedRefinementConfiguration(learningRate: rate)
             c.maxSteps = steps
@@ -98,7 +110,7 @@ struct InferCommand: ParsableCommand {
         let names = (0..<L).map { "mu\($0)" } + (0..<L).map { "logvar\($0)" }
         try DataFiles.write(try DataMatrix(rows: x.rows, cols: 2 * L, values: values, columnNames: names), to: out)
         if !common.quiet {
-            let how = method == "gn" ? stepsNote : String(format: "%@ at rate %g", stepsNote, rate)
+            let how = method == "adam" ? String(format: "%@ at rate %g", stepsNote, rate) : stepsNote
             printErr(String(format: "inferred %d points (%@) in %.3f s; wrote %@", x.rows, how, seconds, out))
         }
     }

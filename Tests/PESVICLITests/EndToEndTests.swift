@@ -30,8 +30,8 @@ import PESVIData
 
     /// `evaluate --cauchy` adds PE-SVI-Cauchy (the Gauss-Newton model's minimizer along the
     /// gradient) beside the other methods, no worse than the pseudo-encoder's start; a model with
-    /// the ELBO objective is refused with one line naming the flag.
-    @Test func evaluateCauchyAddsTheMethodForReconstructionModelsOnly() throws {
+    /// the ELBO objective is refused with one line naming the flag; `infer --method cauchy` likewise.
+    @Test func cauchyInEvaluateAndInferForReconstructionModelsOnly() throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
         let x = dir.path("X.npy"), m = dir.path("M"), e = dir.path("E")
         try #require(try Pesvi.run(["generate", "synthetic", "--n", "300", "--dim", "12", "--out", x]).status == 0)
@@ -49,6 +49,17 @@ import PESVIData
         try #require(te.status == 0, "\(te)")
         let refused = try Pesvi.run(["evaluate", "--model", e, "--cauchy"])
         #expect(refused.status != 0 && refused.stderr.contains("--cauchy") && refused.stdout.isEmpty, "\(refused)")
+        // `infer --method cauchy`: the same refinement for new points, finite, moved from the start.
+        let p = dir.path("C.npy"), p0 = dir.path("C0.npy")
+        let i = try Pesvi.run(["infer", "--model", m, "--data", x, "--method", "cauchy", "--out", p])
+        try #require(i.status == 0, "\(i)")
+        #expect(i.stderr.contains("Cauchy steps"), "\(i.stderr)")
+        let refined = try NPY.read(URL(fileURLWithPath: p))
+        #expect(refined.rows == 300 && refined.cols == 6 && refined.values.allSatisfy { $0.isFinite })
+        try #require(try Pesvi.run(["infer", "--model", m, "--data", x, "--steps", "0", "--out", p0, "--quiet"]).status == 0)
+        #expect(try NPY.read(URL(fileURLWithPath: p0)).values != refined.values)
+        let inferRefused = try Pesvi.run(["infer", "--model", e, "--data", x, "--method", "cauchy", "--out", p])
+        #expect(inferRefused.status != 0 && inferRefused.stderr.contains("--method cauchy"), "\(inferRefused)")
     }
 
     @Test func generateTrainInferEvaluate() throws {
