@@ -102,6 +102,9 @@ public typealias RefinementObserver = (_ iteration: Int, _ mu: UnsafePointer<Flo
 /// - **Divergence guard.** A step after which the point's objective rose, or became
 ///   non-finite, is undone for that point (values and Adam state restored) and its rate is
 ///   multiplied by `backoff`: the point's objective never rises.
+/// - **Step rule.** Adam by default (PE-SVI-auto); with ``GuardedRefinementConfiguration/StepRule/cauchy``
+///   each accepted point instead moves to the Gauss-Newton model's minimizer along its gradient
+///   (PE-SVI-Cauchy), with the same guard, backoff and early exit.
 /// - **Per-point early exit.** A point whose accepted steps stop improving (relative change
 ///   below `tolerance` for `patience` steps) is finished: it is neither evaluated nor changed
 ///   again, so it costs nothing more and stays bit-for-bit as it was.
