@@ -151,4 +151,12 @@ func loadData(_ path: String) throws -> DataMatrix {
     return try DataFiles.read(path)
 }
 
+/// PE-SVI-Cauchy's step is defined for the reconstruction objective only: refuses `flag` for
+/// the model at `path` otherwise, with one line naming both.
+func requireCauchyObjective(_ model: PESVIModel, at path: String, flag: String) throws {
+    guard model.decoder.objective.kind == .reconstruction else {
+        throw ValidationError("\(flag) needs a model trained with the reconstruction objective; \(path) uses \(model.decoder.objective.kind)")
+    }
+}
+
 func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

@@ -65,9 +65,7 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let m = try ModelStore.load(from: model)
-        if comparison.cauchy && m.decoder.objective.kind != .reconstruction {
-            throw ValidationError("--cauchy needs a model trained with the reconstruction objective; \(model) uses \(m.decoder.objective.kind)")
-        }
+        if comparison.cauchy { try requireCauchyObjective(m, at: model, flag: "--cauchy") }
         let (raw, name): (DataMatrix, String)
         if let data {
             raw = try loadData(data); name = data

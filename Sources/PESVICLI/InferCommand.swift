@@ -41,9 +41,7 @@ struct InferCommand: ParsableCommand {
         let m = try ModelStore.load(from: model)
         let raw = try loadData(data)
         let x = try m.prepare(raw, name: data)
-        if method == "cauchy" && m.decoder.objective.kind != .reconstruction {
-            throw ValidationError("--method cauchy needs a model trained with the reconstruction objective; \(model) uses \(m.decoder.objective.kind)")
-        }
+        if method == "cauchy" { try requireCauchyObjective(m, at: model, flag: "--method cauchy") }
         var rate: Float = 0
         if method == "gn" || method == "cauchy" {
             // Gauss-Newton and its Cauchy step need no pace.
@@ -81,10 +79,7 @@ struct InferCommand: ParsableCommand {
                 ? String(format: "Gauss-Newton, mean %.1f / max %d steps per point, %d rejected trials", r.meanSteps, r.maxSteps, r.rejectedSteps)
                 : "Gauss-Newton, one exact step per point (linear decoder)"
         } else if steps > 0 && method == "cauchy" {
-            var c = GuardedRefinementConfiguration(learningRate: 1)
-            c.maxSteps = steps
-            c.stepRule = .cauchy
-            let r = GuardedRefinement(decoder: m.decoder, threads: common.threads).refine(x, start: start, configuration: c, seed: common.seed)
+            let r = GuardedRefinement(decoder: m.decoder, threads: common.threads).refine(x, start: start, configuration: .cauchy(maxSteps: steps), seed: common.seed)
             mu = r.mu; lv = r.logVariance
             stepsNote = String(format: "Cauchy steps, mean %.1f / max %d steps per point", r.meanSteps, r.maxSteps)
         } else if steps > 0 && lr == "auto" {

@@ -346,11 +346,8 @@ public enum MethodComparison {
 
         // PE-SVI-Cauchy: guarded refinement with the Cauchy step, with PE-SVI-auto's exit and budget.
         if o.includeCauchy && decoder.objective.kind == .reconstruction {
-            var gc = GuardedRefinementConfiguration(learningRate: 1)
-            gc.maxSteps = o.autoMaxSteps
-            gc.stepRule = .cauchy
             let w = watch()
-            let g = GuardedRefinement(decoder: decoder, threads: o.threads).refine(x, start: start, configuration: gc, seed: o.seed &+ 7,
+            let g = GuardedRefinement(decoder: decoder, threads: o.threads).refine(x, start: start, configuration: .cauchy(maxSteps: o.autoMaxSteps), seed: o.seed &+ 7,
                                                                                    startSeconds: encodeSeconds, observer: w.observer(n: x.rows, latent: c.latent))
             record("PE-SVI-Cauchy", w, mu: g.mu, logVariance: g.logVariance, curve: g.curve, meanSteps: g.meanSteps, maxSteps: g.maxSteps,
                    seconds: g.seconds, meanStepsAfter: g.meanStepsAfter, secondsAfter: g.secondsAfter)

@@ -56,6 +56,14 @@ public struct GuardedRefinementConfiguration: Sendable, Codable, Equatable {
         self.maxSteps = maxSteps
         self.backoff = backoff
     }
+
+    /// PE-SVI-Cauchy's settings: the Cauchy step at its own length (scale 1, no pace), with
+    /// the default guard and early exit, at most `maxSteps` steps per point.
+    public static func cauchy(maxSteps: Int) -> GuardedRefinementConfiguration {
+        var c = GuardedRefinementConfiguration(learningRate: 1, maxSteps: maxSteps)
+        c.stepRule = .cauchy
+        return c
+    }
 }
 
 /// The result of a guarded refinement.

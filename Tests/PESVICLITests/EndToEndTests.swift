@@ -4,24 +4,38 @@ import PESVIData
 
 /// generate → train → infer → evaluate through the real binary, on tiny data (seconds).
 @Suite(Pesvi.trait) struct EndToEndTests {
+    /// 300 synthetic rows of width 12 in `dir`/X.npy and a small model trained on them in
+    /// `dir`/`name` (|z| = 3, a few epochs); `extra` adds `train` options.
+    func tinyModel(in dir: TemporaryDirectory, arch: Int, name: String = "M", epochs: Int = 20, extra: [String] = []) throws -> (data: String, model: String) {
+        let x = dir.path("X.npy"), m = dir.path(name)
+        if !FileManager.default.fileExists(atPath: x) {
+            try #require(try Pesvi.run(["generate", "synthetic", "--n", "300", "--dim", "12", "--out", x]).status == 0)
+        }
+        let t = try Pesvi.run(["train", "--data", x, "--z", "3", "--arch", "\(arch)", "--epochs", "\(epochs)", "--encoder-epochs", "5"] + extra + ["--out", m])
+        try #require(t.status == 0, "\(t)")
+        return (x, m)
+    }
+
+    /// `evaluate … --json` run successfully, its "methods" object.
+    func evaluatedMethods(_ arguments: [String]) throws -> [String: [String: Any]] {
+        let e = try Pesvi.run(["evaluate"] + arguments + ["--json"])
+        try #require(e.status == 0, "\(e)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+        return try #require(object["methods"] as? [String: [String: Any]])
+    }
+
     /// A linear decoder: `infer --method gn` takes the exact step (no pseudo-encoder pass), and
     /// in `evaluate` PE-SVI-GN reaches SVI in one step with a reconstruction no worse than SVI's
     /// converged one (it is the minimizer SVI approaches).
     @Test func linearDecoderGaussNewtonIsOneExactStep() throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
-        let x = dir.path("X.npy"), m = dir.path("M"), p = dir.path("G.npy")
-        try #require(try Pesvi.run(["generate", "synthetic", "--n", "300", "--dim", "12", "--out", x]).status == 0)
-        let t = try Pesvi.run(["train", "--data", x, "--z", "3", "--arch", "1", "--epochs", "20", "--encoder-epochs", "5", "--out", m])
-        try #require(t.status == 0, "\(t)")
+        let (x, m) = try tinyModel(in: dir, arch: 1), p = dir.path("G.npy")
         let i = try Pesvi.run(["infer", "--model", m, "--data", x, "--method", "gn", "--out", p])
         try #require(i.status == 0, "\(i)")
         #expect(i.stderr.contains("one exact step"), "\(i.stderr)")
         let posteriors = try NPY.read(URL(fileURLWithPath: p))
         #expect(posteriors.rows == 300 && posteriors.cols == 6 && posteriors.values.allSatisfy { $0.isFinite })
-        let e = try Pesvi.run(["evaluate", "--model", m, "--json"])
-        try #require(e.status == 0, "\(e)")
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
-        let methods = try #require(object["methods"] as? [String: [String: Any]])
+        let methods = try evaluatedMethods(["--model", m])
         let gn = try #require(methods["PE-SVI-GN"]), svi = try #require(methods["SVI"])
         #expect(gn["steps"] as? Double == 1, "\(gn)")
         let gnRecon = try #require(gn["reconstruction"] as? Double), sviRecon = try #require(svi["reconstruction"] as? Double)
@@ -33,20 +47,13 @@ import PESVIData
     /// the ELBO objective is refused with one line naming the flag; `infer --method cauchy` likewise.
     @Test func cauchyInEvaluateAndInferForReconstructionModelsOnly() throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
-        let x = dir.path("X.npy"), m = dir.path("M"), e = dir.path("E")
-        try #require(try Pesvi.run(["generate", "synthetic", "--n", "300", "--dim", "12", "--out", x]).status == 0)
-        let t = try Pesvi.run(["train", "--data", x, "--z", "3", "--arch", "2", "--epochs", "20", "--encoder-epochs", "5", "--out", m])
-        try #require(t.status == 0, "\(t)")
-        let r = try Pesvi.run(["evaluate", "--model", m, "--json", "--cauchy", "--svi-max-steps", "200"])
-        try #require(r.status == 0, "\(r)")
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        let methods = try #require(object["methods"] as? [String: [String: Any]])
+        let (x, m) = try tinyModel(in: dir, arch: 2)
+        let methods = try evaluatedMethods(["--model", m, "--cauchy", "--svi-max-steps", "200"])
         let cauchy = try #require(methods["PE-SVI-Cauchy"]), start = try #require(methods["PE-SVI-0"])
         let c = try #require(cauchy["reconstruction"] as? Double), s0 = try #require(start["reconstruction"] as? Double)
         #expect(c.isFinite && c <= s0, "Cauchy \(c), start \(s0)")
-        #expect(try Pesvi.run(["evaluate", "--model", m, "--json", "--svi-max-steps", "200"]).stdout.contains("PE-SVI-Cauchy") == false)
-        let te = try Pesvi.run(["train", "--data", x, "--z", "3", "--arch", "2", "--objective", "elbo", "--epochs", "5", "--encoder-epochs", "5", "--out", e])
-        try #require(te.status == 0, "\(te)")
+        #expect(try evaluatedMethods(["--model", m, "--svi-max-steps", "200"])["PE-SVI-Cauchy"] == nil)
+        let (_, e) = try tinyModel(in: dir, arch: 2, name: "E", epochs: 5, extra: ["--objective", "elbo"])
         let refused = try Pesvi.run(["evaluate", "--model", e, "--cauchy"])
         #expect(refused.status != 0 && refused.stderr.contains("--cauchy") && refused.stdout.isEmpty, "\(refused)")
         // `infer --method cauchy`: the same refinement for new points, finite, moved from the start.
