@@ -11,11 +11,11 @@ struct InferCommand: ParsableCommand {
         abstract: "Infer posteriors for new points: pseudo-encoder start, then refinement (paced Adam, or Gauss-Newton with --method gn).",
         discussion: """
         Writes one row per point: μ (|z| columns mu0…) then log σ² (|z| columns logvar0…), as .npy or .csv by the \
-        extension of --out. With --lr auto (the default) each point is refined by guarded Adam at the model's automatic \
-        pace (found on the model's validation rows by a log-scale search the first time, then stored in config.json: \
-        among the rates within 1 % of the best final objective, the one with the fastest progress over the first five \
-        steps), \
-        stopping on its own when it stops improving (at most --steps steps). With --lr RATE, exactly --steps Adam steps \
+        extension of --out. With --lr auto (the default) each point is refined by guarded refinement at the model's \
+        automatic pace (found on the model's validation rows by a log-scale search the first time, or again with \
+        --search-pace, then stored in config.json: among the Adam rates, and for the reconstruction objective the \
+        Cauchy step, whose final objective is within 1 % of the best, the one with the fastest progress over the first \
+        five steps), stopping on its own when it stops improving (at most --steps steps). With --lr RATE, exactly --steps Adam steps \
         at RATE (the paper's PE-SVI-K). With --method gn, damped Gauss-Newton on μ with closed-form log σ² (at most \
         --steps iterations per point, each point stopping on its own). With --method cauchy (reconstruction objective \
         only), guarded refinement whose step is the Gauss-Newton model's minimizer along the gradient, log σ² at the \
@@ -28,6 +28,8 @@ struct InferCommand: ParsableCommand {
     @Option(help: "Refinement rate, or 'auto' for guarded refinement at the automatic pace.") var lr: String = "auto"
     @Option(help: "Output file (.npy or .csv).") var out: String
     @Option(help: "Refinement: 'adam' (paced Adam, see --lr), 'gn' (Gauss-Newton) or 'cauchy' (the Gauss-Newton step length along the gradient).") var method: String = "adam"
+    @Flag(help: "With --lr auto: search the automatic pace again (and store it) even if the model has one, e.g. one found by an older pesvi.")
+    var searchPace = false
     @OptionGroup var gaussNewton: GaussNewtonFlags
     @OptionGroup var common: CommonOptions
 
@@ -42,21 +44,29 @@ struct InferCommand: ParsableCommand {
         let raw = try loadData(data)
         let x = try m.prepare(raw, name: data)
         if method == "cauchy" { try requireCauchyObjective(m, at: model, flag: "--method cauchy") }
+        if searchPace && (method != "adam" || lr != "auto") { throw ValidationError("--search-pace goes with --lr auto and --method adam") }
         var rate: Float = 0
+        var automatic: GuardedRefinementConfiguration? = nil
         if method == "gn" || method == "cauchy" {
             // Gauss-Newton and its Cauchy step need no pace.
         } else if lr == "auto" {
-            if let stored = m.configuration.autoPace {
-                rate = stored
+            var base = GuardedRefinementConfiguration(learningRate: 0.1)
+            base.maxSteps = steps
+            if !searchPace, let stored = m.configuration.automaticRefinement(base) {
+                automatic = stored
             } else {
                 guard let v = m.validationData else { throw ModelStoreError.missing("\(model): no validation.npy to find the automatic pace on; pass --lr RATE") }
                 if !common.quiet { printErr("finding the automatic pace on \(v.rows) validation rows…") }
                 let vx = try m.prepare(v, name: "\(model)/validation.npy")
-                rate = TrainingPipeline.automaticPace(vx, decoder: m.decoder, encoder: m.pseudoEncoder, threads: common.threads, seed: common.seed) ?? 0.1
-                m.configuration.autoPace = rate
+                guard let found = TrainingPipeline.automaticPace(vx, decoder: m.decoder, encoder: m.pseudoEncoder, threads: common.threads, seed: common.seed) else {
+                    throw ModelStoreError.missing("\(model): validation.npy has no rows to find the automatic pace on; pass --lr RATE")
+                }
+                m.configuration.storeAutomaticPace(found)
                 try ModelStore.saveConfiguration(m.configuration, to: model)
-                if !common.quiet { printErr("automatic pace \(rate), stored in \(model)/config.json") }
+                automatic = found.configuration(base)
+                if !common.quiet { printErr("automatic pace: \(Self.describe(found.stepRule, rate: found.learningRate)), stored in \(model)/config.json") }
             }
+            rate = automatic!.learningRate
         } else {
             rate = Float(lr)!
         }
@@ -82,12 +92,10 @@ struct InferCommand: ParsableCommand {
             let r = GuardedRefinement(decoder: m.decoder, threads: common.threads).refine(x, start: start, configuration: .cauchy(maxSteps: steps), seed: common.seed)
             mu = r.mu; lv = r.logVariance
             stepsNote = String(format: "Cauchy steps, mean %.1f / max %d steps per point", r.meanSteps, r.maxSteps)
-        } else if steps > 0 && lr == "auto" {
-            var c = GuardedRefinementConfiguration(learningRate: rate)
-            c.maxSteps = steps
-            let r = GuardedRefinement(decoder: m.decoder, threads: common.threads).refine(x, start: start, configuration: c, seed: common.seed)
+        } else if steps > 0, let automatic {
+            let r = GuardedRefinement(decoder: m.decoder, threads: common.threads).refine(x, start: start, configuration: automatic, seed: common.seed)
             mu = r.mu; lv = r.logVariance
-            stepsNote = String(format: "guarded, mean %.1f / max %d steps per point", r.meanSteps, r.maxSteps)
+            stepsNote = String(format: "guarded, %@, mean %.1f / max %d steps per point", Self.describe(automatic.stepRule, rate: rate), r.meanSteps, r.maxSteps)
         } else if steps > 0 {
             let r = TestTimeInference(decoder: m.decoder, threads: common.threads)
                 .refine(x, start: start, learningRate: rate, steps: steps, seed: common.seed)
@@ -105,8 +113,13 @@ struct InferCommand: ParsableCommand {
         let names = (0..<L).map { "mu\($0)" } + (0..<L).map { "logvar\($0)" }
         try DataFiles.write(try DataMatrix(rows: x.rows, cols: 2 * L, values: values, columnNames: names), to: out)
         if !common.quiet {
-            let how = method == "adam" ? String(format: "%@ at rate %g", stepsNote, rate) : stepsNote
+            let how = method == "adam" && automatic == nil ? String(format: "%@ at rate %g", stepsNote, rate) : stepsNote
             printErr(String(format: "inferred %d points (%@) in %.3f s; wrote %@", x.rows, how, seconds, out))
         }
+    }
+
+    /// "Adam at rate R" or "the Cauchy step".
+    static func describe(_ rule: GuardedRefinementConfiguration.StepRule, rate: Float) -> String {
+        rule == .cauchy ? "the Cauchy step" : String(format: "Adam at rate %g", rate)
     }
 }

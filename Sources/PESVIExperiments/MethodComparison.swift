@@ -121,7 +121,8 @@ public struct ComparisonOptions: Sendable {
     public var threads = 1
     public var seed: UInt64 = 0
     public var includeVAE = true
-    /// Run PE-SVI-auto: guarded refinement at the automatic pace (nil: the model's).
+    /// Run PE-SVI-auto: guarded refinement at the automatic pace. `autoPace`: an Adam rate
+    /// instead of the model's stored choice (nil: the model's rate and step rule).
     public var includeAuto = true
     public var autoPace: Float? = nil
     public var autoMaxSteps = 50
@@ -162,7 +163,9 @@ public struct ComparisonOptions: Sendable {
     public var refinementDescription: String {
         let g = GuardedRefinementConfiguration(learningRate: 1)
         func n(_ v: Double) -> String { String(format: "%g", v) }
-        return "PE-SVI-auto is guarded Adam at the model's automatic pace (on μ at the mean with log σ² at the floor for the "
+        return "PE-SVI-auto is guarded refinement at the model's automatic pace: Adam at the chosen rate or, where the search "
+            + "on the validation rows chose it (reconstruction objective), the Cauchy step (μ moved to the Gauss-Newton model's "
+            + "minimizer along the gradient; the \"auto pace\" column says which) (on μ at the mean with log σ² at the floor for the "
             + "reconstruction objective, else an antithetic pair per point; a rising step is undone and "
             + "the point's rate multiplied by \(n(Double(g.backoff))); a point stops after \(g.patience) accepted steps in a row "
             + "gaining less than \(n(g.tolerance)) relative; at most \(autoMaxSteps) steps). PE-SVI-GN is Levenberg–Marquardt on μ "
@@ -334,9 +337,10 @@ public enum MethodComparison {
 
         // PE-SVI-auto: guarded refinement at the automatic pace, with per-point early exit.
         if o.includeAuto {
-            let autoRate = o.autoPace ?? model.configuration.autoPace ?? pace
-            var gc = GuardedRefinementConfiguration(learningRate: autoRate)
-            gc.maxSteps = o.autoMaxSteps
+            var base = GuardedRefinementConfiguration(learningRate: o.autoPace ?? pace)
+            base.maxSteps = o.autoMaxSteps
+            // The model's choice (its rate, and Adam or the Cauchy step) unless a rate is given.
+            let gc = o.autoPace == nil ? model.configuration.automaticRefinement(base) ?? base : base
             let w = watch()
             let g = GuardedRefinement(decoder: decoder, threads: o.threads).refine(x, start: start, configuration: gc, seed: o.seed &+ 3,
                                                                                    startSeconds: encodeSeconds, observer: w.observer(n: x.rows, latent: c.latent))

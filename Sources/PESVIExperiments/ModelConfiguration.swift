@@ -40,6 +40,25 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     /// The automatic pace of guarded refinement (PE-SVI-auto), found by a log-scale search on
     /// the validation split (nil until found; `pesvi infer --lr auto` finds and stores it).
     public var autoPace: Float? = nil
+    /// The step rule the automatic pace chose with it (``AutomaticPace/Outcome/stepRule``): Adam
+    /// at `autoPace`, or the Cauchy step (`autoPace` then 1, its own length). nil: Adam (models
+    /// whose pace was found before the rule was part of the search).
+    public var autoStepRule: GuardedRefinementConfiguration.StepRule? = nil
+
+    /// PE-SVI-auto's stored choice applied to `base`: nil until the automatic pace is found.
+    public func automaticRefinement(_ base: GuardedRefinementConfiguration) -> GuardedRefinementConfiguration? {
+        guard let autoPace else { return nil }
+        var c = base
+        c.learningRate = autoPace
+        c.stepRule = autoStepRule ?? .adam
+        return c
+    }
+
+    /// Stores an automatic-pace outcome (nil: not found, e.g. no validation rows).
+    public mutating func storeAutomaticPace(_ outcome: AutomaticPace.Outcome?) {
+        autoPace = outcome?.learningRate
+        autoStepRule = outcome?.stepRule
+    }
     /// The Adam rate of test-time SVI from a random start (default: phase 1's latent rate).
     public var sviLearningRate: Float
     public var phase1: EarlyDecoderTrainingConfiguration

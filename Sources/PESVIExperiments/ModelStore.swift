@@ -161,6 +161,12 @@ public enum ModelStore {
                 throw ModelStoreError.invalid("\(configURL.path): pace must have a positive learningRate and non-negative steps, got \(pace.learningRate) for \(pace.steps) steps")
             }
         }
+        if let auto = config.autoPace, !(auto > 0 && auto.isFinite) {
+            throw ModelStoreError.invalid("\(configURL.path): autoPace must be a positive number, got \(auto)")
+        }
+        if config.autoStepRule == .cauchy && config.objective.kind != .reconstruction {
+            throw ModelStoreError.invalid("\(configURL.path): autoStepRule 'cauchy' needs the reconstruction objective, the model uses \(config.objective.kind)")
+        }
         let weightsURL = dir.appendingPathComponent(weightsFile)
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
             throw ModelStoreError.missing("\(weightsURL.path): missing")

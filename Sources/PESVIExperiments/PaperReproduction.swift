@@ -109,8 +109,9 @@ public struct ReproductionCell: Sendable, Codable {
     /// The chosen initial log σ² of the free posteriors.
     public var initialLogVariance: Float = 0
     public var pace: Float
-    /// The automatic pace of PE-SVI-auto.
+    /// The automatic pace of PE-SVI-auto, and the step rule chosen with it (nil: Adam).
     public var autoPace: Float? = nil
+    public var autoStepRule: GuardedRefinementConfiguration.StepRule? = nil
     /// Wall time of the cell's whole search and evaluation, seconds.
     public var seconds: Double
 }
@@ -241,8 +242,8 @@ public enum PaperReproduction {
                                                       posteriors: p1.posteriors, phase2: p2,
                                                       vae: bestVAE.map { ($0.encoder, $0.decoder) },
                                                       vaeConfiguration: bestVAE?.configuration, pace: pace, report: PipelineReport())
-                model.configuration.autoPace = TrainingPipeline.automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
-                                                                              threads: o.searchThreads, seed: o.seed &+ 6)
+                model.configuration.storeAutomaticPace(TrainingPipeline.automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
+                                                                                      threads: o.searchThreads, seed: o.seed &+ 6))
                 if let root = o.modelsDirectory {
                     try ModelStore.save(model, to: URL(fileURLWithPath: root).appendingPathComponent(modelName(z: z, architecture: arch)).path)
                 }
@@ -255,6 +256,7 @@ public enum PaperReproduction {
                                                 return 0
                                             }(),
                                             pace: comparison.pace, autoPace: model.configuration.autoPace,
+                                            autoStepRule: model.configuration.autoStepRule,
                                             seconds: Date().timeIntervalSince(t0) + resumedSeconds)
                 log(MethodComparison.table(comparison))
                 try store?.save(cell, architecture: arch)
@@ -380,7 +382,7 @@ public enum PaperReproduction {
         }
         out += "\n## Chosen hyperparameters\n\n| cell | VAE rate | SVI decoder rate | SVI latent rate | initial log σ² | pace | auto pace | cell seconds |\n|---|---|---|---|---|---|---|---|\n"
         for cell in cells {
-            out += "| |z|=\(cell.comparison.z) \(cell.comparison.arch) | \(cell.vaeLearningRate.map { "\($0)" } ?? "n/a") | \(cell.decoderLearningRate) | \(cell.latentLearningRate) | \(cell.initialLogVariance) | \(cell.pace) | \(cell.autoPace.map { String(format: "%.3g", $0) } ?? "n/a") | "
+            out += "| |z|=\(cell.comparison.z) \(cell.comparison.arch) | \(cell.vaeLearningRate.map { "\($0)" } ?? "n/a") | \(cell.decoderLearningRate) | \(cell.latentLearningRate) | \(cell.initialLogVariance) | \(cell.pace) | \(cell.autoStepRule == .cauchy ? "Cauchy step" : cell.autoPace.map { String(format: "%.3g", $0) } ?? "n/a") | "
             out += String(format: "%.1f |\n", cell.seconds)
         }
         out += "\nPlots: " + cells.map { "`\(plotName($0))`" }.joined(separator: ", ") + ".\n"

@@ -137,6 +137,7 @@ struct StoredReproductionCell: Codable {
     var initialLogVariance: Float
     var pace: Float
     var autoPace: Float?
+    var autoStepRule: GuardedRefinementConfiguration.StepRule?
     var seconds: Double
 
     init(_ c: ReproductionCell) {
@@ -144,7 +145,7 @@ struct StoredReproductionCell: Codable {
         dataset = r.dataset; z = r.z; arch = r.arch; methods = r.methods.mapValues(StoredMethodResult.init); order = r.order
         sviObjective = r.sviObjective; sviLearningRate = r.sviLearningRate; comparisonPace = r.pace; points = r.points
         vaeLearningRate = c.vaeLearningRate; decoderLearningRate = c.decoderLearningRate; latentLearningRate = c.latentLearningRate
-        initialLogVariance = c.initialLogVariance; pace = c.pace; autoPace = c.autoPace; seconds = c.seconds
+        initialLogVariance = c.initialLogVariance; pace = c.pace; autoPace = c.autoPace; autoStepRule = c.autoStepRule; seconds = c.seconds
     }
 
     var cell: ReproductionCell {
@@ -152,6 +153,6 @@ struct StoredReproductionCell: Codable {
         r.sviObjective = sviObjective; r.sviLearningRate = sviLearningRate; r.pace = comparisonPace; r.points = points
         return ReproductionCell(comparison: r, vaeLearningRate: vaeLearningRate, decoderLearningRate: decoderLearningRate,
                                 latentLearningRate: latentLearningRate, initialLogVariance: initialLogVariance, pace: pace,
-                                autoPace: autoPace, seconds: seconds)
+                                autoPace: autoPace, autoStepRule: autoStepRule, seconds: seconds)
     }
 }

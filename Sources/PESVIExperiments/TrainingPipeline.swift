@@ -131,15 +131,16 @@ public enum TrainingPipeline {
         return PaceRecord(learningRate: lr, steps: steps, method: "paper-grid", trials: trials)
     }
 
-    /// The automatic pace (PE-SVI-auto): guarded refinement's rate found by a log-scale search
-    /// on the validation rows, from the pseudo-encoder start (``AutomaticPace/select``).
+    /// The automatic pace (PE-SVI-auto): guarded refinement's rate and step rule found by a
+    /// log-scale search on the validation rows, from the pseudo-encoder start
+    /// (``AutomaticPace/select``; nil without validation rows).
     public static func automaticPace(_ validation: Dataset, decoder: GaussianDecoder, encoder: GaussianEncoder,
-                                     maxSteps: Int = 50, threads: Int, seed: UInt64) -> Float? {
+                                     maxSteps: Int = 50, threads: Int, seed: UInt64) -> AutomaticPace.Outcome? {
         guard validation.rows > 0 else { return nil }
         let start = encoder.encode(validation, threads: threads)
         var base = GuardedRefinementConfiguration(learningRate: 0.1)
         base.maxSteps = maxSteps
-        return AutomaticPace.select(decoder: decoder, x: validation, start: start, base: base, threads: threads, seed: seed).learningRate
+        return AutomaticPace.select(decoder: decoder, x: validation, start: start, base: base, threads: threads, seed: seed)
     }
 
     /// Everything in order, with `options`' single setting of each hyperparameter.
@@ -183,7 +184,7 @@ public enum TrainingPipeline {
         report.seconds["auto_pace"] = Date().timeIntervalSince(t0)
 
         let model = assemble(prepared, options: o, phase1: p1, phase2: p2, vae: vaePair, vaeConfiguration: c3, pace: pace, report: report)
-        model.configuration.autoPace = auto
+        model.configuration.storeAutomaticPace(auto)
         return (model, report)
     }
 

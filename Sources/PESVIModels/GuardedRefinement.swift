@@ -287,47 +287,85 @@ public final class GuardedRefinement: @unchecked Sendable {
     }
 }
 
-/// Automatic pace: the refinement rate chosen on validation data by a search over a log scale.
+/// Automatic pace: the refinement rate chosen on validation data by a search over a log scale,
+/// and, with the reconstruction objective, the step rule (Adam at that rate, or the Cauchy step,
+/// whose length each point computes itself).
 public enum AutomaticPace {
     public struct Outcome: Sendable, Codable, Equatable {
+        /// The chosen Adam rate; 1 (the Cauchy step's own length, unscaled) when `stepRule` is
+        /// ``GuardedRefinementConfiguration/StepRule/cauchy``.
         public var learningRate: Float
-        /// (log10 rate, mean final objective, mean steps, early progress) of every rate tried,
-        /// in order; early progress is Σ over t = 1 … `earlySteps` of the mean objective after
-        /// t steps (the final one once the run has ended).
+        /// The chosen step rule.
+        public var stepRule: GuardedRefinementConfiguration.StepRule = .adam
+        /// (log10 rate, mean final objective, mean steps, early progress) of every Adam rate
+        /// tried, in order; early progress is Σ over t = 1 … `earlySteps` of the mean objective
+        /// after t steps (the final one once the run has ended).
         public var tried: [[Double]]
+        /// The Cauchy step's (mean final objective, mean steps, early progress), when it was a
+        /// candidate (reconstruction objective at the mean); nil otherwise.
+        public var cauchy: [Double]? = nil
+
+        /// The settings a refinement at this outcome uses: `base` with the chosen rate and rule.
+        public func configuration(_ base: GuardedRefinementConfiguration) -> GuardedRefinementConfiguration {
+            var c = base
+            c.learningRate = learningRate
+            c.stepRule = stepRule
+            return c
+        }
     }
 
-    /// Relative band around the best final objective inside which the rates count as equally
-    /// good (1 %, issue 6's own tolerance for "as good as SVI"), and the steps whose objectives
-    /// make up the early progress that picks among them.
+    /// Relative band around the best final objective inside which the candidates count as
+    /// equally good (1 %, issue 6's own tolerance for "as good as SVI"), and the steps whose
+    /// objectives make up the early progress that picks among them.
     public static let tieBand = 1e-2
     public static let earlySteps = 5
 
-    /// Searches log10(rate) ∈ [low, high] for the mean final objective of guarded refinement:
-    /// a coarse scan at half-decade spacing, then golden-section refinement around the best
-    /// (no hand grid). Among the rates whose final objective is within ``tieBand`` (1 %) of the
-    /// best, the one with the fastest early progress wins: the lowest Σ of the mean objective
-    /// after steps 1 … ``earlySteps`` (issue 6 asks for a handful of steps). That progress is
-    /// searched for too: a second golden-section search, around the eligible rate of the
-    /// fastest progress so far, of the early progress, with the rates outside the band
-    /// counting as +∞. The final objective is flat to about a per cent across a wide range of
-    /// rates (`docs/RESULTS.md`, issue 6), so within that range the choice is about speed.
+    /// Whether the Cauchy step can be a candidate: the reconstruction objective, refined at the
+    /// mean (``GuardedRefinementConfiguration/closedFormVariance``).
+    public static func cauchyApplies(decoder: GaussianDecoder, base: GuardedRefinementConfiguration) -> Bool {
+        base.closedFormVariance && decoder.objective.kind == .reconstruction
+    }
+
+    /// Searches log10(rate) ∈ [low, high] for the mean final objective of guarded Adam
+    /// refinement: a coarse scan at half-decade spacing, then golden-section refinement around
+    /// the best (no hand grid). Where ``cauchyApplies(decoder:base:)`` and `includeCauchy`, the
+    /// Cauchy step (`base` with that rule, scale 1) is one more candidate, run once. Among the
+    /// candidates whose final objective is within ``tieBand`` (1 %) of the best of all, the one
+    /// with the fastest early progress wins: the lowest Σ of the mean objective after steps
+    /// 1 … ``earlySteps`` (issue 6 asks for a handful of steps; ties: the lower final
+    /// objective). That progress is searched for too: a second golden-section search, around
+    /// the eligible Adam rate of the fastest progress so far, of the early progress, with the
+    /// rates outside the band counting as +∞ (skipped when no Adam rate is in the band). The
+    /// final objective is flat to about a per cent across a wide range of rates
+    /// (`docs/RESULTS.md`, issue 6), so within that range the choice is about speed.
     public static func select(decoder: GaussianDecoder, x: Dataset, start: (mu: [Float], logVariance: [Float]),
                               base: GuardedRefinementConfiguration, threads: Int, seed: UInt64,
-                              low: Double = -3, high: Double = 1) -> Outcome {
+                              low: Double = -3, high: Double = 1, includeCauchy: Bool = true) -> Outcome {
         let refiner = GuardedRefinement(decoder: decoder, threads: threads)
         var tried: [[Double]] = []
-        /// Refines at rate 10^e once (remembered): [e, final objective, mean steps, early progress].
-        func score(_ e: Double) -> [Double] {
-            if let hit = tried.first(where: { abs($0[0] - e) < 1e-9 }) { return hit }
-            var c = base
-            c.learningRate = Float(pow(10, e))
+        /// [final objective, mean steps, early progress] of one refinement.
+        func run(_ c: GuardedRefinementConfiguration) -> [Double] {
             let r = refiner.refine(x, start: start, configuration: c, seed: seed)
             let f = r.curve.last ?? .infinity
             // curve[t] is the mean objective after t steps (curve[0] the start).
             var early = 0.0
             for t in 1...earlySteps { early += r.curve.isEmpty ? .infinity : r.curve[min(t, r.curve.count - 1)] }
-            tried.append([e, f.isFinite ? f : .infinity, r.meanSteps, early.isFinite ? early : .infinity])
+            return [f.isFinite ? f : .infinity, r.meanSteps, early.isFinite ? early : .infinity]
+        }
+        var cauchyRow: [Double]? = nil
+        if includeCauchy && cauchyApplies(decoder: decoder, base: base) {
+            var c = base
+            c.learningRate = 1
+            c.stepRule = .cauchy
+            cauchyRow = run(c)
+        }
+        /// Refines at rate 10^e once (remembered): [e, final objective, mean steps, early progress].
+        func score(_ e: Double) -> [Double] {
+            if let hit = tried.first(where: { abs($0[0] - e) < 1e-9 }) { return hit }
+            var c = base
+            c.learningRate = Float(pow(10, e))
+            c.stepRule = .adam
+            tried.append([e] + run(c))
             return tried[tried.count - 1]
         }
         /// Six golden-section steps minimizing `f` over log10(rate) ∈ [centre ± 0.5] ∩ [low, high].
@@ -344,17 +382,39 @@ public enum AutomaticPace {
         var e = low
         while e <= high + 1e-9 { _ = score(e); e += 0.5 }
         goldenSection(around: tried.min { $0[1] < $1[1] }![0]) { score($0)[1] }
-        // The band is around the best final objective of every rate tried so far.
-        func isEligible(_ row: [Double]) -> Bool {
-            let best = tried.map { $0[1] }.min()!
-            return row[1] <= best + tieBand * abs(best)
-        }
         // The second search: early progress over the band, from the fastest eligible rate so far.
-        goldenSection(around: tried.filter(isEligible).min { ($0[3], $0[1]) < ($1[3], $1[1]) }![0]) {
-            let row = score($0)
-            return isEligible(row) ? row[3] : .infinity
+        if let fastest = tried.filter({ isEligible($0[1], tried: tried, cauchy: cauchyRow) }).min(by: { ($0[3], $0[1]) < ($1[3], $1[1]) }) {
+            goldenSection(around: fastest[0]) {
+                let row = score($0)
+                return isEligible(row[1], tried: tried, cauchy: cauchyRow) ? row[3] : .infinity
+            }
         }
-        let chosen = tried.filter(isEligible).min { ($0[3], $0[1]) < ($1[3], $1[1]) }!
-        return Outcome(learningRate: Float(pow(10, chosen[0])), tried: tried)
+        guard let index = choice(tried: tried, cauchy: cauchyRow) else {
+            return Outcome(learningRate: 1, stepRule: .cauchy, tried: tried, cauchy: cauchyRow)
+        }
+        return Outcome(learningRate: Float(pow(10, tried[index][0])), stepRule: .adam, tried: tried, cauchy: cauchyRow)
+    }
+
+    /// Whether a final objective is within ``tieBand`` of the best final objective among the
+    /// Adam rows `tried` ([e, final, steps, early]) and the Cauchy row ([final, steps, early]).
+    static func isEligible(_ final: Double, tried: [[Double]], cauchy: [Double]?) -> Bool {
+        let best = min(tried.map { $0[1] }.min() ?? .infinity, cauchy?[0] ?? .infinity)
+        return final <= best + tieBand * abs(best)
+    }
+
+    /// The rule's choice among the candidates: the index of the chosen row of `tried`, or nil
+    /// for the Cauchy step. The eligible candidate (``isEligible(_:tried:cauchy:)``) of the
+    /// lowest early progress; ties go to the lower final objective, then to Adam. At least one
+    /// candidate must be given.
+    static func choice(tried: [[Double]], cauchy: [Double]?) -> Int? {
+        precondition(!tried.isEmpty || cauchy != nil, "AutomaticPace.choice: no candidate")
+        let chosen = tried.indices.filter { isEligible(tried[$0][1], tried: tried, cauchy: cauchy) }
+            .min { (tried[$0][3], tried[$0][1]) < (tried[$1][3], tried[$1][1]) }
+        if let cauchy, isEligible(cauchy[0], tried: tried, cauchy: cauchy) {
+            guard let chosen else { return nil }
+            if (cauchy[2], cauchy[0]) < (tried[chosen][3], tried[chosen][1]) { return nil }
+        }
+        // Without an eligible Cauchy step some Adam rate holds the best final objective.
+        return chosen!
     }
 }

@@ -69,6 +69,36 @@ import PESVIData
         #expect(inferRefused.status != 0 && inferRefused.stderr.contains("--method cauchy"), "\(inferRefused)")
     }
 
+    /// `train` stores the automatic pace's rate and step rule; `infer --search-pace` searches
+    /// again and stores its choice (the same one: the search is seeded), naming it; the flag is
+    /// refused with a fixed rate; a config.json without the rule (an older model) infers with
+    /// Adam at its rate.
+    @Test func automaticPaceStoresItsStepRuleAndSearchesAgainOnRequest() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let (x, m) = try tinyModel(in: dir, arch: 2)
+        let configPath = m + "/config.json"
+        func config() throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        }
+        let trained = try config()
+        let rule = try #require(trained["autoStepRule"] as? String)
+        #expect(["adam", "cauchy"].contains(rule) && (trained["autoPace"] as? Double ?? 0) > 0)
+        let p = dir.path("P.npy")
+        let again = try Pesvi.run(["infer", "--model", m, "--data", x, "--out", p, "--search-pace", "--seed", "0"])
+        try #require(again.status == 0, "\(again)")
+        #expect(again.stderr.contains("automatic pace: ") && again.stderr.contains("stored in"), "\(again.stderr)")
+        #expect(again.stderr.contains(rule == "cauchy" ? "the Cauchy step" : "Adam at rate"), "\(again.stderr)")
+        #expect(try config()["autoStepRule"] as? String == rule)
+        let refused = try Pesvi.run(["infer", "--model", m, "--data", x, "--out", p, "--search-pace", "--lr", "0.1"])
+        #expect(refused.status != 0 && refused.stderr.contains("--search-pace"), "\(refused)")
+        var older = try config()
+        older["autoStepRule"] = nil
+        try JSONSerialization.data(withJSONObject: older).write(to: URL(fileURLWithPath: configPath))
+        let adam = try Pesvi.run(["infer", "--model", m, "--data", x, "--out", p])
+        try #require(adam.status == 0, "\(adam)")
+        #expect(adam.stderr.contains("guarded, Adam at rate"), "\(adam.stderr)")
+    }
+
     @Test func generateTrainInferEvaluate() throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
         let x = dir.path("X.npy"), m = dir.path("M"), p = dir.path("P.npy")
@@ -135,7 +165,7 @@ import PESVIData
             #expect(isFiniteNumber(entry["seconds"]), "\(name).seconds")
             let steps = entry["steps"]
             #expect(entry.keys.contains("steps"), "\(name) has no steps key")
-            #expect(steps is NSNull || (steps as? Int).map { $0 >= 0 } == true, "\(name).steps = \(String(describing: steps))")
+            #expect(steps is NSNull || (steps as? Double).map { $0 >= 0 } == true, "\(name).steps = \(String(describing: steps))")
         }
         let sviSteps = try #require((methods["SVI"] as? [String: Any])?["steps"] as? Int, "SVI.steps is a number")
         #expect(sviSteps <= 200)

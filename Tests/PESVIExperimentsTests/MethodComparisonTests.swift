@@ -41,4 +41,30 @@ import PESVIModels
         #expect(MethodComparison.median([4, 1, 3, 2]) == 2.5)
         #expect(MethodComparison.median([0.7]) == 0.7)
     }
+
+    /// PE-SVI-auto refines with the model's stored choice: with the Cauchy step stored it is
+    /// PE-SVI-Cauchy (the same reconstruction, curve and steps), with a rate stored it is Adam at
+    /// that rate, and an explicit `autoPace` is an Adam rate whatever the model stored.
+    @Test func autoFollowsTheModelsStoredStepRule() throws {
+        let model = try tinyModel()
+        var o = ComparisonOptions()
+        o.sviRule = .plateau(window: 20, tolerance: 1e-3, maxSteps: 200)
+        o.includeVAE = false
+        o.includeGaussNewton = false
+        o.includeCauchy = true
+        o.metricSamples = 2
+        model.configuration.autoPace = 1
+        model.configuration.autoStepRule = .cauchy
+        let x = try model.prepare(model.testData!, name: "test")
+        let withCauchy = MethodComparison.run(model: model, points: x, dataset: "t", options: o)
+        let auto = try #require(withCauchy.methods["PE-SVI-auto"]), cauchy = try #require(withCauchy.methods["PE-SVI-Cauchy"])
+        #expect(auto.reconstruction == cauchy.reconstruction && auto.curve == cauchy.curve && auto.runSteps == cauchy.runSteps)
+        model.configuration.autoStepRule = .adam
+        let withAdam = MethodComparison.run(model: model, points: x, dataset: "t", options: o)
+        #expect(try #require(withAdam.methods["PE-SVI-auto"]).curve != cauchy.curve)
+        model.configuration.autoStepRule = .cauchy
+        o.autoPace = 1
+        let given = MethodComparison.run(model: model, points: x, dataset: "t", options: o)
+        #expect(try #require(given.methods["PE-SVI-auto"]).curve == withAdam.methods["PE-SVI-auto"]!.curve)
+    }
 }

@@ -83,6 +83,45 @@ func tinyModel(objective: Objective = .reconstruction, architecture: Architectur
         #expect(bits(loaded.pseudoEncoder.encode(x).mu) == bits(model.pseudoEncoder.encode(x).mu))
     }
 
+    /// The automatic pace's step rule is stored beside the rate and read back; a config.json
+    /// from before it existed (no `autoStepRule`) reads as Adam's; a stored Cauchy step on a
+    /// model whose objective has no Cauchy step, or a non-positive rate, is refused by name.
+    @Test func automaticStepRuleRoundTripsAndIsChecked() throws {
+        let model = try tinyModel(vae: false, keepPosteriors: false)
+        let dir = try temporaryDirectory(); defer { try? FileManager.default.removeItem(at: dir) }
+        model.configuration.autoPace = 1
+        model.configuration.autoStepRule = .cauchy
+        try ModelStore.save(model, to: dir.path)
+        let configURL = dir.appendingPathComponent("config.json")
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        #expect(object["autoStepRule"] as? String == "cauchy")
+        let loaded = try ModelStore.load(from: dir.path)
+        #expect(loaded.configuration.autoStepRule == .cauchy)
+        #expect(loaded.configuration.automaticRefinement(GuardedRefinementConfiguration(learningRate: 0.1))?.stepRule == .cauchy)
+        func rewrite(_ change: (inout [String: Any]) -> Void) throws {
+            change(&object)
+            try JSONSerialization.data(withJSONObject: object).write(to: configURL)
+        }
+        try rewrite { $0["autoStepRule"] = nil }
+        let older = try ModelStore.load(from: dir.path)
+        #expect(older.configuration.autoStepRule == nil && older.configuration.autoPace == 1)
+        #expect(older.configuration.automaticRefinement(GuardedRefinementConfiguration(learningRate: 0.1))?.stepRule == .adam)
+        try rewrite { $0["autoPace"] = -1 }
+        #expect(throws: ModelStoreError.invalid("\(configURL.path): autoPace must be a positive number, got -1.0")) { try ModelStore.load(from: dir.path) }
+
+        let elbo = try tinyModel(objective: .elbo(beta: 1), vae: false, keepPosteriors: false)
+        elbo.configuration.autoPace = 1
+        elbo.configuration.autoStepRule = .cauchy
+        let e = dir.appendingPathComponent("elbo")
+        try ModelStore.save(elbo, to: e.path)
+        do {
+            _ = try ModelStore.load(from: e.path)
+            Issue.record("loaded a Cauchy automatic pace on an ELBO model")
+        } catch let error as ModelStoreError {
+            #expect(error.description.contains("autoStepRule 'cauchy' needs the reconstruction objective"), "\(error)")
+        }
+    }
+
     /// Parses `model.safetensors` by hand, as Python's `safetensors` would: an 8-byte
     /// little-endian header length, a JSON header, F32 tensors tiling the data buffer.
     @Test func safetensorsHeaderIsWhatPythonReads() throws {

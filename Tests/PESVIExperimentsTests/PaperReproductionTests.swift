@@ -85,7 +85,7 @@ extension PaperReproductionTests {
         #expect(one.count == 2 && two.count == 2)
         for (a, b) in zip(one, two) {
             #expect(a.decoderLearningRate == b.decoderLearningRate && a.vaeLearningRate == b.vaeLearningRate
-                    && a.pace == b.pace && a.autoPace == b.autoPace)
+                    && a.pace == b.pace && a.autoPace == b.autoPace && a.autoStepRule == b.autoStepRule)
             #expect(a.comparison.methods.keys.sorted() == b.comparison.methods.keys.sorted())
             for (name, ma) in a.comparison.methods {
                 let mb = b.comparison.methods[name]!
@@ -142,6 +142,7 @@ extension PaperReproductionTests {
         let keptSame = Self.outputs([resumed[0]], one) == Self.outputs(first, one)
         #expect(keptSame, "a kept cell must give the outputs (tables, run lengths, plots) it gave when computed")
         #expect(resumed[0].comparison.methods["PE-SVI-GN"]?.curve.isEmpty == false)
+        #expect(resumed[0].autoPace == first[0].autoPace && resumed[0].autoStepRule == first[0].autoStepRule && first[0].autoStepRule != nil)
 
         // A third run resumes both; without --resume everything is recomputed.
         log = []

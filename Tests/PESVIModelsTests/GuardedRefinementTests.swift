@@ -135,11 +135,23 @@ import PESVINumerics
         #expect(u.mu.allSatisfy { $0.isFinite })
     }
 
+    /// [final objective, early progress] of a refinement with `c`, from its curve.
+    func finalAndEarly(_ decoder: GaussianDecoder, _ x: Dataset, _ start: (mu: [Float], logVariance: [Float]),
+                       _ c: GuardedRefinementConfiguration) -> (final: Double, early: Double) {
+        let r = GuardedRefinement(decoder: decoder, threads: 1).refine(x, start: start, configuration: c, seed: 1)
+        let early = (1...AutomaticPace.earlySteps).reduce(0.0) { $0 + r.curve[min($1, r.curve.count - 1)] }
+        return (r.curve.last!, early)
+    }
+
+    /// Adam rates alone (`includeCauchy: false`, as for an ELBO model): both searches ran, and
+    /// the chosen rate is, among the rates within the band of the best final objective, the one
+    /// of the fastest early progress, whose recorded numbers are those of a refinement at it.
     @Test func automaticPacePicksARateFromTheSearch() {
         let (decoder, x, start) = setup()
         var base = GuardedRefinementConfiguration(learningRate: 0.1)
         base.maxSteps = 20
-        let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1)
+        let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1, includeCauchy: false)
+        #expect(out.stepRule == .adam && out.cauchy == nil)
         // The coarse scan (9 rates) and the first golden-section search (8 more) leave the second
         // search, of early progress within the band, at least one new rate to try.
         #expect(out.tried.count > 9 + 8)
@@ -147,18 +159,92 @@ import PESVINumerics
         let chosen = out.tried.first { abs(Float(pow(10, $0[0])) - out.learningRate) < 1e-6 * out.learningRate }!
         #expect(chosen[1] <= best + AutomaticPace.tieBand * abs(best))
         #expect(out.learningRate >= 1e-3 && out.learningRate <= 10)
-        // Among the rates as good as the best (within the band), the chosen one made the
-        // fastest early progress.
         let eligible = out.tried.filter { $0[1] <= best + AutomaticPace.tieBand * abs(best) }
         #expect(eligible.allSatisfy { chosen[3] <= $0[3] })
         // Early progress is Σ of the mean objective after steps 1 … 5 of a refinement at that rate.
-        var c = base
-        c.learningRate = out.learningRate
-        let r = GuardedRefinement(decoder: decoder, threads: 1).refine(x, start: start, configuration: c, seed: 1)
-        let early = (1...AutomaticPace.earlySteps).reduce(0.0) { $0 + r.curve[min($1, r.curve.count - 1)] }
-        #expect(abs(early - chosen[3]) <= 1e-9 * abs(early))
-        #expect(abs(r.curve.last! - chosen[1]) <= 1e-9 * abs(chosen[1]))
+        let run = finalAndEarly(decoder, x, start, out.configuration(base))
+        #expect(abs(run.early - chosen[3]) <= 1e-9 * abs(run.early))
+        #expect(abs(run.final - chosen[1]) <= 1e-9 * abs(chosen[1]))
     }
+
+    /// With the reconstruction objective the Cauchy step is one more candidate: its row holds a
+    /// Cauchy refinement's numbers, the band is around the best final objective of all
+    /// candidates, and the choice (whichever rule) is the eligible one of the fastest early
+    /// progress. The Adam rates tried are the same as without it up to the second search.
+    @Test func automaticPaceWeighsTheCauchyStepWithTheRates() {
+        let (decoder, x, start) = setup()
+        var base = GuardedRefinementConfiguration(learningRate: 0.1)
+        base.maxSteps = 20
+        let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1)
+        let cauchy = try! #require(out.cauchy)
+        var cc = base
+        cc.learningRate = 1
+        cc.stepRule = .cauchy
+        let run = finalAndEarly(decoder, x, start, cc)
+        #expect(abs(run.final - cauchy[0]) <= 1e-9 * run.final && abs(run.early - cauchy[2]) <= 1e-9 * run.early)
+        let best = min(out.tried.map { $0[1] }.min()!, cauchy[0])
+        let band = best + AutomaticPace.tieBand * abs(best)
+        let fastestRate = out.tried.filter { $0[1] <= band }.map { $0[3] }.min() ?? .infinity
+        if out.stepRule == .cauchy {
+            #expect(out.learningRate == 1 && cauchy[0] <= band && cauchy[2] <= fastestRate)
+        } else {
+            #expect(cauchy[0] > band || cauchy[2] >= fastestRate)
+            let chosen = out.tried.first { abs(Float(pow(10, $0[0])) - out.learningRate) < 1e-6 * out.learningRate }!
+            #expect(chosen[1] <= band && chosen[3] == fastestRate)
+        }
+        // The chosen configuration refines with the chosen rule, and gives the recorded numbers.
+        let chosenRun = finalAndEarly(decoder, x, start, out.configuration(base))
+        let recorded = out.stepRule == .cauchy ? cauchy[2] : out.tried.first { abs(Float(pow(10, $0[0])) - out.learningRate) < 1e-6 * out.learningRate }![3]
+        #expect(abs(chosenRun.early - recorded) <= 1e-9 * recorded)
+        let adamOnly = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1, includeCauchy: false)
+        #expect(Array(out.tried.prefix(17)) == Array(adamOnly.tried.prefix(17)))
+    }
+
+    /// The choice among candidates, on rows worked out by hand: Adam rows are [log10 rate,
+    /// final, mean steps, early progress], the Cauchy row [final, mean steps, early progress];
+    /// the band is 1 % of the best final objective of all of them.
+    @Test func automaticPaceChoiceOnHandMadeCandidates() {
+        let rates: [[Double]] = [[-1, 1.000, 9, 6.0], [-0.5, 1.005, 7, 5.5], [0, 1.020, 5, 5.2]]
+        // The rates alone: 10^-0.5 is in the band (1.005 ≤ 1.01) and faster than 0.1; rate 1 is out.
+        #expect(AutomaticPace.choice(tried: rates, cauchy: nil) == 1)
+        // A Cauchy step in the band and faster than every eligible rate wins…
+        #expect(AutomaticPace.choice(tried: rates, cauchy: [1.008, 2, 5.4]) == nil)
+        // …but not when slower than the fastest eligible rate (rate 1's 5.2 does not count: out of the band),
+        #expect(AutomaticPace.choice(tried: rates, cauchy: [1.008, 2, 5.6]) == 1)
+        // nor when out of the band, however fast,
+        #expect(AutomaticPace.choice(tried: rates, cauchy: [1.011, 2, 1.0]) == 1)
+        // and a tie in early progress goes to the lower final objective, then to Adam.
+        #expect(AutomaticPace.choice(tried: rates, cauchy: [1.004, 2, 5.5]) == nil)
+        #expect(AutomaticPace.choice(tried: rates, cauchy: [1.005, 2, 5.5]) == 1)
+        // A Cauchy step far better than every rate moves the band to it: no rate is eligible.
+        #expect(AutomaticPace.choice(tried: rates, cauchy: [0.9, 4, 9.0]) == nil)
+        #expect(AutomaticPace.choice(tried: [], cauchy: [0.9, 4, 9.0]) == nil)
+    }
+
+    /// A linear decoder with the reconstruction objective, where the Cauchy step is steepest
+    /// descent with an exact line search on each point's quadratic: it makes faster early
+    /// progress than any Adam rate, and the search chooses it. Refined off the mean, or with an
+    /// ELBO objective, it is never a candidate.
+    @Test func automaticPaceChoosesTheCauchyStepWhereItIsFasterAndOnlyWhereItApplies() {
+        var rng = RandomGenerator(seed: 12)
+        let L = 4, d = 30, n = 120
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
+        let x = Dataset(rows: n, cols: d, values: rng.normalArray(count: n * d))
+        let start = (rng.normalArray(count: n * L), [Float](repeating: -20, count: n * L))
+        var base = GuardedRefinementConfiguration(learningRate: 0.1)
+        base.maxSteps = 20
+        let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 1, seed: 1)
+        #expect(out.stepRule == .cauchy, "rates \(out.tried), Cauchy \(String(describing: out.cauchy))")
+        var noMean = base
+        noMean.closedFormVariance = false
+        #expect(!AutomaticPace.cauchyApplies(decoder: decoder, base: noMean))
+        let offMean = AutomaticPace.select(decoder: decoder, x: x, start: start, base: noMean, threads: 1, seed: 1)
+        #expect(offMean.stepRule == .adam && offMean.cauchy == nil)
+        let (elbo, ex, es) = setup(objective: .elbo(beta: 1))
+        let e = AutomaticPace.select(decoder: elbo, x: ex, start: es, base: base, threads: 2, seed: 1)
+        #expect(e.stepRule == .adam && e.cauchy == nil)
+    }
+
     /// With a fixed noise pair, a Gaussian εⱼ near 0 leaves nothing pushing σⱼ down, and the
     /// Monte Carlo reconstruction stays far above its value at the mean. Rademacher pairs
     /// (|εⱼ| = 1) press every coordinate: under the reconstruction objective (optimum σ → 0)
