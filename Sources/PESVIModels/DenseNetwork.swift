@@ -126,15 +126,23 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
     /// part; each ReLU passes the direction where its forward output was positive (the mask
     /// ``backward(_:rows:workspace:outputGradient:parameterGradients:accumulate:inputGradient:)``
     /// uses). Costs about one forward pass.
+    ///
+    /// `layers` < `layerCount` stops after that many layers: `output` (rows × widths[layers])
+    /// then holds the derivative of layer `layers`' activations (ReLU-masked) along u, i.e. the
+    /// last hidden layer's for `layerCount − 1`, which the output layer W maps to J·u = v·W (for
+    /// 0 layers, u itself).
     public func jacobianVectorProduct(_ u: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace,
-                                      output: UnsafeMutablePointer<Float>) {
+                                      output: UnsafeMutablePointer<Float>, layers: Int? = nil) {
         precondition(rows <= ws.maxRows, "jacobianVectorProduct: \(rows) rows exceed the workspace's \(ws.maxRows)")
+        let through = layers ?? layerCount
+        precondition(through >= 0 && through <= layerCount, "jacobianVectorProduct: \(through) layers of \(layerCount)")
+        guard through > 0 else { output.update(from: u, count: rows * widths[0]); return }
         let p = parameters.pointer
         var v = u
         var useA = true
-        for l in 1...layerCount {
+        for l in 1...through {
             let nIn = widths[l - 1], nOut = widths[l]
-            let out = l == layerCount ? output : (useA ? ws.gradientA.pointer : ws.gradientB.pointer)
+            let out = l == through ? output : (useA ? ws.gradientA.pointer : ws.gradientB.pointer)
             useA.toggle()
             gemm(.none, .none, m: rows, n: nOut, k: nIn, alpha: 1, a: v, lda: nIn,
                  b: p + weightOffsets[l - 1], ldb: nOut, beta: 0, c: out, ldc: nOut)

@@ -44,7 +44,8 @@ public struct GuardedRefinementConfiguration: Sendable, Codable, Equatable {
         /// α = ‖g‖² / (gᵀH̃g), H̃ = (2/d)JᵀJ the Gauss-Newton curvature of P(μ) = (1/d)‖x − D(μ)‖²,
         /// i.e. the minimizer of that model along −g (exact for a linear decoder), and
         /// s = `learningRate` times the point's backoff factor. One Jacobian-vector product per
-        /// step (about a forward pass) and no |z| × |z| system. Only at the mean with the
+        /// step up to the last hidden layer (v, rows × h) and, where h < d, ‖Jg‖² = v G vᵀ through
+        /// the output layer's Gram matrix G = W Wᵀ (h² per point instead of h·d); no |z| × |z| system. Only at the mean with the
         /// reconstruction objective (`closedFormVariance`).
         case cauchy
     }
@@ -123,6 +124,9 @@ public final class GuardedRefinement: @unchecked Sendable {
     let workspaces: [ChunkWorkspace]
     let gradMu: [FloatBuffer], gradLv: [FloatBuffer]
     let scratch: [UnsafeMutablePointer<Double>]
+    /// The Cauchy step takes ‖Jg‖² through the output layer's Gram matrix when h < d (else, or
+    /// when false, by forming J·g); tests turn it off to compare the two.
+    var cauchyThroughGram = true
 
     public init(decoder: GaussianDecoder, threads: Int = 1, chunkRows: Int = 128, samples: Int = 2) {
         precondition(samples >= 2 && samples % 2 == 0, "guarded refinement draws antithetic pairs: samples must be even, got \(samples)")
@@ -170,8 +174,15 @@ public final class GuardedRefinement: @unchecked Sendable {
                                             antithetic: true, rademacher: c.rademacherNoise)
         let perPointNoise = ChunkRequest.pointNoiseWidth(samples: workspaces[0].samples, antithetic: true, latent: L)
         var curve: [Double] = []
-        // The Cauchy step's J·g per chunk row (chunkRows × d) and its length α per row.
-        let directional = cauchy ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * d) } : []
+        // The Cauchy step's curvature ‖Jg‖² per chunk row. When the output layer's input is
+        // narrower than the data (h < d), through the output layer's Gram matrix G = W Wᵀ
+        // (h × h, once per call): with v = ∂a_{L−1}/∂z · g (rows × h), ‖Jg‖² = v G vᵀ, which
+        // costs h² per row instead of the h·d of forming J·g. Else J·g itself (rows × d).
+        let h = decoder.outputLayerInputWidth
+        let throughGram = cauchy && cauchyThroughGram && h < d && decoder.logNoiseVariance == nil
+        let cauchyGram = throughGram ? FloatBuffer(decoder.outputGram()) : nil
+        let directional = cauchy ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * (throughGram ? h : d)) } : []
+        let gramProduct = throughGram ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * h) } : []
         let stepLength = cauchy ? (0..<threads).map { _ in FloatBuffer(count: chunkRows) } : []
         let curvatureScale = 2 / Double(d)
 
@@ -205,10 +216,19 @@ public final class GuardedRefinement: @unchecked Sendable {
                     if update && cauchy {
                         // α = ‖g‖² / ((2/d)‖Jg‖²) per point, J at the μ just evaluated.
                         let jg = directional[t].pointer, alpha = stepLength[t].pointer
-                        decoder.network.jacobianVectorProduct(gm, rows: m, workspace: workspaces[t].network, output: jg)
+                        let network = decoder.network
+                        if let cauchyGram {
+                            network.jacobianVectorProduct(gm, rows: m, workspace: workspaces[t].network, output: jg, layers: network.layerCount - 1)
+                            gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: jg, lda: h, b: cauchyGram.pointer, ldb: h,
+                                 beta: 0, c: gramProduct[t].pointer, ldc: h)
+                        } else {
+                            network.jacobianVectorProduct(gm, rows: m, workspace: workspaces[t].network, output: jg)
+                        }
                         for k in 0..<m {
                             let gg = Elementwise.sumOfSquares(gm + k * L, count: L)
-                            let curvature = curvatureScale * Elementwise.sumOfSquares(jg + k * d, count: d)
+                            let jj = throughGram ? Elementwise.dot(jg + k * h, gramProduct[t].pointer + k * h, count: h)
+                                                 : Elementwise.sumOfSquares(jg + k * d, count: d)
+                            let curvature = curvatureScale * jj
                             let a = gg / curvature
                             alpha[k] = curvature > 0 && a.isFinite ? Float(a) : 0
                         }

@@ -84,6 +84,22 @@ import TestSupport
         net.jacobianVectorProduct(u.pointer, rows: rows, workspace: ws, output: jv.pointer)
         #expect(worstGradientError(analytic: (0..<jv.count).map { Double(jv[$0]) }, numeric: numeric, scale: 1) < 2e-2)
         #expect(activations() == before)
+        // Stopped before the output layer, it gives v with J·u = v·W (W the output layer's
+        // weights, in Double here); with 0 layers, u itself.
+        let L = net.layerCount, hLast = widths[L - 1]
+        let v = FloatBuffer(count: rows * hLast)
+        net.jacobianVectorProduct(u.pointer, rows: rows, workspace: ws, output: v.pointer, layers: L - 1)
+        let w = net.parameters.pointer + net.weightOffsets[L - 1]
+        for r in 0..<rows {
+            for j in 0..<nOut {
+                let viaV = (0..<hLast).reduce(0.0) { $0 + Double(v[r * hLast + $1]) * Double(w[$1 * nOut + j]) }
+                #expect(abs(viaV - Double(jv[r * nOut + j])) <= 1e-5 * max(1, abs(viaV)))
+            }
+        }
+        let same = FloatBuffer(count: rows * nIn)
+        net.jacobianVectorProduct(u.pointer, rows: rows, workspace: ws, output: same.pointer, layers: 0)
+        #expect(same.array == u.array)
+        #expect(activations() == before)
     }
 
     @Test func accumulateAddsToExistingGradients() {

@@ -86,8 +86,10 @@ import PESVINumerics
 
     /// With a linear decoder D(z) = zW + b the Cauchy step is the exact minimizer of
     /// P(μ) = (1/d)‖x − D(μ)‖² along −g: one step lands on μ − αg with g = (2/d)(D(μ) − x)Wᵀ and
-    /// α = ‖g‖² / ((2/d)‖gW‖²), computed here by hand in Double, and P's slope along g is 0 there.
-    @Test func cauchyStepMinimizesALinearDecodersObjectiveAlongTheGradient() {
+    /// α = ‖g‖² / ((2/d)‖gW‖²), computed here by hand in Double, and P's slope along g is 0 there;
+    /// with ‖gW‖² through the Gram matrix W Wᵀ (|z| < d) and by forming gW.
+    @Test(arguments: [true, false])
+    func cauchyStepMinimizesALinearDecodersObjectiveAlongTheGradient(throughGram: Bool) {
         var rng = RandomGenerator(seed: 17)
         let L = 3, d = 7, n = 9
         let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
@@ -96,7 +98,9 @@ import PESVINumerics
         var c = GuardedRefinementConfiguration(learningRate: 1, tolerance: 0)
         c.maxSteps = 1
         c.stepRule = .cauchy
-        let r = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 4).refine(x, start: start, configuration: c, seed: 1)
+        let refiner = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 4)
+        refiner.cauchyThroughGram = throughGram
+        let r = refiner.refine(x, start: start, configuration: c, seed: 1)
         let net = decoder.network, p = net.parameters.pointer
         let W = (0..<L * d).map { Double(p[net.weightOffsets[0] + $0]) }, b = (0..<d).map { Double(p[net.biasOffsets[0] + $0]) }
         func residual(_ z: [Double], _ i: Int) -> [Double] {
@@ -115,6 +119,27 @@ import PESVINumerics
             #expect(abs(slope) <= 1e-9 * max(1, gW.reduce(0) { $0 + $1 * $1 }))
             #expect(r.stepsPerPoint[i] == 1)
         }
+    }
+
+    /// On a ReLU decoder (h = 8 < d = 30) the curvature through the output layer's Gram matrix is
+    /// the one of forming J·g, up to rounding: the same steps, objectives within 1e-5 relative.
+    @Test func cauchyCurvatureThroughTheGramMatrixIsTheDirectOne() {
+        var rng = RandomGenerator(seed: 23)
+        let L = 4, d = 30, n = 100
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch3, objective: .reconstruction, rng: &rng)
+        let x = Dataset(rows: n, cols: d, values: rng.normalArray(count: n * d))
+        let start = (rng.normalArray(count: n * L), [Float](repeating: -20, count: n * L))
+        var c = GuardedRefinementConfiguration.cauchy(maxSteps: 3)
+        c.tolerance = 0
+        let g = GuardedRefinement(decoder: decoder, threads: 2, chunkRows: 32)
+        let viaGram = g.refine(x, start: start, configuration: c, seed: 1)
+        g.cauchyThroughGram = false
+        let direct = g.refine(x, start: start, configuration: c, seed: 1)
+        #expect(viaGram.stepsPerPoint == direct.stepsPerPoint)
+        for i in 0..<n {
+            #expect(abs(viaGram.perPointObjective[i] - direct.perPointObjective[i]) <= 1e-5 * direct.perPointObjective[i])
+        }
+        #expect(viaGram.curve.last! < viaGram.curve[0])
     }
 
     /// The Cauchy step on a ReLU decoder, scaled far past its length: the guard still never lets
