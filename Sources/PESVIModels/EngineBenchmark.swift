@@ -178,6 +178,13 @@ public enum EngineBenchmark {
         public var sviStepsPerIterationAtMean: Double
         public var sviStepsPerIteration: Double
         public var sviStepsPerIterationBothSamples: Double
+        /// Milliseconds per iteration with the Cauchy step (at the mean, one Jacobian-vector
+        /// product more): its curvature through the output layer's Gram matrix where h < d (the
+        /// default), and by forming J·g; and both in SVI steps.
+        public var millisecondsPerCauchyIteration: Double
+        public var millisecondsPerCauchyIterationFormingJg: Double
+        public var sviStepsPerCauchyIteration: Double
+        public var sviStepsPerCauchyIterationFormingJg: Double
         public var points: Int, latent: Int, dataWidth: Int, threads: Int
         public var architecture: String
         public var iterations: Int
@@ -187,8 +194,9 @@ public enum EngineBenchmark {
     /// ``refinementProblem(points:latent:dataWidth:architecture:)``.
     /// The refinement runs at rate 0.01 with tolerance 0, so points stay active; an iteration's
     /// time is the refinement's own clock up to its last iteration (the drawing of the fixed
-    /// noise and G included, the closing evaluation not). Each variant is measured for at
-    /// least `minSeconds` after one warm-up, the three refinement variants alternating.
+    /// noise and G included, the closing evaluation not). The Cauchy step runs at scale 0.01
+    /// (``GuardedRefinementConfiguration/learningRate``) for the same reason. Each variant is
+    /// measured for at least `minSeconds` after one warm-up, the five refinement variants alternating.
     public static func guardedRefinement(threads: Int, points: Int = 5000, latent L: Int = 32, dataWidth d: Int = 300,
                                          architecture: Architecture = .arch3, minSeconds: Double = 2) -> GuardedRefinementBenchmarkResult {
         let (decoder, x, start) = refinementProblem(points: points, latent: L, dataWidth: d, architecture: architecture)
@@ -200,22 +208,31 @@ public enum EngineBenchmark {
         paired.pairedOutputLayer = true
         var both = paired
         both.pairedOutputLayer = false
-        let variants = [atMean, paired, both]
-        for c in variants { _ = refiner.refine(x, start: start, configuration: c, seed: 1) }
-        var seconds = [0.0, 0.0, 0.0], iterations = [0, 0, 0]
+        var cauchy = GuardedRefinementConfiguration.cauchy(maxSteps: 5)
+        cauchy.learningRate = 0.01
+        cauchy.tolerance = 0
+        cauchy.patience = 1_000
+        let variants = [atMean, paired, both, cauchy, cauchy]
+        let formingJg = GuardedRefinement(decoder: decoder, threads: threads)
+        formingJg.cauchyThroughGram = false
+        func refinerFor(_ k: Int) -> GuardedRefinement { k == 4 ? formingJg : refiner }
+        for (k, c) in variants.enumerated() { _ = refinerFor(k).refine(x, start: start, configuration: c, seed: 1) }
+        var seconds = [Double](repeating: 0, count: variants.count), iterations = [Int](repeating: 0, count: variants.count)
         while seconds.min()! < minSeconds || iterations.min()! < 10 {
             for (k, c) in variants.enumerated() {
-                let r = refiner.refine(x, start: start, configuration: c, seed: 1)
+                let r = refinerFor(k).refine(x, start: start, configuration: c, seed: 1)
                 seconds[k] += r.secondsAfter.last ?? 0
                 iterations[k] += r.secondsAfter.count
             }
         }
         let sviMs = sviStepMilliseconds(decoder: decoder, x: x, start: start, threads: threads, minSeconds: minSeconds)
-        let ms = (0..<3).map { seconds[$0] * 1000 / Double(iterations[$0]) }
+        let ms = variants.indices.map { seconds[$0] * 1000 / Double(iterations[$0]) }
         return GuardedRefinementBenchmarkResult(millisecondsPerIterationAtMean: ms[0], millisecondsPerIteration: ms[1],
                                                 millisecondsPerIterationBothSamples: ms[2],
                                                 millisecondsPerSVIStep: sviMs, sviStepsPerIterationAtMean: ms[0] / sviMs,
                                                 sviStepsPerIteration: ms[1] / sviMs, sviStepsPerIterationBothSamples: ms[2] / sviMs,
+                                                millisecondsPerCauchyIteration: ms[3], millisecondsPerCauchyIterationFormingJg: ms[4],
+                                                sviStepsPerCauchyIteration: ms[3] / sviMs, sviStepsPerCauchyIterationFormingJg: ms[4] / sviMs,
                                                 points: points, latent: L, dataWidth: d, threads: threads,
                                                 architecture: architecture.description, iterations: iterations[0])
     }
