@@ -14,33 +14,14 @@ PE-SVI-auto (bias-corrected Adam at the model's stored pace, a rising step undon
 or early exit), which reproduces its recorded curves to 4 digits on the models tried.
 Not part of the package: a numeric experiment recorded in docs/RESULTS.md ("Thirteenth session").
 """
-import json, struct, sys
+import sys
 import numpy as np
+from pesvi_numpy import load_model, mlp
 
 model, svi = sys.argv[1], float(sys.argv[2])
-raw = open(model + "/model.safetensors", "rb").read()
-n = struct.unpack("<Q", raw[:8])[0]
-header = json.loads(raw[8:8 + n])
-T = {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype=np.float32)
-        .reshape(v["shape"]).astype(np.float64) for k, v in header.items() if k != "__metadata__"}
-config = json.load(open(model + "/config.json"))
-x = (np.load(model + "/test.npy").astype(np.float64) - np.array(config["standardizer"]["means"])) \
-    / np.array(config["standardizer"]["stds"])
-
-def layers(prefix):
-    out, i = [], 0
-    while f"{prefix}.layers.{i}.weight" in T:
-        out.append((T[f"{prefix}.layers.{i}.weight"], T[f"{prefix}.layers.{i}.bias"])); i += 1
-    return out
-
-decoder, encoder = layers("decoder"), layers("pseudo_encoder")
+decoder, encoder, x, config = load_model(model)
 L, d = decoder[0][0].shape[0], x.shape[1]
 
-def mlp(ls, v):
-    for i, (W, b) in enumerate(ls):
-        v = v @ W + b
-        if i < len(ls) - 1: v = np.maximum(v, 0)
-    return v
 
 def forward(z):
     pre, v = [], z

@@ -37,6 +37,7 @@ struct InferCommand: ParsableCommand {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more, got \(steps)") }
         guard ["adam", "gn", "cauchy"].contains(method) else { throw ValidationError("--method must be 'adam', 'gn' or 'cauchy', got '\(method)'") }
         if lr != "auto" { guard let v = Float(lr), v > 0, v.isFinite else { throw ValidationError("--lr must be a positive number or 'auto', got '\(lr)'") } }
+        if searchPace && (method != "adam" || lr != "auto") { throw ValidationError("--search-pace goes with --lr auto and --method adam") }
     }
 
     func run() throws {
@@ -44,7 +45,6 @@ struct InferCommand: ParsableCommand {
         let raw = try loadData(data)
         let x = try m.prepare(raw, name: data)
         if method == "cauchy" { try requireCauchyObjective(m, at: model, flag: "--method cauchy") }
-        if searchPace && (method != "adam" || lr != "auto") { throw ValidationError("--search-pace goes with --lr auto and --method adam") }
         var rate: Float = 0
         var automatic: GuardedRefinementConfiguration? = nil
         if method == "gn" || method == "cauchy" {

@@ -12,6 +12,16 @@ import PESVINumerics
         return (decoder, x, start)
     }
 
+    /// A reconstruction-objective decoder (|z| = 4, d = 30, so h < d), Gaussian rows x and a
+    /// Gaussian start with log σ² far below the floor.
+    func reconstructionProblem(seed: UInt64, architecture: Architecture, rows n: Int) -> (GaussianDecoder, Dataset, (mu: [Float], logVariance: [Float])) {
+        var rng = RandomGenerator(seed: seed)
+        let L = 4, d = 30
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: architecture, objective: .reconstruction, rng: &rng)
+        let x = Dataset(rows: n, cols: d, values: rng.normalArray(count: n * d))
+        return (decoder, x, (rng.normalArray(count: n * L), [Float](repeating: -20, count: n * L)))
+    }
+
     /// Per-point objectives under the refinement's own noise (common random numbers), so they
     /// can be compared exactly between iterations.
     /// On both evaluation paths: the reconstruction objective at the mean, and the antithetic pair.
@@ -124,11 +134,8 @@ import PESVINumerics
     /// On a ReLU decoder (h = 8 < d = 30) the curvature through the output layer's Gram matrix is
     /// the one of forming J·g, up to rounding: the same steps, objectives within 1e-5 relative.
     @Test func cauchyCurvatureThroughTheGramMatrixIsTheDirectOne() {
-        var rng = RandomGenerator(seed: 23)
-        let L = 4, d = 30, n = 100
-        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch3, objective: .reconstruction, rng: &rng)
-        let x = Dataset(rows: n, cols: d, values: rng.normalArray(count: n * d))
-        let start = (rng.normalArray(count: n * L), [Float](repeating: -20, count: n * L))
+        let n = 100
+        let (decoder, x, start) = reconstructionProblem(seed: 23, architecture: .arch3, rows: n)
         var c = GuardedRefinementConfiguration.cauchy(maxSteps: 3)
         c.tolerance = 0
         let g = GuardedRefinement(decoder: decoder, threads: 2, chunkRows: 32)
@@ -251,11 +258,7 @@ import PESVINumerics
     /// progress than any Adam rate, and the search chooses it. Refined off the mean, or with an
     /// ELBO objective, it is never a candidate.
     @Test func automaticPaceChoosesTheCauchyStepWhereItIsFasterAndOnlyWhereItApplies() {
-        var rng = RandomGenerator(seed: 12)
-        let L = 4, d = 30, n = 120
-        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
-        let x = Dataset(rows: n, cols: d, values: rng.normalArray(count: n * d))
-        let start = (rng.normalArray(count: n * L), [Float](repeating: -20, count: n * L))
+        let (decoder, x, start) = reconstructionProblem(seed: 12, architecture: .arch1, rows: 120)
         var base = GuardedRefinementConfiguration(learningRate: 0.1)
         base.maxSteps = 20
         let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 1, seed: 1)
