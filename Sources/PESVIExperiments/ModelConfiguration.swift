@@ -41,8 +41,8 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     /// the validation split (nil until found; `pesvi infer --lr auto` finds and stores it).
     public var autoPace: Float? = nil
     /// The step rule the automatic pace chose with it (``AutomaticPace/Outcome/stepRule``): Adam
-    /// at `autoPace`, or the Cauchy step (`autoPace` then 1, its own length). nil: Adam (models
-    /// whose pace was found before the rule was part of the search).
+    /// at `autoPace`, or the Cauchy or subspace step (`autoPace` then 1, the step's own length).
+    /// nil: Adam (models whose pace was found before the rule was part of the search).
     public var autoStepRule: GuardedRefinementConfiguration.StepRule? = nil
 
     /// PE-SVI-auto's stored choice applied to `base`: nil until the automatic pace is found.

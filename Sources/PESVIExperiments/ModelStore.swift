@@ -164,8 +164,8 @@ public enum ModelStore {
         if let auto = config.autoPace, !(auto > 0 && auto.isFinite) {
             throw ModelStoreError.invalid("\(configURL.path): autoPace must be a positive number, got \(auto)")
         }
-        if config.autoStepRule == .cauchy && config.objective.kind != .reconstruction {
-            throw ModelStoreError.invalid("\(configURL.path): autoStepRule 'cauchy' needs the reconstruction objective, the model uses \(config.objective.kind)")
+        if let rule = config.autoStepRule, rule.usesGaussNewtonModel, config.objective.kind != .reconstruction {
+            throw ModelStoreError.invalid("\(configURL.path): autoStepRule '\(rule.rawValue)' needs the reconstruction objective, the model uses \(config.objective.kind)")
         }
         let weightsURL = dir.appendingPathComponent(weightsFile)
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {

@@ -48,6 +48,15 @@ public struct GuardedRefinementConfiguration: Sendable, Codable, Equatable {
         /// the output layer's Gram matrix G = W Wᵀ (h² per point instead of h·d); no |z| × |z| system. Only at the mean with the
         /// reconstruction objective (`closedFormVariance`).
         case cauchy
+        /// The Gauss-Newton model's minimizer over span{g, p}, p the point's last accepted step:
+        /// s = c₁g + c₂p with (SᵀH̃S) c = −Sᵀg, S = [g p], scaled like the Cauchy step; the
+        /// Cauchy step itself when there is no last step (the first, or after a rejected one) or
+        /// g and p are (nearly) parallel in H̃'s metric. One Jacobian-vector product more than
+        /// the Cauchy step (J·p) after the first iteration. Only where the Cauchy step applies.
+        case subspace
+
+        /// The rules whose step length comes from the Gauss-Newton model (no rate to tune).
+        public var usesGaussNewtonModel: Bool { self != .adam }
     }
 
     public init(learningRate: Float, tolerance: Double = 1e-3, patience: Int = 2, maxSteps: Int = 50, backoff: Float = 0.5) {
@@ -113,7 +122,9 @@ public typealias RefinementObserver = (_ iteration: Int, _ mu: UnsafePointer<Flo
 ///   multiplied by `backoff`: the point's objective never rises.
 /// - **Step rule.** Adam by default (PE-SVI-auto); with ``GuardedRefinementConfiguration/StepRule/cauchy``
 ///   each accepted point instead moves to the Gauss-Newton model's minimizer along its gradient
-///   (PE-SVI-Cauchy), with the same guard, backoff and early exit.
+///   (PE-SVI-Cauchy), with the same guard, backoff and early exit; with
+///   ``GuardedRefinementConfiguration/StepRule/subspace`` to its minimizer over the gradient and
+///   the point's last accepted step (forgotten when a step is rejected).
 /// - **Per-point early exit.** A point whose accepted steps stop improving (relative change
 ///   below `tolerance` for `patience` steps) is finished: it is neither evaluated nor changed
 ///   again, so it costs nothing more and stays bit-for-bit as it was.
@@ -151,8 +162,8 @@ public final class GuardedRefinement: @unchecked Sendable {
         let n = x.rows, L = decoder.latent, d = x.cols
         // The reconstruction objective's σ optimum is the floor: μ alone is refined, at the mean.
         let atMean = c.closedFormVariance && decoder.objective.kind == .reconstruction
-        let cauchy = c.stepRule == .cauchy
-        precondition(!cauchy || atMean, "the Cauchy step needs the reconstruction objective at the mean (closedFormVariance)")
+        let cauchy = c.stepRule.usesGaussNewtonModel, subspace = c.stepRule == .subspace
+        precondition(!cauchy || atMean, "the Cauchy and subspace steps need the reconstruction objective at the mean (closedFormVariance)")
         let startLogVariance = atMean ? start.logVariance.map { Swift.min($0, c.logVarianceFloor) } : start.logVariance
         let table = PosteriorTable(mu: start.mu, logVariance: startLogVariance, latent: L, adam: AdamConfiguration(learningRate: c.learningRate))
         let runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
@@ -184,6 +195,12 @@ public final class GuardedRefinement: @unchecked Sendable {
         let directional = cauchy ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * (throughGram ? h : d)) } : []
         let gramProduct = throughGram ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * h) } : []
         let stepLength = cauchy ? (0..<threads).map { _ in FloatBuffer(count: chunkRows) } : []
+        // The subspace step: each point's last accepted step p (n × |z|, zero when there is none),
+        // J·p per chunk row (as J·g), and p's coefficient per row.
+        let lastStep = subspace ? FloatBuffer(count: n * L) : FloatBuffer(count: 0)
+        let directionalP = subspace ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * (throughGram ? h : d)) } : []
+        let gramProductP = subspace && throughGram ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * h) } : []
+        let stepLengthP = subspace ? (0..<threads).map { _ in FloatBuffer(count: chunkRows) } : []
         let curvatureScale = 2 / Double(d)
 
         // One pass: evaluate each active point; reject (restore, back off) or accept (save,
@@ -224,6 +241,19 @@ public final class GuardedRefinement: @unchecked Sendable {
                         } else {
                             network.jacobianVectorProduct(gm, rows: m, workspace: workspaces[t].network, output: jg)
                         }
+                        // J·p for the subspace step (none in the first iteration: no point has a last step).
+                        let withP = subspace && iteration > 0
+                        let jp = withP ? directionalP[t].pointer : jg
+                        if withP {
+                            let p = UnsafePointer(lastStep.pointer + s0 * L)
+                            if let cauchyGram {
+                                network.jacobianVectorProduct(p, rows: m, workspace: workspaces[t].network, output: jp, layers: network.layerCount - 1)
+                                gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: jp, lda: h, b: cauchyGram.pointer, ldb: h,
+                                     beta: 0, c: gramProductP[t].pointer, ldc: h)
+                            } else {
+                                network.jacobianVectorProduct(p, rows: m, workspace: workspaces[t].network, output: jp)
+                            }
+                        }
                         for k in 0..<m {
                             let gg = Elementwise.sumOfSquares(gm + k * L, count: L)
                             let jj = throughGram ? Elementwise.dot(jg + k * h, gramProduct[t].pointer + k * h, count: h)
@@ -231,6 +261,23 @@ public final class GuardedRefinement: @unchecked Sendable {
                             let curvature = curvatureScale * jj
                             let a = gg / curvature
                             alpha[k] = curvature > 0 && a.isFinite ? Float(a) : 0
+                            guard withP else { continue }
+                            // (SᵀH̃S) c = −Sᵀg over S = [g p], the step c₁g + c₂p; the Cauchy step
+                            // (c₂ = 0) without p or when the 2 × 2 system is (nearly) singular.
+                            stepLengthP[t].pointer[k] = 0
+                            let pk = lastStep.pointer + (s0 + k) * L
+                            let gp = Elementwise.dot(gm + k * L, pk, count: L)
+                            let hgp = curvatureScale * (throughGram ? Elementwise.dot(jp + k * h, gramProduct[t].pointer + k * h, count: h)
+                                                                    : Elementwise.dot(jg + k * d, jp + k * d, count: d))
+                            let hpp = curvatureScale * (throughGram ? Elementwise.dot(jp + k * h, gramProductP[t].pointer + k * h, count: h)
+                                                                    : Elementwise.sumOfSquares(jp + k * d, count: d))
+                            let det = curvature * hpp - hgp * hgp
+                            guard hpp > 0, det > 1e-6 * curvature * hpp else { continue }
+                            let c1 = (-gg * hpp + gp * hgp) / det, c2 = (-gp * curvature + gg * hgp) / det
+                            guard c1.isFinite && c2.isFinite else { continue }
+                            // Stored as μ ← μ − alpha·g + stepLengthP·p, the Cauchy step's form.
+                            alpha[k] = Float(-c1)
+                            stepLengthP[t].pointer[k] = Float(c2)
                         }
                     }
                     for k in 0..<m {
@@ -239,6 +286,7 @@ public final class GuardedRefinement: @unchecked Sendable {
                         if !f.isFinite || f > before {
                             // The last step made things worse: undo it and slow this point down.
                             table.restoreRow(p, from: state)
+                            if subspace { (lastStep.pointer + p * L).update(repeating: 0, count: L) }
                             rate[p] *= c.backoff
                             rejected.pointer[c0] += 1
                             stalls[p] = -1  // the next evaluation repeats `before` exactly: not a stall
@@ -256,7 +304,13 @@ public final class GuardedRefinement: @unchecked Sendable {
                         previous[p] = f
                         guard update, Int(steps[p]) < c.maxSteps else { if update { active[p] = false }; continue }
                         table.saveRow(p, into: state)
-                        if cauchy {
+                        if subspace {
+                            // s = scale·(−alpha·g + b·p); it becomes the point's last step.
+                            let scale = c.learningRate * rate[p]
+                            let a = scale * stepLength[t].pointer[k], b = iteration > 0 ? scale * stepLengthP[t].pointer[k] : 0
+                            let mu = table.mu.pointer + p * L, g = gm + k * L, last = lastStep.pointer + p * L
+                            for j in 0..<L { let s = b * last[j] - a * g[j]; last[j] = s; mu[j] += s }
+                        } else if cauchy {
                             let a = c.learningRate * rate[p] * stepLength[t].pointer[k]
                             let mu = table.mu.pointer + p * L, g = gm + k * L
                             for j in 0..<L { mu[j] -= a * g[j] }
@@ -308,12 +362,12 @@ public final class GuardedRefinement: @unchecked Sendable {
 }
 
 /// Automatic pace: the refinement rate chosen on validation data by a search over a log scale,
-/// and, with the reconstruction objective, the step rule (Adam at that rate, or the Cauchy step,
-/// whose length each point computes itself).
+/// and, with the reconstruction objective, the step rule (Adam at that rate, or a step whose
+/// length each point takes from the Gauss-Newton model: the Cauchy or the subspace step).
 public enum AutomaticPace {
     public struct Outcome: Sendable, Codable, Equatable {
-        /// The chosen Adam rate; 1 (the Cauchy step's own length, unscaled) when `stepRule` is
-        /// ``GuardedRefinementConfiguration/StepRule/cauchy``.
+        /// The chosen Adam rate; 1 (the step's own length, unscaled) when `stepRule` is one of
+        /// the Gauss-Newton-model rules.
         public var learningRate: Float
         /// The chosen step rule.
         public var stepRule: GuardedRefinementConfiguration.StepRule = .adam
@@ -321,9 +375,10 @@ public enum AutomaticPace {
         /// tried, in order; early progress is Σ over t = 1 … `earlySteps` of the mean objective
         /// after t steps (the final one once the run has ended).
         public var tried: [[Double]]
-        /// The Cauchy step's (mean final objective, mean steps, early progress), when it was a
-        /// candidate (reconstruction objective at the mean); nil otherwise.
+        /// The Cauchy and subspace steps' (mean final objective, mean steps, early progress),
+        /// when they were candidates (reconstruction objective at the mean); nil otherwise.
         public var cauchy: [Double]? = nil
+        public var subspace: [Double]? = nil
 
         /// The settings a refinement at this outcome uses: `base` with the chosen rate and rule.
         public func configuration(_ base: GuardedRefinementConfiguration) -> GuardedRefinementConfiguration {
@@ -339,28 +394,32 @@ public enum AutomaticPace {
     /// objectives make up the early progress that picks among them.
     public static let tieBand = 1e-2
     public static let earlySteps = 5
+    /// The rules without a rate that are candidates where they apply, in order of preference
+    /// on a tie.
+    public static let gaussNewtonRules: [GuardedRefinementConfiguration.StepRule] = [.cauchy, .subspace]
 
-    /// Whether the Cauchy step can be a candidate: the reconstruction objective, refined at the
-    /// mean (``GuardedRefinementConfiguration/closedFormVariance``).
+    /// Whether the Gauss-Newton-model rules (Cauchy, subspace) can be candidates: the
+    /// reconstruction objective, refined at the mean (``GuardedRefinementConfiguration/closedFormVariance``).
     public static func cauchyApplies(decoder: GaussianDecoder, base: GuardedRefinementConfiguration) -> Bool {
         base.closedFormVariance && decoder.objective.kind == .reconstruction
     }
 
     /// Searches log10(rate) ∈ [low, high] for the mean final objective of guarded Adam
     /// refinement: a coarse scan at half-decade spacing, then golden-section refinement around
-    /// the best (no hand grid). Where ``cauchyApplies(decoder:base:)`` and `includeCauchy`, the
-    /// Cauchy step (`base` with that rule, scale 1) is one more candidate, run once. Among the
-    /// candidates whose final objective is within ``tieBand`` (1 %) of the best of all, the one
-    /// with the fastest early progress wins: the lowest Σ of the mean objective after steps
-    /// 1 … ``earlySteps`` (issue 6 asks for a handful of steps; ties: the lower final
-    /// objective). That progress is searched for too: a second golden-section search, around
-    /// the eligible Adam rate of the fastest progress so far, of the early progress, with the
-    /// rates outside the band counting as +∞ (skipped when no Adam rate is in the band). The
-    /// final objective is flat to about a per cent across a wide range of rates
-    /// (`docs/RESULTS.md`, issue 6), so within that range the choice is about speed.
+    /// the best (no hand grid). Where ``cauchyApplies(decoder:base:)`` and `includeGaussNewtonRules`,
+    /// the Cauchy and the subspace step (`base` with that rule, scale 1) are candidates too,
+    /// run once each. Among the candidates whose final objective is within ``tieBand`` (1 %) of
+    /// the best of all, the one with the fastest early progress wins: the lowest Σ of the mean
+    /// objective after steps 1 … ``earlySteps`` (issue 6 asks for a handful of steps; ties: the
+    /// lower final objective, then Adam, then the Cauchy step). That progress is searched for
+    /// too: a second golden-section search, around the eligible Adam rate of the fastest
+    /// progress so far, of the early progress, with the rates outside the band counting as +∞
+    /// (skipped when no Adam rate is in the band). The final objective is flat to about a per
+    /// cent across a wide range of rates (`docs/RESULTS.md`, issue 6), so within that range the
+    /// choice is about speed.
     public static func select(decoder: GaussianDecoder, x: Dataset, start: (mu: [Float], logVariance: [Float]),
                               base: GuardedRefinementConfiguration, threads: Int, seed: UInt64,
-                              low: Double = -3, high: Double = 1, includeCauchy: Bool = true) -> Outcome {
+                              low: Double = -3, high: Double = 1, includeGaussNewtonRules: Bool = true) -> Outcome {
         let refiner = GuardedRefinement(decoder: decoder, threads: threads)
         var tried: [[Double]] = []
         /// [final objective, mean steps, early progress] of one refinement.
@@ -372,12 +431,12 @@ public enum AutomaticPace {
             for t in 1...earlySteps { early += r.curve.isEmpty ? .infinity : r.curve[min(t, r.curve.count - 1)] }
             return [f.isFinite ? f : .infinity, r.meanSteps, early.isFinite ? early : .infinity]
         }
-        var cauchyRow: [Double]? = nil
-        if includeCauchy && cauchyApplies(decoder: decoder, base: base) {
+        let rules = includeGaussNewtonRules && cauchyApplies(decoder: decoder, base: base) ? gaussNewtonRules : []
+        let ruleRows: [[Double]] = rules.map { rule in
             var c = base
             c.learningRate = 1
-            c.stepRule = .cauchy
-            cauchyRow = run(c)
+            c.stepRule = rule
+            return run(c)
         }
         /// Refines at rate 10^e once (remembered): [e, final objective, mean steps, early progress].
         func score(_ e: Double) -> [Double] {
@@ -403,38 +462,41 @@ public enum AutomaticPace {
         while e <= high + 1e-9 { _ = score(e); e += 0.5 }
         goldenSection(around: tried.min { $0[1] < $1[1] }![0]) { score($0)[1] }
         // The second search: early progress over the band, from the fastest eligible rate so far.
-        if let fastest = tried.filter({ isEligible($0[1], tried: tried, cauchy: cauchyRow) }).min(by: { ($0[3], $0[1]) < ($1[3], $1[1]) }) {
+        if let fastest = tried.filter({ isEligible($0[1], tried: tried, rules: ruleRows) }).min(by: { ($0[3], $0[1]) < ($1[3], $1[1]) }) {
             goldenSection(around: fastest[0]) {
                 let row = score($0)
-                return isEligible(row[1], tried: tried, cauchy: cauchyRow) ? row[3] : .infinity
+                return isEligible(row[1], tried: tried, rules: ruleRows) ? row[3] : .infinity
             }
         }
-        guard let index = choice(tried: tried, cauchy: cauchyRow) else {
-            return Outcome(learningRate: 1, stepRule: .cauchy, tried: tried, cauchy: cauchyRow)
+        let row = { (rule: GuardedRefinementConfiguration.StepRule) in rules.firstIndex(of: rule).map { ruleRows[$0] } }
+        switch choice(tried: tried, rules: ruleRows) {
+        case .rule(let k):
+            return Outcome(learningRate: 1, stepRule: rules[k], tried: tried, cauchy: row(.cauchy), subspace: row(.subspace))
+        case .rate(let i):
+            return Outcome(learningRate: Float(pow(10, tried[i][0])), stepRule: .adam, tried: tried, cauchy: row(.cauchy), subspace: row(.subspace))
         }
-        return Outcome(learningRate: Float(pow(10, tried[index][0])), stepRule: .adam, tried: tried, cauchy: cauchyRow)
     }
 
     /// Whether a final objective is within ``tieBand`` of the best final objective among the
-    /// Adam rows `tried` ([e, final, steps, early]) and the Cauchy row ([final, steps, early]).
-    static func isEligible(_ final: Double, tried: [[Double]], cauchy: [Double]?) -> Bool {
-        let best = min(tried.map { $0[1] }.min() ?? .infinity, cauchy?[0] ?? .infinity)
+    /// Adam rows `tried` ([e, final, steps, early]) and the rule rows `rules` ([final, steps, early]).
+    static func isEligible(_ final: Double, tried: [[Double]], rules: [[Double]]) -> Bool {
+        let best = min(tried.map { $0[1] }.min() ?? .infinity, rules.map { $0[0] }.min() ?? .infinity)
         return final <= best + tieBand * abs(best)
     }
 
-    /// The rule's choice among the candidates: the index of the chosen row of `tried`, or nil
-    /// for the Cauchy step. The eligible candidate (``isEligible(_:tried:cauchy:)``) of the
-    /// lowest early progress; ties go to the lower final objective, then to Adam. At least one
-    /// candidate must be given.
-    static func choice(tried: [[Double]], cauchy: [Double]?) -> Int? {
-        precondition(!tried.isEmpty || cauchy != nil, "AutomaticPace.choice: no candidate")
-        let chosen = tried.indices.filter { isEligible(tried[$0][1], tried: tried, cauchy: cauchy) }
-            .min { (tried[$0][3], tried[$0][1]) < (tried[$1][3], tried[$1][1]) }
-        if let cauchy, isEligible(cauchy[0], tried: tried, cauchy: cauchy) {
-            guard let chosen else { return nil }
-            if (cauchy[2], cauchy[0]) < (tried[chosen][3], tried[chosen][1]) { return nil }
-        }
-        // Without an eligible Cauchy step some Adam rate holds the best final objective.
-        return chosen!
+    /// A candidate: an Adam row of `tried`, or a rule row (index into the rules).
+    enum Choice: Equatable { case rate(Int), rule(Int) }
+
+    /// The rule's choice among the candidates: the eligible one (``isEligible(_:tried:rules:)``)
+    /// of the lowest early progress; ties go to the lower final objective, then to Adam, then
+    /// to the earlier rule. At least one candidate must be given.
+    static func choice(tried: [[Double]], rules: [[Double]]) -> Choice {
+        precondition(!tried.isEmpty || !rules.isEmpty, "AutomaticPace.choice: no candidate")
+        var best: (key: (Double, Double, Int), choice: Choice)? = nil
+        func consider(_ key: (Double, Double, Int), _ c: Choice) { if best == nil || key < best!.key { best = (key, c) } }
+        for (i, r) in tried.enumerated() where isEligible(r[1], tried: tried, rules: rules) { consider((r[3], r[1], 0), .rate(i)) }
+        for (k, r) in rules.enumerated() where isEligible(r[0], tried: tried, rules: rules) { consider((r[2], r[0], 1 + k), .rule(k)) }
+        // The best final objective is itself eligible, so some candidate is.
+        return best!.choice
     }
 }

@@ -131,12 +131,60 @@ import PESVINumerics
         }
     }
 
+    /// With a linear decoder the subspace step's second step is the exact minimizer of each
+    /// point's quadratic P over μ₁ + span{g₁, p} (p = μ₁ − μ₀, the Cauchy first step), worked out
+    /// here by hand in Double: μ₂ matches, and P's slope along g₁ and along p is 0 there.
+    @Test(arguments: [true, false])
+    func subspaceStepMinimizesALinearDecodersObjectiveOverTwoDirections(throughGram: Bool) {
+        var rng = RandomGenerator(seed: 19)
+        let L = 4, d = 9, n = 7
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
+        let x = Dataset(rows: n, cols: d, values: rng.normalArray(count: n * d))
+        let start = (rng.normalArray(count: n * L), [Float](repeating: -20, count: n * L))
+        var c = GuardedRefinementConfiguration(learningRate: 1, tolerance: 0)
+        c.maxSteps = 2
+        c.stepRule = .subspace
+        let refiner = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 4)
+        refiner.cauchyThroughGram = throughGram
+        let r = refiner.refine(x, start: start, configuration: c, seed: 1)
+        let net = decoder.network, w = net.parameters.pointer
+        let W = (0..<L * d).map { Double(w[net.weightOffsets[0] + $0]) }, b = (0..<d).map { Double(w[net.biasOffsets[0] + $0]) }
+        func residual(_ z: [Double], _ i: Int) -> [Double] {
+            (0..<d).map { j in (0..<L).reduce(b[j]) { $0 + z[$1] * W[$1 * d + j] } - Double(x.values[i * d + j]) }
+        }
+        func gradient(_ z: [Double], _ i: Int) -> [Double] {
+            let res = residual(z, i)
+            return (0..<L).map { k in 2 / Double(d) * (0..<d).reduce(0.0) { $0 + res[$1] * W[k * d + $1] } }
+        }
+        func image(_ u: [Double]) -> [Double] { (0..<d).map { j in (0..<L).reduce(0.0) { $0 + u[$1] * W[$1 * d + j] } } }
+        func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+        for i in 0..<n {
+            let mu0 = (0..<L).map { Double(start.0[i * L + $0]) }
+            let g0 = gradient(mu0, i)
+            let alpha = dot(g0, g0) / (2 / Double(d) * dot(image(g0), image(g0)))
+            let mu1 = (0..<L).map { mu0[$0] - alpha * g0[$0] }
+            let p = (0..<L).map { mu1[$0] - mu0[$0] }, g1 = gradient(mu1, i)
+            let jg = image(g1), jp = image(p), h = 2 / Double(d)
+            let a11 = h * dot(jg, jg), a12 = h * dot(jg, jp), a22 = h * dot(jp, jp)
+            let det = a11 * a22 - a12 * a12
+            let c1 = (-dot(g1, g1) * a22 + dot(g1, p) * a12) / det, c2 = (-dot(g1, p) * a11 + dot(g1, g1) * a12) / det
+            let mu2 = (0..<L).map { mu1[$0] + c1 * g1[$0] + c2 * p[$0] }
+            for k in 0..<L { #expect(abs(Double(r.mu[i * L + k]) - mu2[k]) <= 1e-3 * max(1, abs(mu2[k])), "point \(i)") }
+            let g2 = gradient(mu2, i), scale = dot(g1, g1).squareRoot()
+            #expect(abs(dot(g2, g1)) <= 1e-9 * max(1, scale * scale) && abs(dot(g2, p)) <= 1e-9 * max(1, scale * dot(p, p).squareRoot()))
+            #expect(r.stepsPerPoint[i] == 2)
+        }
+    }
+
     /// On a ReLU decoder (h = 8 < d = 30) the curvature through the output layer's Gram matrix is
-    /// the one of forming J·g, up to rounding: the same steps, objectives within 1e-5 relative.
-    @Test func cauchyCurvatureThroughTheGramMatrixIsTheDirectOne() {
+    /// the one of forming J·g (and J·p), up to rounding: the same steps, objectives within 1e-5
+    /// relative; for the Cauchy and the subspace step.
+    @Test(arguments: [GuardedRefinementConfiguration.StepRule.cauchy, .subspace])
+    func curvatureThroughTheGramMatrixIsTheDirectOne(rule: GuardedRefinementConfiguration.StepRule) {
         let n = 100
         let (decoder, x, start) = reconstructionProblem(seed: 23, architecture: .arch3, rows: n)
         var c = GuardedRefinementConfiguration.cauchy(maxSteps: 3)
+        c.stepRule = rule
         c.tolerance = 0
         let g = GuardedRefinement(decoder: decoder, threads: 2, chunkRows: 32)
         let viaGram = g.refine(x, start: start, configuration: c, seed: 1)
@@ -149,14 +197,16 @@ import PESVINumerics
         #expect(viaGram.curve.last! < viaGram.curve[0])
     }
 
-    /// The Cauchy step on a ReLU decoder, scaled far past its length: the guard still never lets
-    /// a point's objective rise, and at its own length (scale 1) it ends below the start.
-    @Test func cauchyStepIsGuardedAndImproves() {
+    /// The Cauchy and subspace steps on a ReLU decoder, scaled far past their length: the guard
+    /// still never lets a point's objective rise, and at their own length (scale 1) they end
+    /// below the start.
+    @Test(arguments: [GuardedRefinementConfiguration.StepRule.cauchy, .subspace])
+    func gaussNewtonModelStepIsGuardedAndImproves(rule: GuardedRefinementConfiguration.StepRule) {
         let (decoder, x, start) = setup()
         let g = GuardedRefinement(decoder: decoder, threads: 2, chunkRows: 32)
         var huge = GuardedRefinementConfiguration(learningRate: 50)
         huge.maxSteps = 20
-        huge.stepRule = .cauchy
+        huge.stepRule = rule
         let r = g.refine(x, start: start, configuration: huge, seed: 4)
         #expect(r.rejectedSteps > 0)
         for t in 1..<r.curve.count { #expect(r.curve[t] <= r.curve[t - 1]) }
@@ -175,15 +225,15 @@ import PESVINumerics
         return (r.curve.last!, early)
     }
 
-    /// Adam rates alone (`includeCauchy: false`, as for an ELBO model): both searches ran, and
+    /// Adam rates alone (`includeGaussNewtonRules: false`, as for an ELBO model): both searches ran, and
     /// the chosen rate is, among the rates within the band of the best final objective, the one
     /// of the fastest early progress, whose recorded numbers are those of a refinement at it.
     @Test func automaticPacePicksARateFromTheSearch() {
         let (decoder, x, start) = setup()
         var base = GuardedRefinementConfiguration(learningRate: 0.1)
         base.maxSteps = 20
-        let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1, includeCauchy: false)
-        #expect(out.stepRule == .adam && out.cauchy == nil)
+        let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1, includeGaussNewtonRules: false)
+        #expect(out.stepRule == .adam && out.cauchy == nil && out.subspace == nil)
         // The coarse scan (9 rates) and the first golden-section search (8 more) leave the second
         // search, of early progress within the band, at least one new rate to try.
         #expect(out.tried.count > 9 + 8)
@@ -199,78 +249,88 @@ import PESVINumerics
         #expect(abs(run.final - chosen[1]) <= 1e-9 * abs(chosen[1]))
     }
 
-    /// With the reconstruction objective the Cauchy step is one more candidate: its row holds a
-    /// Cauchy refinement's numbers, the band is around the best final objective of all
+    /// With the reconstruction objective the Cauchy and subspace steps are candidates too: their
+    /// rows hold those refinements' numbers, the band is around the best final objective of all
     /// candidates, and the choice (whichever rule) is the eligible one of the fastest early
-    /// progress. The Adam rates tried are the same as without it up to the second search.
-    @Test func automaticPaceWeighsTheCauchyStepWithTheRates() {
+    /// progress. The Adam rates tried are the same as without them up to the second search.
+    @Test func automaticPaceWeighsTheGaussNewtonRulesWithTheRates() {
         let (decoder, x, start) = setup()
         var base = GuardedRefinementConfiguration(learningRate: 0.1)
         base.maxSteps = 20
         let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1)
-        let cauchy = try! #require(out.cauchy)
-        var cc = base
-        cc.learningRate = 1
-        cc.stepRule = .cauchy
-        let run = finalAndEarly(decoder, x, start, cc)
-        #expect(abs(run.final - cauchy[0]) <= 1e-9 * run.final && abs(run.early - cauchy[2]) <= 1e-9 * run.early)
-        let best = min(out.tried.map { $0[1] }.min()!, cauchy[0])
-        let band = best + AutomaticPace.tieBand * abs(best)
-        let fastestRate = out.tried.filter { $0[1] <= band }.map { $0[3] }.min() ?? .infinity
-        if out.stepRule == .cauchy {
-            #expect(out.learningRate == 1 && cauchy[0] <= band && cauchy[2] <= fastestRate)
-        } else {
-            #expect(cauchy[0] > band || cauchy[2] >= fastestRate)
-            let chosen = out.tried.first { abs(Float(pow(10, $0[0])) - out.learningRate) < 1e-6 * out.learningRate }!
-            #expect(chosen[1] <= band && chosen[3] == fastestRate)
+        let rows = [try! #require(out.cauchy), try! #require(out.subspace)]
+        for (rule, row) in zip(AutomaticPace.gaussNewtonRules, rows) {
+            var c = base
+            c.learningRate = 1
+            c.stepRule = rule
+            let run = finalAndEarly(decoder, x, start, c)
+            #expect(abs(run.final - row[0]) <= 1e-9 * run.final && abs(run.early - row[2]) <= 1e-9 * run.early, "\(rule)")
         }
+        let best = min(out.tried.map { $0[1] }.min()!, rows.map { $0[0] }.min()!)
+        let band = best + AutomaticPace.tieBand * abs(best)
+        let eligibleEarly = out.tried.filter { $0[1] <= band }.map { $0[3] } + rows.filter { $0[0] <= band }.map { $0[2] }
+        // The chosen candidate is in the band and made the fastest early progress of those in it.
+        let chosen: [Double]
+        if let k = AutomaticPace.gaussNewtonRules.firstIndex(of: out.stepRule) {
+            #expect(out.learningRate == 1)
+            chosen = [rows[k][0], rows[k][2]]
+        } else {
+            let row = out.tried.first { abs(Float(pow(10, $0[0])) - out.learningRate) < 1e-6 * out.learningRate }!
+            chosen = [row[1], row[3]]
+        }
+        #expect(chosen[0] <= band && chosen[1] == eligibleEarly.min()!)
         // The chosen configuration refines with the chosen rule, and gives the recorded numbers.
         let chosenRun = finalAndEarly(decoder, x, start, out.configuration(base))
-        let recorded = out.stepRule == .cauchy ? cauchy[2] : out.tried.first { abs(Float(pow(10, $0[0])) - out.learningRate) < 1e-6 * out.learningRate }![3]
-        #expect(abs(chosenRun.early - recorded) <= 1e-9 * recorded)
-        let adamOnly = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1, includeCauchy: false)
+        #expect(abs(chosenRun.early - chosen[1]) <= 1e-9 * chosen[1])
+        let adamOnly = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1, includeGaussNewtonRules: false)
         #expect(Array(out.tried.prefix(17)) == Array(adamOnly.tried.prefix(17)))
     }
 
     /// The choice among candidates, on rows worked out by hand: Adam rows are [log10 rate,
-    /// final, mean steps, early progress], the Cauchy row [final, mean steps, early progress];
-    /// the band is 1 % of the best final objective of all of them.
+    /// final, mean steps, early progress], the rule rows (Cauchy, subspace) [final, mean steps,
+    /// early progress]; the band is 1 % of the best final objective of all of them.
     @Test func automaticPaceChoiceOnHandMadeCandidates() {
         let rates: [[Double]] = [[-1, 1.000, 9, 6.0], [-0.5, 1.005, 7, 5.5], [0, 1.020, 5, 5.2]]
+        typealias C = AutomaticPace.Choice
         // The rates alone: 10^-0.5 is in the band (1.005 ≤ 1.01) and faster than 0.1; rate 1 is out.
-        #expect(AutomaticPace.choice(tried: rates, cauchy: nil) == 1)
-        // A Cauchy step in the band and faster than every eligible rate wins…
-        #expect(AutomaticPace.choice(tried: rates, cauchy: [1.008, 2, 5.4]) == nil)
+        #expect(AutomaticPace.choice(tried: rates, rules: []) == C.rate(1))
+        // A rule in the band and faster than every eligible rate wins…
+        #expect(AutomaticPace.choice(tried: rates, rules: [[1.008, 2, 5.4]]) == C.rule(0))
         // …but not when slower than the fastest eligible rate (rate 1's 5.2 does not count: out of the band),
-        #expect(AutomaticPace.choice(tried: rates, cauchy: [1.008, 2, 5.6]) == 1)
+        #expect(AutomaticPace.choice(tried: rates, rules: [[1.008, 2, 5.6]]) == C.rate(1))
         // nor when out of the band, however fast,
-        #expect(AutomaticPace.choice(tried: rates, cauchy: [1.011, 2, 1.0]) == 1)
-        // and a tie in early progress goes to the lower final objective, then to Adam.
-        #expect(AutomaticPace.choice(tried: rates, cauchy: [1.004, 2, 5.5]) == nil)
-        #expect(AutomaticPace.choice(tried: rates, cauchy: [1.005, 2, 5.5]) == 1)
-        // A Cauchy step far better than every rate moves the band to it: no rate is eligible.
-        #expect(AutomaticPace.choice(tried: rates, cauchy: [0.9, 4, 9.0]) == nil)
-        #expect(AutomaticPace.choice(tried: [], cauchy: [0.9, 4, 9.0]) == nil)
+        #expect(AutomaticPace.choice(tried: rates, rules: [[1.011, 2, 1.0]]) == C.rate(1))
+        // and a tie in early progress goes to the lower final objective, then to Adam, then to the earlier rule.
+        #expect(AutomaticPace.choice(tried: rates, rules: [[1.004, 2, 5.5]]) == C.rule(0))
+        #expect(AutomaticPace.choice(tried: rates, rules: [[1.005, 2, 5.5]]) == C.rate(1))
+        #expect(AutomaticPace.choice(tried: [], rules: [[1.0, 2, 5.0], [1.0, 2, 5.0]]) == C.rule(0))
+        // Of two rules the faster eligible one: the subspace step here, unless it is out of the band.
+        #expect(AutomaticPace.choice(tried: rates, rules: [[1.003, 2, 5.3], [1.002, 2, 5.1]]) == C.rule(1))
+        #expect(AutomaticPace.choice(tried: rates, rules: [[1.003, 2, 5.3], [1.02, 2, 5.1]]) == C.rule(0))
+        // A rule far better than every rate moves the band to it: no rate is eligible.
+        #expect(AutomaticPace.choice(tried: rates, rules: [[0.9, 4, 9.0]]) == C.rule(0))
+        #expect(AutomaticPace.choice(tried: [], rules: [[0.9, 4, 9.0]]) == C.rule(0))
     }
 
     /// A linear decoder with the reconstruction objective, where the Cauchy step is steepest
-    /// descent with an exact line search on each point's quadratic: it makes faster early
-    /// progress than any Adam rate, and the search chooses it. Refined off the mean, or with an
-    /// ELBO objective, it is never a candidate.
-    @Test func automaticPaceChoosesTheCauchyStepWhereItIsFasterAndOnlyWhereItApplies() {
+    /// descent with an exact line search on each point's quadratic (and the subspace step a
+    /// two-term conjugate-direction step): they make faster early progress than any Adam rate,
+    /// and the search chooses one of them. Refined off the mean, or with an ELBO objective, they
+    /// are never candidates.
+    @Test func automaticPaceChoosesAGaussNewtonRuleWhereItIsFasterAndOnlyWhereItApplies() {
         let (decoder, x, start) = reconstructionProblem(seed: 12, architecture: .arch1, rows: 120)
         var base = GuardedRefinementConfiguration(learningRate: 0.1)
         base.maxSteps = 20
         let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 1, seed: 1)
-        #expect(out.stepRule == .cauchy, "rates \(out.tried), Cauchy \(String(describing: out.cauchy))")
+        #expect(out.stepRule.usesGaussNewtonModel, "rates \(out.tried), Cauchy \(String(describing: out.cauchy)), subspace \(String(describing: out.subspace))")
         var noMean = base
         noMean.closedFormVariance = false
         #expect(!AutomaticPace.cauchyApplies(decoder: decoder, base: noMean))
         let offMean = AutomaticPace.select(decoder: decoder, x: x, start: start, base: noMean, threads: 1, seed: 1)
-        #expect(offMean.stepRule == .adam && offMean.cauchy == nil)
+        #expect(offMean.stepRule == .adam && offMean.cauchy == nil && offMean.subspace == nil)
         let (elbo, ex, es) = setup(objective: .elbo(beta: 1))
         let e = AutomaticPace.select(decoder: elbo, x: ex, start: es, base: base, threads: 2, seed: 1)
-        #expect(e.stepRule == .adam && e.cauchy == nil)
+        #expect(e.stepRule == .adam && e.cauchy == nil && e.subspace == nil)
     }
 
     /// With a fixed noise pair, a Gaussian εⱼ near 0 leaves nothing pushing σⱼ down, and the
