@@ -185,6 +185,10 @@ public enum EngineBenchmark {
         public var millisecondsPerCauchyIterationFormingJg: Double
         public var sviStepsPerCauchyIteration: Double
         public var sviStepsPerCauchyIterationFormingJg: Double
+        /// Milliseconds per iteration with the subspace step (through G where h < d; its first
+        /// iteration is a Cauchy step, the others add J·p), and in SVI steps.
+        public var millisecondsPerSubspaceIteration: Double
+        public var sviStepsPerSubspaceIteration: Double
         public var points: Int, latent: Int, dataWidth: Int, threads: Int
         public var architecture: String
         public var iterations: Int
@@ -196,7 +200,7 @@ public enum EngineBenchmark {
     /// time is the refinement's own clock up to its last iteration (the drawing of the fixed
     /// noise and G included, the closing evaluation not). The Cauchy step runs at scale 0.01
     /// (``GuardedRefinementConfiguration/learningRate``) for the same reason. Each variant is
-    /// measured for at least `minSeconds` after one warm-up, the five refinement variants alternating.
+    /// measured for at least `minSeconds` after one warm-up, the six refinement variants alternating.
     public static func guardedRefinement(threads: Int, points: Int = 5000, latent L: Int = 32, dataWidth d: Int = 300,
                                          architecture: Architecture = .arch3, minSeconds: Double = 2) -> GuardedRefinementBenchmarkResult {
         let (decoder, x, start) = refinementProblem(points: points, latent: L, dataWidth: d, architecture: architecture)
@@ -212,7 +216,9 @@ public enum EngineBenchmark {
         cauchy.learningRate = 0.01
         cauchy.tolerance = 0
         cauchy.patience = 1_000
-        let variants = [atMean, paired, both, cauchy, cauchy]
+        var subspace = cauchy
+        subspace.stepRule = .subspace
+        let variants = [atMean, paired, both, cauchy, cauchy, subspace]
         let formingJg = GuardedRefinement(decoder: decoder, threads: threads)
         formingJg.cauchyThroughGram = false
         func refinerFor(_ k: Int) -> GuardedRefinement { k == 4 ? formingJg : refiner }
@@ -233,6 +239,7 @@ public enum EngineBenchmark {
                                                 sviStepsPerIteration: ms[1] / sviMs, sviStepsPerIterationBothSamples: ms[2] / sviMs,
                                                 millisecondsPerCauchyIteration: ms[3], millisecondsPerCauchyIterationFormingJg: ms[4],
                                                 sviStepsPerCauchyIteration: ms[3] / sviMs, sviStepsPerCauchyIterationFormingJg: ms[4] / sviMs,
+                                                millisecondsPerSubspaceIteration: ms[5], sviStepsPerSubspaceIteration: ms[5] / sviMs,
                                                 points: points, latent: L, dataWidth: d, threads: threads,
                                                 architecture: architecture.description, iterations: iterations[0])
     }

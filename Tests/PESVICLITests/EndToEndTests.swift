@@ -284,7 +284,8 @@ import PESVIData
         let ratioMean = try #require(o["svi_steps_per_iteration_at_mean"] as? Double)
         #expect(atMean > 0 && abs(ratioMean - atMean / svi) <= 0.01 * ratioMean + 0.01, "ratio \(ratioMean) vs \(atMean) / \(svi)")
         for (ms, steps) in [("ms_per_cauchy_iteration", "svi_steps_per_cauchy_iteration"),
-                            ("ms_per_cauchy_iteration_forming_jg", "svi_steps_per_cauchy_iteration_forming_jg")] {
+                            ("ms_per_cauchy_iteration_forming_jg", "svi_steps_per_cauchy_iteration_forming_jg"),
+                            ("ms_per_subspace_iteration", "svi_steps_per_subspace_iteration")] {
             let m = try #require(o[ms] as? Double), s = try #require(o[steps] as? Double)
             #expect(m > 0 && abs(s - m / svi) <= 0.01 * s + 0.01, "\(steps) \(s) vs \(m) / \(svi)")
         }
