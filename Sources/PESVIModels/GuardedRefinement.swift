@@ -234,25 +234,24 @@ public final class GuardedRefinement: @unchecked Sendable {
                         // α = ‖g‖² / ((2/d)‖Jg‖²) per point, J at the μ just evaluated.
                         let jg = directional[t].pointer, alpha = stepLength[t].pointer
                         let network = decoder.network
-                        if let cauchyGram {
-                            network.jacobianVectorProduct(gm, rows: m, workspace: workspaces[t].network, output: jg, layers: network.layerCount - 1)
-                            gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: jg, lda: h, b: cauchyGram.pointer, ldb: h,
-                                 beta: 0, c: gramProduct[t].pointer, ldc: h)
-                        } else {
-                            network.jacobianVectorProduct(gm, rows: m, workspace: workspaces[t].network, output: jg)
+                        /// J·u for the chunk's rows: through G, v = ∂a_{L−1}/∂z·u into `out` and v·G
+                        /// into `gramOut`; else J·u itself into `out`.
+                        func directionalDerivative(_ u: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                                   _ gramOut: UnsafeMutablePointer<Float>?) {
+                            if let cauchyGram, let gramOut {
+                                network.jacobianVectorProduct(u, rows: m, workspace: workspaces[t].network, output: out, layers: network.layerCount - 1)
+                                gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: out, lda: h, b: cauchyGram.pointer, ldb: h,
+                                     beta: 0, c: gramOut, ldc: h)
+                            } else {
+                                network.jacobianVectorProduct(u, rows: m, workspace: workspaces[t].network, output: out)
+                            }
                         }
+                        directionalDerivative(gm, jg, throughGram ? gramProduct[t].pointer : nil)
                         // J·p for the subspace step (none in the first iteration: no point has a last step).
                         let withP = subspace && iteration > 0
                         let jp = withP ? directionalP[t].pointer : jg
                         if withP {
-                            let p = UnsafePointer(lastStep.pointer + s0 * L)
-                            if let cauchyGram {
-                                network.jacobianVectorProduct(p, rows: m, workspace: workspaces[t].network, output: jp, layers: network.layerCount - 1)
-                                gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: jp, lda: h, b: cauchyGram.pointer, ldb: h,
-                                     beta: 0, c: gramProductP[t].pointer, ldc: h)
-                            } else {
-                                network.jacobianVectorProduct(p, rows: m, workspace: workspaces[t].network, output: jp)
-                            }
+                            directionalDerivative(UnsafePointer(lastStep.pointer + s0 * L), jp, throughGram ? gramProductP[t].pointer : nil)
                         }
                         for k in 0..<m {
                             let gg = Elementwise.sumOfSquares(gm + k * L, count: L)
