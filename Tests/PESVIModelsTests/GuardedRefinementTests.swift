@@ -94,39 +94,67 @@ import PESVINumerics
         #expect(one.curve.last! < 0.9 * one.curve.first!)
     }
 
+    /// A linear reconstruction decoder D(z) = zW + b (|z| = `L`, d) on n Gaussian rows, refined
+    /// from a Gaussian start by `rule` at scale 1 for `steps` steps (tolerance 0), and the
+    /// quadratic P(μ) = (1/d)‖D(μ) − x‖² in Double for working the steps out by hand.
+    struct LinearCase {
+        let L: Int, d: Int, n: Int
+        let start: [Float], x: [Float], W: [Double], b: [Double]
+        let result: GuardedRefinementResult
+        /// D(z) − xᵢ.
+        func residual(_ z: [Double], _ i: Int) -> [Double] {
+            (0..<d).map { j -> Double in
+                var v = b[j]
+                for k in 0..<L { v += z[k] * W[k * d + j] }
+                return v - Double(x[i * d + j])
+            }
+        }
+        /// ∇P(z) = (2/d)(D(z) − xᵢ)Wᵀ.
+        func gradient(_ z: [Double], _ i: Int) -> [Double] {
+            let res = residual(z, i)
+            return (0..<L).map { k in 2 / Double(d) * (0..<d).reduce(0.0) { $0 + res[$1] * W[k * d + $1] } }
+        }
+        /// uW = J·u.
+        func image(_ u: [Double]) -> [Double] { (0..<d).map { j in (0..<L).reduce(0.0) { $0 + u[$1] * W[$1 * d + j] } } }
+        /// Point i's start μ₀.
+        func mu0(_ i: Int) -> [Double] { (0..<L).map { Double(start[i * L + $0]) } }
+    }
+
+    func linearCase(seed: UInt64, latent L: Int, data d: Int, rows n: Int, startLogVariance: Float,
+                    rule: GuardedRefinementConfiguration.StepRule, steps: Int, throughGram: Bool) -> LinearCase {
+        var rng = RandomGenerator(seed: seed)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
+        let x = Dataset(rows: n, cols: d, values: rng.normalArray(count: n * d))
+        let start = (rng.normalArray(count: n * L), [Float](repeating: startLogVariance, count: n * L))
+        var c = GuardedRefinementConfiguration(learningRate: 1, tolerance: 0)
+        c.maxSteps = steps
+        c.stepRule = rule
+        let refiner = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 4)
+        refiner.cauchyThroughGram = throughGram
+        let r = refiner.refine(x, start: start, configuration: c, seed: 1)
+        let net = decoder.network, w = net.parameters.pointer
+        return LinearCase(L: L, d: d, n: n, start: start.0, x: x.values.array,
+                          W: (0..<L * d).map { Double(w[net.weightOffsets[0] + $0]) }, b: (0..<d).map { Double(w[net.biasOffsets[0] + $0]) },
+                          result: r)
+    }
+
+    func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+
     /// With a linear decoder D(z) = zW + b the Cauchy step is the exact minimizer of
     /// P(μ) = (1/d)‖x − D(μ)‖² along −g: one step lands on μ − αg with g = (2/d)(D(μ) − x)Wᵀ and
     /// α = ‖g‖² / ((2/d)‖gW‖²), computed here by hand in Double, and P's slope along g is 0 there;
     /// with ‖gW‖² through the Gram matrix W Wᵀ (|z| < d) and by forming gW.
     @Test(arguments: [true, false])
     func cauchyStepMinimizesALinearDecodersObjectiveAlongTheGradient(throughGram: Bool) {
-        var rng = RandomGenerator(seed: 17)
-        let L = 3, d = 7, n = 9
-        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
-        let x = Dataset(rows: n, cols: d, values: rng.normalArray(count: n * d))
-        let start = (rng.normalArray(count: n * L), [Float](repeating: -2, count: n * L))
-        var c = GuardedRefinementConfiguration(learningRate: 1, tolerance: 0)
-        c.maxSteps = 1
-        c.stepRule = .cauchy
-        let refiner = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 4)
-        refiner.cauchyThroughGram = throughGram
-        let r = refiner.refine(x, start: start, configuration: c, seed: 1)
-        let net = decoder.network, p = net.parameters.pointer
-        let W = (0..<L * d).map { Double(p[net.weightOffsets[0] + $0]) }, b = (0..<d).map { Double(p[net.biasOffsets[0] + $0]) }
-        func residual(_ z: [Double], _ i: Int) -> [Double] {
-            (0..<d).map { j in (0..<L).reduce(b[j]) { $0 + z[$1] * W[$1 * d + j] } - Double(x.values[i * d + j]) }
-        }
-        for i in 0..<n {
-            let mu = (0..<L).map { Double(start.0[i * L + $0]) }
-            let r0 = residual(mu, i)
-            let g = (0..<L).map { k in 2 / Double(d) * (0..<d).reduce(0.0) { $0 + r0[$1] * W[k * d + $1] } }
-            let gW = (0..<d).map { j in (0..<L).reduce(0.0) { $0 + g[$1] * W[$1 * d + j] } }
-            let alpha = g.reduce(0) { $0 + $1 * $1 } / (2 / Double(d) * gW.reduce(0) { $0 + $1 * $1 })
+        let t = linearCase(seed: 17, latent: 3, data: 7, rows: 9, startLogVariance: -2, rule: .cauchy, steps: 1, throughGram: throughGram)
+        let L = t.L, r = t.result
+        for i in 0..<t.n {
+            let mu = t.mu0(i), g = t.gradient(mu, i), gW = t.image(g)
+            let alpha = dot(g, g) / (2 / Double(t.d) * dot(gW, gW))
             let expected = (0..<L).map { mu[$0] - alpha * g[$0] }
             for k in 0..<L { #expect(abs(Double(r.mu[i * L + k]) - expected[k]) <= 1e-4 * max(1, abs(expected[k]))) }
-            let r1 = residual(expected, i)
-            let slope = (0..<d).reduce(0.0) { $0 + r1[$1] * gW[$1] }
-            #expect(abs(slope) <= 1e-9 * max(1, gW.reduce(0) { $0 + $1 * $1 }))
+            let slope = dot(t.residual(expected, i), gW)
+            #expect(abs(slope) <= 1e-9 * max(1, dot(gW, gW)))
             #expect(r.stepsPerPoint[i] == 1)
         }
     }
@@ -136,41 +164,20 @@ import PESVINumerics
     /// here by hand in Double: μ₂ matches, and P's slope along g₁ and along p is 0 there.
     @Test(arguments: [true, false])
     func subspaceStepMinimizesALinearDecodersObjectiveOverTwoDirections(throughGram: Bool) {
-        var rng = RandomGenerator(seed: 19)
-        let L = 4, d = 9, n = 7
-        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
-        let x = Dataset(rows: n, cols: d, values: rng.normalArray(count: n * d))
-        let start = (rng.normalArray(count: n * L), [Float](repeating: -20, count: n * L))
-        var c = GuardedRefinementConfiguration(learningRate: 1, tolerance: 0)
-        c.maxSteps = 2
-        c.stepRule = .subspace
-        let refiner = GuardedRefinement(decoder: decoder, threads: 1, chunkRows: 4)
-        refiner.cauchyThroughGram = throughGram
-        let r = refiner.refine(x, start: start, configuration: c, seed: 1)
-        let net = decoder.network, w = net.parameters.pointer
-        let W = (0..<L * d).map { Double(w[net.weightOffsets[0] + $0]) }, b = (0..<d).map { Double(w[net.biasOffsets[0] + $0]) }
-        func residual(_ z: [Double], _ i: Int) -> [Double] {
-            (0..<d).map { j in (0..<L).reduce(b[j]) { $0 + z[$1] * W[$1 * d + j] } - Double(x.values[i * d + j]) }
-        }
-        func gradient(_ z: [Double], _ i: Int) -> [Double] {
-            let res = residual(z, i)
-            return (0..<L).map { k in 2 / Double(d) * (0..<d).reduce(0.0) { $0 + res[$1] * W[k * d + $1] } }
-        }
-        func image(_ u: [Double]) -> [Double] { (0..<d).map { j in (0..<L).reduce(0.0) { $0 + u[$1] * W[$1 * d + j] } } }
-        func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
-        for i in 0..<n {
-            let mu0 = (0..<L).map { Double(start.0[i * L + $0]) }
-            let g0 = gradient(mu0, i)
-            let alpha = dot(g0, g0) / (2 / Double(d) * dot(image(g0), image(g0)))
+        let t = linearCase(seed: 19, latent: 4, data: 9, rows: 7, startLogVariance: -20, rule: .subspace, steps: 2, throughGram: throughGram)
+        let L = t.L, r = t.result
+        for i in 0..<t.n {
+            let mu0 = t.mu0(i), g0 = t.gradient(mu0, i)
+            let alpha = dot(g0, g0) / (2 / Double(t.d) * dot(t.image(g0), t.image(g0)))
             let mu1 = (0..<L).map { mu0[$0] - alpha * g0[$0] }
-            let p = (0..<L).map { mu1[$0] - mu0[$0] }, g1 = gradient(mu1, i)
-            let jg = image(g1), jp = image(p), h = 2 / Double(d)
+            let p = (0..<L).map { mu1[$0] - mu0[$0] }, g1 = t.gradient(mu1, i)
+            let jg = t.image(g1), jp = t.image(p), h = 2 / Double(t.d)
             let a11 = h * dot(jg, jg), a12 = h * dot(jg, jp), a22 = h * dot(jp, jp)
             let det = a11 * a22 - a12 * a12
             let c1 = (-dot(g1, g1) * a22 + dot(g1, p) * a12) / det, c2 = (-dot(g1, p) * a11 + dot(g1, g1) * a12) / det
             let mu2 = (0..<L).map { mu1[$0] + c1 * g1[$0] + c2 * p[$0] }
             for k in 0..<L { #expect(abs(Double(r.mu[i * L + k]) - mu2[k]) <= 1e-3 * max(1, abs(mu2[k])), "point \(i)") }
-            let g2 = gradient(mu2, i), scale = dot(g1, g1).squareRoot()
+            let g2 = t.gradient(mu2, i), scale = dot(g1, g1).squareRoot()
             #expect(abs(dot(g2, g1)) <= 1e-9 * max(1, scale * scale) && abs(dot(g2, p)) <= 1e-9 * max(1, scale * dot(p, p).squareRoot()))
             #expect(r.stepsPerPoint[i] == 2)
         }
