@@ -117,7 +117,7 @@ struct BenchGaussNewtonCommand: ParsableCommand {
 struct BenchGuardedRefinementCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "auto",
-        abstract: "PE-SVI-auto refinement: milliseconds per iteration (every point active) at the mean with log σ² at the floor (its default for the reconstruction objective), with each antithetic pair taken through the output layer once, and with both samples; with the Cauchy step (its curvature through the output layer's Gram matrix, and by forming J·g) and the subspace step; and per SVI step on the same decoder and points."
+        abstract: "PE-SVI-auto refinement: milliseconds per iteration (every point active) at the mean with log σ² at the floor (its default for the reconstruction objective), with each antithetic pair taken through the output layer once, and with both samples; with the Cauchy step (its curvature through the output layer's Gram matrix, and by forming J·g) the subspace step and the Krylov step; and per SVI step on the same decoder and points."
     )
     @OptionGroup var shape: RefinementBenchShape
     @OptionGroup var bench: EngineBenchOptions
@@ -139,18 +139,21 @@ struct BenchGuardedRefinementCommand: ParsableCommand {
                   + "\"svi_steps_per_cauchy_iteration\":\(r.sviStepsPerCauchyIteration),"
                   + "\"svi_steps_per_cauchy_iteration_forming_jg\":\(r.sviStepsPerCauchyIterationFormingJg),"
                   + "\"ms_per_subspace_iteration\":\(r.millisecondsPerSubspaceIteration),"
-                  + "\"svi_steps_per_subspace_iteration\":\(r.sviStepsPerSubspaceIteration)}")
+                  + "\"svi_steps_per_subspace_iteration\":\(r.sviStepsPerSubspaceIteration),"
+                  + "\"ms_per_krylov_iteration\":\(r.millisecondsPerKrylovIteration),"
+                  + "\"svi_steps_per_krylov_iteration\":\(r.sviStepsPerKrylovIteration)}")
         } else {
             print("auto  |z|=\(z) \(r.architecture) d=\(dim) points \(points)  threads \(threads):  "
                   + String(format: "%.2f ms/iteration at the mean (%.2f paired, %.2f with both samples), SVI %.3f ms/step: "
                            + "one iteration = %.2f SVI steps (%.2f, %.2f)  (%d iterations); "
                            + "Cauchy step %.2f ms/iteration (%.2f forming J·g) = %.2f SVI steps (%.2f); "
-                           + "subspace step %.2f ms/iteration = %.2f SVI steps",
+                           + "subspace step %.2f ms/iteration = %.2f SVI steps; Krylov step %.2f ms/iteration = %.2f SVI steps",
                            r.millisecondsPerIterationAtMean, r.millisecondsPerIteration, r.millisecondsPerIterationBothSamples,
                            r.millisecondsPerSVIStep, r.sviStepsPerIterationAtMean, r.sviStepsPerIteration,
                            r.sviStepsPerIterationBothSamples, r.iterations, r.millisecondsPerCauchyIteration,
                            r.millisecondsPerCauchyIterationFormingJg, r.sviStepsPerCauchyIteration, r.sviStepsPerCauchyIterationFormingJg,
-                           r.millisecondsPerSubspaceIteration, r.sviStepsPerSubspaceIteration))
+                           r.millisecondsPerSubspaceIteration, r.sviStepsPerSubspaceIteration,
+                           r.millisecondsPerKrylovIteration, r.sviStepsPerKrylovIteration))
         }
     }
 }

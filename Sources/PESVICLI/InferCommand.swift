@@ -14,7 +14,7 @@ struct InferCommand: ParsableCommand {
         extension of --out. With --lr auto (the default) each point is refined by guarded refinement at the model's \
         automatic pace (found on the model's validation rows by a log-scale search the first time, or again with \
         --search-pace, then stored in config.json: among the Adam rates, and for the reconstruction objective the \
-        Cauchy and subspace steps, whose final objective is within 1 % of the best, the one with the fastest progress \
+        Cauchy, subspace and Krylov steps, whose final objective is within 1 % of the best, the one with the fastest progress \
         over the first five steps), stopping on its own when it stops improving (at most --steps steps). With --lr RATE, exactly --steps Adam steps \
         at RATE (the paper's PE-SVI-K). With --method gn, damped Gauss-Newton on μ with closed-form log σ² (at most \
         --steps iterations per point, each point stopping on its own). With --method cauchy (reconstruction objective \
@@ -118,11 +118,12 @@ struct InferCommand: ParsableCommand {
         }
     }
 
-    /// "Adam at rate R", "the Cauchy step" or "the subspace step".
+    /// "Adam at rate R", "the Cauchy step", "the subspace step" or "the Krylov step".
     static func describe(_ rule: GuardedRefinementConfiguration.StepRule, rate: Float) -> String {
         switch rule {
         case .cauchy: "the Cauchy step"
         case .subspace: "the subspace step"
+        case .krylov: "the Krylov step"
         case .adam: String(format: "Adam at rate %g", rate)
         }
     }

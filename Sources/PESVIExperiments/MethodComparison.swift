@@ -165,7 +165,8 @@ public struct ComparisonOptions: Sendable {
         func n(_ v: Double) -> String { String(format: "%g", v) }
         return "PE-SVI-auto is guarded refinement at the model's automatic pace: Adam at the chosen rate or, where the search "
             + "on the validation rows chose it (reconstruction objective), the Cauchy step (μ moved to the Gauss-Newton model's "
-            + "minimizer along the gradient) or the subspace step (its minimizer over the gradient and the point's last step); "
+            + "minimizer along the gradient), the subspace step (its minimizer over the gradient and the point's last step) "
+            + "or the Krylov step (its minimizer over the gradient, the curvature times the gradient and the last step); "
             + "the \"auto pace\" column says which (on μ at the mean with log σ² at the floor for the "
             + "reconstruction objective, else an antithetic pair per point; a rising step is undone and "
             + "the point's rate multiplied by \(n(Double(g.backoff))); a point stops after \(g.patience) accepted steps in a row "

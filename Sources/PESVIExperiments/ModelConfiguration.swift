@@ -41,7 +41,7 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     /// the validation split (nil until found; `pesvi infer --lr auto` finds and stores it).
     public var autoPace: Float? = nil
     /// The step rule the automatic pace chose with it (``AutomaticPace/Outcome/stepRule``): Adam
-    /// at `autoPace`, or the Cauchy or subspace step (`autoPace` then 1, the step's own length).
+    /// at `autoPace`, or the Cauchy, subspace or Krylov step (`autoPace` then 1, the step's own length).
     /// nil: Adam (models whose pace was found before the rule was part of the search).
     public var autoStepRule: GuardedRefinementConfiguration.StepRule? = nil
 

@@ -382,7 +382,7 @@ public enum PaperReproduction {
         }
         out += "\n## Chosen hyperparameters\n\n| cell | VAE rate | SVI decoder rate | SVI latent rate | initial log σ² | pace | auto pace | cell seconds |\n|---|---|---|---|---|---|---|---|\n"
         for cell in cells {
-            out += "| |z|=\(cell.comparison.z) \(cell.comparison.arch) | \(cell.vaeLearningRate.map { "\($0)" } ?? "n/a") | \(cell.decoderLearningRate) | \(cell.latentLearningRate) | \(cell.initialLogVariance) | \(cell.pace) | \(cell.autoStepRule == .cauchy ? "Cauchy step" : cell.autoStepRule == .subspace ? "subspace step" : cell.autoPace.map { String(format: "%.3g", $0) } ?? "n/a") | "
+            out += "| |z|=\(cell.comparison.z) \(cell.comparison.arch) | \(cell.vaeLearningRate.map { "\($0)" } ?? "n/a") | \(cell.decoderLearningRate) | \(cell.latentLearningRate) | \(cell.initialLogVariance) | \(cell.pace) | \(cell.autoStepRule == .cauchy ? "Cauchy step" : cell.autoStepRule == .subspace ? "subspace step" : cell.autoStepRule == .krylov ? "Krylov step" : cell.autoPace.map { String(format: "%.3g", $0) } ?? "n/a") | "
             out += String(format: "%.1f |\n", cell.seconds)
         }
         out += "\nPlots: " + cells.map { "`\(plotName($0))`" }.joined(separator: ", ") + ".\n"

@@ -189,6 +189,10 @@ public enum EngineBenchmark {
         /// iteration is a Cauchy step, the others add J·p), and in SVI steps.
         public var millisecondsPerSubspaceIteration: Double
         public var sviStepsPerSubspaceIteration: Double
+        /// Milliseconds per iteration with the Krylov step (through G where h < d; H̃g, its image,
+        /// and from the second iteration J·p), and in SVI steps.
+        public var millisecondsPerKrylovIteration: Double
+        public var sviStepsPerKrylovIteration: Double
         public var points: Int, latent: Int, dataWidth: Int, threads: Int
         public var architecture: String
         public var iterations: Int
@@ -200,7 +204,7 @@ public enum EngineBenchmark {
     /// time is the refinement's own clock up to its last iteration (the drawing of the fixed
     /// noise and G included, the closing evaluation not). The Cauchy step runs at scale 0.01
     /// (``GuardedRefinementConfiguration/learningRate``) for the same reason. Each variant is
-    /// measured for at least `minSeconds` after one warm-up, the six refinement variants alternating.
+    /// measured for at least `minSeconds` after one warm-up, the seven refinement variants alternating.
     public static func guardedRefinement(threads: Int, points: Int = 5000, latent L: Int = 32, dataWidth d: Int = 300,
                                          architecture: Architecture = .arch3, minSeconds: Double = 2) -> GuardedRefinementBenchmarkResult {
         let (decoder, x, start) = refinementProblem(points: points, latent: L, dataWidth: d, architecture: architecture)
@@ -218,7 +222,9 @@ public enum EngineBenchmark {
         cauchy.patience = 1_000
         var subspace = cauchy
         subspace.stepRule = .subspace
-        let variants = [atMean, paired, both, cauchy, cauchy, subspace]
+        var krylov = cauchy
+        krylov.stepRule = .krylov
+        let variants = [atMean, paired, both, cauchy, cauchy, subspace, krylov]
         let formingJg = GuardedRefinement(decoder: decoder, threads: threads)
         formingJg.cauchyThroughGram = false
         func refinerFor(_ k: Int) -> GuardedRefinement { k == 4 ? formingJg : refiner }
@@ -240,6 +246,7 @@ public enum EngineBenchmark {
                                                 millisecondsPerCauchyIteration: ms[3], millisecondsPerCauchyIterationFormingJg: ms[4],
                                                 sviStepsPerCauchyIteration: ms[3] / sviMs, sviStepsPerCauchyIterationFormingJg: ms[4] / sviMs,
                                                 millisecondsPerSubspaceIteration: ms[5], sviStepsPerSubspaceIteration: ms[5] / sviMs,
+                                                millisecondsPerKrylovIteration: ms[6], sviStepsPerKrylovIteration: ms[6] / sviMs,
                                                 points: points, latent: L, dataWidth: d, threads: threads,
                                                 architecture: architecture.description, iterations: iterations[0])
     }

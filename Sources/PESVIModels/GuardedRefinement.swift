@@ -54,9 +54,27 @@ public struct GuardedRefinementConfiguration: Sendable, Codable, Equatable {
         /// g and p are (nearly) parallel in H̃'s metric. One Jacobian-vector product more than
         /// the Cauchy step (J·p) after the first iteration. Only where the Cauchy step applies.
         case subspace
+        /// The Gauss-Newton model's minimizer over span{g, H̃g, p}: the subspace step with the
+        /// second Krylov vector H̃g = (2/d)Jᵀ(Jg) beside the gradient, s = c₁g + c₂H̃g + c₃p with
+        /// (SᵀH̃S) c = −Sᵀg, S = [g H̃g p] (a 3 × 3 system per point). H̃g costs one backward
+        /// pass from the last hidden layer (from the output where h ≥ d), and its image J·H̃g one
+        /// Jacobian-vector product more. A direction nearly dependent on the earlier ones in
+        /// H̃'s metric is dropped (the first step has no p; a rejected step forgets it), so the
+        /// step falls back to the subspace or the Cauchy step. Only where the Cauchy step applies.
+        case krylov
 
         /// The rules whose step length comes from the Gauss-Newton model (no rate to tune).
         public var usesGaussNewtonModel: Bool { self != .adam }
+        /// How many Krylov vectors g, H̃g, … span the step (0 for Adam).
+        public var krylovVectors: Int {
+            switch self {
+            case .adam: 0
+            case .cauchy, .subspace: 1
+            case .krylov: 2
+            }
+        }
+        /// Whether the point's last accepted step p spans the step too.
+        public var usesLastStep: Bool { self == .subspace || self == .krylov }
     }
 
     public init(learningRate: Float, tolerance: Double = 1e-3, patience: Int = 2, maxSteps: Int = 50, backoff: Float = 0.5) {
@@ -124,7 +142,9 @@ public typealias RefinementObserver = (_ iteration: Int, _ mu: UnsafePointer<Flo
 ///   each accepted point instead moves to the Gauss-Newton model's minimizer along its gradient
 ///   (PE-SVI-Cauchy), with the same guard, backoff and early exit; with
 ///   ``GuardedRefinementConfiguration/StepRule/subspace`` to its minimizer over the gradient and
-///   the point's last accepted step (forgotten when a step is rejected).
+///   the point's last accepted step (forgotten when a step is rejected); with
+///   ``GuardedRefinementConfiguration/StepRule/krylov`` over the gradient, H̃ times the gradient
+///   and the last step.
 /// - **Per-point early exit.** A point whose accepted steps stop improving (relative change
 ///   below `tolerance` for `patience` steps) is finished: it is neither evaluated nor changed
 ///   again, so it costs nothing more and stays bit-for-bit as it was.
@@ -162,8 +182,8 @@ public final class GuardedRefinement: @unchecked Sendable {
         let n = x.rows, L = decoder.latent, d = x.cols
         // The reconstruction objective's σ optimum is the floor: μ alone is refined, at the mean.
         let atMean = c.closedFormVariance && decoder.objective.kind == .reconstruction
-        let cauchy = c.stepRule.usesGaussNewtonModel, subspace = c.stepRule == .subspace
-        precondition(!cauchy || atMean, "the Cauchy and subspace steps need the reconstruction objective at the mean (closedFormVariance)")
+        let cauchy = c.stepRule.usesGaussNewtonModel, subspace = c.stepRule.usesLastStep
+        precondition(!cauchy || atMean, "the Gauss-Newton-model steps need the reconstruction objective at the mean (closedFormVariance)")
         let startLogVariance = atMean ? start.logVariance.map { Swift.min($0, c.logVarianceFloor) } : start.logVariance
         let table = PosteriorTable(mu: start.mu, logVariance: startLogVariance, latent: L, adam: AdamConfiguration(learningRate: c.learningRate))
         let runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
@@ -185,23 +205,102 @@ public final class GuardedRefinement: @unchecked Sendable {
                                             antithetic: true, rademacher: c.rademacherNoise)
         let perPointNoise = ChunkRequest.pointNoiseWidth(samples: workspaces[0].samples, antithetic: true, latent: L)
         var curve: [Double] = []
-        // The Cauchy step's curvature ‖Jg‖² per chunk row. When the output layer's input is
-        // narrower than the data (h < d), through the output layer's Gram matrix G = W Wᵀ
-        // (h × h, once per call): with v = ∂a_{L−1}/∂z · g (rows × h), ‖Jg‖² = v G vᵀ, which
-        // costs h² per row instead of the h·d of forming J·g. Else J·g itself (rows × d).
+        // The Gauss-Newton-model steps minimize P's Gauss-Newton model over the span of the
+        // directions S = [g, H̃g, …, p] (k Krylov vectors, then the last step p where the rule
+        // uses it): (SᵀH̃S) c = −Sᵀg. Each direction's image J·s is needed for SᵀH̃S. When the
+        // output layer's input is narrower than the data (h < d), through the output layer's
+        // Gram matrix G = W Wᵀ (h × h, once per call): with v = ∂a_{L−1}/∂z · s (rows × h),
+        // (Js)·(Js′) = v G v′ᵀ, h² per row instead of h·d, and H̃s = (2/d)·backward(v G) from the
+        // last hidden layer. Else J·s itself (rows × d) and H̃s = (2/d)·backward(J·s).
         let h = decoder.outputLayerInputWidth
         let throughGram = cauchy && cauchyThroughGram && h < d && decoder.logNoiseVariance == nil
         let cauchyGram = throughGram ? FloatBuffer(decoder.outputGram()) : nil
-        let directional = cauchy ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * (throughGram ? h : d)) } : []
-        let gramProduct = throughGram ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * h) } : []
-        let stepLength = cauchy ? (0..<threads).map { _ in FloatBuffer(count: chunkRows) } : []
-        // The subspace step: each point's last accepted step p (n × |z|, zero when there is none),
-        // J·p per chunk row (as J·g), and p's coefficient per row.
+        let krylovCount = c.stepRule.krylovVectors
+        let directionCount = krylovCount + (subspace ? 1 : 0)
+        let imageWidth = throughGram ? h : d
+        // Per thread: the directions' images (direction-major, rows × imageWidth each), v·G of the
+        // current one, the Krylov vectors after g (rows × |z| each), the step direction (rows ×
+        // |z|), and each point's (SᵀH̃S, Sᵀg) in Double.
+        let images = cauchy ? (0..<threads).map { _ in FloatBuffer(count: directionCount * chunkRows * imageWidth) } : []
+        let gramImage = throughGram ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * h) } : []
+        let krylovBasis = krylovCount > 1 ? (0..<threads).map { _ in FloatBuffer(count: (krylovCount - 1) * chunkRows * L) } : []
+        let direction = cauchy ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * L) } : []
+        // Per point: SᵀH̃S, Sᵀg, the Cholesky factor and the coefficients.
+        let systemSize = 2 * directionCount * directionCount + 2 * directionCount
+        let systems: [UnsafeMutablePointer<Double>] = cauchy ? (0..<threads).map { _ in
+            let p = UnsafeMutablePointer<Double>.allocate(capacity: chunkRows * systemSize); p.initialize(repeating: 0, count: chunkRows * systemSize); return p
+        } : []
+        defer { systems.forEach { $0.deallocate() } }
+        // Each point's last accepted step p (n × |z|, zero when there is none).
         let lastStep = subspace ? FloatBuffer(count: n * L) : FloatBuffer(count: 0)
-        let directionalP = subspace ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * (throughGram ? h : d)) } : []
-        let gramProductP = subspace && throughGram ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * h) } : []
-        let stepLengthP = subspace ? (0..<threads).map { _ in FloatBuffer(count: chunkRows) } : []
         let curvatureScale = 2 / Double(d)
+
+        /// The Gauss-Newton model's minimizer over the rule's directions for the chunk rows
+        /// `firstRow` ..< `firstRow + rows`, J at the μ just evaluated, gradient `g` (rows × |z|):
+        /// the unscaled step into `direction[t]`. The directions are taken in order (g, H̃g, …, p)
+        /// and one nearly dependent on those before it in H̃'s metric (its Cholesky pivot at most
+        /// 10⁻⁴ of its curvature) is dropped; no step when g itself has no positive curvature.
+        func gaussNewtonModelSteps(rows m: Int, firstRow s0: Int, gradient gm: UnsafeMutablePointer<Float>, thread t: Int, withLastStep: Bool) {
+            let network = decoder.network, ws = workspaces[t].network
+            let img = images[t].pointer, dir = direction[t].pointer, sys = systems[t]
+            let withP = subspace && withLastStep
+            let count = krylovCount + (withP ? 1 : 0)
+            /// Direction i's rows (|z| each): g, the Krylov vectors after it, then p.
+            func basis(_ i: Int) -> UnsafeMutablePointer<Float> {
+                i == 0 ? gm : i < krylovCount ? krylovBasis[t].pointer + (i - 1) * chunkRows * L : lastStep.pointer + s0 * L
+            }
+            for i in 0..<count {
+                let u = basis(i), v = img + i * chunkRows * imageWidth
+                // v = J·u (through G: ∂a_{L−1}/∂z·u, then v·G into gramImage).
+                let vg: UnsafePointer<Float>
+                if let cauchyGram {
+                    network.jacobianVectorProduct(u, rows: m, workspace: ws, output: v, layers: network.layerCount - 1)
+                    gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: v, lda: h, b: cauchyGram.pointer, ldb: h,
+                         beta: 0, c: gramImage[t].pointer, ldc: h)
+                    vg = UnsafePointer(gramImage[t].pointer)
+                } else {
+                    network.jacobianVectorProduct(u, rows: m, workspace: ws, output: v)
+                    vg = UnsafePointer(v)
+                }
+                // Row i of SᵀH̃S against the directions so far, and (Sᵀg)ᵢ.
+                for k in 0..<m {
+                    let a = sys + k * systemSize
+                    for j in 0...i {
+                        let hij = curvatureScale * Elementwise.dot(img + j * chunkRows * imageWidth + k * imageWidth, vg + k * imageWidth, count: imageWidth)
+                        a[i * directionCount + j] = hij
+                        a[j * directionCount + i] = hij
+                    }
+                    a[directionCount * directionCount + i] = Elementwise.dot(u + k * L, gm + k * L, count: L)
+                }
+                // The next Krylov vector H̃u = (2/d)·Jᵀ(J·u).
+                if i + 1 < krylovCount {
+                    let next = basis(i + 1)
+                    if cauchyGram != nil {
+                        if network.layerCount > 1 {
+                            network.inputGradient(fromHidden: network.layerCount - 1, table.mu.pointer + s0 * L, rows: m, workspace: ws,
+                                                  hiddenGradient: gramImage[t].pointer, inputGradient: next)
+                        } else {
+                            next.update(from: gramImage[t].pointer, count: m * L)  // a linear decoder: v = u, H̃u ∝ u·G
+                        }
+                    } else {
+                        network.backward(table.mu.pointer + s0 * L, rows: m, workspace: ws, outputGradient: v,
+                                         parameterGradients: nil, inputGradient: next)
+                    }
+                    Elementwise.scale(next, by: Float(curvatureScale), count: m * L)
+                }
+            }
+            for k in 0..<m {
+                let a = sys + k * systemSize, rhs = a + directionCount * directionCount
+                let factor = rhs + directionCount, c = factor + directionCount * directionCount
+                let out = dir + k * L
+                out.update(repeating: 0, count: L)
+                GuardedRefinement.minimizeModel(a, rhs, stride: directionCount, count: count, factor: factor, coefficients: c)
+                for i in 0..<count where c[i] != 0 {
+                    let u = basis(i) + k * L, ci = Float(c[i])
+                    for j in 0..<L { out[j] += ci * u[j] }
+                }
+            }
+        }
 
         // One pass: evaluate each active point; reject (restore, back off) or accept (save,
         // step); finish points that stopped improving.
@@ -231,53 +330,8 @@ public final class GuardedRefinement: @unchecked Sendable {
                     if update { req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L }
                     decoder.evaluate(req, workspace: workspaces[t], rng: &rng)
                     if update && cauchy {
-                        // α = ‖g‖² / ((2/d)‖Jg‖²) per point, J at the μ just evaluated.
-                        let jg = directional[t].pointer, alpha = stepLength[t].pointer
-                        let network = decoder.network
-                        /// J·u for the chunk's rows: through G, v = ∂a_{L−1}/∂z·u into `out` and v·G
-                        /// into `gramOut`; else J·u itself into `out`.
-                        func directionalDerivative(_ u: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                                                   _ gramOut: UnsafeMutablePointer<Float>?) {
-                            if let cauchyGram, let gramOut {
-                                network.jacobianVectorProduct(u, rows: m, workspace: workspaces[t].network, output: out, layers: network.layerCount - 1)
-                                gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: out, lda: h, b: cauchyGram.pointer, ldb: h,
-                                     beta: 0, c: gramOut, ldc: h)
-                            } else {
-                                network.jacobianVectorProduct(u, rows: m, workspace: workspaces[t].network, output: out)
-                            }
-                        }
-                        directionalDerivative(gm, jg, throughGram ? gramProduct[t].pointer : nil)
-                        // J·p for the subspace step (none in the first iteration: no point has a last step).
-                        let withP = subspace && iteration > 0
-                        let jp = withP ? directionalP[t].pointer : jg
-                        if withP {
-                            directionalDerivative(UnsafePointer(lastStep.pointer + s0 * L), jp, throughGram ? gramProductP[t].pointer : nil)
-                        }
-                        for k in 0..<m {
-                            let gg = Elementwise.sumOfSquares(gm + k * L, count: L)
-                            let jj = throughGram ? Elementwise.dot(jg + k * h, gramProduct[t].pointer + k * h, count: h)
-                                                 : Elementwise.sumOfSquares(jg + k * d, count: d)
-                            let curvature = curvatureScale * jj
-                            let a = gg / curvature
-                            alpha[k] = curvature > 0 && a.isFinite ? Float(a) : 0
-                            guard withP else { continue }
-                            // (SᵀH̃S) c = −Sᵀg over S = [g p], the step c₁g + c₂p; the Cauchy step
-                            // (c₂ = 0) without p or when the 2 × 2 system is (nearly) singular.
-                            stepLengthP[t].pointer[k] = 0
-                            let pk = lastStep.pointer + (s0 + k) * L
-                            let gp = Elementwise.dot(gm + k * L, pk, count: L)
-                            let hgp = curvatureScale * (throughGram ? Elementwise.dot(jp + k * h, gramProduct[t].pointer + k * h, count: h)
-                                                                    : Elementwise.dot(jg + k * d, jp + k * d, count: d))
-                            let hpp = curvatureScale * (throughGram ? Elementwise.dot(jp + k * h, gramProductP[t].pointer + k * h, count: h)
-                                                                    : Elementwise.sumOfSquares(jp + k * d, count: d))
-                            let det = curvature * hpp - hgp * hgp
-                            guard hpp > 0, det > 1e-6 * curvature * hpp else { continue }
-                            let c1 = (-gg * hpp + gp * hgp) / det, c2 = (-gp * curvature + gg * hgp) / det
-                            guard c1.isFinite && c2.isFinite else { continue }
-                            // Stored as μ ← μ − alpha·g + stepLengthP·p, the Cauchy step's form.
-                            alpha[k] = Float(-c1)
-                            stepLengthP[t].pointer[k] = Float(c2)
-                        }
+                        // The last step is in the span from the second iteration on (zero after a rejected one).
+                        gaussNewtonModelSteps(rows: m, firstRow: s0, gradient: gm, thread: t, withLastStep: iteration > 0)
                     }
                     for k in 0..<m {
                         let p = s0 + k, f = pp[k], before = previous[p]
@@ -303,16 +357,17 @@ public final class GuardedRefinement: @unchecked Sendable {
                         previous[p] = f
                         guard update, Int(steps[p]) < c.maxSteps else { if update { active[p] = false }; continue }
                         table.saveRow(p, into: state)
-                        if subspace {
-                            // s = scale·(−alpha·g + b·p); it becomes the point's last step.
+                        if cauchy {
+                            // s = scale·(the model's minimizer); with the last step in the span, it
+                            // becomes the point's last step.
                             let scale = c.learningRate * rate[p]
-                            let a = scale * stepLength[t].pointer[k], b = iteration > 0 ? scale * stepLengthP[t].pointer[k] : 0
-                            let mu = table.mu.pointer + p * L, g = gm + k * L, last = lastStep.pointer + p * L
-                            for j in 0..<L { let s = b * last[j] - a * g[j]; last[j] = s; mu[j] += s }
-                        } else if cauchy {
-                            let a = c.learningRate * rate[p] * stepLength[t].pointer[k]
-                            let mu = table.mu.pointer + p * L, g = gm + k * L
-                            for j in 0..<L { mu[j] -= a * g[j] }
+                            let mu = table.mu.pointer + p * L, dir = direction[t].pointer + k * L
+                            if subspace {
+                                let last = lastStep.pointer + p * L
+                                for j in 0..<L { let s = scale * dir[j]; last[j] = s; mu[j] += s }
+                            } else {
+                                for j in 0..<L { mu[j] += scale * dir[j] }
+                            }
                         } else {
                             table.updateRow(p, gradMu: gm + k * L, gradLogVariance: gl + k * L, learningRateScale: rate[p], memo: &memo)
                         }
@@ -360,9 +415,78 @@ public final class GuardedRefinement: @unchecked Sendable {
     }
 }
 
+extension GuardedRefinement {
+    /// The minimizer c of the quadratic model ½cᵀAc + bᵀc over the first `count` directions:
+    /// A c = −b, A (`stride` × `stride`, symmetric, row-major; the leading `count` × `count`
+    /// block is read) and b in Double. The directions are taken in order; one whose Cholesky
+    /// pivot is at most 10⁻⁴ of its diagonal (less than 1 % of its length in A's metric lies
+    /// outside the span of those before it, whose entries are Float products; or without
+    /// curvature) is dropped, its coefficient 0. When the first is dropped, or the solution is
+    /// not finite, every coefficient is 0, except that a finite first-direction minimizer
+    /// −b₀/A₀₀ is kept when A₀₀ > 0 (the Cauchy step). `factor` (stride²) is scratch;
+    /// `coefficients` (count values) receives c.
+    static func minimizeModel(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, stride n: Int, count: Int,
+                              factor l: UnsafeMutablePointer<Double>, coefficients c: UnsafeMutablePointer<Double>) {
+        c.update(repeating: 0, count: count)
+        guard count > 0 else { return }
+        let a00 = a[0]
+        guard a00 > 0, a00.isFinite else { return }
+        // Row-wise Cholesky over the kept directions: l[i * n + r] is L's entry for direction i
+        // and kept position r (kept[r] the direction).
+        var kept = (0, 0, 0, 0, 0, 0, 0, 0)  // at most 8 directions
+        precondition(count <= 8, "minimizeModel: at most 8 directions, got \(count)")
+        var keptCount = 0
+        withUnsafeMutableBytes(of: &kept) { raw in
+            let kept = raw.bindMemory(to: Int.self).baseAddress!
+            for i in 0..<count {
+                let aii = a[i * n + i]
+                guard aii > 0, aii.isFinite else { continue }
+                var pivot = aii
+                for r in 0..<keptCount {
+                    let j = kept[r]
+                    var v = a[i * n + j]
+                    for q in 0..<r { v -= l[i * n + q] * l[j * n + q] }
+                    v /= l[j * n + r]
+                    l[i * n + r] = v
+                    pivot -= v * v
+                }
+                guard pivot > 1e-4 * aii, pivot.isFinite else { continue }
+                l[i * n + keptCount] = pivot.squareRoot()
+                kept[keptCount] = i
+                keptCount += 1
+            }
+            guard keptCount > 0, kept[0] == 0 else { return }
+            // L y = −b over the kept directions, then Lᵀ c = y.
+            var y = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+            withUnsafeMutableBytes(of: &y) { rawY in
+                let y = rawY.bindMemory(to: Double.self).baseAddress!
+                for r in 0..<keptCount {
+                    let i = kept[r]
+                    var v = -b[i]
+                    for q in 0..<r { v -= l[i * n + q] * y[q] }
+                    y[r] = v / l[i * n + r]
+                }
+                for r in stride(from: keptCount - 1, through: 0, by: -1) {
+                    let i = kept[r]
+                    var v = y[r]
+                    for q in (r + 1)..<keptCount { v -= l[kept[q] * n + r] * c[kept[q]] }
+                    c[i] = v / l[i * n + r]
+                }
+            }
+            var finite = true
+            for r in 0..<keptCount where !c[kept[r]].isFinite { finite = false }
+            if !finite {
+                c.update(repeating: 0, count: count)
+                let cauchy = -b[0] / a00
+                if cauchy.isFinite { c[0] = cauchy }
+            }
+        }
+    }
+}
+
 /// Automatic pace: the refinement rate chosen on validation data by a search over a log scale,
 /// and, with the reconstruction objective, the step rule (Adam at that rate, or a step whose
-/// length each point takes from the Gauss-Newton model: the Cauchy or the subspace step).
+/// length each point takes from the Gauss-Newton model: the Cauchy, subspace or Krylov step).
 public enum AutomaticPace {
     public struct Outcome: Sendable, Codable, Equatable {
         /// The chosen Adam rate; 1 (the step's own length, unscaled) when `stepRule` is one of
@@ -374,10 +498,12 @@ public enum AutomaticPace {
         /// tried, in order; early progress is Σ over t = 1 … `earlySteps` of the mean objective
         /// after t steps (the final one once the run has ended).
         public var tried: [[Double]]
-        /// The Cauchy and subspace steps' (mean final objective, mean steps, early progress),
-        /// when they were candidates (reconstruction objective at the mean); nil otherwise.
+        /// The Cauchy, subspace and Krylov steps' (mean final objective, mean steps, early
+        /// progress), when they were candidates (reconstruction objective at the mean); nil
+        /// otherwise.
         public var cauchy: [Double]? = nil
         public var subspace: [Double]? = nil
+        public var krylov: [Double]? = nil
 
         /// The settings a refinement at this outcome uses: `base` with the chosen rate and rule.
         public func configuration(_ base: GuardedRefinementConfiguration) -> GuardedRefinementConfiguration {
@@ -395,9 +521,9 @@ public enum AutomaticPace {
     public static let earlySteps = 5
     /// The rules without a rate that are candidates where they apply, in order of preference
     /// on a tie.
-    public static let gaussNewtonRules: [GuardedRefinementConfiguration.StepRule] = [.cauchy, .subspace]
+    public static let gaussNewtonRules: [GuardedRefinementConfiguration.StepRule] = [.cauchy, .subspace, .krylov]
 
-    /// Whether the Gauss-Newton-model rules (Cauchy, subspace) can be candidates: the
+    /// Whether the Gauss-Newton-model rules (Cauchy, subspace, Krylov) can be candidates: the
     /// reconstruction objective, refined at the mean (``GuardedRefinementConfiguration/closedFormVariance``).
     public static func cauchyApplies(decoder: GaussianDecoder, base: GuardedRefinementConfiguration) -> Bool {
         base.closedFormVariance && decoder.objective.kind == .reconstruction
@@ -406,11 +532,11 @@ public enum AutomaticPace {
     /// Searches log10(rate) ∈ [low, high] for the mean final objective of guarded Adam
     /// refinement: a coarse scan at half-decade spacing, then golden-section refinement around
     /// the best (no hand grid). Where ``cauchyApplies(decoder:base:)`` and `includeGaussNewtonRules`,
-    /// the Cauchy and the subspace step (`base` with that rule, scale 1) are candidates too,
+    /// the Cauchy, the subspace and the Krylov step (`base` with that rule, scale 1) are candidates too,
     /// run once each. Among the candidates whose final objective is within ``tieBand`` (1 %) of
     /// the best of all, the one with the fastest early progress wins: the lowest Σ of the mean
     /// objective after steps 1 … ``earlySteps`` (issue 6 asks for a handful of steps; ties: the
-    /// lower final objective, then Adam, then the Cauchy step). That progress is searched for
+    /// lower final objective, then Adam, then the Cauchy, subspace and Krylov step in that order). That progress is searched for
     /// too: a second golden-section search, around the eligible Adam rate of the fastest
     /// progress so far, of the early progress, with the rates outside the band counting as +∞
     /// (skipped when no Adam rate is in the band). The final objective is flat to about a per
@@ -470,9 +596,9 @@ public enum AutomaticPace {
         let row = { (rule: GuardedRefinementConfiguration.StepRule) in rules.firstIndex(of: rule).map { ruleRows[$0] } }
         switch choice(tried: tried, rules: ruleRows) {
         case .rule(let k):
-            return Outcome(learningRate: 1, stepRule: rules[k], tried: tried, cauchy: row(.cauchy), subspace: row(.subspace))
+            return Outcome(learningRate: 1, stepRule: rules[k], tried: tried, cauchy: row(.cauchy), subspace: row(.subspace), krylov: row(.krylov))
         case .rate(let i):
-            return Outcome(learningRate: Float(pow(10, tried[i][0])), stepRule: .adam, tried: tried, cauchy: row(.cauchy), subspace: row(.subspace))
+            return Outcome(learningRate: Float(pow(10, tried[i][0])), stepRule: .adam, tried: tried, cauchy: row(.cauchy), subspace: row(.subspace), krylov: row(.krylov))
         }
     }
 

@@ -82,12 +82,12 @@ import PESVIData
         }
         let trained = try config()
         let rule = try #require(trained["autoStepRule"] as? String)
-        #expect(["adam", "cauchy", "subspace"].contains(rule) && (trained["autoPace"] as? Double ?? 0) > 0)
+        #expect(["adam", "cauchy", "subspace", "krylov"].contains(rule) && (trained["autoPace"] as? Double ?? 0) > 0)
         let p = dir.path("P.npy")
         let again = try Pesvi.run(["infer", "--model", m, "--data", x, "--out", p, "--search-pace", "--seed", "0"])
         try #require(again.status == 0, "\(again)")
         #expect(again.stderr.contains("automatic pace: ") && again.stderr.contains("stored in"), "\(again.stderr)")
-        #expect(again.stderr.contains(["cauchy": "the Cauchy step", "subspace": "the subspace step"][rule] ?? "Adam at rate"), "\(again.stderr)")
+        #expect(again.stderr.contains(["cauchy": "the Cauchy step", "subspace": "the subspace step", "krylov": "the Krylov step"][rule] ?? "Adam at rate"), "\(again.stderr)")
         #expect(try config()["autoStepRule"] as? String == rule)
         let refused = try Pesvi.run(["infer", "--model", m, "--data", x, "--out", p, "--search-pace", "--lr", "0.1"])
         #expect(refused.status != 0 && refused.stderr.contains("--search-pace"), "\(refused)")
@@ -285,7 +285,8 @@ import PESVIData
         #expect(atMean > 0 && abs(ratioMean - atMean / svi) <= 0.01 * ratioMean + 0.01, "ratio \(ratioMean) vs \(atMean) / \(svi)")
         for (ms, steps) in [("ms_per_cauchy_iteration", "svi_steps_per_cauchy_iteration"),
                             ("ms_per_cauchy_iteration_forming_jg", "svi_steps_per_cauchy_iteration_forming_jg"),
-                            ("ms_per_subspace_iteration", "svi_steps_per_subspace_iteration")] {
+                            ("ms_per_subspace_iteration", "svi_steps_per_subspace_iteration"),
+                            ("ms_per_krylov_iteration", "svi_steps_per_krylov_iteration")] {
             let m = try #require(o[ms] as? Double), s = try #require(o[steps] as? Double)
             #expect(m > 0 && abs(s - m / svi) <= 0.01 * s + 0.01, "\(steps) \(s) vs \(m) / \(svi)")
         }

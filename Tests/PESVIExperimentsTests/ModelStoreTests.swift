@@ -102,6 +102,8 @@ func tinyModel(objective: Objective = .reconstruction, architecture: Architectur
             change(&object)
             try JSONSerialization.data(withJSONObject: object).write(to: configURL)
         }
+        try rewrite { $0["autoStepRule"] = "krylov" }
+        #expect(try ModelStore.load(from: dir.path).configuration.automaticRefinement(GuardedRefinementConfiguration(learningRate: 0.1))?.stepRule == .krylov)
         try rewrite { $0["autoStepRule"] = nil }
         let older = try ModelStore.load(from: dir.path)
         #expect(older.configuration.autoStepRule == nil && older.configuration.autoPace == 1)

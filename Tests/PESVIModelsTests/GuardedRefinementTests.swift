@@ -183,10 +183,99 @@ import PESVINumerics
         }
     }
 
+    /// Minimizes ½cᵀAc + bᵀc by Gaussian elimination with partial pivoting (Double): c = −A⁻¹b.
+    func solveByElimination(_ a: [[Double]], _ b: [Double]) -> [Double] {
+        let n = b.count
+        var m = (0..<n).map { a[$0] + [-b[$0]] }
+        for col in 0..<n {
+            let pivot = (col..<n).max { abs(m[$0][col]) < abs(m[$1][col]) }!
+            m.swapAt(col, pivot)
+            for r in (col + 1)..<n {
+                let f = m[r][col] / m[col][col]
+                for k in col...n { m[r][k] -= f * m[col][k] }
+            }
+        }
+        var c = [Double](repeating: 0, count: n)
+        for r in stride(from: n - 1, through: 0, by: -1) {
+            c[r] = (m[r][n] - ((r + 1)..<n).reduce(0.0) { $0 + m[r][$1] * c[$1] }) / m[r][r]
+        }
+        return c
+    }
+
+    /// The minimizer of a linear decoder's quadratic P over z + span(dirs), worked out in Double:
+    /// (SᵀH̃S) c = −Sᵀg with H̃ = (2/d)WWᵀ.
+    func subspaceMinimizer(_ t: LinearCase, _ z: [Double], _ i: Int, _ dirs: [[Double]]) -> [Double] {
+        let g = t.gradient(z, i), images = dirs.map { t.image($0) }, h = 2 / Double(t.d)
+        let a = images.map { u in images.map { v in h * dot(u, v) } }
+        let c = solveByElimination(a, dirs.map { dot($0, g) })
+        return (0..<t.L).map { k in z[k] + zip(c, dirs).reduce(0.0) { $0 + $1.0 * $1.1[k] } }
+    }
+
+    /// With a linear decoder the Krylov step is the exact minimizer of each point's quadratic P
+    /// over μ + span{g, H̃g} in the first iteration and over μ₁ + span{g₁, H̃g₁, p} (p = μ₁ − μ₀)
+    /// in the second, H̃ = (2/d)WWᵀ; worked out here by hand in Double (|z| = 6, so the three
+    /// directions do not span the space and the step is not the least-squares solution): μ₁ and
+    /// μ₂ match, and P's slope along each direction is 0 at μ₂. Through G and directly.
+    @Test(arguments: [true, false])
+    func krylovStepMinimizesALinearDecodersObjectiveOverThreeDirections(throughGram: Bool) {
+        let one = linearCase(seed: 29, latent: 6, data: 11, rows: 7, startLogVariance: -20, rule: .krylov, steps: 1, throughGram: throughGram)
+        let t = linearCase(seed: 29, latent: 6, data: 11, rows: 7, startLogVariance: -20, rule: .krylov, steps: 2, throughGram: throughGram)
+        let L = t.L, h = 2 / Double(t.d)
+        /// H̃u = (2/d)(uW)Wᵀ.
+        func curvatureTimes(_ u: [Double]) -> [Double] {
+            let img = t.image(u)
+            return (0..<L).map { k in h * (0..<t.d).reduce(0.0) { $0 + img[$1] * t.W[k * t.d + $1] } }
+        }
+        for i in 0..<t.n {
+            let mu0 = t.mu0(i), g0 = t.gradient(mu0, i)
+            let mu1 = subspaceMinimizer(t, mu0, i, [g0, curvatureTimes(g0)])
+            for k in 0..<L { #expect(abs(Double(one.result.mu[i * L + k]) - mu1[k]) <= 1e-3 * max(1, abs(mu1[k])), "point \(i), first step") }
+            let p = (0..<L).map { mu1[$0] - mu0[$0] }, g1 = t.gradient(mu1, i), hg1 = curvatureTimes(g1)
+            let mu2 = subspaceMinimizer(t, mu1, i, [g1, hg1, p])
+            for k in 0..<L { #expect(abs(Double(t.result.mu[i * L + k]) - mu2[k]) <= 1e-3 * max(1, abs(mu2[k])), "point \(i), second step") }
+            let g2 = t.gradient(mu2, i), scale = dot(g1, g1).squareRoot()
+            for u in [g1, hg1, p] { #expect(abs(dot(g2, u)) <= 1e-9 * max(1, scale * dot(u, u).squareRoot())) }
+            #expect(t.result.stepsPerPoint[i] == 2)
+        }
+    }
+
+    /// The small model solve on systems worked out by hand: an SPD 3 × 3 system gives −A⁻¹b; a
+    /// direction equal to an earlier one (pivot 0) is dropped and the rest solved alone; a
+    /// direction without curvature (a zero last step) is dropped; no curvature along the first
+    /// direction gives no step.
+    @Test func modelSolveDropsDependentDirections() {
+        func solve(_ a: [[Double]], _ b: [Double]) -> [Double] {
+            let n = b.count
+            var flat = a.flatMap { $0 }, rhs = b
+            var factor = [Double](repeating: .nan, count: n * n), c = [Double](repeating: .nan, count: n)
+            GuardedRefinement.minimizeModel(&flat, &rhs, stride: n, count: n, factor: &factor, coefficients: &c)
+            return c
+        }
+        func close(_ x: [Double], _ y: [Double]) -> Bool { zip(x, y).allSatisfy { abs($0 - $1) <= 1e-12 * max(1, abs($1)) } }
+        // A = [[4, 2, 0], [2, 5, 1], [0, 1, 3]], b = [2, −1, 4]: A c = −b by Cramer's rule
+        // (det A = 44): c = (−42, 40, −72) / 44.
+        let a: [[Double]] = [[4, 2, 0], [2, 5, 1], [0, 1, 3]], b: [Double] = [2, -1, 4]
+        let expected = solveByElimination(a, b)
+        #expect(close(expected, [-42.0 / 44, 40.0 / 44, -72.0 / 44]))
+        #expect(close(solve(a, b), expected))
+        // The third direction equal to the first: A's third row and column are the first's.
+        let dep: [[Double]] = [[4, 2, 4], [2, 5, 2], [4, 2, 4]]
+        let two = solveByElimination([[4, 2], [2, 5]], [2, -1])
+        #expect(close(solve(dep, [2, -1, 2]), [two[0], two[1], 0]))
+        // A zero third direction (no last step): dropped.
+        #expect(close(solve([[4, 2, 0], [2, 5, 0], [0, 0, 0]], [2, -1, 0]), [two[0], two[1], 0]))
+        // No curvature along g: no step at all.
+        #expect(solve([[0, 0, 0], [0, 5, 1], [0, 1, 3]], [2, -1, 4]) == [0, 0, 0])
+        // One direction: the Cauchy step −b₀/A₀₀.
+        #expect(close(solve([[4]], [2]), [-0.5]))
+    }
+
     /// On a ReLU decoder (h = 8 < d = 30) the curvature through the output layer's Gram matrix is
     /// the one of forming J·g (and J·p), up to rounding: the same steps, objectives within 1e-5
-    /// relative; for the Cauchy and the subspace step.
-    @Test(arguments: [GuardedRefinementConfiguration.StepRule.cauchy, .subspace])
+    /// relative; for the Cauchy, the subspace and the Krylov step (whose H̃g comes back from the
+    /// last hidden layer through G, or from the output; its 3 × 3 systems of Float products carry
+    /// more rounding: within 1e-4).
+    @Test(arguments: [GuardedRefinementConfiguration.StepRule.cauchy, .subspace, .krylov])
     func curvatureThroughTheGramMatrixIsTheDirectOne(rule: GuardedRefinementConfiguration.StepRule) {
         let n = 100
         let (decoder, x, start) = reconstructionProblem(seed: 23, architecture: .arch3, rows: n)
@@ -199,15 +288,15 @@ import PESVINumerics
         let direct = g.refine(x, start: start, configuration: c, seed: 1)
         #expect(viaGram.stepsPerPoint == direct.stepsPerPoint)
         for i in 0..<n {
-            #expect(abs(viaGram.perPointObjective[i] - direct.perPointObjective[i]) <= 1e-5 * direct.perPointObjective[i])
+            #expect(abs(viaGram.perPointObjective[i] - direct.perPointObjective[i]) <= (rule == .krylov ? 1e-4 : 1e-5) * direct.perPointObjective[i])
         }
         #expect(viaGram.curve.last! < viaGram.curve[0])
     }
 
-    /// The Cauchy and subspace steps on a ReLU decoder, scaled far past their length: the guard
-    /// still never lets a point's objective rise, and at their own length (scale 1) they end
-    /// below the start.
-    @Test(arguments: [GuardedRefinementConfiguration.StepRule.cauchy, .subspace])
+    /// The Cauchy, subspace and Krylov steps on a ReLU decoder, scaled far past their length: the
+    /// guard still never lets a point's objective rise, and at their own length (scale 1) they
+    /// end below the start.
+    @Test(arguments: [GuardedRefinementConfiguration.StepRule.cauchy, .subspace, .krylov])
     func gaussNewtonModelStepIsGuardedAndImproves(rule: GuardedRefinementConfiguration.StepRule) {
         let (decoder, x, start) = setup()
         let g = GuardedRefinement(decoder: decoder, threads: 2, chunkRows: 32)
@@ -240,7 +329,7 @@ import PESVINumerics
         var base = GuardedRefinementConfiguration(learningRate: 0.1)
         base.maxSteps = 20
         let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1, includeGaussNewtonRules: false)
-        #expect(out.stepRule == .adam && out.cauchy == nil && out.subspace == nil)
+        #expect(out.stepRule == .adam && out.cauchy == nil && out.subspace == nil && out.krylov == nil)
         // The coarse scan (9 rates) and the first golden-section search (8 more) leave the second
         // search, of early progress within the band, at least one new rate to try.
         #expect(out.tried.count > 9 + 8)
@@ -256,7 +345,7 @@ import PESVINumerics
         #expect(abs(run.final - chosen[1]) <= 1e-9 * abs(chosen[1]))
     }
 
-    /// With the reconstruction objective the Cauchy and subspace steps are candidates too: their
+    /// With the reconstruction objective the Cauchy, subspace and Krylov steps are candidates too: their
     /// rows hold those refinements' numbers, the band is around the best final objective of all
     /// candidates, and the choice (whichever rule) is the eligible one of the fastest early
     /// progress. The Adam rates tried are the same as without them up to the second search.
@@ -265,7 +354,7 @@ import PESVINumerics
         var base = GuardedRefinementConfiguration(learningRate: 0.1)
         base.maxSteps = 20
         let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1)
-        let rows = [try! #require(out.cauchy), try! #require(out.subspace)]
+        let rows = [try! #require(out.cauchy), try! #require(out.subspace), try! #require(out.krylov)]
         for (rule, row) in zip(AutomaticPace.gaussNewtonRules, rows) {
             var c = base
             c.learningRate = 1
@@ -314,6 +403,9 @@ import PESVINumerics
         // Of two rules the faster eligible one: the subspace step here, unless it is out of the band.
         #expect(AutomaticPace.choice(tried: rates, rules: [[1.003, 2, 5.3], [1.002, 2, 5.1]]) == C.rule(1))
         #expect(AutomaticPace.choice(tried: rates, rules: [[1.003, 2, 5.3], [1.02, 2, 5.1]]) == C.rule(0))
+        // Of three rules (Cauchy, subspace, Krylov) the fastest eligible one; on a tie the earlier.
+        #expect(AutomaticPace.choice(tried: rates, rules: [[1.003, 2, 5.3], [1.002, 2, 5.1], [1.001, 1, 5.0]]) == C.rule(2))
+        #expect(AutomaticPace.choice(tried: rates, rules: [[1.003, 2, 5.3], [1.002, 2, 5.0], [1.002, 1, 5.0]]) == C.rule(1))
         // A rule far better than every rate moves the band to it: no rate is eligible.
         #expect(AutomaticPace.choice(tried: rates, rules: [[0.9, 4, 9.0]]) == C.rule(0))
         #expect(AutomaticPace.choice(tried: [], rules: [[0.9, 4, 9.0]]) == C.rule(0))
@@ -334,10 +426,10 @@ import PESVINumerics
         noMean.closedFormVariance = false
         #expect(!AutomaticPace.cauchyApplies(decoder: decoder, base: noMean))
         let offMean = AutomaticPace.select(decoder: decoder, x: x, start: start, base: noMean, threads: 1, seed: 1)
-        #expect(offMean.stepRule == .adam && offMean.cauchy == nil && offMean.subspace == nil)
+        #expect(offMean.stepRule == .adam && offMean.cauchy == nil && offMean.subspace == nil && offMean.krylov == nil)
         let (elbo, ex, es) = setup(objective: .elbo(beta: 1))
         let e = AutomaticPace.select(decoder: elbo, x: ex, start: es, base: base, threads: 2, seed: 1)
-        #expect(e.stepRule == .adam && e.cauchy == nil && e.subspace == nil)
+        #expect(e.stepRule == .adam && e.cauchy == nil && e.subspace == nil && e.krylov == nil)
     }
 
     /// With a fixed noise pair, a Gaussian εⱼ near 0 leaves nothing pushing σⱼ down, and the
