@@ -134,6 +134,7 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
     public func jacobianVectorProduct(_ u: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace,
                                       output: UnsafeMutablePointer<Float>, layers: Int? = nil) {
         precondition(rows <= ws.maxRows, "jacobianVectorProduct: \(rows) rows exceed the workspace's \(ws.maxRows)")
+        precondition(ws.differentiable, "jacobianVectorProduct: a forward-only workspace")
         let through = layers ?? layerCount
         precondition(through >= 0 && through <= layerCount, "jacobianVectorProduct: \(through) layers of \(layerCount)")
         guard through > 0 else { output.update(from: u, count: rows * widths[0]); return }
@@ -158,6 +159,7 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
                                 gradient: UnsafeMutablePointer<Float>,
                                 parameterGradients: UnsafeMutablePointer<Float>?, accumulate: Bool,
                                 inputGradient: UnsafeMutablePointer<Float>?) {
+        precondition(ws.differentiable, "backward: a forward-only workspace")
         let p = parameters.pointer
         var g = gradient
         var useA = true  // the scratch buffer that receives the next ∂L/∂aₗ₋₁ (ping-pong)
@@ -196,12 +198,17 @@ public final class NetworkWorkspace: @unchecked Sendable {
     let activations: [FloatBuffer]
     let gradientA: FloatBuffer
     let gradientB: FloatBuffer
+    /// Whether the workspace has the scratch of backward passes and Jacobian-vector products.
+    public let differentiable: Bool
 
-    public init(network: DenseNetwork, maxRows: Int) {
+    /// `forwardOnly`: only the layers' outputs (for ``DenseNetwork/forward(_:rows:workspace:)``),
+    /// without the gradient scratch, e.g. for an encoder pass at test time.
+    public init(network: DenseNetwork, maxRows: Int, forwardOnly: Bool = false) {
         self.maxRows = maxRows
         activations = network.widths.dropFirst().map { FloatBuffer(count: maxRows * $0) }
-        let widest = network.widths.max()!
+        let widest = forwardOnly ? 0 : network.widths.max()!
         gradientA = FloatBuffer(count: maxRows * widest)
         gradientB = FloatBuffer(count: maxRows * widest)
+        differentiable = !forwardOnly
     }
 }

@@ -26,7 +26,8 @@ public final class GaussianEncoder: @unchecked Sendable {
         let L = latent, n = x.rows, d = x.cols
         if n == 0 || L == 0 { return ([], []) }
         let runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
-        let workspaces = (0..<threads).map { _ in NetworkWorkspace(network: network, maxRows: chunkRows) }
+        // Forward only, as many rows as a chunk can hold: no gradient scratch to allocate and zero.
+        let workspaces = (0..<threads).map { _ in NetworkWorkspace(network: network, maxRows: min(chunkRows, n), forwardOnly: true) }
         // Each chunk's output rows [μ | log σ²] go straight into the two result arrays: no
         // zero-filled intermediate buffer and no second copy.
         var logVariance: [Float] = []
