@@ -13,7 +13,8 @@ Prints the mean objective after each iteration of
   - undamped Gauss-Newton (least squares, every step taken; the best so far is printed) and with
     backtracking;
   - LM reusing the first iteration's Gauss-Newton matrix in the second (a chord step);
-  - the Gauss-Newton model minimized over span{g} (the Cauchy step) and over span{g, last step};
+  - the Gauss-Newton model minimized over span{g} (the Cauchy step), over span{g, last step} (the
+    subspace step) and over span{g, Hg, last step} (the Krylov step, H the Gauss-Newton matrix);
 then the ten worst points after 12 LM iterations, their share of the error, and, with
 --adam-steps N, what N Adam steps at rate 0.1 reach from the same start (SVI's optimizer).
 SVI's level is 1.01 x the given SVI reconstruction. Not part of the package.
@@ -91,13 +92,16 @@ def undamped(iters=10, backtrack=False):
 show("undamped GN (best so far)", undamped())
 show("undamped GN, backtracking", undamped(backtrack=True))
 
-def subspace(k, iters=8):
-    """The GN model minimized over span{g, the last k-1 accepted steps}; a rising step is undone, scale halved."""
+def subspace(k, iters=8, krylov=1):
+    """The GN model minimized over span{g, H g, ..., H^(krylov-1) g, the last k-1 accepted steps}
+    (H = (2/d) J^T J); a rising step is undone, scale halved."""
     mu, p, scale, last, curve = mu0.copy(), P(mu0), np.ones(len(mu0)), [[] for _ in mu0], []
     for _ in range(iters):
         out, J = jacobian(mu); g = (2 / d) * np.einsum("ndl,nd->nl", J, out - x)
         for i in range(len(mu)):
-            S = np.stack([g[i]] + (last[i][-(k - 1):] if k > 1 else []), 1)
+            H, K = (2 / d) * J[i].T @ J[i], [g[i]]
+            for _ in range(krylov - 1): K.append(H @ K[-1])
+            S = np.stack(K + (last[i][-(k - 1):] if k > 1 else []), 1)
             JS = J[i] @ S
             c = -np.linalg.lstsq((2 / d) * JS.T @ JS, S.T @ g[i], rcond=None)[0]
             s = scale[i] * (S @ c)
@@ -108,6 +112,7 @@ def subspace(k, iters=8):
     return curve
 show("Cauchy step (span{g})", subspace(1))
 show("span{g, last step}", subspace(2))
+show("span{g, Hg, last step}", subspace(2, krylov=2))
 
 worst = np.argsort(p_lm)[::-1][:10]
 print(f"  after 12 LM iterations the ten worst points hold {p_lm[worst].sum() / p_lm.sum():.0%} of the error:",
