@@ -155,8 +155,9 @@ public final class GuardedRefinement: @unchecked Sendable {
     let workspaces: [ChunkWorkspace]
     let gradMu: [FloatBuffer], gradLv: [FloatBuffer]
     let scratch: [UnsafeMutablePointer<Double>]
-    /// The Cauchy step takes ‖Jg‖² through the output layer's Gram matrix when h < d (else, or
-    /// when false, by forming J·g); tests turn it off to compare the two.
+    /// The Gauss-Newton-model steps (Cauchy, subspace, Krylov) take their curvatures, and H̃g,
+    /// through the output layer's Gram matrix when h < d (else, or when false, by forming J·g
+    /// and J·p at the output); tests turn it off to compare the two.
     var cauchyThroughGram = true
 
     public init(decoder: GaussianDecoder, threads: Int = 1, chunkRows: Int = 128, samples: Int = 2) {
@@ -182,8 +183,8 @@ public final class GuardedRefinement: @unchecked Sendable {
         let n = x.rows, L = decoder.latent, d = x.cols
         // The reconstruction objective's σ optimum is the floor: μ alone is refined, at the mean.
         let atMean = c.closedFormVariance && decoder.objective.kind == .reconstruction
-        let cauchy = c.stepRule.usesGaussNewtonModel, subspace = c.stepRule.usesLastStep
-        precondition(!cauchy || atMean, "the Gauss-Newton-model steps need the reconstruction objective at the mean (closedFormVariance)")
+        let modelStep = c.stepRule.usesGaussNewtonModel, keepsLastStep = c.stepRule.usesLastStep
+        precondition(!modelStep || atMean, "the Gauss-Newton-model steps need the reconstruction objective at the mean (closedFormVariance)")
         let startLogVariance = atMean ? start.logVariance.map { Swift.min($0, c.logVarianceFloor) } : start.logVariance
         let table = PosteriorTable(mu: start.mu, logVariance: startLogVariance, latent: L, adam: AdamConfiguration(learningRate: c.learningRate))
         let runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
@@ -213,26 +214,26 @@ public final class GuardedRefinement: @unchecked Sendable {
         // (Js)·(Js′) = v G v′ᵀ, h² per row instead of h·d, and H̃s = (2/d)·backward(v G) from the
         // last hidden layer. Else J·s itself (rows × d) and H̃s = (2/d)·backward(J·s).
         let h = decoder.outputLayerInputWidth
-        let throughGram = cauchy && cauchyThroughGram && h < d && decoder.logNoiseVariance == nil
-        let cauchyGram = throughGram ? FloatBuffer(decoder.outputGram()) : nil
+        let throughGram = modelStep && cauchyThroughGram && h < d && decoder.logNoiseVariance == nil
+        let outputGram = throughGram ? FloatBuffer(decoder.outputGram()) : nil
         let krylovCount = c.stepRule.krylovVectors
-        let directionCount = krylovCount + (subspace ? 1 : 0)
+        let directionCount = krylovCount + (keepsLastStep ? 1 : 0)
         let imageWidth = throughGram ? h : d
         // Per thread: the directions' images (direction-major, rows × imageWidth each), v·G of the
         // current one, the Krylov vectors after g (rows × |z| each), the step direction (rows ×
         // |z|), and each point's (SᵀH̃S, Sᵀg) in Double.
-        let images = cauchy ? (0..<threads).map { _ in FloatBuffer(count: directionCount * chunkRows * imageWidth) } : []
+        let images = modelStep ? (0..<threads).map { _ in FloatBuffer(count: directionCount * chunkRows * imageWidth) } : []
         let gramImage = throughGram ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * h) } : []
         let krylovBasis = krylovCount > 1 ? (0..<threads).map { _ in FloatBuffer(count: (krylovCount - 1) * chunkRows * L) } : []
-        let direction = cauchy ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * L) } : []
+        let direction = modelStep ? (0..<threads).map { _ in FloatBuffer(count: chunkRows * L) } : []
         // Per point: SᵀH̃S, Sᵀg, the Cholesky factor and the coefficients.
         let systemSize = 2 * directionCount * directionCount + 2 * directionCount
-        let systems: [UnsafeMutablePointer<Double>] = cauchy ? (0..<threads).map { _ in
+        let systems: [UnsafeMutablePointer<Double>] = modelStep ? (0..<threads).map { _ in
             let p = UnsafeMutablePointer<Double>.allocate(capacity: chunkRows * systemSize); p.initialize(repeating: 0, count: chunkRows * systemSize); return p
         } : []
         defer { systems.forEach { $0.deallocate() } }
         // Each point's last accepted step p (n × |z|, zero when there is none).
-        let lastStep = subspace ? FloatBuffer(count: n * L) : FloatBuffer(count: 0)
+        let lastStep = keepsLastStep ? FloatBuffer(count: n * L) : FloatBuffer(count: 0)
         let curvatureScale = 2 / Double(d)
 
         /// The Gauss-Newton model's minimizer over the rule's directions for the chunk rows
@@ -243,7 +244,7 @@ public final class GuardedRefinement: @unchecked Sendable {
         func gaussNewtonModelSteps(rows m: Int, firstRow s0: Int, gradient gm: UnsafeMutablePointer<Float>, thread t: Int, withLastStep: Bool) {
             let network = decoder.network, ws = workspaces[t].network
             let img = images[t].pointer, dir = direction[t].pointer, sys = systems[t]
-            let withP = subspace && withLastStep
+            let withP = keepsLastStep && withLastStep
             let count = krylovCount + (withP ? 1 : 0)
             /// Direction i's rows (|z| each): g, the Krylov vectors after it, then p.
             func basis(_ i: Int) -> UnsafeMutablePointer<Float> {
@@ -253,9 +254,9 @@ public final class GuardedRefinement: @unchecked Sendable {
                 let u = basis(i), v = img + i * chunkRows * imageWidth
                 // v = J·u (through G: ∂a_{L−1}/∂z·u, then v·G into gramImage).
                 let vg: UnsafePointer<Float>
-                if let cauchyGram {
+                if let outputGram {
                     network.jacobianVectorProduct(u, rows: m, workspace: ws, output: v, layers: network.layerCount - 1)
-                    gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: v, lda: h, b: cauchyGram.pointer, ldb: h,
+                    gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: v, lda: h, b: outputGram.pointer, ldb: h,
                          beta: 0, c: gramImage[t].pointer, ldc: h)
                     vg = UnsafePointer(gramImage[t].pointer)
                 } else {
@@ -275,7 +276,7 @@ public final class GuardedRefinement: @unchecked Sendable {
                 // The next Krylov vector H̃u = (2/d)·Jᵀ(J·u).
                 if i + 1 < krylovCount {
                     let next = basis(i + 1)
-                    if cauchyGram != nil {
+                    if outputGram != nil {
                         if network.layerCount > 1 {
                             network.inputGradient(fromHidden: network.layerCount - 1, table.mu.pointer + s0 * L, rows: m, workspace: ws,
                                                   hiddenGradient: gramImage[t].pointer, inputGradient: next)
@@ -329,7 +330,7 @@ public final class GuardedRefinement: @unchecked Sendable {
                     req.perPoint = pp
                     if update { req.gradMu = gm; req.gradLogVariance = gl; req.gradientStride = L }
                     decoder.evaluate(req, workspace: workspaces[t], rng: &rng)
-                    if update && cauchy {
+                    if update && modelStep {
                         // The last step is in the span from the second iteration on (zero after a rejected one).
                         gaussNewtonModelSteps(rows: m, firstRow: s0, gradient: gm, thread: t, withLastStep: iteration > 0)
                     }
@@ -339,7 +340,7 @@ public final class GuardedRefinement: @unchecked Sendable {
                         if !f.isFinite || f > before {
                             // The last step made things worse: undo it and slow this point down.
                             table.restoreRow(p, from: state)
-                            if subspace { (lastStep.pointer + p * L).update(repeating: 0, count: L) }
+                            if keepsLastStep { (lastStep.pointer + p * L).update(repeating: 0, count: L) }
                             rate[p] *= c.backoff
                             rejected.pointer[c0] += 1
                             stalls[p] = -1  // the next evaluation repeats `before` exactly: not a stall
@@ -357,12 +358,12 @@ public final class GuardedRefinement: @unchecked Sendable {
                         previous[p] = f
                         guard update, Int(steps[p]) < c.maxSteps else { if update { active[p] = false }; continue }
                         table.saveRow(p, into: state)
-                        if cauchy {
+                        if modelStep {
                             // s = scale·(the model's minimizer); with the last step in the span, it
                             // becomes the point's last step.
                             let scale = c.learningRate * rate[p]
                             let mu = table.mu.pointer + p * L, dir = direction[t].pointer + k * L
-                            if subspace {
+                            if keepsLastStep {
                                 let last = lastStep.pointer + p * L
                                 for j in 0..<L { let s = scale * dir[j]; last[j] = s; mu[j] += s }
                             } else {
