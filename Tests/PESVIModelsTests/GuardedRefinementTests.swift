@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import PESVINumerics
 @testable import PESVIModels
 
@@ -183,23 +184,9 @@ import PESVINumerics
         }
     }
 
-    /// Minimizes ½cᵀAc + bᵀc by Gaussian elimination with partial pivoting (Double): c = −A⁻¹b.
+    /// Minimizes ½cᵀAc + bᵀc: c = −A⁻¹b, by the shared elimination reference (Double).
     func solveByElimination(_ a: [[Double]], _ b: [Double]) -> [Double] {
-        let n = b.count
-        var m = (0..<n).map { a[$0] + [-b[$0]] }
-        for col in 0..<n {
-            let pivot = (col..<n).max { abs(m[$0][col]) < abs(m[$1][col]) }!
-            m.swapAt(col, pivot)
-            for r in (col + 1)..<n {
-                let f = m[r][col] / m[col][col]
-                for k in col...n { m[r][k] -= f * m[col][k] }
-            }
-        }
-        var c = [Double](repeating: 0, count: n)
-        for r in stride(from: n - 1, through: 0, by: -1) {
-            c[r] = (m[r][n] - ((r + 1)..<n).reduce(0.0) { $0 + m[r][$1] * c[$1] }) / m[r][r]
-        }
-        return c
+        solveLinearSystem(a.flatMap { $0 }, b.map { -$0 })
     }
 
     /// The minimizer of a linear decoder's quadratic P over z + span(dirs), worked out in Double:
