@@ -31,3 +31,58 @@ def mlp(layers, v):
         v = v @ W + b
         if i < len(layers) - 1: v = np.maximum(v, 0)
     return v
+
+
+def jacobian(decoder, z):
+    """D(z) (n x d) and its Jacobian J (n x d x |z|) for rows z, forward mode (ReLU masks)."""
+    L = decoder[0][0].shape[0]
+    v, A = z, np.broadcast_to(np.eye(L), (len(z), L, L))
+    for i, (W, b) in enumerate(decoder):
+        a = v @ W + b
+        A = A @ W
+        if i < len(decoder) - 1:
+            m = a > 0; A = A * m[:, None, :]; v = np.maximum(a, 0)
+        else: v = a
+    return v, np.transpose(A, (0, 2, 1))
+
+
+def show(label, curve, level, width=28):
+    """Prints a curve of mean objectives (one per iteration) and the first iteration at or below level."""
+    first = next((t + 1 for t, v in enumerate(curve) if v <= level), None)
+    print(f"  {label:{width}s} reaches SVI at {first}:", " ".join(f"{v:.5f}" for v in curve))
+
+
+_M64 = (1 << 64) - 1
+
+
+def split_rows(rows, seed=0, validation_fraction=0.1, test_fraction=0.1):
+    """(train, validation, test) row indices, each ascending, as PESVI's DatasetSplit draws them:
+    a Fisher-Yates permutation by xoshiro256** seeded through SplitMix64, test rows first."""
+    state, sm = [], seed
+    for _ in range(4):
+        sm = (sm + 0x9E3779B97F4A7C15) & _M64
+        z = ((sm ^ (sm >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        state.append(z ^ (z >> 31))
+
+    def draw():
+        s0, s1, s2, s3 = state
+        r = ((((s1 * 5) & _M64) << 7 | ((s1 * 5) & _M64) >> 57) & _M64) * 9 & _M64
+        t = (s1 << 17) & _M64
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t
+        state[:] = [s0, s1, s2, ((s3 << 45) | (s3 >> 19)) & _M64]
+        return r
+
+    n_test, n_val = int(np.floor(rows * test_fraction + 0.5)), int(np.floor(rows * validation_fraction + 0.5))
+    p = list(range(rows))
+    for i in range(rows - 1, 0, -1):
+        j = draw() % (i + 1); p[i], p[j] = p[j], p[i]
+    return sorted(p[n_test + n_val:]), sorted(p[n_test:n_test + n_val]), sorted(p[:n_test])
+
+
+def tensor(model, name):
+    """One tensor of the model's safetensors file (float64)."""
+    raw = open(model + "/model.safetensors", "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    v = json.loads(raw[8:8 + n])[name]
+    return np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype=np.float32).reshape(v["shape"]).astype(np.float64)

@@ -21,7 +21,7 @@ SVI's level is 1.01 x the given SVI reconstruction. Not part of the package.
 """
 import sys
 import numpy as np
-from pesvi_numpy import load_model, mlp
+from pesvi_numpy import load_model, mlp, jacobian as decoder_jacobian, show as show_curve
 
 model, svi = sys.argv[1], float(sys.argv[2])
 adam_steps = int(sys.argv[sys.argv.index("--adam-steps") + 1]) if "--adam-steps" in sys.argv else 0
@@ -32,20 +32,11 @@ level = 1.01 * svi
 
 def P(z, rows=slice(None)): return ((mlp(decoder, z) - x[rows]) ** 2).mean(1)
 
-def jacobian(z):
-    """D(z) (n x d) and J (n x d x L), forward mode."""
-    v, A = z, np.broadcast_to(np.eye(L), (len(z), L, L))
-    for i, (W, b) in enumerate(decoder):
-        a = v @ W + b
-        A = A @ W
-        if i < len(decoder) - 1:
-            m = a > 0; A = A * m[:, None, :]; v = np.maximum(a, 0)
-        else: v = a
-    return v, np.transpose(A, (0, 2, 1))
+def jacobian(z): return decoder_jacobian(decoder, z)
 
-def show(label, curve):
-    first = next((t + 1 for t, v in enumerate(curve) if v <= level), None)
-    print(f"  {label:28s} reaches SVI at {first}:", " ".join(f"{v:.5f}" for v in curve))
+
+def show(label, curve): show_curve(label, curve, level, width=28)
+
 
 mu0 = mlp(encoder, x)[:, :L]
 print(f"{model}: start {P(mu0).mean():.5f}, SVI's level {level:.5f}, {len(x)} points, |z| = {L}, d = {d}")
