@@ -14,8 +14,10 @@ struct InferCommand: ParsableCommand {
         extension of --out. With --lr auto (the default) each point is refined by guarded refinement at the model's \
         automatic pace (found on the model's validation rows by a log-scale search the first time, or again with \
         --search-pace, then stored in config.json: among the Adam rates, and for the reconstruction objective the \
-        Cauchy, subspace and Krylov steps, whose final objective is within 1 % of the best, the one with the fastest progress \
-        over the first five steps), stopping on its own when it stops improving (at most --steps steps). With --lr RATE, exactly --steps Adam steps \
+        Cauchy, subspace and Krylov steps, whose final objective is within 1 % of the best: with the reconstruction objective \
+        the one that comes within 1 % of SVI's level on the validation rows in at most five steps with the least work, \
+        steps times multiply-adds per step; else, or when none does, the one with the fastest progress over the first \
+        five steps), stopping on its own when it stops improving (at most --steps steps). With --lr RATE, exactly --steps Adam steps \
         at RATE (the paper's PE-SVI-K). With --method gn, damped Gauss-Newton on μ with closed-form log σ² (at most \
         --steps iterations per point, each point stopping on its own). With --method cauchy (reconstruction objective \
         only), guarded refinement whose step is the Gauss-Newton model's minimizer along the gradient, log σ² at the \
@@ -58,7 +60,9 @@ struct InferCommand: ParsableCommand {
                 guard let v = m.validationData else { throw ModelStoreError.missing("\(model): no validation.npy to find the automatic pace on; pass --lr RATE") }
                 if !common.quiet { printErr("finding the automatic pace on \(v.rows) validation rows…") }
                 let vx = try m.prepare(v, name: "\(model)/validation.npy")
-                guard let found = TrainingPipeline.automaticPace(vx, decoder: m.decoder, encoder: m.pseudoEncoder, threads: common.threads, seed: common.seed) else {
+                let svi = (m.configuration.phase1.initialization, m.configuration.sviLearningRate)
+                guard let found = TrainingPipeline.automaticPace(vx, decoder: m.decoder, encoder: m.pseudoEncoder, svi: svi,
+                                                                 threads: common.threads, seed: common.seed) else {
                     throw ModelStoreError.missing("\(model): validation.npy has no rows to find the automatic pace on; pass --lr RATE")
                 }
                 m.configuration.storeAutomaticPace(found)

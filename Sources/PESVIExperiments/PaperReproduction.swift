@@ -243,6 +243,7 @@ public enum PaperReproduction {
                                                       vae: bestVAE.map { ($0.encoder, $0.decoder) },
                                                       vaeConfiguration: bestVAE?.configuration, pace: pace, report: PipelineReport())
                 model.configuration.storeAutomaticPace(TrainingPipeline.automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
+                                                                                      svi: (p1.configuration.initialization, p1.configuration.latentLearningRate),
                                                                                       threads: o.searchThreads, seed: o.seed &+ 6))
                 if let root = o.modelsDirectory {
                     try ModelStore.save(model, to: URL(fileURLWithPath: root).appendingPathComponent(modelName(z: z, architecture: arch)).path)

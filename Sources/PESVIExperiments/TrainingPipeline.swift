@@ -133,14 +133,25 @@ public enum TrainingPipeline {
 
     /// The automatic pace (PE-SVI-auto): guarded refinement's rate and step rule found by a
     /// log-scale search on the validation rows, from the pseudo-encoder start
-    /// (``AutomaticPace/select``; nil without validation rows).
+    /// (``AutomaticPace/select``; nil without validation rows). With `svi` (SVI's random start
+    /// and Adam rate: phase 1's) and the reconstruction objective, SVI is first run on the
+    /// validation rows from that start to its plateau (``StoppingRule/sviDefault``), and its
+    /// expected reconstruction (8 samples) is the level the search's candidates race to.
     public static func automaticPace(_ validation: Dataset, decoder: GaussianDecoder, encoder: GaussianEncoder,
+                                     svi: (initialization: PosteriorInitialization, learningRate: Float)? = nil,
                                      maxSteps: Int = 50, threads: Int, seed: UInt64) -> AutomaticPace.Outcome? {
         guard validation.rows > 0 else { return nil }
         let start = encoder.encode(validation, threads: threads)
         var base = GuardedRefinementConfiguration(learningRate: 0.1)
         base.maxSteps = maxSteps
-        return AutomaticPace.select(decoder: decoder, x: validation, start: start, base: base, threads: threads, seed: seed)
+        var target: Double? = nil
+        if let svi, AutomaticPace.cauchyApplies(decoder: decoder, base: base) {
+            let r = TestTimeInference(decoder: decoder, threads: threads)
+                .svi(validation, initialization: svi.initialization, learningRate: svi.learningRate, seed: seed &+ 1)
+            target = Metrics.evaluate(decoder: decoder, x: validation, mu: r.mu, logVariance: r.logVariance,
+                                      seed: seed &+ 2, threads: threads).expectedReconstruction
+        }
+        return AutomaticPace.select(decoder: decoder, x: validation, start: start, base: base, threads: threads, seed: seed, target: target)
     }
 
     /// Everything in order, with `options`' single setting of each hyperparameter.
@@ -180,7 +191,8 @@ public enum TrainingPipeline {
         report.paceTrials = pace?.trials ?? []
         report.seconds["pace"] = Date().timeIntervalSince(t0)
         t0 = Date()
-        let auto = automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder, threads: o.threads, seed: o.seed &+ 6)
+        let auto = automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
+                                 svi: (p1.configuration.initialization, p1.configuration.latentLearningRate), threads: o.threads, seed: o.seed &+ 6)
         report.seconds["auto_pace"] = Date().timeIntervalSince(t0)
 
         let model = assemble(prepared, options: o, phase1: p1, phase2: p2, vae: vaePair, vaeConfiguration: c3, pace: pace, report: report)

@@ -505,6 +505,13 @@ public enum AutomaticPace {
         public var cauchy: [Double]? = nil
         public var subspace: [Double]? = nil
         public var krylov: [Double]? = nil
+        /// SVI's level on the search's rows, when one was given (``select``'s `target`), and
+        /// whether it decided the choice: some eligible candidate reached it within
+        /// ``earlySteps`` iterations, and of those the least modelled work won. Each row then
+        /// ends with the mean steps per point to the first iteration within 1 % of the target
+        /// (+∞: not within ``earlySteps``).
+        public var target: Double? = nil
+        public var chosenByTarget = false
 
         /// The settings a refinement at this outcome uses: `base` with the chosen rate and rule.
         public func configuration(_ base: GuardedRefinementConfiguration) -> GuardedRefinementConfiguration {
@@ -530,6 +537,34 @@ public enum AutomaticPace {
         base.closedFormVariance && decoder.objective.kind == .reconstruction
     }
 
+    /// Multiply-adds per point of one iteration of guarded refinement at the mean (the
+    /// reconstruction objective) with `rule`, from the decoder's layer widths w₀ = |z|, …, w_K = d:
+    /// with F = Σₗ wₗ₋₁·wₗ, the forward pass and the backward pass to μ cost F each (Adam: 2F).
+    /// Each direction s of a Gauss-Newton-model step adds its image J·s: through the output
+    /// layer's Gram matrix when h = w_{K−1} < d (as ``GuardedRefinement/refine`` takes it),
+    /// F − h·d + h² (the hidden layers' Jacobian-vector product, then v·G), else F; and its row of
+    /// SᵀH̃S, (i + 1)·(h or d) for the i-th direction (i from 0). The Krylov step's H̃g adds one
+    /// backward pass, F − h·d from the last hidden layer through G, else F. Directions: the
+    /// Cauchy step g; the subspace step g and the last step p; the Krylov step g, H̃g and p.
+    /// Elementwise work and the guard's bookkeeping are not counted (they make the measured
+    /// ratios a little larger: `docs/BENCHMARKS.md`, `pesvi bench auto`).
+    public static func iterationCost(_ rule: GuardedRefinementConfiguration.StepRule, decoder: GaussianDecoder) -> Double {
+        let w = decoder.network.widths
+        var f = 0.0
+        for l in 1..<w.count { f += Double(w[l - 1] * w[l]) }
+        let adam = 2 * f
+        guard rule.usesGaussNewtonModel else { return adam }
+        let d = Double(decoder.dataWidth), h = Double(decoder.outputLayerInputWidth)
+        let throughGram = h < d && decoder.logNoiseVariance == nil
+        let image = throughGram ? f - h * d + h * h : f
+        let width = throughGram ? h : d
+        let directions = rule.krylovVectors + (rule.usesLastStep ? 1 : 0)
+        var cost = adam
+        for i in 0..<directions { cost += image + Double(i + 1) * width }
+        if rule.krylovVectors > 1 { cost += Double(rule.krylovVectors - 1) * (throughGram ? f - h * d : f) }
+        return cost
+    }
+
     /// Searches log10(rate) ∈ [low, high] for the mean final objective of guarded Adam
     /// refinement: a coarse scan at half-decade spacing, then golden-section refinement around
     /// the best (no hand grid). Where ``cauchyApplies(decoder:base:)`` and `includeGaussNewtonRules`,
@@ -543,19 +578,37 @@ public enum AutomaticPace {
     /// (skipped when no Adam rate is in the band). The final objective is flat to about a per
     /// cent across a wide range of rates (`docs/RESULTS.md`, issue 6), so within that range the
     /// choice is about speed.
+    ///
+    /// `target`: SVI's converged level on these rows (its expected reconstruction), used where
+    /// the candidates' curves are that reconstruction at the mean (``cauchyApplies(decoder:base:)``).
+    /// Then the eligible candidates that come within 1 % of it in at most ``earlySteps``
+    /// iterations are ranked by the work to get there, mean steps per point times
+    /// ``iterationCost(_:decoder:)``, and the least wins (ties: the rule above); only when none
+    /// gets there does early progress decide. This is issue 6's own measure (steps and time to
+    /// SVI's level): where the Cauchy step reaches it in one step as the Krylov step does, the
+    /// cheaper Cauchy iteration wins.
     public static func select(decoder: GaussianDecoder, x: Dataset, start: (mu: [Float], logVariance: [Float]),
                               base: GuardedRefinementConfiguration, threads: Int, seed: UInt64,
-                              low: Double = -3, high: Double = 1, includeGaussNewtonRules: Bool = true) -> Outcome {
+                              low: Double = -3, high: Double = 1, includeGaussNewtonRules: Bool = true,
+                              target: Double? = nil) -> Outcome {
         let refiner = GuardedRefinement(decoder: decoder, threads: threads)
         var tried: [[Double]] = []
-        /// [final objective, mean steps, early progress] of one refinement.
+        let level = cauchyApplies(decoder: decoder, base: base) ? target.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } : nil
+        /// [final objective, mean steps, early progress] of one refinement, and with a level the
+        /// mean steps per point to it (+∞: not within ``earlySteps`` iterations).
         func run(_ c: GuardedRefinementConfiguration) -> [Double] {
             let r = refiner.refine(x, start: start, configuration: c, seed: seed)
             let f = r.curve.last ?? .infinity
             // curve[t] is the mean objective after t steps (curve[0] the start).
             var early = 0.0
             for t in 1...earlySteps { early += r.curve.isEmpty ? .infinity : r.curve[min(t, r.curve.count - 1)] }
-            return [f.isFinite ? f : .infinity, r.meanSteps, early.isFinite ? early : .infinity]
+            let row = [f.isFinite ? f : .infinity, r.meanSteps, early.isFinite ? early : .infinity]
+            guard let level else { return row }
+            var toLevel = Double.infinity
+            if let t = Convergence.firstStep(reaching: level, in: r.curve), t <= earlySteps {
+                toLevel = t == 0 ? 0 : r.meanStepsAfter[t - 1]
+            }
+            return row + [toLevel]
         }
         let rules = includeGaussNewtonRules && cauchyApplies(decoder: decoder, base: base) ? gaussNewtonRules : []
         let ruleRows: [[Double]] = rules.map { rule in
@@ -595,12 +648,18 @@ public enum AutomaticPace {
             }
         }
         let row = { (rule: GuardedRefinementConfiguration.StepRule) in rules.firstIndex(of: rule).map { ruleRows[$0] } }
-        switch choice(tried: tried, rules: ruleRows) {
+        let costs = level == nil ? nil : (adam: iterationCost(.adam, decoder: decoder), rules: rules.map { iterationCost($0, decoder: decoder) })
+        let chosen = choice(tried: tried, rules: ruleRows, costs: costs)
+        var out: Outcome
+        switch chosen.choice {
         case .rule(let k):
-            return Outcome(learningRate: 1, stepRule: rules[k], tried: tried, cauchy: row(.cauchy), subspace: row(.subspace), krylov: row(.krylov))
+            out = Outcome(learningRate: 1, stepRule: rules[k], tried: tried, cauchy: row(.cauchy), subspace: row(.subspace), krylov: row(.krylov))
         case .rate(let i):
-            return Outcome(learningRate: Float(pow(10, tried[i][0])), stepRule: .adam, tried: tried, cauchy: row(.cauchy), subspace: row(.subspace), krylov: row(.krylov))
+            out = Outcome(learningRate: Float(pow(10, tried[i][0])), stepRule: .adam, tried: tried, cauchy: row(.cauchy), subspace: row(.subspace), krylov: row(.krylov))
         }
+        out.target = level
+        out.chosenByTarget = chosen.byTarget
+        return out
     }
 
     /// Whether a final objective is within ``tieBand`` of the best final objective among the
@@ -617,12 +676,29 @@ public enum AutomaticPace {
     /// of the lowest early progress; ties go to the lower final objective, then to Adam, then
     /// to the earlier rule. At least one candidate must be given.
     static func choice(tried: [[Double]], rules: [[Double]]) -> Choice {
+        choice(tried: tried, rules: rules, costs: nil).choice
+    }
+
+    /// With `costs` (multiply-adds per iteration of an Adam step and of each rule) and rows that
+    /// end with the mean steps per point to SVI's level (Adam rows [e, final, steps, early,
+    /// to level], rule rows [final, steps, early, to level]): the eligible candidate of the least
+    /// work to that level, steps × cost, when any reached it (`byTarget`); ties go to the lower
+    /// early progress, then as above. Else, or without costs, the choice above.
+    static func choice(tried: [[Double]], rules: [[Double]], costs: (adam: Double, rules: [Double])?) -> (choice: Choice, byTarget: Bool) {
         precondition(!tried.isEmpty || !rules.isEmpty, "AutomaticPace.choice: no candidate")
-        var best: (key: (Double, Double, Int), choice: Choice)? = nil
-        func consider(_ key: (Double, Double, Int), _ c: Choice) { if best == nil || key < best!.key { best = (key, c) } }
-        for (i, r) in tried.enumerated() where isEligible(r[1], tried: tried, rules: rules) { consider((r[3], r[1], 0), .rate(i)) }
-        for (k, r) in rules.enumerated() where isEligible(r[0], tried: tried, rules: rules) { consider((r[2], r[0], 1 + k), .rule(k)) }
+        typealias Key = (Double, Double, Double, Int)
+        var fastest: (key: Key, choice: Choice)? = nil, best: (key: Key, choice: Choice)? = nil
+        func consider(_ key: Key, _ c: Choice, into slot: inout (key: Key, choice: Choice)?) { if slot == nil || key < slot!.key { slot = (key, c) } }
+        for (i, r) in tried.enumerated() where isEligible(r[1], tried: tried, rules: rules) {
+            consider((0, r[3], r[1], 0), .rate(i), into: &best)
+            if let costs, r.count > 4, r[4].isFinite { consider((r[4] * costs.adam, r[3], r[1], 0), .rate(i), into: &fastest) }
+        }
+        for (k, r) in rules.enumerated() where isEligible(r[0], tried: tried, rules: rules) {
+            consider((0, r[2], r[0], 1 + k), .rule(k), into: &best)
+            if let costs, r.count > 3, r[3].isFinite { consider((r[3] * costs.rules[k], r[2], r[0], 1 + k), .rule(k), into: &fastest) }
+        }
+        if let fastest { return (fastest.choice, true) }
         // The best final objective is itself eligible, so some candidate is.
-        return best!.choice
+        return (best!.choice, false)
     }
 }

@@ -398,6 +398,122 @@ import PESVINumerics
         #expect(AutomaticPace.choice(tried: [], rules: [[0.9, 4, 9.0]]) == C.rule(0))
     }
 
+    /// The work model's multiply-adds per point and iteration, worked out by hand from the layer
+    /// widths (F = Σ wₗ₋₁wₗ; Adam 2F; each direction its image, through G when h < d, and its
+    /// model row; the Krylov step's H̃g one backward pass more).
+    @Test func iterationCostCountsTheLayersProducts() {
+        var rng = RandomGenerator(seed: 3)
+        func decoder(_ L: Int, _ d: Int, _ a: Architecture) -> GaussianDecoder {
+            GaussianDecoder(latent: L, dataWidth: d, architecture: a, objective: .reconstruction, rng: &rng)
+        }
+        typealias R = GuardedRefinementConfiguration.StepRule
+        func costs(_ dec: GaussianDecoder) -> [Double] { [R.adam, .cauchy, .subspace, .krylov].map { AutomaticPace.iterationCost($0, decoder: dec) } }
+        // Arch2, |z| = 2, h = 4 < d = 5: F = 8 + 20 = 28; an image through G is 8 + 16 = 24.
+        // Adam 56; Cauchy 56 + (24 + 4); subspace + (24 + 8); Krylov + (24 + 12) + 8 (H̃g: 28 − 20).
+        #expect(costs(decoder(2, 5, .arch2)) == [56, 84, 116, 160] as [Double])
+        // Arch2, |z| = 3, h = 6 ≥ d = 4: F = 18 + 24 = 42, images at the output (42), rows of d = 4.
+        // Adam 84; Cauchy 84 + (42 + 4); subspace + (42 + 8); Krylov + (42 + 12) + 42.
+        #expect(costs(decoder(3, 4, .arch2)) == [84, 130, 180, 276] as [Double])
+        // Arch3, |z| = 2, h = 4 < d = 5: F = 8 + 16 + 20 = 44; image 8 + 16 + 16 = 40; H̃g's pass 24.
+        // Adam 88; Cauchy 88 + (40 + 4); subspace + (40 + 8); Krylov + (40 + 12) + 24.
+        #expect(costs(decoder(2, 5, .arch3)) == [88, 132, 180, 256] as [Double])
+        // Arch1 (linear), |z| = 3, d = 5: F = 15, h = |z| = 3 < d: image 9, H̃g from G alone.
+        // Adam 30; Cauchy 30 + (9 + 3); subspace + (9 + 6); Krylov + (9 + 9).
+        #expect(costs(decoder(3, 5, .arch1)) == [30, 42, 57, 75] as [Double])
+    }
+
+    /// With SVI's level the choice is the least work to it among the eligible candidates that
+    /// reach it within five iterations (rows end with the mean steps to it, +∞ when not); only
+    /// when none does, early progress decides as before. Rows and costs worked out by hand.
+    @Test func automaticPaceChoiceByWorkToSVIsLevel() {
+        typealias C = AutomaticPace.Choice
+        let inf = Double.infinity
+        let rates: [[Double]] = [[-1, 1.000, 9, 6.0, inf], [-0.5, 1.005, 7, 5.5, 3], [0, 1.020, 5, 5.2, 1]]
+        let costs = (adam: 10.0, rules: [12.0, 14.0, 16.0])
+        func pick(_ rules: [[Double]], _ c: (adam: Double, rules: [Double])? = costs) -> (C, Bool) {
+            let r = AutomaticPace.choice(tried: rates, rules: rules, costs: c)
+            return (r.choice, r.byTarget)
+        }
+        func expectPick(_ rules: [[Double]], _ c: (adam: Double, rules: [Double])?, _ want: C, byTarget: Bool) {
+            let (got, by) = pick(rules, c)
+            #expect(got == want && by == byTarget, "\(rules)")
+        }
+        let allInOne: [[Double]] = [[1.003, 2, 5.3, 1], [1.002, 2, 5.1, 1], [1.001, 1, 5.0, 1]]
+        // All three rules reach the level in one step: the cheapest, the Cauchy step (12), wins over
+        // the Krylov step's better early progress and the rate 10^-0.5's 3 steps (30).
+        expectPick(allInOne, costs, .rule(0), byTarget: true)
+        // The Cauchy step does not reach it: the Krylov step's 1 × 16 beats the subspace step's 2 × 14.
+        expectPick([[1.003, 2, 5.3, inf], [1.002, 2, 5.1, 2], [1.001, 1, 5.0, 1]], costs, .rule(2), byTarget: true)
+        // Krylov in 2.5 steps (40) loses to 3 Adam steps (30); rate 1's one step (10) is out of the band.
+        expectPick([[1.003, 2, 5.3, inf], [1.002, 2, 5.1, inf], [1.001, 1, 5.0, 2.5]], costs, .rate(1), byTarget: true)
+        // Equal work goes to the lower early progress: Cauchy and subspace at 12 each, the subspace step's 5.1.
+        expectPick(allInOne, (adam: 10, rules: [12, 12, 16]), .rule(1), byTarget: true)
+        // Without costs the level's column is ignored: early progress, the Krylov step's 5.0.
+        expectPick(allInOne, nil, .rule(2), byTarget: false)
+        // Nobody eligible reaches it: early progress, as without a level.
+        let none: [[Double]] = [[1.003, 2, 5.3, inf], [1.002, 2, 5.1, inf], [1.001, 1, 5.0, inf]]
+        let ratesNone: [[Double]] = [[-1, 1.000, 9, 6.0, inf], [-0.5, 1.005, 7, 5.5, inf], [0, 1.020, 5, 5.2, 1]]
+        let plainRates: [[Double]] = ratesNone.map { Array($0.prefix(4)) }
+        let plainRules: [[Double]] = none.map { Array($0.prefix(3)) }
+        let withLevel = AutomaticPace.choice(tried: ratesNone, rules: none, costs: costs)
+        #expect(withLevel.choice == AutomaticPace.choice(tried: plainRates, rules: plainRules) && !withLevel.byTarget)
+    }
+
+    /// A refinement's mean steps per point to its first iteration within 1 % of `level` (+∞: not
+    /// within five), as the search records it.
+    func stepsTo(_ level: Double, _ decoder: GaussianDecoder, _ x: Dataset, _ start: (mu: [Float], logVariance: [Float]),
+                 _ c: GuardedRefinementConfiguration) -> Double {
+        let r = GuardedRefinement(decoder: decoder, threads: 1).refine(x, start: start, configuration: c, seed: 1)
+        guard let t = r.curve.firstIndex(where: { $0 <= level + 0.01 * abs(level) }), t <= AutomaticPace.earlySteps else { return .infinity }
+        return t == 0 ? 0 : r.meanStepsAfter[t - 1]
+    }
+
+    /// The search given a level: each row records its refinement's steps to it, and the chosen
+    /// candidate is the eligible one of the least work to it. An ELBO model's curves are not
+    /// reconstructions: its level is ignored.
+    @Test func automaticPaceWithALevelChoosesTheLeastWorkToIt() {
+        let (decoder, x, start) = reconstructionProblem(seed: 12, architecture: .arch2, rows: 120)
+        var base = GuardedRefinementConfiguration(learningRate: 0.1)
+        base.maxSteps = 20
+        func ruled(_ rule: GuardedRefinementConfiguration.StepRule) -> GuardedRefinementConfiguration {
+            var c = base
+            c.learningRate = 1
+            c.stepRule = rule
+            return c
+        }
+        // A level every rule reaches by its third iteration: the highest of their objectives after three.
+        let level = AutomaticPace.gaussNewtonRules.map { rule -> Double in
+            let r = GuardedRefinement(decoder: decoder, threads: 1).refine(x, start: start, configuration: ruled(rule), seed: 1)
+            return r.curve[min(3, r.curve.count - 1)]
+        }.max()!
+        let out = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1, target: level)
+        #expect(out.target == level && out.chosenByTarget)
+        let rows = [try! #require(out.cauchy), try! #require(out.subspace), try! #require(out.krylov)]
+        for (rule, row) in zip(AutomaticPace.gaussNewtonRules, rows) {
+            #expect(row.count == 4 && row[3] == stepsTo(level, decoder, x, start, ruled(rule)) && row[3].isFinite, "\(rule)")
+        }
+        let best = min(out.tried.map { $0[1] }.min()!, rows.map { $0[0] }.min()!)
+        let band = best + AutomaticPace.tieBand * abs(best)
+        let adamCost = AutomaticPace.iterationCost(.adam, decoder: decoder)
+        let works = out.tried.filter { $0[1] <= band }.map { $0[4] * adamCost }
+            + zip(AutomaticPace.gaussNewtonRules, rows).filter { $0.1[0] <= band }.map { $0.1[3] * AutomaticPace.iterationCost($0.0, decoder: decoder) }
+        let chosenWork: Double
+        if let k = AutomaticPace.gaussNewtonRules.firstIndex(of: out.stepRule) {
+            chosenWork = rows[k][3] * AutomaticPace.iterationCost(out.stepRule, decoder: decoder)
+        } else {
+            let row = out.tried.first { abs(Float(pow(10, $0[0])) - out.learningRate) < 1e-6 * out.learningRate }!
+            #expect(row[4] == stepsTo(level, decoder, x, start, out.configuration(base)))
+            chosenWork = row[4] * adamCost
+        }
+        #expect(chosenWork == works.min()!)
+        // Without a level the rows keep three numbers and early progress decides.
+        let plain = AutomaticPace.select(decoder: decoder, x: x, start: start, base: base, threads: 2, seed: 1)
+        #expect(plain.target == nil && !plain.chosenByTarget && plain.krylov!.count == 3)
+        let (elbo, ex, es) = setup(objective: .elbo(beta: 1))
+        let e = AutomaticPace.select(decoder: elbo, x: ex, start: es, base: base, threads: 2, seed: 1, target: 0.5)
+        #expect(e.target == nil && !e.chosenByTarget && e.tried.allSatisfy { $0.count == 4 })
+    }
+
     /// A linear decoder with the reconstruction objective, where the Cauchy step is steepest
     /// descent with an exact line search on each point's quadratic (and the subspace step a
     /// two-term conjugate-direction step): they make faster early progress than any Adam rate,
