@@ -176,6 +176,14 @@ public final class GuardedRefinement: @unchecked Sendable {
 
     deinit { scratch.forEach { $0.deallocate() } }
 
+    /// Whether the Gauss-Newton-model steps take their images through the output layer's Gram
+    /// matrix (h × h per row) rather than at the output (d per row): when the output layer's
+    /// input is narrower than the data and the noise is fixed (``refine`` and
+    /// ``AutomaticPace/iterationCost(_:decoder:)`` both follow it).
+    static func modelImagesThroughGram(_ decoder: GaussianDecoder) -> Bool {
+        decoder.outputLayerInputWidth < decoder.dataWidth && decoder.logNoiseVariance == nil
+    }
+
     /// Refines every point from `start` (μ, log σ², n × |z| each). `startSeconds` (the encoder
     /// pass) is added to the reported time.
     public func refine(_ x: Dataset, start: (mu: [Float], logVariance: [Float]), configuration c: GuardedRefinementConfiguration,
@@ -214,7 +222,7 @@ public final class GuardedRefinement: @unchecked Sendable {
         // (Js)·(Js′) = v G v′ᵀ, h² per row instead of h·d, and H̃s = (2/d)·backward(v G) from the
         // last hidden layer. Else J·s itself (rows × d) and H̃s = (2/d)·backward(J·s).
         let h = decoder.outputLayerInputWidth
-        let throughGram = modelStep && cauchyThroughGram && h < d && decoder.logNoiseVariance == nil
+        let throughGram = modelStep && cauchyThroughGram && GuardedRefinement.modelImagesThroughGram(decoder)
         let outputGram = throughGram ? FloatBuffer(decoder.outputGram()) : nil
         let krylovCount = c.stepRule.krylovVectors
         let directionCount = krylovCount + (keepsLastStep ? 1 : 0)
@@ -555,7 +563,7 @@ public enum AutomaticPace {
         let adam = 2 * f
         guard rule.usesGaussNewtonModel else { return adam }
         let d = Double(decoder.dataWidth), h = Double(decoder.outputLayerInputWidth)
-        let throughGram = h < d && decoder.logNoiseVariance == nil
+        let throughGram = GuardedRefinement.modelImagesThroughGram(decoder)
         let image = throughGram ? f - h * d + h * h : f
         let width = throughGram ? h : d
         let directions = rule.krylovVectors + (rule.usesLastStep ? 1 : 0)
