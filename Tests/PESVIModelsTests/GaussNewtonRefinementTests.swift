@@ -475,11 +475,13 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         }
     }
 
-    /// Eight systems in SIMD lanes (the ReLU decoders' solve at |z| ≤ 64) factor bit for bit as
+    /// Eight systems in SIMD lanes (the ReLU decoders' solve at |z| ≤ 128) factor bit for bit as
     /// one at a time, and solve to rounding, including a lane with a frozen coordinate (no
-    /// curvature), one with a NaN pivot and one of very different scale.
-    @Test func laneCholeskyMatchesOneSystemAtATime() {
-        let n = 13, W = GaussNewtonWorkspace.lanes
+    /// curvature), one with a NaN pivot and one of very different scale. Odd and even n: the
+    /// lanes' factor takes rows in pairs and columns in pairs, and each parity leaves a
+    /// different remainder (a last single row; a last single column of a pair of rows).
+    @Test(arguments: [12, 13]) func laneCholeskyMatchesOneSystemAtATime(n: Int) {
+        let W = GaussNewtonWorkspace.lanes
         var rng = RandomGenerator(seed: 93)
         var systems: [[Double]] = [], rhs: [[Double]] = []
         for p in 0..<W {
