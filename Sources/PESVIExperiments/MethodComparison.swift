@@ -22,17 +22,19 @@ public struct MethodResult: Sendable, Codable, Equatable {
     public var curve: [Double] = []
     /// Squared error at the posterior mean, (x − D(μ))² per point and dimension; not in the JSON.
     public var reconstructionAtMean: Double = .nan
-    /// For per-point methods: the most steps any point took; not in the JSON.
+    /// For per-point methods (PE-SVI-auto, PE-SVI-GN, PE-SVI-Cauchy): the most steps any point
+    /// took in the whole run; in the JSON as `runMaxSteps`.
     public var maxStepsPerPoint: Int? = nil
-    /// For per-point methods, the whole run to each point's own stop (not in the JSON): mean
-    /// steps per point and wall time. `steps` and `seconds` stop where SVI's level is reached.
+    /// For per-point methods, the whole run to each point's own stop: mean steps per point and
+    /// wall time (encoder pass included; with timing repeats the median). `steps` and `seconds`
+    /// stop where SVI's level is reached. In the JSON as `runSteps` and `runSeconds`.
     public var runSteps: Double? = nil
     public var runSeconds: Double? = nil
     /// With ``ComparisonOptions/timingRepeats`` > 1: `seconds` of every repeat, in the order
     /// run (`seconds` is their median). In the JSON as `secondsRuns` only then.
     public var secondsRuns: [Double]? = nil
 
-    enum CodingKeys: String, CodingKey { case reconstruction, steps, seconds, secondsRuns }
+    enum CodingKeys: String, CodingKey { case reconstruction, steps, seconds, secondsRuns, runSteps, runMaxSteps, runSeconds }
 
     public init(reconstruction: Double, steps: Double?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) {
         self.reconstruction = reconstruction
@@ -49,6 +51,9 @@ public struct MethodResult: Sendable, Codable, Equatable {
         hasSteps = c.contains(.steps)
         steps = try c.decodeIfPresent(Double.self, forKey: .steps)
         secondsRuns = try c.decodeIfPresent([Double].self, forKey: .secondsRuns)
+        runSteps = try c.decodeIfPresent(Double.self, forKey: .runSteps)
+        maxStepsPerPoint = try c.decodeIfPresent(Int.self, forKey: .runMaxSteps)
+        runSeconds = try c.decodeIfPresent(Double.self, forKey: .runSeconds)
     }
 
     public func encode(to encoder: Swift.Encoder) throws {
@@ -57,6 +62,10 @@ public struct MethodResult: Sendable, Codable, Equatable {
         if hasSteps { try c.encode(steps, forKey: .steps) }   // null when never reached
         try c.encode(seconds, forKey: .seconds)
         if let runs = secondsRuns, runs.count > 1 { try c.encode(runs, forKey: .secondsRuns) }
+        // Per-point methods: the whole run to each point's own stop.
+        try c.encodeIfPresent(runSteps, forKey: .runSteps)
+        try c.encodeIfPresent(maxStepsPerPoint, forKey: .runMaxSteps)
+        try c.encodeIfPresent(runSeconds, forKey: .runSeconds)
     }
 }
 

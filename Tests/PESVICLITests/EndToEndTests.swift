@@ -169,6 +169,22 @@ import PESVIData
         }
         let sviSteps = try #require((methods["SVI"] as? [String: Any])?["steps"] as? Int, "SVI.steps is a number")
         #expect(sviSteps <= 200)
+        // The per-point methods also carry their whole run to each point's own stop: mean and
+        // most steps per point, and its seconds, at least the steps and seconds to SVI's level.
+        #expect(methods["PE-SVI-auto"] != nil && methods["PE-SVI-GN"] != nil)
+        for name in ["PE-SVI-auto", "PE-SVI-GN"] {
+            let entry = try #require(methods[name] as? [String: Any], "no \(name)")
+            let runSteps = try #require(entry["runSteps"] as? Double, "\(name) has no runSteps")
+            let runMax = try #require(entry["runMaxSteps"] as? Int, "\(name) has no runMaxSteps")
+            let runSeconds = try #require(entry["runSeconds"] as? Double, "\(name) has no runSeconds")
+            #expect(runSteps >= 0 && Double(runMax) >= runSteps && runMax >= 1, "\(name): mean \(runSteps), max \(runMax)")
+            if let steps = entry["steps"] as? Double { #expect(steps <= runSteps + 1e-12, "\(name): \(steps) steps to SVI, \(runSteps) in all") }
+            #expect(runSeconds.isFinite && runSeconds >= (entry["seconds"] as? Double ?? .infinity) - 1e-12, "\(name).runSeconds")
+        }
+        for name in ["VAE", "SVI", "PE-SVI-0", "PE-SVI-25"] {
+            let entry = try #require(methods[name] as? [String: Any])
+            #expect(entry["runSteps"] == nil && entry["runMaxSteps"] == nil && entry["runSeconds"] == nil, "\(name) is not a per-point method")
+        }
 
         for name in methods.keys { #expect((methods[name] as? [String: Any])?["secondsRuns"] == nil, "one timed run: no secondsRuns") }
 
@@ -181,6 +197,8 @@ import PESVIData
             let entry = try #require(value as? [String: Any]), once = try #require(methods[name] as? [String: Any])
             #expect((entry["reconstruction"] as? Double) == (once["reconstruction"] as? Double), "\(name): the repeats changed its result")
             #expect(String(describing: entry["steps"]) == String(describing: once["steps"]), "\(name).steps")
+            #expect(String(describing: entry["runSteps"]) == String(describing: once["runSteps"])
+                    && String(describing: entry["runMaxSteps"]) == String(describing: once["runMaxSteps"]), "\(name).runSteps")
             let runs = try #require(entry["secondsRuns"] as? [Double], "\(name) has no secondsRuns")
             #expect(runs.count == 3 && runs.allSatisfy { $0.isFinite && $0 >= 0 })
             #expect((entry["seconds"] as? Double) == runs.sorted()[1], "\(name).seconds is not the median of \(runs)")
