@@ -256,6 +256,47 @@ import Testing
         for i in 0..<count { #expect(results[i], "concurrent product \(i) wrong") }
     }
 
+    /// Products of a few rows skip packing (`takesUnpackedPath`) and give the packed kernels'
+    /// result bit for bit, with padded leading dimensions (the padding of A and B is NaN and
+    /// must not be read; C's padding must stay), at shapes around the register blocks; and only
+    /// plain C = A·B of fewer than `unpackedProductRowLimit` rows within one depth block takes it.
+    @Test func fewRowsSkipPackingBitForBit() {
+        var rng = RandomGenerator(seed: 41)
+        var checked = 0
+        for m in 1..<unpackedProductRowLimit {
+            for (n, k) in [(1, 1), (7, 5), (16, 16), (17, 3), (33, 64), (64, 32), (300, 17), (40, 256)] {
+                let lda = k + 3, ldb = n + 5, ldc = n + 2
+                var a = [Float](repeating: .nan, count: m * lda), b = [Float](repeating: .nan, count: k * ldb)
+                for i in 0..<m { for t in 0..<k { a[i * lda + t] = rng.uniformFloat() * 2 - 1 } }
+                for t in 0..<k { for j in 0..<n { b[t * ldb + j] = rng.uniformFloat() * 2 - 1 } }
+                var routed = [Float](repeating: 7.5, count: m * ldc), packed = routed
+                #expect(takesUnpackedPath(.none, .none, m: m, n: n, k: k, alpha: 1, beta: 0))
+                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in
+                    routed.withUnsafeMutableBufferPointer { cp in
+                        gemm(.none, .none, m: m, n: n, k: k, alpha: 1, a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
+                             beta: 0, c: cp.baseAddress!, ldc: ldc)
+                    }
+                    packed.withUnsafeMutableBufferPointer { cp in
+                        packedGEMM(.none, .none, m: m, n: n, k: k, alpha: 1, a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
+                                   beta: 0, c: cp.baseAddress!, ldc: ldc, threads: 1)
+                    }
+                } }
+                #expect(routed.map(\.bitPattern) == packed.map(\.bitPattern), "m=\(m) n=\(n) k=\(k): differs from the packed product")
+                #expect(routed.allSatisfy { !$0.isNaN }, "m=\(m) n=\(n) k=\(k): read the NaN padding")
+                checked += 1
+            }
+        }
+        #expect(checked == 15 * 8)
+        // Everything else stays on the packed kernels.
+        #expect(!takesUnpackedPath(.none, .none, m: unpackedProductRowLimit, n: 8, k: 8, alpha: 1, beta: 0))
+        #expect(!takesUnpackedPath(.none, .none, m: 4, n: 8, k: 257, alpha: 1, beta: 0))
+        #expect(!takesUnpackedPath(.none, .none, m: 4, n: 8, k: 8, alpha: 2, beta: 0))
+        #expect(!takesUnpackedPath(.none, .none, m: 4, n: 8, k: 8, alpha: 1, beta: 1))
+        #expect(!takesUnpackedPath(.transpose, .none, m: 4, n: 8, k: 8, alpha: 1, beta: 0))
+        #expect(!takesUnpackedPath(.none, .transpose, m: 4, n: 8, k: 8, alpha: 1, beta: 0))
+        #expect(!takesUnpackedPath(.none, .none, m: 4, n: 8, k: 0, alpha: 1, beta: 0))
+    }
+
     /// The unchecked pointer entry point gives the same result as the checked one.
     @Test func uncheckedEntryPointMatchesChecked() throws {
         var rng = RandomGenerator(seed: 5)
