@@ -43,15 +43,17 @@ let unpackedProductRowLimit = 16
 /// Whether ``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)`` hands the product to
 /// ``smallMatrixProduct(m:n:k:a:aRowStride:aColumnStride:b:ldb:c:ldc:)`` instead of the packed
 /// kernels: C = A·B with neither operand transposed, alpha 1, beta 0, fewer than
-/// ``unpackedProductRowLimit`` rows, and k within one depth block of the packed path (256), so
-/// that path too sums every element over t = 0, 1, … in order from zero and stores it as is:
-/// the result is the same bit for bit. Packing B costs k·n whatever m is; with a few rows (the
+/// ``unpackedProductRowLimit`` rows, and k within one depth block of the packed path
+/// (`GEMMBlocking.kc`, as the AVX-512 kernel's `kcLimit`), so that path too sums every
+/// element over t = 0, 1, … in order from zero and stores it as is: the result is the same
+/// bit for bit. Packing B costs k·n whatever m is; with a few rows (the
 /// points still refining in a chunk after the others have stopped) it cost more than the
 /// product: PE-SVI-auto on digits |z| = 16 Arch2 spent 31 % of its time packing (measured 28 %
 /// less time with this path, docs/BENCHMARKS.md).
 @inline(__always)
 func takesUnpackedPath(_ opA: Transpose, _ opB: Transpose, m: Int, n: Int, k: Int, alpha: Float, beta: Float) -> Bool {
-    opA == .none && opB == .none && alpha == 1 && beta == 0 && m > 0 && m < unpackedProductRowLimit && n > 0 && k > 0 && k <= 256
+    opA == .none && opB == .none && alpha == 1 && beta == 0 && m > 0 && m < unpackedProductRowLimit && n > 0 && k > 0
+        && k <= GEMMBlocking.kc
 }
 
 /// Checked matrix product on arrays; same contract as ``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)``.

@@ -289,7 +289,8 @@ import Testing
         #expect(checked == 15 * 8)
         // Everything else stays on the packed kernels.
         #expect(!takesUnpackedPath(.none, .none, m: unpackedProductRowLimit, n: 8, k: 8, alpha: 1, beta: 0))
-        #expect(!takesUnpackedPath(.none, .none, m: 4, n: 8, k: 257, alpha: 1, beta: 0))
+        #expect(!takesUnpackedPath(.none, .none, m: 4, n: 8, k: GEMMBlocking.kc + 1, alpha: 1, beta: 0))
+        #expect(GEMMBlocking.kc == 256, "the shapes above take k up to 256 as one depth block")
         #expect(!takesUnpackedPath(.none, .none, m: 4, n: 8, k: 8, alpha: 2, beta: 0))
         #expect(!takesUnpackedPath(.none, .none, m: 4, n: 8, k: 8, alpha: 1, beta: 1))
         #expect(!takesUnpackedPath(.transpose, .none, m: 4, n: 8, k: 8, alpha: 1, beta: 0))
