@@ -283,6 +283,7 @@ import Testing
                 } }
                 #expect(routed.map(\.bitPattern) == packed.map(\.bitPattern), "m=\(m) n=\(n) k=\(k): differs from the packed product")
                 #expect(routed.allSatisfy { !$0.isNaN }, "m=\(m) n=\(n) k=\(k): read the NaN padding")
+                #expect((0..<m).allSatisfy { i in (n..<ldc).allSatisfy { routed[i * ldc + $0] == 7.5 } }, "m=\(m) n=\(n) k=\(k): wrote C's padding")
                 checked += 1
             }
         }
