@@ -42,6 +42,12 @@ public enum AVX512GEMM {
     /// `gemm`); m, n, k > 0, alpha != 0. `packA` and `packB` hold at least ``packSizes(m:n:k:)``
     /// floats and are 64-byte aligned; `edge` holds ``edgeCount`` floats. C is not read when
     /// beta == 0.
+    ///
+    /// `prepackedB`, if not nil, is op(B) already packed whole (``packWhole(transposeB:b:ldb:k:n:into:)``
+    /// of a matrix with `prepackedBlockStride` = its n rounded up to 32) and this product's B is
+    /// its columns from `prepackedColumn` (a multiple of 32) on: the panels are read from there
+    /// and `b`, `packB` are not used. The panels are the ones this function would pack, so the
+    /// result is the same bit for bit.
     @inline(never)
     public static func serialGEMM(
         transposeA: Bool, transposeB: Bool,
@@ -50,8 +56,9 @@ public enum AVX512GEMM {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float,
         c: UnsafeMutablePointer<Float>, ldc: Int,
-        packA pa: UnsafeMutablePointer<Float>, packB pb: UnsafeMutablePointer<Float>,
-        edge: UnsafeMutablePointer<Float>
+        packA pa: UnsafeMutablePointer<Float>, packB packBuffer: UnsafeMutablePointer<Float>,
+        edge: UnsafeMutablePointer<Float>,
+        prepackedB: UnsafePointer<Float>? = nil, prepackedBlockStride: Int = 0, prepackedColumn: Int = 0
     ) {
         let kcB = balancedBlock(k, limit: kcLimit, unit: 1)
         let mcB = balancedBlock(m, limit: mcLimit, unit: mr)
@@ -60,12 +67,18 @@ public enum AVX512GEMM {
             // Deeper than one block: B is packed whole, block after block, and each mc-row
             // block of A runs through every depth block while it is in L2 (instead of every
             // row of A once per depth block, which streams a tall A from memory twice or more).
-            let ncp = (n + nr - 1) / nr * nr
+            let ncp = (n + nr - 1) / nr * nr, pb = packBuffer
             var pc = 0
-            while pc < k {
-                let kc = min(kcB, k - pc)
-                packB(transposeB, b: b, ldb: ldb, row: pc, col: 0, kc: kc, nc: n, into: pb + pc * ncp)
-                pc += kc
+            if prepackedB == nil {
+                while pc < k {
+                    let kc = min(kcB, k - pc)
+                    packB(transposeB, b: b, ldb: ldb, row: pc, col: 0, kc: kc, nc: n, into: pb + pc * ncp)
+                    pc += kc
+                }
+            }
+            @inline(__always) func block(_ pc: Int, _ kc: Int) -> UnsafePointer<Float> {
+                if let prepackedB { return prepackedB + pc * prepackedBlockStride + prepackedColumn * kc }
+                return UnsafePointer(pb + pc * ncp)
             }
             let fullRows = m / mr * mr
             var ic = 0
@@ -75,7 +88,7 @@ public enum AVX512GEMM {
                 while pc < k {
                     let kc = min(kcB, k - pc)
                     unpackedMacroKernel(rows: mc, nc: n, kc: kc, alpha: alpha, beta: pc == 0 ? beta : 1,
-                                        a: a + ic * lda + pc, lda: lda, pb: pb + pc * ncp, c: c + ic * ldc, ldc: ldc)
+                                        a: a + ic * lda + pc, lda: lda, pb: block(pc, kc), c: c + ic * ldc, ldc: ldc)
                     pc += kc
                 }
                 ic += mc
@@ -86,7 +99,7 @@ public enum AVX512GEMM {
                     let kc = min(kcB, k - pc)
                     packA(transposeA, a: a, lda: lda, row: fullRows, col: pc, mc: m - fullRows, kc: kc, into: pa)
                     macroKernel(mc: m - fullRows, nc: n, kc: kc, alpha: alpha, beta: pc == 0 ? beta : 1,
-                                pa: pa, pb: pb + pc * ncp, c: c + fullRows * ldc, ldc: ldc, edge: edge)
+                                pa: pa, pb: block(pc, kc), c: c + fullRows * ldc, ldc: ldc, edge: edge)
                     pc += kc
                 }
             }
@@ -98,7 +111,14 @@ public enum AVX512GEMM {
             var pc = 0
             while pc < k {
                 let kc = min(kcB, k - pc)
-                packB(transposeB, b: b, ldb: ldb, row: pc, col: jc, kc: kc, nc: nc, into: pb)
+                let pb: UnsafePointer<Float>
+                if let prepackedB {
+                    // Panels of columns jc… of depth block pc, as packB would have packed them.
+                    pb = prepackedB + pc * prepackedBlockStride + (prepackedColumn + jc) * kc
+                } else {
+                    packB(transposeB, b: b, ldb: ldb, row: pc, col: jc, kc: kc, nc: nc, into: packBuffer)
+                    pb = UnsafePointer(packBuffer)
+                }
                 let betaBlock: Float = pc == 0 ? beta : 1
                 if !transposeA && lda % 1024 != 0 && nc <= unpackedAColumns {
                     // Each A value meets at most eight B panels: the kernel reads the
@@ -147,6 +167,22 @@ public enum AVX512GEMM {
     /// Up to this depth an in-place product packs all of B at once (at most 1 MiB) and runs
     /// each block of A's rows through every depth block while the block is in L2.
     static var unpackedADepth: Int { 1024 }
+
+    /// Packs all of op(B) (k×n) as ``serialGEMM(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:packA:packB:edge:prepackedB:prepackedBlockStride:prepackedColumn:)``
+    /// packs it, for its `prepackedB`: depth block after depth block (the same blocks of at
+    /// most 256), block pc (its first row) at `dst + pc·ncp` with ncp = n rounded up to 32,
+    /// each block 32-wide panels of its kc rows. `dst` holds k·ncp floats.
+    @inline(never)
+    public static func packWhole(transposeB: Bool, b: UnsafePointer<Float>, ldb: Int, k: Int, n: Int,
+                                 into dst: UnsafeMutablePointer<Float>) {
+        let kcB = balancedBlock(k, limit: kcLimit, unit: 1), ncp = (n + nr - 1) / nr * nr
+        var pc = 0
+        while pc < k {
+            let kc = min(kcB, k - pc)
+            packB(transposeB, b: b, ldb: ldb, row: pc, col: 0, kc: kc, nc: n, into: dst + pc * ncp)
+            pc += kc
+        }
+    }
 
     /// Splits `total` into the fewest blocks of at most `limit`, of near-equal size rounded up
     /// to a multiple of `unit`.

@@ -76,13 +76,19 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
     public func forward(_ x: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace, layers: Int) -> UnsafePointer<Float> {
         precondition(rows <= ws.maxRows, "forward: \(rows) rows exceed the workspace's \(ws.maxRows)")
         precondition(layers >= 0 && layers <= layerCount, "forward: \(layers) layers of \(layerCount)")
+        precondition(ws.packedNetworkParameters == nil || ws.packedNetworkParameters == UnsafePointer(parameters.pointer),
+                     "forward: the workspace's packed weights are another network's")
         let p = parameters.pointer
         var input = x
         for l in stride(from: 1, through: layers, by: 1) {
             let out = ws.activations[l - 1].pointer
             let nIn = widths[l - 1], nOut = widths[l]
-            gemm(.none, .none, m: rows, n: nOut, k: nIn, alpha: 1, a: input, lda: nIn,
-                 b: p + weightOffsets[l - 1], ldb: nOut, beta: 0, c: out, ldc: nOut)
+            if let packed = ws.packedForward {
+                gemm(m: rows, alpha: 1, a: input, lda: nIn, b: packed[l - 1], beta: 0, c: out, ldc: nOut)
+            } else {
+                gemm(.none, .none, m: rows, n: nOut, k: nIn, alpha: 1, a: input, lda: nIn,
+                     b: p + weightOffsets[l - 1], ldb: nOut, beta: 0, c: out, ldc: nOut)
+            }
             Elementwise.addBias(p + biasOffsets[l - 1], to: out, rows: rows, cols: nOut)
             if l < layerCount { Elementwise.reluForward(out, count: rows * nOut) }
             input = UnsafePointer(out)
@@ -135,6 +141,8 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
                                       output: UnsafeMutablePointer<Float>, layers: Int? = nil) {
         precondition(rows <= ws.maxRows, "jacobianVectorProduct: \(rows) rows exceed the workspace's \(ws.maxRows)")
         precondition(ws.differentiable, "jacobianVectorProduct: a forward-only workspace")
+        precondition(ws.packedNetworkParameters == nil || ws.packedNetworkParameters == UnsafePointer(parameters.pointer),
+                     "jacobianVectorProduct: the workspace's packed weights are another network's")
         let through = layers ?? layerCount
         precondition(through >= 0 && through <= layerCount, "jacobianVectorProduct: \(through) layers of \(layerCount)")
         guard through > 0 else { output.update(from: u, count: rows * widths[0]); return }
@@ -145,8 +153,12 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
             let nIn = widths[l - 1], nOut = widths[l]
             let out = l == through ? output : (useA ? ws.gradientA.pointer : ws.gradientB.pointer)
             useA.toggle()
-            gemm(.none, .none, m: rows, n: nOut, k: nIn, alpha: 1, a: v, lda: nIn,
-                 b: p + weightOffsets[l - 1], ldb: nOut, beta: 0, c: out, ldc: nOut)
+            if let packed = ws.packedForward {
+                gemm(m: rows, alpha: 1, a: v, lda: nIn, b: packed[l - 1], beta: 0, c: out, ldc: nOut)
+            } else {
+                gemm(.none, .none, m: rows, n: nOut, k: nIn, alpha: 1, a: v, lda: nIn,
+                     b: p + weightOffsets[l - 1], ldb: nOut, beta: 0, c: out, ldc: nOut)
+            }
             if l < layerCount {
                 Elementwise.reluBackward(output: ws.activations[l - 1].pointer, gradient: out, count: rows * nOut)
             }
@@ -160,6 +172,8 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
                                 parameterGradients: UnsafeMutablePointer<Float>?, accumulate: Bool,
                                 inputGradient: UnsafeMutablePointer<Float>?) {
         precondition(ws.differentiable, "backward: a forward-only workspace")
+        precondition(ws.packedNetworkParameters == nil || ws.packedNetworkParameters == UnsafePointer(parameters.pointer),
+                     "backward: the workspace's packed weights are another network's")
         let p = parameters.pointer
         var g = gradient
         var useA = true  // the scratch buffer that receives the next ∂L/∂aₗ₋₁ (ping-pong)
@@ -172,20 +186,77 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
                      b: g, ldb: nOut, beta: accumulate ? 1 : 0, c: pg + weightOffsets[l - 1], ldc: nOut)
                 Elementwise.columnSums(g, rows: rows, cols: nOut, into: pg + biasOffsets[l - 1], accumulate: accumulate)
             }
-            if l == 1 {
-                if let gx = inputGradient {
+            // ∂L/∂aₗ₋₁ = g · Wₗᵀ (rows × nIn) into `target`.
+            @inline(__always) func throughWeights(into target: UnsafeMutablePointer<Float>) {
+                if let packed = ws.packedBackward {
+                    gemm(m: rows, alpha: 1, a: g, lda: nOut, b: packed[l - 1], beta: 0, c: target, ldc: nIn)
+                } else {
                     gemm(.none, .transpose, m: rows, n: nIn, k: nOut, alpha: 1, a: g, lda: nOut,
-                         b: p + weightOffsets[0], ldb: nOut, beta: 0, c: gx, ldc: nIn)
+                         b: p + weightOffsets[l - 1], ldb: nOut, beta: 0, c: target, ldc: nIn)
                 }
+            }
+            if l == 1 {
+                if let gx = inputGradient { throughWeights(into: gx) }
             } else {
                 // ∂L/∂aₗ₋₁ = g · Wₗᵀ, then through the ReLU that made aₗ₋₁.
                 let gPrev = useA ? ws.gradientA.pointer : ws.gradientB.pointer
                 useA.toggle()
-                gemm(.none, .transpose, m: rows, n: nIn, k: nOut, alpha: 1, a: g, lda: nOut,
-                     b: p + weightOffsets[l - 1], ldb: nOut, beta: 0, c: gPrev, ldc: nIn)
+                throughWeights(into: gPrev)
                 Elementwise.reluBackward(output: ws.activations[l - 2].pointer, gradient: gPrev, count: rows * nIn)
                 g = gPrev
             }
+        }
+    }
+}
+
+/// A ``DenseNetwork``'s weights packed once (``PackedMatrix``) for passes that do not change
+/// them, e.g. test-time inference with a trained decoder: each Wₗ as the right-hand operand of
+/// forward passes and Jacobian-vector products, and each Wₗᵀ for input gradients. Passes with
+/// a workspace holding them give bit for bit the results of passes without; they skip packing
+/// the weights in every product.
+///
+/// A snapshot of the weights when it was made or last ``refresh()``ed: after the network's
+/// parameters change, passes with a workspace holding them use the old weights until
+/// `refresh()` (the test-time refiners refresh at the start of every call; training uses
+/// workspaces without).
+public final class PackedWeights: @unchecked Sendable {
+    /// The network whose weights these are (passes check it).
+    public let network: DenseNetwork
+    /// Wₗ (widths[l−1] × widths[l]) for l = 1 … L (index l−1).
+    let weights: [PackedMatrix]
+    /// Wₗᵀ (widths[l] × widths[l−1]) for l = 1 … L (index l−1).
+    let transposedWeights: [PackedMatrix]
+    /// Their views, for the passes (no reference counting per product).
+    let forwardOperands: UnsafeMutablePointer<PackedOperand>
+    let backwardOperands: UnsafeMutablePointer<PackedOperand>
+
+    public init(network: DenseNetwork) {
+        self.network = network
+        let p = network.parameters.pointer
+        weights = (1...network.layerCount).map { l in
+            PackedMatrix(.none, b: p + network.weightOffsets[l - 1], ldb: network.widths[l], k: network.widths[l - 1], n: network.widths[l])
+        }
+        transposedWeights = (1...network.layerCount).map { l in
+            PackedMatrix(.transpose, b: p + network.weightOffsets[l - 1], ldb: network.widths[l], k: network.widths[l], n: network.widths[l - 1])
+        }
+        forwardOperands = .allocate(capacity: weights.count)
+        forwardOperands.initialize(from: weights.map(\.operand), count: weights.count)
+        backwardOperands = .allocate(capacity: transposedWeights.count)
+        backwardOperands.initialize(from: transposedWeights.map(\.operand), count: transposedWeights.count)
+    }
+
+    deinit {
+        forwardOperands.deallocate()
+        backwardOperands.deallocate()
+    }
+
+    /// Packs the network's current weights again, in place (no allocation; the workspaces
+    /// holding these keep working).
+    public func refresh() {
+        let p = network.parameters.pointer
+        for l in 1...network.layerCount {
+            weights[l - 1].repack(from: p + network.weightOffsets[l - 1], ldb: network.widths[l])
+            transposedWeights[l - 1].repack(from: p + network.weightOffsets[l - 1], ldb: network.widths[l])
         }
     }
 }
@@ -194,6 +265,13 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
 /// One workspace per thread; reused across calls, so passes allocate nothing.
 public final class NetworkWorkspace: @unchecked Sendable {
     public let maxRows: Int
+    /// The network's weights packed, if the passes may use them (see ``PackedWeights``).
+    public let packedWeights: PackedWeights?
+    /// Their views (Wₗ, and Wₗᵀ, index l−1), read by the passes without reference counting.
+    let packedForward: UnsafePointer<PackedOperand>?
+    let packedBackward: UnsafePointer<PackedOperand>?
+    /// The parameters of the network they were packed from (passes check it without reference counting).
+    let packedNetworkParameters: UnsafePointer<Float>?
     /// Output of each layer l = 1 … L (index l−1): maxRows × widths[l].
     let activations: [FloatBuffer]
     let gradientA: FloatBuffer
@@ -203,8 +281,16 @@ public final class NetworkWorkspace: @unchecked Sendable {
 
     /// `forwardOnly`: only the layers' outputs (for ``DenseNetwork/forward(_:rows:workspace:)``),
     /// without the gradient scratch, e.g. for an encoder pass at test time.
-    public init(network: DenseNetwork, maxRows: Int, forwardOnly: Bool = false) {
+    ///
+    /// `packedWeights`: `network`'s weights, packed, for passes while they stay fixed (one
+    /// ``PackedWeights`` may serve every thread's workspace).
+    public init(network: DenseNetwork, maxRows: Int, forwardOnly: Bool = false, packedWeights: PackedWeights? = nil) {
+        precondition(packedWeights.map { $0.network === network } ?? true, "NetworkWorkspace: packed weights of another network")
         self.maxRows = maxRows
+        self.packedWeights = packedWeights
+        packedForward = packedWeights.map { UnsafePointer($0.forwardOperands) }
+        packedBackward = packedWeights.map { UnsafePointer($0.backwardOperands) }
+        packedNetworkParameters = packedWeights.map { UnsafePointer($0.network.parameters.pointer) }
         activations = network.widths.dropFirst().map { FloatBuffer(count: maxRows * $0) }
         let widest = forwardOnly ? 0 : network.widths.max()!
         gradientA = FloatBuffer(count: maxRows * widest)

@@ -81,7 +81,8 @@ public enum EngineBenchmark {
         let decoder = GaussianDecoder(latent: latent, dataWidth: dataWidth, architecture: .arch2, objective: .reconstruction, rng: &rng)
         let x = randomData(rows: points, seed: 3)
         let table = PosteriorTable(rows: points, latent: latent, adam: AdamConfiguration(learningRate: 0.01), initialization: .standard, rng: &rng)
-        let stepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: 128, samples: 1, maxRows: points)
+        // As TestTimeInference runs SVI: the fixed decoder's weights packed once.
+        let stepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: 128, samples: 1, maxRows: points, packWeights: true)
         for s in 0..<3 { stepper.step(x, table, seed: 1, step: s) }
         let t0 = now()
         var steps = 0

@@ -104,9 +104,15 @@ public struct GaussNewtonResult: Sendable {
 /// resampling. It is recording only and not included in `seconds`.
 ///
 /// Points are processed in chunks of `chunkRows` on `threads` threads; each chunk's work
-/// depends only on its own points, so results are identical for any thread count.
+/// depends only on its own points, so results are identical for any thread count. The
+/// decoder's weights are packed (``PackedWeights``) at the start of every call: the decoder
+/// must not change during one.
 public final class GaussNewtonRefinement: @unchecked Sendable {
     public let decoder: GaussianDecoder
+    /// The decoder's weights packed for the workspaces' passes; packed again at the start of
+    /// every ``refine(_:start:maxSteps:seed:recordCurve:observer:)`` (the decoder may change
+    /// between calls, not during one).
+    let packedWeights: PackedWeights
     public let threads: Int
     public let chunkRows: Int
     /// Initial λ of every point.
@@ -200,7 +206,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         self.acceptanceRatio = acceptanceRatio
         self.exactLinearStep = exactLinearStep
         runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
-        workspaces = (0..<threads).map { _ in GaussNewtonWorkspace(decoder: decoder, maxPoints: chunkRows) }
+        let packed = PackedWeights(network: decoder.network)
+        packedWeights = packed
+        workspaces = (0..<threads).map { _ in GaussNewtonWorkspace(decoder: decoder, maxPoints: chunkRows, packedWeights: packed) }
         curveStepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: chunkRows, samples: curveSamples)
         let net = decoder.network
         let h = net.widths[net.layerCount - 1], d = net.outputWidth
@@ -226,6 +234,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         func seconds(_ t: ContinuousClock.Duration) -> Double { Double(t.components.seconds) + Double(t.components.attoseconds) * 1e-18 }
         var elapsed = 0.0
         let t0 = clock.now
+        packedWeights.refresh()  // the decoder's current weights (timed: part of the call's work)
         prepareGram()
         if maxSteps > 0 && exactLinearStep && decoder.network.layerCount == 1 {
             if let step = ExactLinearStep(decoder: decoder, gram: gram.pointer, precision: precision.pointer, beta: objectiveWeights().beta,
@@ -1238,11 +1247,11 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
 
     func forgetFactors() { for k in factorDampings.indices { factorDampings[k] = .nan } }
 
-    init(decoder: GaussianDecoder, maxPoints m: Int) {
+    init(decoder: GaussianDecoder, maxPoints m: Int, packedWeights: PackedWeights? = nil) {
         let net = decoder.network, L = decoder.latent, d = decoder.dataWidth
         let hidden = net.widths.dropFirst().dropLast()
         let widest = hidden.max() ?? 1, h = net.widths[net.layerCount - 1]
-        network = NetworkWorkspace(network: net, maxRows: m)
+        network = NetworkWorkspace(network: net, maxRows: m, packedWeights: packedWeights)
         z = FloatBuffer(count: m * L); zTrial = FloatBuffer(count: m * L); lvTrial = FloatBuffer(count: m * L)
         residual = FloatBuffer(count: m * d)
         jacobianA = FloatBuffer(count: hidden.isEmpty ? 1 : m * L * widest)

@@ -88,12 +88,14 @@ public final class ChunkWorkspace: @unchecked Sendable {
     let pairMeanGradient: FloatBuffer
     let hiddenGradient: FloatBuffer
 
-    public init(decoder: GaussianDecoder, maxPoints: Int, samples: Int) {
+    /// `packedWeights`: the decoder network's weights, packed, for a decoder that stays fixed
+    /// while the workspace is used (test-time inference; see ``PackedWeights``).
+    public init(decoder: GaussianDecoder, maxPoints: Int, samples: Int, packedWeights: PackedWeights? = nil) {
         precondition(maxPoints > 0 && samples > 0, "ChunkWorkspace needs maxPoints > 0 and samples > 0")
         self.maxPoints = maxPoints
         self.samples = samples
         let rows = maxPoints * samples, L = decoder.latent, d = decoder.dataWidth
-        network = NetworkWorkspace(network: decoder.network, maxRows: rows)
+        network = NetworkWorkspace(network: decoder.network, maxRows: rows, packedWeights: packedWeights)
         z = FloatBuffer(count: rows * L)
         epsilon = FloatBuffer(count: rows * L)
         sigma = FloatBuffer(count: maxPoints * L)
@@ -425,7 +427,11 @@ extension GaussianDecoder {
         let params = network.parameters.pointer
         let wOut = params + network.weightOffsets[layers - 1], bOut = params + network.biasOffsets[layers - 1]
         let out = ws.network.activations[layers - 1].pointer  // pairRows × d: D at each pair's mean
-        gemm(.none, .none, m: pairRows, n: d, k: h, alpha: 1, a: mean, lda: h, b: wOut, ldb: d, beta: 0, c: out, ldc: d)
+        if let packed = ws.network.packedForward {
+            gemm(m: pairRows, alpha: 1, a: mean, lda: h, b: packed[layers - 1], beta: 0, c: out, ldc: d)
+        } else {
+            gemm(.none, .none, m: pairRows, n: d, k: h, alpha: 1, a: mean, lda: h, b: wOut, ldb: d, beta: 0, c: out, ldc: d)
+        }
         Elementwise.addBias(bOut, to: out, rows: pairRows, cols: d)
         gemm(.none, .none, m: pairRows, n: h, k: h, alpha: 1, a: half, lda: h, b: gram, ldb: h, beta: 0, c: gHalf, ldc: h)
         // fᵢ's data term: (c / pairs) Σ_p (‖D(m_p) − x‖²_λ + δ_p G δ_pᵀ).
@@ -453,7 +459,11 @@ extension GaussianDecoder {
         // a± = m ± δ, so ∂f/∂a± = ½ ∂f/∂m ± ½ ∂f/∂δ.
         Elementwise.scale(g, by: 2 * w, count: pairRows * d)
         let gMean = ws.pairMeanGradient.pointer
-        gemm(.none, .transpose, m: pairRows, n: h, k: d, alpha: 1, a: g, lda: d, b: wOut, ldb: d, beta: 0, c: gMean, ldc: h)
+        if let packed = ws.network.packedBackward {
+            gemm(m: pairRows, alpha: 1, a: g, lda: d, b: packed[layers - 1], beta: 0, c: gMean, ldc: h)
+        } else {
+            gemm(.none, .transpose, m: pairRows, n: h, k: d, alpha: 1, a: g, lda: d, b: wOut, ldb: d, beta: 0, c: gMean, ldc: h)
+        }
         let ga = layers == 1 ? ws.latentGradient.pointer : ws.hiddenGradient.pointer
         for p in 0..<pairs {
             for i in 0..<n {

@@ -148,11 +148,16 @@ public typealias RefinementObserver = (_ iteration: Int, _ mu: UnsafePointer<Flo
 /// - **Per-point early exit.** A point whose accepted steps stop improving (relative change
 ///   below `tolerance` for `patience` steps) is finished: it is neither evaluated nor changed
 ///   again, so it costs nothing more and stays bit-for-bit as it was.
+///
+/// The decoder's weights are packed (``PackedWeights``) at the start of every call: the
+/// decoder must not change during one.
 public final class GuardedRefinement: @unchecked Sendable {
     public let decoder: GaussianDecoder
     public let threads: Int
     public let chunkRows: Int
     let workspaces: [ChunkWorkspace]
+    /// The decoder's weights packed for the workspaces; packed again at the start of every call.
+    let packedWeights: PackedWeights
     let gradMu: [FloatBuffer], gradLv: [FloatBuffer]
     let scratch: [UnsafeMutablePointer<Double>]
     /// The Gauss-Newton-model steps (Cauchy, subspace, Krylov) take their curvatures, and H̃g,
@@ -166,7 +171,9 @@ public final class GuardedRefinement: @unchecked Sendable {
         self.threads = threads
         self.chunkRows = chunkRows
         let L = decoder.latent
-        workspaces = (0..<threads).map { _ in ChunkWorkspace(decoder: decoder, maxPoints: chunkRows, samples: samples) }
+        let packed = PackedWeights(network: decoder.network)
+        packedWeights = packed
+        workspaces = (0..<threads).map { _ in ChunkWorkspace(decoder: decoder, maxPoints: chunkRows, samples: samples, packedWeights: packed) }
         gradMu = (0..<threads).map { _ in FloatBuffer(count: chunkRows * L) }
         gradLv = (0..<threads).map { _ in FloatBuffer(count: chunkRows * L) }
         scratch = (0..<threads).map { _ in
@@ -208,6 +215,7 @@ public final class GuardedRefinement: @unchecked Sendable {
         let rejected = SharedDoubles(count: runner.chunkCount(rows: n))
         let noiseSeed = seed &* 0xA24B_AED4_963E_E407
         let clock = ContinuousClock(), t0 = clock.now
+        packedWeights.refresh()  // the decoder's current weights (timed: part of the call's work)
         let gram: FloatBuffer? = !atMean && c.pairedOutputLayer && decoder.outputLayerInputWidth <= d ? FloatBuffer(decoder.outputGram()) : nil
         // Each point's fixed noise, drawn once rather than on every evaluation.
         let noise = decoder.fixedPointNoise(seed: noiseSeed, firstPoint: 0, count: atMean ? 0 : n, samples: workspaces[0].samples,

@@ -9,16 +9,25 @@ public final class LatentStepper: ParallelJob, @unchecked Sendable {
     public let decoder: GaussianDecoder
     public let runner: ChunkRunner
     let workspaces: [ChunkWorkspace]
+    /// The decoder's weights packed for the workspaces, if `packWeights` asked for them.
+    let packedWeights: PackedWeights?
     let gradMu: [FloatBuffer]
     let gradLogVariance: [FloatBuffer]
     let perPointScratch: [UnsafeMutablePointer<Double>]
     let chunkTotals: SharedDoubles
 
-    public init(decoder: GaussianDecoder, threads: Int, chunkRows: Int = 128, samples: Int = 1, maxRows: Int = 1 << 20) {
+    /// `packWeights`: pack the decoder's weights (``PackedWeights``) for test-time inference:
+    /// they are a snapshot, taken again by ``refreshPackedWeights()`` (which the caller runs
+    /// after the decoder changes; not for the validation rows during training, whose decoder
+    /// changes between uses).
+    public init(decoder: GaussianDecoder, threads: Int, chunkRows: Int = 128, samples: Int = 1, maxRows: Int = 1 << 20,
+                packWeights: Bool = false) {
         self.decoder = decoder
         runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
         let L = decoder.latent
-        workspaces = (0..<threads).map { _ in ChunkWorkspace(decoder: decoder, maxPoints: chunkRows, samples: samples) }
+        let packed = packWeights ? PackedWeights(network: decoder.network) : nil
+        packedWeights = packed
+        workspaces = (0..<threads).map { _ in ChunkWorkspace(decoder: decoder, maxPoints: chunkRows, samples: samples, packedWeights: packed) }
         gradMu = (0..<threads).map { _ in FloatBuffer(count: chunkRows * L) }
         gradLogVariance = (0..<threads).map { _ in FloatBuffer(count: chunkRows * L) }
         perPointScratch = (0..<threads).map { _ in
@@ -30,6 +39,9 @@ public final class LatentStepper: ParallelJob, @unchecked Sendable {
     }
 
     deinit { perPointScratch.forEach { $0.deallocate() } }
+
+    /// Packs the decoder's current weights again for the workspaces (if it packs them).
+    public func refreshPackedWeights() { packedWeights?.refresh() }
 
     func totals(rows: Int) -> SharedDoubles {
         runner.chunkCount(rows: rows) <= chunkTotals.count ? chunkTotals : SharedDoubles(count: runner.chunkCount(rows: rows))

@@ -25,6 +25,8 @@ public struct InferenceResult: Sendable {
 /// - ``refine(_:start:learningRate:steps:seed:)``: PE-SVI-K, K Adam steps from a given start
 ///   (the pseudo-encoder's output) at the adjusted rate, the pace.
 /// Points are processed chunk-parallel on `threads` threads; every point has its own Adam state.
+/// The decoder's weights are packed (``PackedWeights``) at the start of every run: the decoder
+/// must not change during one.
 public final class TestTimeInference: @unchecked Sendable {
     public let decoder: GaussianDecoder
     public let threads: Int
@@ -35,7 +37,7 @@ public final class TestTimeInference: @unchecked Sendable {
         self.decoder = decoder
         self.threads = threads
         self.samples = samples
-        stepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: chunkRows, samples: samples)
+        stepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: chunkRows, samples: samples, packWeights: true)
     }
 
     /// SVI from a random start: posteriors initialized by `initialization` (seeded), then
@@ -68,6 +70,7 @@ public final class TestTimeInference: @unchecked Sendable {
         var stepTimes: [Double] = []
         let clock = ContinuousClock()
         let t0 = clock.now
+        stepper.refreshPackedWeights()  // the decoder's current weights (timed: part of the run)
         var finalObjective = Double.nan
         var t = 0
         func elapsed() -> Double { let d = clock.now - t0; return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }

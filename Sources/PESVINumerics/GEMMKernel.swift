@@ -118,6 +118,8 @@ struct GEMMSplitJob: @unchecked Sendable {
     var splitN: Bool
     var chunks: Int
     var kernel: GEMMKernelKind
+    /// op(B) packed whole, if it is (then `b` is not read).
+    var prepacked: PrepackedPanels? = nil
 
     /// Runs chunk `part` of `chunks` on the calling thread.
     func run(part: Int) {
@@ -129,12 +131,16 @@ struct GEMMSplitJob: @unchecked Sendable {
         withGEMMWorkspace { ws in
             if splitN {
                 let bPart = opB == .none ? b + lo : b + lo * ldb
+                var panels = prepacked
+                panels?.column += lo
                 serialGEMM(opA, opB, m: m, n: hi - lo, k: k, alpha: alpha, a: a, lda: lda,
-                           b: bPart, ldb: ldb, beta: beta, c: c + lo, ldc: ldc, ws: ws, kernel: kernel)
+                           b: bPart, ldb: ldb, beta: beta, c: c + lo, ldc: ldc, ws: ws, kernel: kernel,
+                           prepacked: panels)
             } else {
                 let aPart = opA == .none ? a + lo * lda : a + lo
                 serialGEMM(opA, opB, m: hi - lo, n: n, k: k, alpha: alpha, a: aPart, lda: lda,
-                           b: b, ldb: ldb, beta: beta, c: c + lo * ldc, ldc: ldc, ws: ws, kernel: kernel)
+                           b: b, ldb: ldb, beta: beta, c: c + lo * ldc, ldc: ldc, ws: ws, kernel: kernel,
+                           prepacked: prepacked)
             }
         }
     }
@@ -226,7 +232,8 @@ func packedGEMM(
     beta: Float,
     c: UnsafeMutablePointer<Float>, ldc: Int,
     threads: Int,
-    kernel: GEMMKernelKind = .current
+    kernel: GEMMKernelKind = .current,
+    prepacked: PrepackedPanels? = nil
 ) {
     if m <= 0 || n <= 0 { return }
     if k <= 0 || alpha == 0 {
@@ -243,18 +250,18 @@ func packedGEMM(
     if chunks <= 1 {
         withGEMMWorkspace { ws in
             serialGEMM(opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                       beta: beta, c: c, ldc: ldc, ws: ws, kernel: kernel)
+                       beta: beta, c: c, ldc: ldc, ws: ws, kernel: kernel, prepacked: prepacked)
         }
         return
     }
     let job = GEMMSplitJob(opA: opA, opB: opB, m: m, n: n, k: k, alpha: alpha, beta: beta,
                            a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, splitN: splitN, chunks: chunks,
-                           kernel: kernel)
+                           kernel: kernel, prepacked: prepacked)
     if !GEMMHelperThreads.shared.run(job) {
         // Another product holds the helpers (and the other cores): run this one here.
         withGEMMWorkspace { ws in
             serialGEMM(opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                       beta: beta, c: c, ldc: ldc, ws: ws, kernel: kernel)
+                       beta: beta, c: c, ldc: ldc, ws: ws, kernel: kernel, prepacked: prepacked)
         }
     }
 }
@@ -291,21 +298,40 @@ func serialGEMM(
     beta: Float,
     c: UnsafeMutablePointer<Float>, ldc: Int,
     ws: GEMMWorkspace,
-    kernel: GEMMKernelKind
+    kernel: GEMMKernelKind,
+    prepacked: PrepackedPanels? = nil
 ) {
     #if arch(x86_64)
     if kernel == .avx512 {
         let sizes = AVX512GEMM.packSizes(m: m, n: n, k: k)
-        ws.reserve(a: sizes.a, b: sizes.b)
+        ws.reserve(a: sizes.a, b: prepacked == nil ? sizes.b : 0)
         AVX512GEMM.serialGEMM(transposeA: opA == .transpose, transposeB: opB == .transpose,
                               m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                               beta: beta, c: c, ldc: ldc,
-                              packA: ws.packA, packB: ws.packB, edge: ws.edge)
+                              packA: ws.packA, packB: ws.packB, edge: ws.edge,
+                              prepackedB: prepacked?.panels, prepackedBlockStride: prepacked?.blockStride ?? 0,
+                              prepackedColumn: prepacked?.column ?? 0)
         return
     }
     #endif
     serialGEMMAVX2(opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                   beta: beta, c: c, ldc: ldc, ws: ws)
+                   beta: beta, c: c, ldc: ldc, ws: ws, prepacked: prepacked)
+}
+
+/// Where a serial product finds op(B) already packed whole (``PackedMatrix``): depth block pc
+/// (its first row) of the whole matrix at `panels + pc·blockStride`, and this product's B is
+/// the whole matrix's columns from `column` (a multiple of the kernel's NR) on, whose panels
+/// in a block of depth kc start `column·kc` floats in.
+struct PrepackedPanels {
+    var panels: UnsafePointer<Float>
+    var blockStride: Int
+    var column: Int
+
+    /// The panels of depth block `pc` (depth `kc`), columns `column + jc` on.
+    @inline(__always)
+    func block(_ pc: Int, _ kc: Int, jc: Int = 0) -> UnsafePointer<Float> {
+        panels + pc * blockStride + (column + jc) * kc
+    }
 }
 
 /// One thread's packed GEMM on a sub-problem with the 6×16 AVX2 kernel; k > 0, alpha != 0.
@@ -316,7 +342,8 @@ func serialGEMMAVX2(
     b: UnsafePointer<Float>, ldb: Int,
     beta: Float,
     c: UnsafeMutablePointer<Float>, ldc: Int,
-    ws: GEMMWorkspace
+    ws: GEMMWorkspace,
+    prepacked: PrepackedPanels? = nil
 ) {
     let mr = GEMMBlocking.mr, nr = GEMMBlocking.nr
     let kcB = balancedBlock(k, limit: GEMMBlocking.kc, unit: 1)
@@ -326,13 +353,16 @@ func serialGEMMAVX2(
         // Deeper than one block: B packed whole, and each mc-row block of A through every
         // depth block while it is in L2 (see the AVX-512 driver).
         let ncp = (n + nr - 1) / nr * nr
-        ws.reserve(a: mcB * kcB, b: k * ncp)
-        let pa = ws.packA, pb = ws.packB, edge = ws.edge
+        ws.reserve(a: mcB * kcB, b: prepacked == nil ? k * ncp : 0)
+        let pa = ws.packA, edge = ws.edge
+        let whole = prepacked ?? PrepackedPanels(panels: UnsafePointer(ws.packB), blockStride: ncp, column: 0)
         var pc = 0
-        while pc < k {
-            let kc = min(kcB, k - pc)
-            packB(opB, b: b, ldb: ldb, row: pc, col: 0, kc: kc, nc: n, into: pb + pc * ncp)
-            pc += kc
+        if prepacked == nil {
+            while pc < k {
+                let kc = min(kcB, k - pc)
+                packB(opB, b: b, ldb: ldb, row: pc, col: 0, kc: kc, nc: n, into: ws.packB + pc * ncp)
+                pc += kc
+            }
         }
         let fullRows = m / mr * mr
         var ic = 0
@@ -342,7 +372,7 @@ func serialGEMMAVX2(
             while pc < k {
                 let kc = min(kcB, k - pc)
                 unpackedMacroKernel(rows: mc, nc: n, kc: kc, alpha: alpha, beta: pc == 0 ? beta : 1,
-                                    a: a + ic * lda + pc, lda: lda, pb: pb + pc * ncp, c: c + ic * ldc, ldc: ldc)
+                                    a: a + ic * lda + pc, lda: lda, pb: whole.block(pc, kc), c: c + ic * ldc, ldc: ldc)
                 pc += kc
             }
             ic += mc
@@ -353,21 +383,27 @@ func serialGEMMAVX2(
                 let kc = min(kcB, k - pc)
                 packA(opA, a: a, lda: lda, row: fullRows, col: pc, mc: m - fullRows, kc: kc, into: pa)
                 macroKernel(mc: m - fullRows, nc: n, kc: kc, alpha: alpha, beta: pc == 0 ? beta : 1,
-                            pa: pa, pb: pb + pc * ncp, c: c + fullRows * ldc, ldc: ldc, edge: edge)
+                            pa: pa, pb: whole.block(pc, kc), c: c + fullRows * ldc, ldc: ldc, edge: edge)
                 pc += kc
             }
         }
         return
     }
-    ws.reserve(a: mcB * kcB, b: kcB * ncB)
-    let pa = ws.packA, pb = ws.packB, edge = ws.edge
+    ws.reserve(a: mcB * kcB, b: prepacked == nil ? kcB * ncB : 0)
+    let pa = ws.packA, edge = ws.edge
     var jc = 0
     while jc < n {
         let nc = min(ncB, n - jc)
         var pc = 0
         while pc < k {
             let kc = min(kcB, k - pc)
-            packB(opB, b: b, ldb: ldb, row: pc, col: jc, kc: kc, nc: nc, into: pb)
+            let pb: UnsafePointer<Float>
+            if let prepacked {
+                pb = prepacked.block(pc, kc, jc: jc)
+            } else {
+                packB(opB, b: b, ldb: ldb, row: pc, col: jc, kc: kc, nc: nc, into: ws.packB)
+                pb = UnsafePointer(ws.packB)
+            }
             let betaBlock: Float = pc == 0 ? beta : 1
             if opA == .none && lda % 1024 != 0 && nc <= GEMMBlocking.unpackedAColumns {
                 // A read where it is stored, mc rows at a time; the last m mod 6 rows packed.

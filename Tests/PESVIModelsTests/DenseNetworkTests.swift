@@ -102,6 +102,69 @@ import TestSupport
         #expect(activations() == before)
     }
 
+    /// Passes with the weights packed once (``PackedWeights``, as test-time inference runs them)
+    /// give the results of passes without, bit for bit: forward, partial forward, backward
+    /// (parameter and input gradients), the input gradient from a hidden layer and J·u, with
+    /// fewer than 16 rows (the unpacked few-rows product) and more, for linear and ReLU networks
+    /// of the paper's shapes.
+    @Test(arguments: [[3, 4], [16, 32, 64], [64, 128, 300], [2, 7, 7, 7, 3], [32, 64, 64, 64]])
+    func packedWeightsGiveTheSamePassesBitForBit(widths: [Int]) {
+        var rng = RandomGenerator(seed: 31)
+        let net = DenseNetwork(widths: widths, rng: &rng)
+        let packed = PackedWeights(network: net)
+        let L = net.layerCount, nIn = widths[0], nOut = widths[L]
+        for rows in [5, 40] {
+            let x = FloatBuffer(rng.normalArray(count: rows * nIn)), u = FloatBuffer(rng.normalArray(count: rows * nIn))
+            let c = FloatBuffer(rng.normalArray(count: rows * nOut))
+            let hiddenGradient = rng.normalArray(count: rows * widths[1])
+            func passes(_ ws: NetworkWorkspace) -> [[Float]] {
+                var out: [[Float]] = []
+                if L > 1 {
+                    let a = net.forward(x.pointer, rows: rows, workspace: ws, layers: L - 1)
+                    out.append(Array(UnsafeBufferPointer(start: a, count: rows * widths[L - 1])))
+                }
+                let y = net.forward(x.pointer, rows: rows, workspace: ws)
+                out.append(Array(UnsafeBufferPointer(start: y, count: rows * nOut)))
+                let gp = FloatBuffer(count: net.parameterCount), gx = FloatBuffer(count: rows * nIn)
+                net.backward(x.pointer, rows: rows, workspace: ws, outputGradient: c.pointer, parameterGradients: gp.pointer, inputGradient: gx.pointer)
+                out.append(gp.array)
+                out.append(gx.array)
+                let jv = FloatBuffer(count: rows * nOut)
+                net.jacobianVectorProduct(u.pointer, rows: rows, workspace: ws, output: jv.pointer)
+                out.append(jv.array)
+                if L > 1 {
+                    let hidden = FloatBuffer(hiddenGradient)
+                    let gh = FloatBuffer(count: rows * nIn)
+                    net.inputGradient(fromHidden: 1, x.pointer, rows: rows, workspace: ws, hiddenGradient: hidden.pointer, inputGradient: gh.pointer)
+                    out.append(gh.array)
+                }
+                return out
+            }
+            let packedWorkspace = NetworkWorkspace(network: net, maxRows: rows, packedWeights: packed)
+            let plain = passes(NetworkWorkspace(network: net, maxRows: rows))
+            let withPacked = passes(packedWorkspace)
+            #expect(plain.count == withPacked.count)
+            for (k, (p, q)) in zip(plain, withPacked).enumerated() {
+                #expect(Self.firstDifference(p, q) == nil, "\(widths), \(rows) rows: pass result \(k) differs with packed weights")
+            }
+            // New weights: the packed copy is a snapshot until refresh(), then the same again.
+            for k in 0..<net.parameterCount { net.parameters[k] *= 1.25 }
+            let changed = passes(NetworkWorkspace(network: net, maxRows: rows))
+            #expect(Self.firstDifference(passes(packedWorkspace)[0], changed[0]) != nil, "\(widths): packed weights followed the network without refresh()")
+            packed.refresh()
+            let refreshed = passes(packedWorkspace)
+            for (k, (p, q)) in zip(changed, refreshed).enumerated() {
+                #expect(Self.firstDifference(p, q) == nil, "\(widths), \(rows) rows: pass result \(k) differs after refresh()")
+            }
+        }
+    }
+
+    /// The first index where two arrays differ bit for bit (or in length), else nil.
+    static func firstDifference(_ p: [Float], _ q: [Float]) -> Int? {
+        guard p.count == q.count else { return min(p.count, q.count) }
+        return p.indices.first { p[$0].bitPattern != q[$0].bitPattern }
+    }
+
     @Test func accumulateAddsToExistingGradients() {
         var rng = RandomGenerator(seed: 4)
         let net = DenseNetwork(widths: [3, 4, 2], rng: &rng)
