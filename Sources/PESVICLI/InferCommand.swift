@@ -89,8 +89,9 @@ struct InferCommand: ParsableCommand {
         if let gn {
             let r = gn.refine(x, start: start, maxSteps: steps, seed: common.seed, recordCurve: false)
             mu = r.mu; lv = r.logVariance
-            stepsNote = r.usedStart
+            stepsNote = !r.exactStep
                 ? String(format: "Gauss-Newton, mean %.1f / max %d steps per point, %d rejected trials", r.meanSteps, r.maxSteps, r.rejectedSteps)
+                : r.usedStart ? "Gauss-Newton, one exact minimum-norm step per point from the pseudo-encoder's start (linear decoder, singular H)"
                 : "Gauss-Newton, one exact step per point (linear decoder)"
         } else if steps > 0 && method == "cauchy" {
             let r = GuardedRefinement(decoder: m.decoder, threads: common.threads).refine(x, start: start, configuration: .cauchy(maxSteps: steps), seed: common.seed)

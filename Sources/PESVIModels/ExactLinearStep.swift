@@ -19,6 +19,21 @@ import PESVINumerics
 /// Damping would only shorten this step: the quadratic model is the objective itself (the
 /// gain ratio ρ is 1), which is why the iterative refinement's damped first step lands short
 /// of the minimizer and needs further iterations.
+///
+/// **From a start, when the minimizer is not unique.** With the reconstruction objective
+/// (β = 0) and H = WΛWᵀ singular (|z| > d, or W of lower rank), every μ with μW as close to
+/// x − b as W allows is a minimizer. Then ``init(decoder:gram:precision:beta:logVarianceFloor:ridge:)``
+/// with a `ridge` ε > 0 forms M = ΛWᵀ(H + εI)⁻¹ and the step from each point's start μ₀ is the
+/// Gauss-Newton step with absolute damping ε, the minimum-norm step as ε → 0, taken twice
+/// (iterated Tikhonov) and composed into one affine map per point:
+///
+///     μ₁ = μ₀ + (x − b − μ₀W)·M = (x − b)·M + μ₀·P,   P = I − W·M (|z| × |z|),
+///     μ  = μ₁·P + (x − b)·M = (x − b)·M(I + P) + μ₀·P²,
+///
+/// which keeps the start's part in W's null space and fits the rest. Along a direction of H
+/// with eigenvalue λ a fraction (ε/(λ + ε))² of the fit is left undone, so the objective
+/// exceeds the minimum by at most the residual along W's directions of curvature below about
+/// ε (damped, not inverted).
 struct ExactLinearStep {
     let latent: Int
     let dataWidth: Int
@@ -30,6 +45,16 @@ struct ExactLinearStep {
     let logVariance: [Float]
     /// The smallest Cholesky pivot of H, squared, over H's largest diagonal entry.
     let pivotRatio: Double
+    /// P = I − W·M (|z| × |z|, row-major) when the step starts from each point's μ₀ (a
+    /// ridge was given), else nil.
+    let startProjector: [Float]?
+
+    /// The ridge of the minimum-norm step from the start, relative to H's largest diagonal
+    /// entry: H's Float entries carry rounding of about 10⁻⁶ of it (d products), so a ridge
+    /// well above that keeps H + εI positive definite as computed, and small enough that the
+    /// damped directions hold little of the fit (digits |z| = 64 Arch1: reconstruction at the
+    /// mean 1·10⁻⁶ against SVI's 3·10⁻⁵; NumPy, docs/RESULTS.md).
+    static let minimumNormRidge = 1e-5
 
     /// A smaller `pivotRatio` than this refuses the map: H is then (nearly) singular, the
     /// minimizer is not unique or not representable to Float precision, and the iterative
@@ -39,19 +64,52 @@ struct ExactLinearStep {
     /// Forms the map for `decoder`, which must be linear, from `gram` = WΛWᵀ (|z| × |z|) and
     /// Λ (`precision`, d) as ``GaussNewtonRefinement/prepareGram()`` computes them. Returns nil
     /// when H's pivots fall under ``minimumPivotRatio``.
+    ///
+    /// `ridge` > 0 (relative to H's largest diagonal entry): the step from each point's start
+    /// with H + ε·I, ε = ridge × that entry (see the type's notes; for a singular H).
     init?(decoder: GaussianDecoder, gram: UnsafePointer<Float>, precision: UnsafePointer<Float>, beta: Double,
-          logVarianceFloor: Float) {
+          logVarianceFloor: Float, ridge: Double = 0) {
         let net = decoder.network
         precondition(net.layerCount == 1, "ExactLinearStep: the decoder has hidden layers")
         let L = decoder.latent, d = decoder.dataWidth
         latent = L
         dataWidth = d
-        guard let (u, hDiag, ratio) = ExactLinearStep.factor(gram: gram, latent: L, beta: beta) else { return nil }
+        let w = UnsafePointer(net.parameters.pointer + net.weightOffsets[0])
+        let bias = UnsafePointer(net.parameters.pointer + net.biasOffsets[0])
+        var shift = beta
+        let factored: (u: [Double], diagonal: [Double], pivotRatio: Double)?
+        if ridge > 0 {
+            // H in Double sums: with a ridge the near-null directions of H have curvature ε, so
+            // an error E in H mixes them with the others by about E/ε — Float's H (E ~ 10⁻⁷ of
+            // its largest entry) moved the minimum-norm step by 1 % (test); Double's does not.
+            var upper = [Double](repeating: 0, count: L * L)
+            let wd = (0..<(L * d)).map { Double(w[$0]) }
+            let wl = (0..<(L * d)).map { Double(w[$0]) * Double(precision[$0 % d]) }
+            for r in 0..<L {
+                for c in r..<L {
+                    // Four partial sums (independent chains), then their total.
+                    var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+                    var q = 0
+                    while q + 4 <= d {
+                        s0 += wl[r * d + q] * wd[c * d + q]; s1 += wl[r * d + q + 1] * wd[c * d + q + 1]
+                        s2 += wl[r * d + q + 2] * wd[c * d + q + 2]; s3 += wl[r * d + q + 3] * wd[c * d + q + 3]
+                        q += 4
+                    }
+                    while q < d { s0 += wl[r * d + q] * wd[c * d + q]; q += 1 }
+                    upper[r * L + c] = (s0 + s1) + (s2 + s3)
+                }
+            }
+            var maxDiag = 0.0
+            for j in 0..<L { maxDiag = max(maxDiag, upper[j * L + j]) }
+            shift += ridge * maxDiag
+            factored = ExactLinearStep.factor(upper: upper, latent: L, beta: shift)
+        } else {
+            factored = ExactLinearStep.factor(gram: gram, latent: L, beta: shift)
+        }
+        guard let (u, hDiag, ratio) = factored else { return nil }
         pivotRatio = ratio
         // Mᵀ = H⁻¹ W Λ (|z| × d), 32 right-hand sides (columns of WΛ) at a time, so the block
         // being solved stays in L1 (one sweep over all d columns streams it through L2 |z| times).
-        let w = UnsafePointer(net.parameters.pointer + net.weightOffsets[0])
-        let bias = UnsafePointer(net.parameters.pointer + net.biasOffsets[0])
         let block = 32
         var map = [Float](repeating: 0, count: d * L)
         var offsetSums = [Double](repeating: 0, count: L)
@@ -72,20 +130,63 @@ struct ExactLinearStep {
                 c0 += m
             }
         }
-        let offset = offsetSums.map { Float(-$0) }
+        var offset = offsetSums.map { Float(-$0) }
         guard map.allSatisfy(\.isFinite), offset.allSatisfy(\.isFinite) else { return nil }
+        // σ's closed form reads H without the ridge: Hⱼⱼ = diagonal − ridge.
+        logVariance = beta > 0 ? hDiag.map { Float(Foundation.log(beta / ($0 - (shift - beta)))) } : [Float](repeating: logVarianceFloor, count: L)
+        if ridge > 0 {
+            // P = I − W·M (one product, then the identity added).
+            var p = [Float](repeating: 0, count: L * L)
+            map.withUnsafeBufferPointer { mp in
+                p.withUnsafeMutableBufferPointer { pp in
+                    gemm(.none, .none, m: L, n: L, k: d, alpha: -1, a: w, lda: d, b: mp.baseAddress!, ldb: L, beta: 0, c: pp.baseAddress!, ldc: L)
+                }
+            }
+            for i in 0..<L { p[i * L + i] += 1 }
+            // The damped step taken twice, composed into one map (iterated Tikhonov): from
+            // μ₁ = μ₀P + yM (y = x − b), μ₂ = μ₁P + yM = μ₀P² + y·M(I + P). Along a direction of
+            // curvature λ the ridge leaves a fraction ε/(λ + ε) of the fit undone; twice, its
+            // square (a plain ridge of 10⁻⁵ missed 1 % of the minimum-norm step on a 9 × 6 W
+            // whose smallest curvature is 10⁻³ of the largest: test).
+            var twice = map, squared = [Float](repeating: 0, count: L * L)
+            map.withUnsafeBufferPointer { mp in
+                p.withUnsafeBufferPointer { pp in
+                    twice.withUnsafeMutableBufferPointer { tp in
+                        gemm(.none, .none, m: d, n: L, k: L, alpha: 1, a: mp.baseAddress!, lda: L, b: pp.baseAddress!, ldb: L,
+                             beta: 1, c: tp.baseAddress!, ldc: L)
+                    }
+                    squared.withUnsafeMutableBufferPointer { sp in
+                        gemm(.none, .none, m: L, n: L, k: L, alpha: 1, a: pp.baseAddress!, lda: L, b: pp.baseAddress!, ldb: L,
+                             beta: 0, c: sp.baseAddress!, ldc: L)
+                    }
+                }
+            }
+            var sums = [Double](repeating: 0, count: L)
+            for q in 0..<d { let bq = Double(bias[q]); for j in 0..<L { sums[j] += bq * Double(twice[q * L + j]) } }
+            offset = sums.map { Float(-$0) }
+            guard twice.allSatisfy(\.isFinite), squared.allSatisfy(\.isFinite), offset.allSatisfy(\.isFinite) else { return nil }
+            map = twice
+            startProjector = squared
+        } else {
+            startProjector = nil
+        }
         self.map = map
         negatedOffset = offset
-        logVariance = beta > 0 ? hDiag.map { Float(Foundation.log(beta / $0)) } : [Float](repeating: logVarianceFloor, count: L)
     }
 
     /// U with UᵀU = H = G + βI (|z| × |z|, Double), H's diagonal, and the pivot ratio; nil when
     /// the ratio is under ``minimumPivotRatio`` (or H is not finite).
     static func factor(gram: UnsafePointer<Float>, latent L: Int, beta: Double) -> (u: [Double], diagonal: [Double], pivotRatio: Double)? {
-        var u = [Double](repeating: 0, count: L * L)
+        var upper = [Double](repeating: 0, count: L * L)
+        for r in 0..<L { for c in r..<L { upper[r * L + c] = Double(gram[r * L + c]) } }
+        return factor(upper: upper, latent: L, beta: beta)
+    }
+
+    /// ``factor(gram:latent:beta:)`` from G's upper triangle in Double (row-major |z| × |z|).
+    static func factor(upper: [Double], latent L: Int, beta: Double) -> (u: [Double], diagonal: [Double], pivotRatio: Double)? {
+        var u = upper
         var maxDiag = 0.0
         for r in 0..<L {
-            for c in r..<L { u[r * L + c] = Double(gram[r * L + c]) }
             u[r * L + r] += beta
             maxDiag = max(maxDiag, u[r * L + r])
         }
@@ -100,10 +201,12 @@ struct ExactLinearStep {
         return ratio >= minimumPivotRatio ? (u, diagonal, ratio) : nil
     }
 
-    /// μ (n × |z|) = x·M − c for the rows of `x` (n × d), and every row's log σ² (n × |z|).
+    /// μ (n × |z|) = x·M − c for the rows of `x` (n × d), plus start·P when the step starts
+    /// from each point's μ₀ (`start`, n × |z|, required then), and every row's log σ² (n × |z|).
     /// Rows are independent, so the result does not depend on `threads`.
-    func apply(_ x: Dataset, threads: Int, chunkRows: Int = 256) -> (mu: [Float], logVariance: [Float]) {
+    func apply(_ x: Dataset, start origins: UnsafePointer<Float>? = nil, threads: Int, chunkRows: Int = 256) -> (mu: [Float], logVariance: [Float]) {
         precondition(x.cols == dataWidth, "ExactLinearStep: data has \(x.cols) columns, the decoder \(dataWidth)")
+        precondition((startProjector == nil) == (origins == nil), "ExactLinearStep: a start is needed exactly for the step from the start")
         let L = latent, d = dataWidth, n = x.rows
         if n == 0 || L == 0 { return ([], []) }
         let runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
@@ -119,6 +222,13 @@ struct ExactLinearStep {
                                 gemm(.none, .none, m: count, n: L, k: d, alpha: 1, a: x.values.pointer + start * d, lda: d,
                                      b: mp.baseAddress!, ldb: L, beta: 0, c: out, ldc: L)
                                 Elementwise.addBias(op.baseAddress!, to: out, rows: count, cols: L)
+                                if let origins, let projector = self.startProjector {
+                                    // μ += μ₀·P
+                                    projector.withUnsafeBufferPointer { pp in
+                                        gemm(.none, .none, m: count, n: L, k: L, alpha: 1, a: origins + start * L, lda: L,
+                                             b: pp.baseAddress!, ldb: L, beta: 1, c: out, ldc: L)
+                                    }
+                                }
                                 for i in 0..<count { (lvOut + (start + i) * L).initialize(from: vp.baseAddress!, count: L) }
                             }
                         }

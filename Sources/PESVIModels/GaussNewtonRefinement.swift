@@ -35,6 +35,9 @@ public struct GaussNewtonResult: Sendable {
     /// false when the result does not depend on the start (a linear decoder's exact step,
     /// ``GaussNewtonRefinement/takesExactLinearStep``): the start's cost is then not part of it.
     public var usedStart = true
+    /// Whether a linear decoder's one exact step was taken (with `usedStart`: the minimum-norm
+    /// step from the start, for a singular H) instead of iterations.
+    public var exactStep = false
 }
 
 /// Damped Gauss-Newton (Levenberg–Marquardt) refinement of test-time posteriors
@@ -145,14 +148,16 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// 0 accepts any trial that does not raise P.
     public let acceptanceRatio: Double
     /// Linear decoders: take Gauss-Newton's step undamped and exactly, as an affine map of x
-    /// (``ExactLinearStep``), instead of damped iterations. false: the iterative path.
+    /// (``ExactLinearStep``), instead of damped iterations; with the reconstruction objective
+    /// and a singular H (e.g. |z| > d), the minimum-norm step from each point's start (one
+    /// step, ``ExactLinearStep/minimumNormRidge``). false: the iterative path.
     public let exactLinearStep: Bool
-    /// Whether ``refine(_:start:maxSteps:seed:recordCurve:observer:)`` takes the exact step,
+    /// Whether ``refine(_:start:maxSteps:seed:recordCurve:observer:)`` takes the exact step
     /// whose result does not depend on the start (the start is then only the curve's first
     /// point): a linear decoder whose H = WΛWᵀ + βI is not nearly singular
-    /// (``ExactLinearStep/minimumPivotRatio``; it is singular for |z| > d with reconstruction).
-    /// Otherwise the iterative path, which uses the start. Checked on the decoder's current
-    /// weights (G and one Cholesky, O(|z|²d)).
+    /// (``ExactLinearStep/minimumPivotRatio``; it is singular for |z| > d with reconstruction,
+    /// where the exact step from the start is taken instead, which needs the start). Checked on
+    /// the decoder's current weights (G and one Cholesky, O(|z|²d)).
     public var takesExactLinearStep: Bool {
         guard exactLinearStep && decoder.network.layerCount == 1 else { return false }
         prepareGram()
@@ -244,6 +249,18 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 return exactResult(x, start: table, mu: mu, logVariance: lv, seconds: elapsed, seed: seed, recordCurve: recordCurve,
                                    observer: observer)
             }
+            // Reconstruction with a singular H (e.g. |z| > d): the minimum-norm step from the start.
+            if objectiveWeights().beta == 0,
+               let step = ExactLinearStep(decoder: decoder, gram: gram.pointer, precision: precision.pointer, beta: 0,
+                                          logVarianceFloor: logVarianceFloor, ridge: ExactLinearStep.minimumNormRidge) {
+                // The start's log σ² is not read: reconstruction puts it at the floor.
+                let (mu, lv) = step.apply(x, start: table.mu.pointer, threads: threads)
+                elapsed += seconds(clock.now - t0)
+                var r = exactResult(x, start: table, mu: mu, logVariance: lv, seconds: elapsed, seed: seed, recordCurve: recordCurve,
+                                    observer: observer)
+                r.usedStart = true
+                return r
+            }
         }
         prepareTransposedWeights()
         elapsed += seconds(clock.now - t0)
@@ -321,6 +338,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                                  maxSteps: n > 0 ? 1 : 0, iterations: 1, seconds: seconds, meanStepsAfter: [n > 0 ? 1 : 0],
                                  secondsAfter: [seconds])
         r.usedStart = false
+        r.exactStep = true
         return r
     }
 

@@ -304,19 +304,59 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     }
 
     /// Where H is singular (reconstruction with |z| > d: many μ fit x equally well) the exact
-    /// step is refused and the iterative path, which starts from the given μ, runs instead.
-    @Test func exactLinearStepFallsBackWhenTheMinimizerIsNotUnique() {
+    /// step needs the start: one step to the minimum-norm fit from each point's μ₀,
+    /// μ = μ₀ + r₀(WᵀW)⁻¹Wᵀ with r₀ = x − b − μ₀W (W of full column rank here), against that
+    /// formula in Double (the ridge, 10⁻⁵ of H's largest diagonal entry, moves it by about 10⁻⁵
+    /// relative); its fit is exact where LM's five iterations are not. Without the exact step
+    /// the iterative path runs, as before.
+    @Test func exactLinearStepFromTheStartWhenTheMinimizerIsNotUnique() {
         let L = 9, d = 6, n = 30
         var rng = RandomGenerator(seed: 311)
         let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
         let x = dataFrom(decoder, n: n, noise: 0.2, seed: 312)
         let start = (rng.normalArray(count: n * L), [Float](repeating: 0, count: n * L))
         let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16)
-        #expect(!gn.takesExactLinearStep)
+        #expect(!gn.takesExactLinearStep, "the step from the start must not be taken without the start")
         let r = gn.refine(x, start: start, maxSteps: 5, seed: 1)
+        #expect(r.exactStep && r.usedStart && r.iterations == 1 && r.stepsPerPoint == [Int](repeating: 1, count: n))
+        #expect(r.logVariance.allSatisfy { $0 == gn.logVarianceFloor })
+        // The reference in Double: K = (WᵀW)⁻¹Wᵀ (d × |z|) by Gauss-Jordan on WᵀW (d × d).
+        let net = decoder.network
+        let w = (0..<(L * d)).map { Double(net.parameters[net.weightOffsets[0] + $0]) }  // |z| × d
+        let b = (0..<d).map { Double(net.parameters[net.biasOffsets[0] + $0]) }
+        var a = [Double](repeating: 0, count: d * 2 * d)  // [WᵀW | I]
+        for i in 0..<d {
+            for j in 0..<d { a[i * 2 * d + j] = (0..<L).reduce(0.0) { $0 + w[$1 * d + i] * w[$1 * d + j] } }
+            a[i * 2 * d + d + i] = 1
+        }
+        for c in 0..<d {
+            let pivot = a[c * 2 * d + c]
+            for j in 0..<(2 * d) { a[c * 2 * d + j] /= pivot }
+            for i in 0..<d where i != c {
+                let f = a[i * 2 * d + c]
+                for j in 0..<(2 * d) { a[i * 2 * d + j] -= f * a[c * 2 * d + j] }
+            }
+        }
+        var worst = 0.0
+        for i in 0..<n {
+            let mu0 = (0..<L).map { Double(start.0[i * L + $0]) }
+            let r0 = (0..<d).map { q in Double(x.values[i * d + q]) - b[q] - (0..<L).reduce(0.0) { $0 + mu0[$1] * w[$1 * d + q] } }
+            // δ = r₀ (WᵀW)⁻¹ Wᵀ
+            let s = (0..<d).map { j in (0..<d).reduce(0.0) { $0 + r0[$1] * a[$1 * 2 * d + d + j] } }
+            for k in 0..<L {
+                let expected = mu0[k] + (0..<d).reduce(0.0) { $0 + s[$1] * w[k * d + $1] }
+                worst = max(worst, abs(Double(r.mu[i * L + k]) - expected) / max(1, abs(expected)))
+            }
+        }
+        #expect(worst < 2e-4, "minimum-norm step from the start: worst relative difference \(worst)")
+        let startObjective = objectiveAtMean(decoder, x, mu: start.0, logVariance: start.1).reduce(0, +)
+        let exactObjective = r.objectiveAtMean.reduce(0, +)
         let iterative = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, exactLinearStep: false).refine(x, start: start, maxSteps: 5, seed: 1)
-        #expect(r.usedStart && r.mu == iterative.mu && r.logVariance == iterative.logVariance && r.stepsPerPoint == iterative.stepsPerPoint)
-        // With β > 0 the same shape has a unique minimizer, and the exact step is taken.
+        #expect(exactObjective < 1e-6 * startObjective, "exact fit: \(exactObjective) from \(startObjective)")
+        // No worse than five LM iterations, up to Float rounding (both fit to ~10⁻¹³).
+        #expect(exactObjective <= iterative.objectiveAtMean.reduce(0, +) + 1e-9 * startObjective)
+        #expect(!iterative.exactStep && iterative.usedStart)
+        // With β > 0 the same shape has a unique minimizer, and the exact step is taken without a start.
         let elbo = GaussianDecoder(network: decoder.network, objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.5)), logNoiseVariance: nil)
         #expect(GaussNewtonRefinement(decoder: elbo).takesExactLinearStep)
     }
