@@ -71,7 +71,7 @@ import Testing
 
     /// Shapes around the register blocks and the few-rows path (m < 16), one depth block and
     /// several (k = 300 > 256; k = 1100 beyond the whole-B depth), B blocks wider than the
-    /// in-place-A limit (n = 300 > 256), alpha/beta cases, both operands' orientations, every
+    /// in-place-A limit (n = 300 > 256) and more than one B block (n = 4100), alpha/beta cases, both operands' orientations, every
     /// kernel; threads = 2 on products above the split threshold, split along n (n ≥ m) and
     /// along m.
     @Test(arguments: GEMMKernelKind.available)
@@ -79,7 +79,9 @@ import Testing
         var failures: [String] = []
         var seed: UInt64 = 4_000
         for op in [Transpose.none, .transpose] {
-            for (n, k) in [(16, 16), (33, 64), (128, 64), (40, 300), (300, 40), (20, 1100), (64, 17)] {
+            // (4100, 16): wider than one B block of either kernel (4,064 / 4,080 columns), e.g. a
+            // decoder's output layer for data of 4,100 dimensions.
+            for (n, k) in [(16, 16), (33, 64), (128, 64), (40, 300), (300, 40), (20, 1100), (64, 17), (4100, 16)] {
                 for m in [1, 5, 15, 16, 17, 100] {
                     for (alpha, beta) in [(Float(1), Float(0)), (-0.5, 0), (1, 2.5)] {
                         seed += 1
