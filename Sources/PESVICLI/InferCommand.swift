@@ -32,6 +32,8 @@ struct InferCommand: ParsableCommand {
     @Option(help: "Refinement: 'adam' (paced Adam, see --lr), 'gn' (Gauss-Newton) or 'cauchy' (the Gauss-Newton step length along the gradient).") var method: String = "adam"
     @Flag(help: "With --lr auto: search the automatic pace again (and store it) even if the model has one, e.g. one found by an older pesvi.")
     var searchPace = false
+    @Flag(help: "Print a summary as one JSON object on stdout: points, method, step rule and rate, mean and largest steps per point, seconds, the output file.")
+    var json = false
     @OptionGroup var gaussNewton: GaussNewtonFlags
     @OptionGroup var common: CommonOptions
 
@@ -86,9 +88,13 @@ struct InferCommand: ParsableCommand {
             : m.pseudoEncoder.encode(x, threads: common.threads)
         var mu = start.mu, lv = start.logVariance
         var stepsNote = "\(steps) steps"
+        var summary = InferSummary(points: x.rows, latent: m.configuration.latent, method: method, stepRule: nil, learningRate: nil,
+                                   meanSteps: Double(steps), maxSteps: steps, rejectedTrials: nil, exactStep: nil, seconds: 0, out: out)
         if let gn {
             let r = gn.refine(x, start: start, maxSteps: steps, seed: common.seed, recordCurve: false)
             mu = r.mu; lv = r.logVariance
+            summary.meanSteps = r.meanSteps; summary.maxSteps = r.maxSteps
+            summary.rejectedTrials = r.rejectedSteps; summary.exactStep = r.exactStep
             stepsNote = !r.exactStep
                 ? String(format: "Gauss-Newton, mean %.1f / max %d steps per point, %d rejected trials", r.meanSteps, r.maxSteps, r.rejectedSteps)
                 : r.usedStart ? "Gauss-Newton, one exact minimum-norm step per point from the pseudo-encoder's start (linear decoder, singular H)"
@@ -96,17 +102,23 @@ struct InferCommand: ParsableCommand {
         } else if steps > 0 && method == "cauchy" {
             let r = GuardedRefinement(decoder: m.decoder, threads: common.threads).refine(x, start: start, configuration: .cauchy(maxSteps: steps), seed: common.seed)
             mu = r.mu; lv = r.logVariance
+            summary.stepRule = "cauchy"; summary.meanSteps = r.meanSteps; summary.maxSteps = r.maxSteps
             stepsNote = String(format: "Cauchy steps, mean %.1f / max %d steps per point", r.meanSteps, r.maxSteps)
         } else if steps > 0, let automatic {
             let r = GuardedRefinement(decoder: m.decoder, threads: common.threads).refine(x, start: start, configuration: automatic, seed: common.seed)
             mu = r.mu; lv = r.logVariance
+            summary.stepRule = automatic.stepRule.rawValue
+            summary.learningRate = automatic.stepRule == .adam ? Double(rate) : nil
+            summary.meanSteps = r.meanSteps; summary.maxSteps = r.maxSteps
             stepsNote = String(format: "guarded, %@, mean %.1f / max %d steps per point", Self.describe(automatic.stepRule, rate: rate), r.meanSteps, r.maxSteps)
         } else if steps > 0 {
             let r = TestTimeInference(decoder: m.decoder, threads: common.threads)
                 .refine(x, start: start, learningRate: rate, steps: steps, seed: common.seed)
             mu = r.mu; lv = r.logVariance
+            summary.stepRule = "adam"; summary.learningRate = Double(rate)
         }
         let seconds = Date().timeIntervalSince(t0)
+        summary.seconds = seconds
         if let bad = mu.firstIndex(where: { !$0.isFinite }) ?? lv.firstIndex(where: { !$0.isFinite }) {
             throw DataError.invalidArgument(steps > 0
                 ? "inference diverged: point \(bad / m.configuration.latent + 1) has a non-finite posterior after \(steps) steps at rate \(rate); try a smaller --lr or fewer --steps"
@@ -121,6 +133,30 @@ struct InferCommand: ParsableCommand {
             let how = method == "adam" && automatic == nil ? String(format: "%@ at rate %g", stepsNote, rate) : stepsNote
             printErr(String(format: "inferred %d points (%@) in %.3f s; wrote %@", x.rows, how, seconds, out))
         }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+        }
+    }
+
+    /// `infer --json`: what was run and what it took. `stepRule` is "adam", "cauchy",
+    /// "subspace" or "krylov" (nil with `--steps 0` and for Gauss-Newton); `learningRate` the
+    /// Adam rate when Adam ran; `meanSteps`/`maxSteps` per point (Gauss-Newton: iterations;
+    /// a fixed rate: exactly --steps); `rejectedTrials` and `exactStep` for Gauss-Newton only;
+    /// `seconds` the wall time of the encoder pass and the refinement.
+    struct InferSummary: Codable {
+        var points: Int
+        var latent: Int
+        var method: String
+        var stepRule: String?
+        var learningRate: Double?
+        var meanSteps: Double
+        var maxSteps: Int
+        var rejectedTrials: Int?
+        var exactStep: Bool?
+        var seconds: Double
+        var out: String
     }
 
     /// "Adam at rate R", "the Cauchy step", "the subspace step" or "the Krylov step".

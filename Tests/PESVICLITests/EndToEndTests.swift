@@ -123,6 +123,27 @@ import PESVIData
         #expect(posteriors.cols == 6)
         #expect(posteriors.values.allSatisfy { $0.isFinite })
 
+        // --json: one object on stdout saying what ran (the automatic pace here, each point to
+        // its own stop), the same steps as the line on stderr.
+        let pj = dir.path("PJ.npy")
+        let ij = try Pesvi.run(["infer", "--model", m, "--data", x, "--steps", "50", "--out", pj, "--json"])
+        try #require(ij.status == 0, "\(ij)")
+        #expect(ij.stdout.split(separator: "\n").count == 1, "--json prints one line: \(ij.stdout)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(ij.stdout.utf8)) as? [String: Any])
+        #expect((summary["points"] as? Int) == 300 && (summary["latent"] as? Int) == 3 && (summary["method"] as? String) == "adam")
+        #expect(["adam", "cauchy", "subspace", "krylov"].contains(summary["stepRule"] as? String ?? ""), "\(summary)")
+        let meanSteps = try #require(summary["meanSteps"] as? Double), maxSteps = try #require(summary["maxSteps"] as? Int)
+        #expect(meanSteps > 0 && meanSteps <= Double(maxSteps) && maxSteps <= 50, "\(summary)")
+        #expect(ij.stderr.contains(String(format: "mean %.1f / max %d steps per point", meanSteps, maxSteps)), "\(ij.stderr) against \(summary)")
+        #expect((summary["seconds"] as? Double).map { $0 > 0 } == true && (summary["out"] as? String) == pj)
+        #expect(summary["rejectedTrials"] == nil && summary["exactStep"] == nil)
+        // A fixed rate: exactly --steps Adam steps at it.
+        let fixed = try Pesvi.run(["infer", "--model", m, "--data", x, "--steps", "3", "--lr", "0.1", "--out", p, "--quiet", "--json"])
+        try #require(fixed.status == 0, "\(fixed)")
+        let fixedSummary = try #require(try JSONSerialization.jsonObject(with: Data(fixed.stdout.utf8)) as? [String: Any])
+        #expect((fixedSummary["stepRule"] as? String) == "adam" && (fixedSummary["learningRate"] as? Double).map { abs($0 - 0.1) < 1e-6 } == true)
+        #expect((fixedSummary["meanSteps"] as? Double) == 3 && (fixedSummary["maxSteps"] as? Int) == 3)
+
         // CSV output of the same inference has the named columns and the same numbers.
         let pc = dir.path("P.csv")
         let ic = try Pesvi.run(["infer", "--model", m, "--data", x, "--steps", "3", "--out", pc, "--quiet"])
@@ -137,6 +158,10 @@ import PESVIData
         let gnRun = try Pesvi.run(["infer", "--model", m, "--data", x, "--method", "gn", "--steps", "10", "--out", pg])
         try #require(gnRun.status == 0, "\(gnRun)")
         #expect(gnRun.stderr.contains("Gauss-Newton"))
+        let gnJSON = try Pesvi.run(["infer", "--model", m, "--data", x, "--method", "gn", "--steps", "10", "--out", pg, "--quiet", "--json"])
+        let gnSummary = try #require(try JSONSerialization.jsonObject(with: Data(gnJSON.stdout.utf8)) as? [String: Any])
+        #expect((gnSummary["method"] as? String) == "gn" && gnSummary["stepRule"] == nil && (gnSummary["exactStep"] as? Bool) == false)
+        #expect((gnSummary["rejectedTrials"] as? Int).map { $0 >= 0 } == true && (gnSummary["maxSteps"] as? Int).map { $0 >= 1 && $0 <= 10 } == true)
         let gn = try NPY.read(URL(fileURLWithPath: pg))
         #expect(gn.rows == 300 && gn.cols == 6 && gn.values.allSatisfy { $0.isFinite })
         let z0 = try Pesvi.run(["infer", "--model", m, "--data", x, "--steps", "0", "--out", p0, "--quiet"])
