@@ -60,6 +60,9 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Model directory written by 'pesvi train'.") var model: String
     @Option(help: "Evaluate on this file instead of the model's test split.") var data: String?
     @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: ArgumentHelp("Also write each point's reconstruction under every method to this file (.csv or .npy): one row per point, one column per method, in report order.",
+                               discussion: "Their column means are the reported reconstructions; e.g. to find the points one method fails on."))
+    var perPoint: String?
     @OptionGroup var comparison: ComparisonFlags
     @OptionGroup var common: CommonOptions
 
@@ -74,7 +77,18 @@ struct EvaluateCommand: ParsableCommand {
             raw = t; name = "\(m.configuration.dataSource) (test split)"
         }
         let x = try m.prepare(raw, name: name)
-        let r = MethodComparison.run(model: m, points: x, dataset: name, options: comparison.options(common: common))
+        if let perPoint { try DataFiles.checkOutputType(perPoint) }
+        var options = comparison.options(common: common)
+        options.perPoint = perPoint != nil
+        let r = MethodComparison.run(model: m, points: x, dataset: name, options: options)
+        if let perPoint {
+            var values = [Float](repeating: 0, count: x.rows * r.order.count)
+            for (j, method) in r.order.enumerated() {
+                let v = r.methods[method]?.perPoint ?? []
+                for i in 0..<min(x.rows, v.count) { values[i * r.order.count + j] = Float(v[i]) }
+            }
+            try DataFiles.write(try DataMatrix(rows: x.rows, cols: r.order.count, values: values, columnNames: r.order), to: perPoint)
+        }
         print(json ? try r.jsonLine() : MethodComparison.table(r))
     }
 }

@@ -21,12 +21,20 @@ public enum DataFiles {
 
     /// Writes `.npy` or `.csv` by the extension of `path`, atomically.
     public static func write(_ m: DataMatrix, to path: String) throws {
+        try checkOutputType(path)
         let url = URL(fileURLWithPath: path)
         switch url.pathExtension.lowercased() {
         case "npy": try NPY.write(m, to: url)
-        case "csv": try CSV.write(m, to: url)
-        default:
-            throw DataError.unsupported(path: path, detail: "unknown output type '.\(url.pathExtension)' (use .csv or .npy)")
+        default: try CSV.write(m, to: url)
+        }
+    }
+
+    /// Throws unless `path` names an output type ``write(_:to:)`` writes (.npy or .csv), so a
+    /// command can refuse a wrong name before its work rather than after.
+    public static func checkOutputType(_ path: String) throws {
+        let ext = URL(fileURLWithPath: path).pathExtension
+        guard ["npy", "csv"].contains(ext.lowercased()) else {
+            throw DataError.unsupported(path: path, detail: "unknown output type '.\(ext)' (use .csv or .npy)")
         }
     }
 

@@ -33,6 +33,9 @@ public struct MethodResult: Sendable, Codable, Equatable {
     /// With ``ComparisonOptions/timingRepeats`` > 1: `seconds` of every repeat, in the order
     /// run (`seconds` is their median). In the JSON as `secondsRuns` only then.
     public var secondsRuns: [Double]? = nil
+    /// With ``ComparisonOptions/perPoint``: each point's expected reconstruction (the points in
+    /// order; their mean is `reconstruction`); not in the JSON.
+    public var perPoint: [Double]? = nil
 
     enum CodingKeys: String, CodingKey { case reconstruction, steps, seconds, secondsRuns, runSteps, runMaxSteps, runSeconds }
 
@@ -166,6 +169,9 @@ public struct ComparisonOptions: Sendable {
     /// a slow stretch of the machine falls on each alike; every repeat computes the same
     /// numbers (the runs are seeded), and the first repeat's results are reported.
     public var timingRepeats = 1
+    /// Keep each method's per-point expected reconstruction (``MethodResult/perPoint``), e.g.
+    /// to find the points one method fails on.
+    public var perPoint = false
     public init() {}
 
     /// The settings of PE-SVI-auto and PE-SVI-GN, in words (for `results.md`).
@@ -279,9 +285,23 @@ public enum MethodComparison {
         func metric(_ dec: GaussianDecoder, _ mu: [Float], _ lv: [Float]) -> ReconstructionMetrics {
             Metrics.evaluate(decoder: dec, x: x, mu: mu, logVariance: lv, samples: o.metricSamples, seed: o.seed &+ 77, threads: o.threads)
         }
+        /// The reported metric of a method's final posteriors, with its per-point values when asked for.
+        var pending: [Double]? = nil
+        func final(_ dec: GaussianDecoder, _ mu: [Float], _ lv: [Float]) -> ReconstructionMetrics {
+            guard o.perPoint else { return metric(dec, mu, lv) }
+            var values = [Double](repeating: 0, count: x.rows)
+            let m = values.withUnsafeMutableBufferPointer {
+                Metrics.evaluate(decoder: dec, x: x, mu: mu, logVariance: lv, samples: o.metricSamples, seed: o.seed &+ 77,
+                                 threads: o.threads, perPoint: $0.baseAddress)
+            }
+            pending = values
+            return m
+        }
         func result(_ m: ReconstructionMetrics, steps: Double?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) -> MethodResult {
             var r = MethodResult(reconstruction: m.expectedReconstruction, steps: steps, seconds: seconds, hasSteps: hasSteps, curve: curve)
             r.reconstructionAtMean = m.reconstructionAtMean
+            r.perPoint = pending
+            pending = nil
             return r
         }
         var methods: [String: MethodResult] = [:]
@@ -290,7 +310,7 @@ public enum MethodComparison {
         if o.includeVAE, let vae = model.vae {
             var start: (mu: [Float], logVariance: [Float]) = ([], [])
             let s = seconds { start = vae.encoder.encode(x, threads: o.threads) }
-            methods["VAE"] = result(metric(vae.decoder, start.mu, start.logVariance), steps: nil, seconds: s, hasSteps: false)
+            methods["VAE"] = result(final(vae.decoder, start.mu, start.logVariance), steps: nil, seconds: s, hasSteps: false)
             order.append("VAE")
         }
 
@@ -301,7 +321,7 @@ public enum MethodComparison {
         let sviSteps = Convergence.firstStep(reaching: sviTarget, in: svi.curve)
         let sviStepsValue = sviSteps.map(Double.init)
         let sviSeconds = sviSteps.map { $0 == 0 ? 0 : svi.stepTimes[$0 - 1] } ?? svi.seconds
-        let sviMetric = metric(decoder, svi.mu, svi.logVariance)
+        let sviMetric = final(decoder, svi.mu, svi.logVariance)
         methods["SVI"] = result(sviMetric, steps: sviStepsValue, seconds: sviSeconds, curve: svi.curve)
         // A per-point method reaches SVI when its reported reconstruction (the same Monte Carlo
         // estimate, same seed) is within 1 % of SVI's. Its own objective is not used: guarded
@@ -317,7 +337,7 @@ public enum MethodComparison {
         let encodeSeconds = seconds { start = model.pseudoEncoder.encode(x, threads: o.threads) }
         let pace = o.pace ?? c.pace?.learningRate ?? 0.1
         let refined = inference.refine(x, start: start, learningRate: pace, steps: o.refineSteps, seed: o.seed &+ 2, startSeconds: encodeSeconds)
-        let startMetric = metric(decoder, start.mu, start.logVariance)
+        let startMetric = final(decoder, start.mu, start.logVariance)
         methods["PE-SVI-0"] = result(startMetric,
                                            steps: Convergence.reaches(refined.curve[0], sviTarget) ? 0 : nil, seconds: encodeSeconds,
                                            curve: [refined.curve[0]])
@@ -325,7 +345,7 @@ public enum MethodComparison {
 
         // PE-SVI-K: K steps at the pace.
         let name = "PE-SVI-\(o.refineSteps)"
-        methods[name] = result(metric(decoder, refined.mu, refined.logVariance),
+        methods[name] = result(final(decoder, refined.mu, refined.logVariance),
                                      steps: Convergence.firstStep(reaching: sviTarget, in: refined.curve).map(Double.init), seconds: refined.seconds,
                                      curve: refined.curve)
         order.append(name)
@@ -338,7 +358,7 @@ public enum MethodComparison {
         func record(_ name: String, _ w: ReachWatch, mu: [Float], logVariance: [Float], curve: [Double], meanSteps: Double, maxSteps: Int,
                     seconds: Double, meanStepsAfter: [Double], secondsAfter: [Double]) {
             let (steps, reachSeconds) = w.outcome(meanStepsAfter: meanStepsAfter, secondsAfter: secondsAfter, startSeconds: encodeSeconds)
-            var r = result(metric(decoder, mu, logVariance), steps: steps, seconds: reachSeconds ?? seconds, curve: curve)
+            var r = result(final(decoder, mu, logVariance), steps: steps, seconds: reachSeconds ?? seconds, curve: curve)
             r.maxStepsPerPoint = maxSteps
             r.runSteps = meanSteps
             r.runSeconds = seconds

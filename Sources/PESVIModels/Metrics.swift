@@ -19,8 +19,12 @@ public struct ReconstructionMetrics: Sendable, Codable, Equatable {
 
 public enum Metrics {
     /// Evaluates posteriors (μ, log σ², n × |z| each) for the points `x` under `decoder`.
+    /// `perPoint` (n values), if given, receives each point's expected reconstruction (its
+    /// squared error averaged over its d dimensions and the samples), whose mean is
+    /// `expectedReconstruction`.
     public static func evaluate(decoder: GaussianDecoder, x: Dataset, mu: [Float], logVariance: [Float],
-                                samples: Int = 8, seed: UInt64 = 0, threads: Int = 1) -> ReconstructionMetrics {
+                                samples: Int = 8, seed: UInt64 = 0, threads: Int = 1,
+                                perPoint reconstructions: UnsafeMutablePointer<Double>? = nil) -> ReconstructionMetrics {
         let table = PosteriorTable(mu: mu, logVariance: logVariance, latent: decoder.latent, adam: AdamConfiguration(learningRate: 0))
         let stepper = LatentStepper(decoder: decoder, threads: threads, samples: samples, maxRows: x.rows)
         let n = x.rows
@@ -30,6 +34,7 @@ public enum Metrics {
         let total = stepper.evaluate(x, table, seed: seed, step: 0, perPoint: perPoint, perPointSquaredError: perPointSE)
         var se = 0.0
         for i in 0..<n { se += perPointSE[i] }
+        if let reconstructions { for i in 0..<n { reconstructions[i] = perPointSE[i] / Double(x.cols) } }
         _ = stepper.evaluate(x, table, seed: seed, step: 0, atMean: true, perPointSquaredError: perPointSE)
         var seMean = 0.0
         for i in 0..<n { seMean += perPointSE[i] }

@@ -213,6 +213,28 @@ import PESVIData
 
         for name in methods.keys { #expect((methods[name] as? [String: Any])?["secondsRuns"] == nil, "one timed run: no secondsRuns") }
 
+        // --per-point: one row per test point, one column per method; the column means are
+        // the reported reconstructions (the same numbers as without it).
+        let pp = dir.path("perpoint.csv")
+        let ep = try Pesvi.run(["evaluate", "--model", m, "--json", "--svi-max-steps", "200", "--per-point", pp])
+        try #require(ep.status == 0, "\(ep)")
+        let perPoint = try CSV.read(URL(fileURLWithPath: pp))
+        let testRows = try NPY.read(URL(fileURLWithPath: m + "/test.npy")).rows
+        #expect(perPoint.rows == testRows && perPoint.cols == methods.count)
+        #expect(Set(perPoint.columnNames ?? []) == Set(methods.keys), "\(perPoint.columnNames ?? [])")
+        let again = try #require(try JSONSerialization.jsonObject(with: Data(ep.stdout.utf8)) as? [String: Any])
+        let againMethods = try #require(again["methods"] as? [String: Any])
+        for (j, name) in (perPoint.columnNames ?? []).enumerated() {
+            let mean = (0..<perPoint.rows).reduce(0.0) { $0 + Double(perPoint.values[$1 * perPoint.cols + j]) } / Double(perPoint.rows)
+            let reported = try #require((againMethods[name] as? [String: Any])?["reconstruction"] as? Double)
+            let before = try #require((methods[name] as? [String: Any])?["reconstruction"] as? Double)
+            #expect(reported == before, "\(name): --per-point changed the reconstruction")
+            #expect(abs(mean - reported) <= 1e-5 * max(reported, 1e-12), "\(name): per-point mean \(mean), reported \(reported)")
+        }
+        // A wrong output type is refused before the comparison runs (nothing on stdout).
+        let badType = try Pesvi.run(["evaluate", "--model", m, "--svi-max-steps", "200", "--per-point", dir.path("perpoint.txt")])
+        #expect(badType.status != 0 && badType.stderr.contains("perpoint.txt") && badType.stdout.isEmpty, "\(badType)")
+
         // Timed three times: the same numbers, each method's seconds the median of its three runs.
         let r = try Pesvi.run(["evaluate", "--model", m, "--json", "--svi-max-steps", "200", "--timing-repeats", "3"])
         try #require(r.status == 0, "\(r)")
