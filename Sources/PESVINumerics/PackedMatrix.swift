@@ -16,39 +16,28 @@ import PESVIKernelsAVX512
 /// The packed copy is a snapshot: later changes to the source matrix reach it only through
 /// ``repack(from:ldb:)``.
 public final class PackedMatrix: @unchecked Sendable {
+    /// The packed storage's view (see ``PackedOperand``); this object owns the storage.
+    public let operand: PackedOperand
     /// Whether the source was used as stored (`B`, k×n) or transposed (`Bᵀ`, stored n×k).
-    public let transpose: Transpose
+    public var transpose: Transpose { operand.transpose }
     /// Rows of op(B) (the products' depth).
-    public let k: Int
+    public var k: Int { operand.k }
     /// Columns of op(B) (the products' output width).
-    public let n: Int
+    public var n: Int { operand.n }
     /// The microkernel the panels are laid out for.
-    public let kernel: GEMMKernelKind
-    /// op(B) as stored in the source, compact: k×n (leading dimension n) for `.none`, n×k
-    /// (leading dimension k) for `.transpose`.
-    let source: UnsafeMutablePointer<Float>
-    /// All of op(B) in the kernel's panels (see ``PrepackedPanels``), 64-byte aligned:
-    /// k·`blockStride` floats.
-    let panels: UnsafeMutablePointer<Float>
-    /// n rounded up to the kernel's panel width.
-    let blockStride: Int
+    public var kernel: GEMMKernelKind { operand.kernel }
 
     /// Packs op(B) from `b` (stored k×n with `ldb ≥ n` for `.none`, n×k with `ldb ≥ k` for
     /// `.transpose`); k, n > 0. `kernel` must be one of `GEMMKernelKind.available`.
     public init(_ transpose: Transpose, b: UnsafePointer<Float>, ldb: Int, k: Int, n: Int,
                 kernel: GEMMKernelKind = .current) {
         precondition(k > 0 && n > 0, "PackedMatrix needs k, n > 0, got k=\(k) n=\(n)")
-        let (rows, cols) = transpose == .none ? (k, n) : (n, k)
-        precondition(ldb >= cols, "PackedMatrix: leading dimension \(ldb) smaller than the row length \(cols)")
         precondition(kernel == .avx2 || GEMMKernelKind.cpuHasAVX512, "gemm kernel \(kernel) is not available on this CPU")
-        self.transpose = transpose
-        self.k = k
-        self.n = n
-        self.kernel = kernel
-        source = .allocate(capacity: rows * cols)
-        blockStride = (n + kernel.nr - 1) / kernel.nr * kernel.nr
-        panels = UnsafeMutableRawPointer.allocate(byteCount: k * blockStride * MemoryLayout<Float>.stride, alignment: 64)
+        let blockStride = (n + kernel.nr - 1) / kernel.nr * kernel.nr
+        let panels = UnsafeMutableRawPointer.allocate(byteCount: k * blockStride * MemoryLayout<Float>.stride, alignment: 64)
             .bindMemory(to: Float.self, capacity: k * blockStride)
+        operand = PackedOperand(transpose: transpose, k: k, n: n, kernel: kernel, source: .allocate(capacity: k * n),
+                                panels: panels, blockStride: blockStride)
         repack(from: b, ldb: ldb)
     }
 
@@ -57,6 +46,7 @@ public final class PackedMatrix: @unchecked Sendable {
     public func repack(from b: UnsafePointer<Float>, ldb: Int) {
         let (rows, cols) = transpose == .none ? (k, n) : (n, k)
         precondition(ldb >= cols, "PackedMatrix: leading dimension \(ldb) smaller than the row length \(cols)")
+        let source = UnsafeMutablePointer(mutating: operand.source), panels = UnsafeMutablePointer(mutating: operand.panels)
         for r in 0..<rows { (source + r * cols).update(from: b + r * ldb, count: cols) }
         #if arch(x86_64)
         if kernel == .avx512 {
@@ -68,7 +58,7 @@ public final class PackedMatrix: @unchecked Sendable {
         var pc = 0
         while pc < k {
             let kc = min(kcB, k - pc)
-            packB(transpose, b: source, ldb: cols, row: pc, col: 0, kc: kc, nc: n, into: panels + pc * blockStride)
+            packB(transpose, b: source, ldb: cols, row: pc, col: 0, kc: kc, nc: n, into: panels + pc * operand.blockStride)
             pc += kc
         }
     }
@@ -80,14 +70,8 @@ public final class PackedMatrix: @unchecked Sendable {
     }
 
     deinit {
-        source.deallocate()
-        panels.deallocate()
-    }
-
-    /// A view of the packed operand without reference counting, for hot loops; valid while
-    /// this object lives.
-    public var operand: PackedOperand {
-        PackedOperand(transpose: transpose, k: k, n: n, kernel: kernel, source: source, panels: panels, blockStride: blockStride)
+        UnsafeMutablePointer(mutating: operand.source).deallocate()
+        UnsafeMutablePointer(mutating: operand.panels).deallocate()
     }
 }
 
@@ -98,8 +82,13 @@ public struct PackedOperand: @unchecked Sendable {
     public let k: Int
     public let n: Int
     public let kernel: GEMMKernelKind
+    /// op(B) as stored in the source, compact: k×n (leading dimension n) for `.none`, n×k
+    /// (leading dimension k) for `.transpose`.
     let source: UnsafePointer<Float>
+    /// All of op(B) in the kernel's panels (see ``PrepackedPanels``), 64-byte aligned:
+    /// k·`blockStride` floats.
     let panels: UnsafePointer<Float>
+    /// n rounded up to the kernel's panel width.
     let blockStride: Int
 
     init(transpose: Transpose, k: Int, n: Int, kernel: GEMMKernelKind, source: UnsafeMutablePointer<Float>,

@@ -55,9 +55,9 @@ import Testing
             a.withUnsafeBufferPointer { ap in
                 halves.withUnsafeMutableBufferPointer { cp in
                     let job = GEMMSplitJob(opA: .none, opB: op, m: m, n: n, k: k, alpha: alpha, beta: beta,
-                                           a: ap.baseAddress!, lda: lda, b: packed.source, ldb: op == .none ? n : k,
+                                           a: ap.baseAddress!, lda: lda, b: packed.operand.source, ldb: op == .none ? n : k,
                                            c: cp.baseAddress!, ldc: ldc, splitN: n >= m, chunks: 2, kernel: kernel,
-                                           prepacked: PrepackedPanels(panels: packed.panels, blockStride: packed.blockStride, column: 0))
+                                           prepacked: PrepackedPanels(panels: packed.operand.panels, blockStride: packed.operand.blockStride, column: 0))
                     job.run(part: 0)
                     job.run(part: 1)
                 }
