@@ -361,6 +361,60 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(GaussNewtonRefinement(decoder: elbo).takesExactLinearStep)
     }
 
+    /// A singular H with |z| < d (two latent coordinates with the same row of W, as a collapsed
+    /// or duplicated unit leaves): the exact step from the start reaches the least-squares
+    /// minimum, computed here on the reduced decoder without the duplicate (W' of full row
+    /// rank, normal equations in Double), and leaves the start's part along the null direction
+    /// e_i − e_j as it was.
+    @Test func exactLinearStepFromTheStartWithARankDeficientW() {
+        let L = 5, d = 9, n = 24
+        var rng = RandomGenerator(seed: 411)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch1, objective: .reconstruction, rng: &rng)
+        let net = decoder.network, w0 = net.weightOffsets[0]
+        for q in 0..<d { net.parameters[w0 + 4 * d + q] = net.parameters[w0 + 1 * d + q] }  // row 4 = row 1
+        let x = dataFrom(decoder, n: n, noise: 0.3, seed: 412)
+        let start = (rng.normalArray(count: n * L), [Float](repeating: 0, count: n * L))
+        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16)
+        #expect(!gn.takesExactLinearStep)
+        let r = gn.refine(x, start: start, maxSteps: 5, seed: 1)
+        #expect(r.exactStep && r.usedStart && r.iterations == 1)
+        // The reduced problem: rows 0…3 of W (row 4 duplicates row 1), y = x − b.
+        let rows = 4
+        let w = (0..<(rows * d)).map { Double(net.parameters[w0 + $0]) }
+        let b = (0..<d).map { Double(net.parameters[net.biasOffsets[0] + $0]) }
+        var g = [Double](repeating: 0, count: rows * 2 * rows)  // [W'W'ᵀ | I]
+        for i in 0..<rows {
+            for j in 0..<rows { g[i * 2 * rows + j] = (0..<d).reduce(0.0) { $0 + w[i * d + $1] * w[j * d + $1] } }
+            g[i * 2 * rows + rows + i] = 1
+        }
+        for c in 0..<rows {
+            let pivot = g[c * 2 * rows + c]
+            for j in 0..<(2 * rows) { g[c * 2 * rows + j] /= pivot }
+            for i in 0..<rows where i != c {
+                let f = g[i * 2 * rows + c]
+                for j in 0..<(2 * rows) { g[i * 2 * rows + j] -= f * g[c * 2 * rows + j] }
+            }
+        }
+        var worstObjective = 0.0, worstNull = 0.0
+        for i in 0..<n {
+            let y = (0..<d).map { Double(x.values[i * d + $0]) - b[$0] }
+            // Least squares over the reduced rows: c = y W'ᵀ (W'W'ᵀ)⁻¹, residual y − c W'.
+            let yw = (0..<rows).map { k in (0..<d).reduce(0.0) { $0 + y[$1] * w[k * d + $1] } }
+            let c = (0..<rows).map { j in (0..<rows).reduce(0.0) { $0 + yw[$1] * g[$1 * 2 * rows + rows + j] } }
+            let best = (0..<d).reduce(0.0) { acc, q in
+                let fit = (0..<rows).reduce(0.0) { $0 + c[$1] * w[$1 * d + q] }
+                return acc + (y[q] - fit) * (y[q] - fit)
+            } / Double(d)
+            worstObjective = max(worstObjective, abs(r.objectiveAtMean[i] - best) / max(best, 1e-12))
+            // Along the null direction e₁ − e₄ the step leaves μ₀'s component alone.
+            let before = Double(start.0[i * L + 1]) - Double(start.0[i * L + 4])
+            let after = Double(r.mu[i * L + 1]) - Double(r.mu[i * L + 4])
+            worstNull = max(worstNull, abs(after - before) / max(1, abs(before)))
+        }
+        #expect(worstObjective < 1e-3, "rank-deficient W: objective vs least squares, worst relative gap \(worstObjective)")
+        #expect(worstNull < 1e-3, "rank-deficient W: the null direction moved by \(worstNull)")
+    }
+
     /// Reconstruction has no σ optimum: log σ² drops to the floor, and a start below the floor is kept.
     @Test func reconstructionVarianceGoesToTheFloor() {
         var rng = RandomGenerator(seed: 61)
