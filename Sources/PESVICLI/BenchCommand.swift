@@ -6,6 +6,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure speed: matrix products, training throughput, test-time inference, Gauss-Newton and PE-SVI-auto refinement.",
-        subcommands: [BenchGEMMCommand.self, BenchTrainCommand.self, BenchInferCommand.self, BenchGaussNewtonCommand.self, BenchGuardedRefinementCommand.self]
+        subcommands: [BenchGEMMCommand.self, BenchTrainCommand.self, BenchInferCommand.self, BenchGaussNewtonCommand.self, BenchGuardedRefinementCommand.self, BenchLatencyCommand.self]
     )
 }

@@ -231,6 +231,22 @@ import PESVIData
             #expect(reported == before, "\(name): --per-point changed the reconstruction")
             #expect(abs(mean - reported) <= 1e-5 * max(reported, 1e-12), "\(name): per-point mean \(mean), reported \(reported)")
         }
+        // bench latency on the model: one row per batch size, positive medians, the stored rule.
+        let lat = try Pesvi.run(["bench", "latency", "--model", m, "--points", "1,7", "--repeats", "2", "--json"])
+        try #require(lat.status == 0, "\(lat)")
+        let latency = try #require(try JSONSerialization.jsonObject(with: Data(lat.stdout.utf8)) as? [String: Any])
+        let latencyRows = try #require(latency["rows"] as? [[String: Any]])
+        #expect(latencyRows.compactMap { $0["points"] as? Int } == [1, 7])
+        for row in latencyRows {
+            for key in ["encoderMilliseconds", "autoMilliseconds", "autoColdMilliseconds", "gaussNewtonMilliseconds"] {
+                #expect((row[key] as? Double).map { $0 > 0 && $0.isFinite } == true, "\(key) in \(row)")
+            }
+            #expect((row["autoMeanSteps"] as? Double).map { $0 >= 0 && $0 <= 50 } == true && (row["gaussNewtonMeanSteps"] as? Double) != nil)
+        }
+        #expect(["adam", "cauchy", "subspace", "krylov"].contains(latency["stepRule"] as? String ?? ""))
+        let badSizes = try Pesvi.run(["bench", "latency", "--model", m, "--points", "1,0"])
+        #expect(badSizes.status != 0 && badSizes.stderr.contains("--points"), "\(badSizes)")
+
         // A wrong output type is refused before the comparison runs (nothing on stdout).
         let badType = try Pesvi.run(["evaluate", "--model", m, "--svi-max-steps", "200", "--per-point", dir.path("perpoint.txt")])
         #expect(badType.status != 0 && badType.stderr.contains("perpoint.txt") && badType.stdout.isEmpty, "\(badType)")
