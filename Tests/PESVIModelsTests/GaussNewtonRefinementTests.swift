@@ -30,6 +30,25 @@ private func dataFrom(_ decoder: GaussianDecoder, n: Int, noise: Float, seed: UI
     return Dataset(rows: n, cols: d, values: v)
 }
 
+/// The inverse of a symmetric positive definite n × n matrix (row-major, Double) by Gauss-Jordan
+/// elimination on [A | I] (no pivoting needed for such a matrix): the tests' independent reference.
+private func inverseOfPositiveDefinite(_ m: [Double], n: Int) -> [Double] {
+    var a = [Double](repeating: 0, count: n * 2 * n)
+    for i in 0..<n {
+        for j in 0..<n { a[i * 2 * n + j] = m[i * n + j] }
+        a[i * 2 * n + n + i] = 1
+    }
+    for c in 0..<n {
+        let pivot = a[c * 2 * n + c]
+        for j in 0..<(2 * n) { a[c * 2 * n + j] /= pivot }
+        for i in 0..<n where i != c {
+            let f = a[i * 2 * n + c]
+            for j in 0..<(2 * n) { a[i * 2 * n + j] -= f * a[c * 2 * n + j] }
+        }
+    }
+    return (0..<(n * n)).map { a[($0 / n) * 2 * n + n + $0 % n] }
+}
+
 /// The per-point objective at z = μ (`evaluate` with atMean), in the refinement's table layout.
 private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Float], logVariance: [Float]) -> [Double] {
     let table = PosteriorTable(mu: mu, logVariance: logVariance, latent: decoder.latent, adam: AdamConfiguration(learningRate: 0))
@@ -320,29 +339,19 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         let r = gn.refine(x, start: start, maxSteps: 5, seed: 1)
         #expect(r.exactStep && r.usedStart && r.iterations == 1 && r.stepsPerPoint == [Int](repeating: 1, count: n))
         #expect(r.logVariance.allSatisfy { $0 == gn.logVarianceFloor })
-        // The reference in Double: K = (WᵀW)⁻¹Wᵀ (d × |z|) by Gauss-Jordan on WᵀW (d × d).
+        // The reference in Double: K = (WᵀW)⁻¹Wᵀ (d × |z|).
         let net = decoder.network
         let w = (0..<(L * d)).map { Double(net.parameters[net.weightOffsets[0] + $0]) }  // |z| × d
         let b = (0..<d).map { Double(net.parameters[net.biasOffsets[0] + $0]) }
-        var a = [Double](repeating: 0, count: d * 2 * d)  // [WᵀW | I]
-        for i in 0..<d {
-            for j in 0..<d { a[i * 2 * d + j] = (0..<L).reduce(0.0) { $0 + w[$1 * d + i] * w[$1 * d + j] } }
-            a[i * 2 * d + d + i] = 1
-        }
-        for c in 0..<d {
-            let pivot = a[c * 2 * d + c]
-            for j in 0..<(2 * d) { a[c * 2 * d + j] /= pivot }
-            for i in 0..<d where i != c {
-                let f = a[i * 2 * d + c]
-                for j in 0..<(2 * d) { a[i * 2 * d + j] -= f * a[c * 2 * d + j] }
-            }
-        }
+        let gramInverse = inverseOfPositiveDefinite((0..<(d * d)).map { e in
+            (0..<L).reduce(0.0) { $0 + w[$1 * d + e / d] * w[$1 * d + e % d] }
+        }, n: d)  // (WᵀW)⁻¹
         var worst = 0.0
         for i in 0..<n {
             let mu0 = (0..<L).map { Double(start.0[i * L + $0]) }
             let r0 = (0..<d).map { q in Double(x.values[i * d + q]) - b[q] - (0..<L).reduce(0.0) { $0 + mu0[$1] * w[$1 * d + q] } }
             // δ = r₀ (WᵀW)⁻¹ Wᵀ
-            let s = (0..<d).map { j in (0..<d).reduce(0.0) { $0 + r0[$1] * a[$1 * 2 * d + d + j] } }
+            let s = (0..<d).map { j in (0..<d).reduce(0.0) { $0 + r0[$1] * gramInverse[$1 * d + j] } }
             for k in 0..<L {
                 let expected = mu0[k] + (0..<d).reduce(0.0) { $0 + s[$1] * w[k * d + $1] }
                 worst = max(worst, abs(Double(r.mu[i * L + k]) - expected) / max(1, abs(expected)))
@@ -382,25 +391,15 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         let rows = 4
         let w = (0..<(rows * d)).map { Double(net.parameters[w0 + $0]) }
         let b = (0..<d).map { Double(net.parameters[net.biasOffsets[0] + $0]) }
-        var g = [Double](repeating: 0, count: rows * 2 * rows)  // [W'W'ᵀ | I]
-        for i in 0..<rows {
-            for j in 0..<rows { g[i * 2 * rows + j] = (0..<d).reduce(0.0) { $0 + w[i * d + $1] * w[j * d + $1] } }
-            g[i * 2 * rows + rows + i] = 1
-        }
-        for c in 0..<rows {
-            let pivot = g[c * 2 * rows + c]
-            for j in 0..<(2 * rows) { g[c * 2 * rows + j] /= pivot }
-            for i in 0..<rows where i != c {
-                let f = g[i * 2 * rows + c]
-                for j in 0..<(2 * rows) { g[i * 2 * rows + j] -= f * g[c * 2 * rows + j] }
-            }
-        }
+        let gramInverse = inverseOfPositiveDefinite((0..<(rows * rows)).map { e in
+            (0..<d).reduce(0.0) { $0 + w[(e / rows) * d + $1] * w[(e % rows) * d + $1] }
+        }, n: rows)  // (W'W'ᵀ)⁻¹
         var worstObjective = 0.0, worstNull = 0.0
         for i in 0..<n {
             let y = (0..<d).map { Double(x.values[i * d + $0]) - b[$0] }
             // Least squares over the reduced rows: c = y W'ᵀ (W'W'ᵀ)⁻¹, residual y − c W'.
             let yw = (0..<rows).map { k in (0..<d).reduce(0.0) { $0 + y[$1] * w[k * d + $1] } }
-            let c = (0..<rows).map { j in (0..<rows).reduce(0.0) { $0 + yw[$1] * g[$1 * 2 * rows + rows + j] } }
+            let c = (0..<rows).map { j in (0..<rows).reduce(0.0) { $0 + yw[$1] * gramInverse[$1 * rows + j] } }
             let best = (0..<d).reduce(0.0) { acc, q in
                 let fit = (0..<rows).reduce(0.0) { $0 + c[$1] * w[$1 * d + q] }
                 return acc + (y[q] - fit) * (y[q] - fit)
