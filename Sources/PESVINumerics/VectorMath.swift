@@ -44,6 +44,35 @@ public enum VectorMath {
         apply(x, y, count: count, padding: 0) { exp16($0 * s) }
     }
 
+    /// y = τ·log(1 + e^{x/τ}) = max(x, 0) + τ·log(1 + e^{−|x|/τ}), the softplus at temperature
+    /// τ > 0 (a ReLU smoothed over a width of about τ; → ReLU as τ → 0). The second form never
+    /// overflows; `exp` and `log` as above (log of a value in [1, 2]). In place when x == y.
+    public static func softplus(_ x: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        precondition(tau > 0, "VectorMath.softplus: temperature must be > 0, got \(tau)")
+        let t = SIMD16<Float>(repeating: tau), minusInverse = SIMD16<Float>(repeating: -1 / tau)
+        let zero = SIMD16<Float>(repeating: 0), one = SIMD16<Float>(repeating: 1), floor = SIMD16<Float>(repeating: -softplusExponentFloor)
+        apply(x, y, count: count, padding: 0) { v in
+            // e^{−|x|/τ} below e^{−30} leaves 1 + e = 1 in Float: clamped there, so exp never
+            // makes denormals (each costs a microcode assist on x86).
+            let e = exp16(pointwiseMax(pointwiseMax(v, -v) * minusInverse, floor))
+            return pointwiseMax(v, zero) + t * log16(one + e)
+        }
+    }
+
+    /// y = 1 − e^{−s/τ}: the softplus's derivative σ(x/τ) (the logistic sigmoid) from its
+    /// output s = softplus_τ(x) alone (e^{s/τ} = 1 + e^{x/τ}). In [0, 1]; absolute error about
+    /// one Float ulp of 1. In place when s == y.
+    public static func softplusDerivative(output s: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        precondition(tau > 0, "VectorMath.softplusDerivative: temperature must be > 0, got \(tau)")
+        let minusInverse = SIMD16<Float>(repeating: -1 / tau), one = SIMD16<Float>(repeating: 1)
+        let floor = SIMD16<Float>(repeating: -softplusExponentFloor)
+        apply(s, y, count: count, padding: 0) { v in one - exp16(pointwiseMax(v * minusInverse, floor)) }
+    }
+
+    /// The softplus kernels clamp their exponents at −30 (e^{−30} ≈ 9·10⁻¹⁴, below half a Float
+    /// ulp of 1), which changes no result and keeps exp out of the denormal range.
+    static let softplusExponentFloor: Float = 30
+
     // MARK: - Driver
 
     /// Runs `kernel` over full 16-lane blocks, then over a copy of the tail padded with

@@ -224,4 +224,40 @@ import Testing
             for n in [1024, 16384, 262_144] { print("VectorMath.benchmark", VectorMath.benchmark(count: n, repetitions: 300)) }
         }
     }
+
+    // MARK: softplus
+
+    /// softplus_τ(x) = τ·log(1 + e^{x/τ}) against Double (log1p, exp) over x/τ in [−60, 60] at
+    /// several temperatures: within 2·10⁻⁷ of max(|x|, τ) (the clamp at x/τ = −30 costs τ·e^{−30}),
+    /// never negative, exactly max(x, 0) far from 0; in place too. Its derivative from the output,
+    /// 1 − e^{−s/τ}, is the logistic σ(x/τ) to 3·10⁻⁷ absolute, in [0, 1].
+    @Test func softplusAndItsDerivativeFromTheOutput() {
+        for tau: Float in [0.01, 0.3, 1, 7.5] {
+            let x = (0..<2_001).map { Float(-60 + 0.06 * Double($0)) * tau }
+            var y = [Float](repeating: .nan, count: x.count)
+            x.withUnsafeBufferPointer { px in y.withUnsafeMutableBufferPointer { VectorMath.softplus(px.baseAddress!, temperature: tau, $0.baseAddress!, count: x.count) } }
+            var worst = 0.0, worstSlope = 0.0
+            for i in x.indices {
+                let u = Double(x[i]) / Double(tau)
+                let ref = Double(tau) * (max(u, 0) + log1p(exp(-abs(u))))
+                worst = max(worst, abs(Double(y[i]) - ref) / max(abs(Double(x[i])), Double(tau)))
+                #expect(y[i] >= 0)
+                if u > 20 { #expect(y[i] == x[i]) }
+                if u < -40 { #expect(y[i] == 0) }
+            }
+            #expect(worst < 2e-7, "τ = \(tau): softplus off by \(worst)")
+            var slope = [Float](repeating: .nan, count: x.count)
+            y.withUnsafeBufferPointer { py in slope.withUnsafeMutableBufferPointer { VectorMath.softplusDerivative(output: py.baseAddress!, temperature: tau, $0.baseAddress!, count: x.count) } }
+            for i in x.indices {
+                let u = Double(x[i]) / Double(tau)
+                worstSlope = max(worstSlope, abs(Double(slope[i]) - 1 / (1 + exp(-u))))
+                #expect(slope[i] >= 0 && slope[i] <= 1)
+            }
+            #expect(worstSlope < 3e-7, "τ = \(tau): slope off by \(worstSlope)")
+            // In place: the same values.
+            var inPlace = x
+            inPlace.withUnsafeMutableBufferPointer { VectorMath.softplus($0.baseAddress!, temperature: tau, $0.baseAddress!, count: x.count) }
+            #expect(inPlace == y)
+        }
+    }
 }
