@@ -74,6 +74,28 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
     /// `workspace`, or `x` itself when `layers` is 0.
     @discardableResult
     public func forward(_ x: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace, layers: Int) -> UnsafePointer<Float> {
+        forward(x, rows: rows, workspace: ws, layers: layers, temperatures: nil, temperatureStride: 0)
+    }
+
+    /// Forward pass with smoothed hidden activations: row r of hidden layer l (1 ≤ l < layerCount)
+    /// is the softplus at temperature τ = `temperatures[r·temperatureStride + l − 1]`,
+    /// τ·log(1 + e^{a/τ}) (``VectorMath/softplus(_:temperature:_:count:)``), and the ReLU where
+    /// τ ≤ 0 (so all-zero temperatures give exactly ``forward(_:rows:workspace:)``). The output
+    /// layer stays linear. Returns the output (rows × outputWidth) inside `workspace`; the
+    /// hidden outputs s it keeps have derivative 1 − e^{−s/τ} with respect to their
+    /// pre-activations (``VectorMath/softplusDerivative(output:temperature:_:count:)``). The
+    /// backward passes and Jacobian-vector products assume ReLU layers: not to be used after this pass.
+    @discardableResult
+    public func forward(_ x: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace,
+                        temperatures: UnsafePointer<Float>, temperatureStride: Int) -> UnsafeMutablePointer<Float> {
+        precondition(temperatureStride >= layerCount - 1, "forward: temperature stride \(temperatureStride) < \(layerCount - 1) hidden layers")
+        forward(x, rows: rows, workspace: ws, layers: layerCount, temperatures: temperatures, temperatureStride: temperatureStride)
+        return ws.activations[layerCount - 1].pointer
+    }
+
+    @discardableResult
+    func forward(_ x: UnsafePointer<Float>, rows: Int, workspace ws: NetworkWorkspace, layers: Int,
+                 temperatures: UnsafePointer<Float>?, temperatureStride: Int) -> UnsafePointer<Float> {
         precondition(rows <= ws.maxRows, "forward: \(rows) rows exceed the workspace's \(ws.maxRows)")
         precondition(layers >= 0 && layers <= layerCount, "forward: \(layers) layers of \(layerCount)")
         precondition(ws.packedNetworkParameters == nil || ws.packedNetworkParameters == UnsafePointer(parameters.pointer),
@@ -90,7 +112,16 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
                      b: p + weightOffsets[l - 1], ldb: nOut, beta: 0, c: out, ldc: nOut)
             }
             Elementwise.addBias(p + biasOffsets[l - 1], to: out, rows: rows, cols: nOut)
-            if l < layerCount { Elementwise.reluForward(out, count: rows * nOut) }
+            if l < layerCount {
+                if let temperatures {
+                    for r in 0..<rows {
+                        let tau = temperatures[r * temperatureStride + l - 1], row = out + r * nOut
+                        if tau > 0 { VectorMath.softplus(row, temperature: tau, row, count: nOut) } else { Elementwise.reluForward(row, count: nOut) }
+                    }
+                } else {
+                    Elementwise.reluForward(out, count: rows * nOut)
+                }
+            }
             input = UnsafePointer(out)
         }
         return input

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import PESVINumerics
 import TestSupport
@@ -28,6 +29,46 @@ import TestSupport
         let numX = numericGradient(x.pointer, indices: Array(0..<x.count), h: 1e-3, loss)
         #expect(worstGradientError(analytic: pIdx.map { Double(gp[$0]) }, numeric: numP, scale: 1) < 2e-2)
         #expect(worstGradientError(analytic: (0..<x.count).map { Double(gx[$0]) }, numeric: numX, scale: 1) < 2e-2)
+    }
+
+    /// The forward pass with smoothed hidden activations: all temperatures 0 is the plain pass
+    /// bit for bit; otherwise each row and hidden layer gets τ·log(1 + e^{a/τ}) at its own τ
+    /// (one row at τ = 0 keeps its ReLU), against a Double reference, in every depth.
+    @Test(arguments: [[3, 5, 4], [4, 6, 5, 3], [2, 7, 7, 7, 3]])
+    func smoothedForwardIsTheSoftplusPerRowAndLayer(widths: [Int]) {
+        var rng = RandomGenerator(seed: 9)
+        let net = DenseNetwork(widths: widths, rng: &rng)
+        let rows = 6, hidden = widths.count - 2, stride = hidden + 1  // a stride above the layer count
+        let x = FloatBuffer(rng.normalArray(count: rows * widths[0], std: 2))
+        let ws = NetworkWorkspace(network: net, maxRows: rows)
+        let plain = Array(UnsafeBufferPointer(start: net.forward(x.pointer, rows: rows, workspace: ws), count: rows * widths.last!))
+        let zero = FloatBuffer(count: rows * stride)
+        let atZero = Array(UnsafeBufferPointer(start: net.forward(x.pointer, rows: rows, workspace: ws, temperatures: zero.pointer, temperatureStride: stride),
+                                               count: rows * widths.last!))
+        #expect(atZero == plain)
+        var taus = [Float](repeating: 0, count: rows * stride)
+        for r in 0..<rows where r != 2 { for l in 0..<hidden { taus[r * stride + l] = 0.05 + 0.4 * Float(r + l) } }
+        let t = FloatBuffer(taus)
+        let y = net.forward(x.pointer, rows: rows, workspace: ws, temperatures: t.pointer, temperatureStride: stride)
+        let p = net.parameters.array.map(Double.init)
+        var worst = 0.0
+        for r in 0..<rows {
+            var a = (0..<widths[0]).map { Double(x[r * widths[0] + $0]) }
+            for l in 1...net.layerCount {
+                let nIn = widths[l - 1], nOut = widths[l]
+                var v = Array(p[net.biasOffsets[l - 1]..<(net.biasOffsets[l - 1] + nOut)])
+                for i in 0..<nIn { for o in 0..<nOut { v[o] += a[i] * p[net.weightOffsets[l - 1] + i * nOut + o] } }
+                if l < net.layerCount {
+                    let tau = Double(taus[r * stride + l - 1])
+                    v = v.map { tau > 0 ? tau * (max($0 / tau, 0) + log1p(exp(-abs($0) / tau))) : max($0, 0) }
+                }
+                a = v
+            }
+            for o in 0..<widths.last! { worst = max(worst, abs(Double(y[r * widths.last! + o]) - a[o]) / max(1, abs(a[o]))) }
+        }
+        #expect(worst < 1e-5, "smoothed forward off by \(worst)")
+        // The smoothing is not a no-op: rows at τ > 0 differ from the ReLU pass.
+        #expect((0..<widths.last!).contains { y[$0] != plain[$0] })
     }
 
     /// A partial forward pass to hidden layer k, then the backward pass from a loss on that
