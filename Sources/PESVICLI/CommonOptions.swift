@@ -25,12 +25,30 @@ struct GaussNewtonFlags: ParsableArguments {
     @Option(help: "Gauss-Newton: accept a step only if the objective fell by at least this fraction of the decrease its damped model predicted (0: any decrease).")
     var gnAcceptance: Double = ComparisonOptions().gaussNewtonAcceptance
     @Option(help: "Gauss-Newton: damping trials per iteration on one linearization.") var gnTrials: Int = ComparisonOptions().gaussNewtonTrials
+    @Option(help: "Gauss-Newton with a ReLU decoder: each point's first K iterations work on the decoder with its ReLUs smoothed to a softplus (a continuation that escapes the start's activation pattern); 0: plain Levenberg–Marquardt.")
+    var gnSmoothing: Int = ComparisonOptions().gaussNewtonSmoothing.iterations
+    @Option(help: "Gauss-Newton smoothing: the first temperature, in units of the spread of the point's own pre-activations.")
+    var gnSmoothingScale: Double = ComparisonOptions().gaussNewtonSmoothing.scale
+    @Option(help: "Gauss-Newton smoothing: the temperature's factor per iteration, in (0, 1].")
+    var gnSmoothingFactor: Double = ComparisonOptions().gaussNewtonSmoothing.factor
 
     func validate() throws {
         guard gnTolerance >= 0, gnTolerance.isFinite else { throw ValidationError("--gn-tolerance must be a non-negative number, got \(gnTolerance)") }
         guard gnDamping >= 0, gnDamping.isFinite else { throw ValidationError("--gn-damping must be a non-negative number, got \(gnDamping)") }
         guard gnAcceptance >= 0, gnAcceptance < 1 else { throw ValidationError("--gn-acceptance must be in [0, 1), got \(gnAcceptance)") }
         guard gnTrials >= 1 else { throw ValidationError("--gn-trials must be at least 1, got \(gnTrials)") }
+        guard gnSmoothing >= 0 else { throw ValidationError("--gn-smoothing must be 0 or more iterations, got \(gnSmoothing)") }
+        guard gnSmoothingScale >= 0, gnSmoothingScale.isFinite else {
+            throw ValidationError("--gn-smoothing-scale must be a non-negative number, got \(gnSmoothingScale)")
+        }
+        guard gnSmoothingFactor > 0, gnSmoothingFactor <= 1 else {
+            throw ValidationError("--gn-smoothing-factor must be in (0, 1], got \(gnSmoothingFactor)")
+        }
+    }
+
+    /// The smoothing schedule these flags set.
+    var smoothing: GaussNewtonSmoothing {
+        GaussNewtonSmoothing(iterations: gnSmoothing, scale: gnSmoothingScale, factor: gnSmoothingFactor)
     }
 
     /// These settings written into `o`.
@@ -39,6 +57,7 @@ struct GaussNewtonFlags: ParsableArguments {
         o.gaussNewtonDamping = gnDamping
         o.gaussNewtonAcceptance = gnAcceptance
         o.gaussNewtonTrials = gnTrials
+        o.gaussNewtonSmoothing = smoothing
     }
 }
 

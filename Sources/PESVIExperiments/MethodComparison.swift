@@ -161,6 +161,9 @@ public struct ComparisonOptions: Sendable {
     public var gaussNewtonDamping = 1e-3
     /// PE-SVI-GN's gain-ratio threshold η (``GaussNewtonRefinement/acceptanceRatio``).
     public var gaussNewtonAcceptance = 0.1
+    /// PE-SVI-GN's continuation over smoothed ReLUs at each point's first iterations
+    /// (``GaussNewtonSmoothing``; ``GaussNewtonSmoothing/off`` for plain Levenberg–Marquardt).
+    public var gaussNewtonSmoothing = GaussNewtonSmoothing.standard
     /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
     /// chunks only balance the two threads; results do not depend on it).
     public var gaussNewtonChunkRows = 64
@@ -189,7 +192,12 @@ public struct ComparisonOptions: Sendable {
             + "with closed-form σ from the pseudo-encoder start: initial damping \(n(gaussNewtonDamping)) relative to diag H, "
             + "up to \(gaussNewtonTrials) trials per iteration (×4 damping after a rejected one), a trial accepted when it "
             + "achieves \(n(gaussNewtonAcceptance)) of its damped model's predicted decrease, a point stops when an accepted step "
-            + "gains less than \(n(gaussNewtonTolerance)) relative; at most \(gaussNewtonMaxSteps) iterations. With a linear "
+            + "gains less than \(n(gaussNewtonTolerance)) relative; at most \(gaussNewtonMaxSteps) iterations"
+            + (gaussNewtonSmoothing.isActive
+                ? "; a point's first \(gaussNewtonSmoothing.iterations) iterations work on the decoder with its ReLUs smoothed to "
+                    + "softplus at temperature \(n(gaussNewtonSmoothing.scale)) × the spread of the point's pre-activations, "
+                    + "× \(n(gaussNewtonSmoothing.factor)) per iteration (a continuation; no early stop meanwhile)" : "")
+            + ". With a linear "
             + "decoder PE-SVI-GN is one exact, undamped step (an affine map of x; the start is not used, and its time excludes the "
             + "encoder pass)."
     }
@@ -392,7 +400,7 @@ public enum MethodComparison {
         if o.includeGaussNewton {
             let gn = GaussNewtonRefinement(decoder: decoder, threads: o.threads, chunkRows: o.gaussNewtonChunkRows, damping: o.gaussNewtonDamping,
                                            tolerance: o.gaussNewtonTolerance, trialsPerIteration: o.gaussNewtonTrials,
-                                           acceptanceRatio: o.gaussNewtonAcceptance)
+                                           acceptanceRatio: o.gaussNewtonAcceptance, smoothing: o.gaussNewtonSmoothing)
             // A linear decoder's exact step does not read the start: the encoder pass is not
             // part of its time, and the start's own level does not count as reached by it.
             let w = watch(fromStart: !gn.takesExactLinearStep)

@@ -1,5 +1,6 @@
 import Testing
 import PESVIExperiments
+import PESVIModels
 @testable import PESVICLI
 
 @Suite struct CommandParsingTests {
@@ -18,15 +19,21 @@ import PESVIExperiments
     /// The Gauss-Newton settings reach the comparison; nonsense values are refused.
     @Test func gaussNewtonFlagsParseAndValidate() throws {
         let flags = try ComparisonFlags.parse(["--gn-max-steps", "7", "--gn-tolerance", "1e-5", "--gn-trials", "2", "--gn-damping", "0.1",
-                                                "--gn-acceptance", "0.25"])
+                                                "--gn-acceptance", "0.25", "--gn-smoothing", "2", "--gn-smoothing-scale", "0.7",
+                                                "--gn-smoothing-factor", "0.25"])
         let o = flags.options(common: try CommonOptions.parse([]))
         #expect(o.gaussNewtonMaxSteps == 7 && o.gaussNewtonTolerance == 1e-5 && o.gaussNewtonTrials == 2 && o.gaussNewtonDamping == 0.1
                 && o.gaussNewtonAcceptance == 0.25)
+        #expect(o.gaussNewtonSmoothing == GaussNewtonSmoothing(iterations: 2, scale: 0.7, factor: 0.25))
         let defaults = try ComparisonFlags.parse([]).options(common: try CommonOptions.parse([]))
         #expect(defaults.gaussNewtonDamping == 1e-3 && defaults.gaussNewtonAcceptance == 0.1)
+        #expect(defaults.gaussNewtonSmoothing == .standard && GaussNewtonSmoothing.standard.isActive)
+        let off = try ComparisonFlags.parse(["--gn-smoothing", "0"]).options(common: try CommonOptions.parse([]))
+        #expect(!off.gaussNewtonSmoothing.isActive)
         for bad in [["--gn-trials", "0"], ["--gn-max-steps=-1"], ["--gn-tolerance=-1"], ["--gn-tolerance", "nan"],
                     ["--gn-damping=-1"], ["--gn-damping", "inf"], ["--gn-acceptance", "1"], ["--gn-acceptance=-0.1"],
-                    ["--gn-acceptance", "nan"]] {
+                    ["--gn-acceptance", "nan"], ["--gn-smoothing=-1"], ["--gn-smoothing-scale=-0.1"], ["--gn-smoothing-scale", "inf"],
+                    ["--gn-smoothing-factor", "0"], ["--gn-smoothing-factor", "1.5"], ["--gn-smoothing-factor", "nan"]] {
             #expect(throws: (any Error).self, "\(bad)") { try ComparisonFlags.parse(bad) }
             #expect(throws: (any Error).self, "infer \(bad)") { try InferCommand.parse(Self.inferWords + bad) }
         }
@@ -40,6 +47,9 @@ import PESVIExperiments
                                                           "--gn-acceptance", "0.25"])
         #expect(c.gaussNewton.gnTolerance == 1e-5 && c.gaussNewton.gnTrials == 2 && c.gaussNewton.gnDamping == 0.1
                 && c.gaussNewton.gnAcceptance == 0.25)
+        let unsmoothed = try InferCommand.parse(Self.inferWords + ["--gn-smoothing", "0"]).gaussNewton.smoothing
+        let standard = try InferCommand.parse(Self.inferWords).gaussNewton.smoothing
+        #expect(!unsmoothed.isActive && standard == ComparisonOptions().gaussNewtonSmoothing)
         let d = try InferCommand.parse(Self.inferWords).gaussNewton
         let o = ComparisonOptions()
         #expect(d.gnTolerance == o.gaussNewtonTolerance && d.gnTrials == o.gaussNewtonTrials && d.gnDamping == o.gaussNewtonDamping

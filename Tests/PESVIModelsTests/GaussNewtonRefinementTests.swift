@@ -18,6 +18,27 @@ private func forwardDouble(_ net: DenseNetwork, _ z: [Double]) -> [Double] {
     return a
 }
 
+/// The decoder's output at z in Double with hidden layer l smoothed to τₗ·log(1 + e^{a/τₗ})
+/// (`taus[l − 1]`; 0: the ReLU), and the spread (population standard deviation over the layer's
+/// units) of each hidden layer's pre-activations on the way (with the given smoothing).
+private func smoothedForwardDouble(_ net: DenseNetwork, _ z: [Double], taus: [Double]) -> (output: [Double], spreads: [Double]) {
+    let p = net.parameters.array.map(Double.init)
+    var a = z, spreads = [Double]()
+    for l in 1...net.layerCount {
+        let nIn = net.widths[l - 1], nOut = net.widths[l]
+        var y = Array(p[net.biasOffsets[l - 1]..<(net.biasOffsets[l - 1] + nOut)])
+        for i in 0..<nIn { for o in 0..<nOut { y[o] += a[i] * p[net.weightOffsets[l - 1] + i * nOut + o] } }
+        if l < net.layerCount {
+            let mean = y.reduce(0, +) / Double(nOut)
+            spreads.append((y.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(nOut)).squareRoot())
+            let tau = taus[l - 1]
+            y = y.map { tau > 0 ? max($0, 0) + tau * log1p(exp(-abs($0) / tau)) : max($0, 0) }
+        }
+        a = y
+    }
+    return (a, spreads)
+}
+
 /// n points x = D(z) + noise with z ~ N(0, I), from the decoder itself.
 private func dataFrom(_ decoder: GaussianDecoder, n: Int, noise: Float, seed: UInt64) -> Dataset {
     var rng = RandomGenerator(seed: seed)
@@ -176,6 +197,102 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         }
     }
 
+    /// With smoothed hidden layers (``GaussNewtonSmoothing``; each point its own temperatures,
+    /// one point at τ = 0, i.e. its ReLU): H̃ = JᵀΛJ, JᵀΛr and P(μ) of the smoothed decoder match
+    /// J from central differences of it in Double, for Arch2 and Arch3 and both objectives.
+    @Test(arguments: [Architecture.arch2, .arch3])
+    func smoothedJacobianProductsMatchFiniteDifferences(_ arch: Architecture) {
+        let L = 6, d = 15, n = 20
+        var rng = RandomGenerator(seed: 23)
+        let net = DenseNetwork(widths: arch.decoderWidths(latent: L, data: d), rng: &rng)
+        let hidden = net.layerCount - 1
+        for objective in [Objective.reconstruction, .elbo(beta: 0.5, likelihood: .fixedVariance(sigma: 0.3))] {
+            let decoder = GaussianDecoder(network: net, objective: objective)
+            let x = dataFrom(decoder, n: n, noise: 0.2, seed: 24)
+            let mu = rng.normalArray(count: n * L)
+            let taus = (0..<(n * hidden)).map { $0 / hidden == 3 ? Float(0) : 0.05 + 1.45 * rng.uniformFloat() }
+            let lin = GaussNewtonRefinement(decoder: decoder, chunkRows: 8).linearization(x, mu: mu, temperatures: taus)
+            let lambda = objective.kind == .reconstruction ? 1.0 : 1 / (0.3 * 0.3)
+            var worstH = 0.0, worstG = 0.0, worstP = 0.0
+            for i in 0..<n {
+                let t = (0..<hidden).map { Double(taus[i * hidden + $0]) }
+                let z = (0..<L).map { Double(mu[i * L + $0]) }
+                let y = smoothedForwardDouble(net, z, taus: t).output
+                var J = [Double](repeating: 0, count: d * L)
+                let h = 1e-6
+                for j in 0..<L {
+                    var zp = z, zm = z
+                    zp[j] += h; zm[j] -= h
+                    let yp = smoothedForwardDouble(net, zp, taus: t).output, ym = smoothedForwardDouble(net, zm, taus: t).output
+                    for c in 0..<d { J[c * L + j] = (yp[c] - ym[c]) / (2 * h) }
+                }
+                var refH = [Double](repeating: 0, count: L * L), refG = [Double](repeating: 0, count: L), sq = 0.0
+                for a in 0..<L {
+                    for b in 0..<L { for c in 0..<d { refH[a * L + b] += J[c * L + a] * lambda * J[c * L + b] } }
+                    for c in 0..<d { refG[a] += J[c * L + a] * lambda * (Double(x.row(i)[c]) - y[c]) }
+                }
+                for c in 0..<d { sq += (Double(x.row(i)[c]) - y[c]) * (Double(x.row(i)[c]) - y[c]) }
+                let scaleH = refH.map(abs).max()!, scaleG = max(refG.map(abs).max()!, 1e-12)
+                for e in 0..<(L * L) { worstH = max(worstH, abs(Double(lin.hessian[i * L * L + e]) - refH[e]) / scaleH) }
+                for e in 0..<L { worstG = max(worstG, abs(Double(lin.gradient[i * L + e]) - refG[e]) / scaleG) }
+                // P(μ): (1/d)‖r‖² or ½‖r‖²_Λ + c + ½β‖μ‖²; compared through its data term.
+                let refP: Double, c: Double
+                switch objective.kind {
+                case .reconstruction: refP = sq / Double(d); c = 0
+                case .elbo(let beta):
+                    c = 0.5 * Double(d) * log(2 * Double.pi * 0.09)
+                    refP = 0.5 * lambda * sq + c + 0.5 * Double(beta) * z.map { $0 * $0 }.reduce(0, +)
+                }
+                worstP = max(worstP, abs(lin.objective[i] - refP) / max(1, abs(refP - c)))
+            }
+            #expect(worstH < 1e-4, "\(arch) \(objective): smoothed JᵀΛJ off by \(worstH)")
+            #expect(worstG < 1e-4, "\(arch) \(objective): smoothed JᵀΛr off by \(worstG)")
+            #expect(worstP < 1e-5, "\(arch) \(objective): smoothed P(μ) off by \(worstP)")
+        }
+    }
+
+    /// The smoothing schedule (``GaussNewtonSmoothing``, K = 3): in each smoothed iteration t a
+    /// point's step never raises the objective of the decoder smoothed at that iteration's
+    /// temperatures, τ = c·s·fᵗ with s the spread of its pre-activations at the start (computed
+    /// here in Double); from iteration K on, plain Gauss-Newton never raises the ReLU objective;
+    /// no point stops on small progress before K; and the result's P(μ) is the ReLU decoder's
+    /// whenever the run ends (inside the smoothing too).
+    @Test func smoothingLowersEachIterationsSmoothedObjectiveThenTheReLUObjective() {
+        let L = 4, d = 20, n = 48
+        var rng = RandomGenerator(seed: 33)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch3, objective: .reconstruction, rng: &rng)
+        let net = decoder.network, hidden = net.layerCount - 1
+        let x = dataFrom(decoder, n: n, noise: 0.05, seed: 34)
+        let mu0 = rng.normalArray(count: n * L, std: 3)
+        let lv0 = [Float](repeating: -18, count: n * L)
+        let schedule = GaussNewtonSmoothing(iterations: 3, scale: 0.5, factor: 0.5)
+        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 0.05, trialsPerIteration: 3, smoothing: schedule)
+        let spreads = (0..<n).map { i in smoothedForwardDouble(net, (0..<L).map { Double(mu0[i * L + $0]) }, taus: [0, 0]).spreads }
+        var previous = gn.refine(x, start: (mu0, lv0), maxSteps: 0, seed: 5)
+        var smoothedDrops = 0, reluRises = 0
+        for t in 1...10 {
+            let r = gn.refine(x, start: (mu0, lv0), maxSteps: t, seed: 5)
+            let independent = objectiveAtMean(decoder, x, mu: r.mu, logVariance: r.logVariance)
+            for i in 0..<n { #expect(abs(independent[i] - r.objectiveAtMean[i]) <= 1e-6 * max(abs(independent[i]), 1e-12)) }
+            if t <= schedule.iterations {
+                let taus = (0..<(n * hidden)).map { e in Float(Double(schedule.multiplier(iteration: t - 1)) * spreads[e / hidden][e % hidden]) }
+                let before = gn.linearization(x, mu: previous.mu, temperatures: taus).objective
+                let after = gn.linearization(x, mu: r.mu, temperatures: taus).objective
+                for i in 0..<n {
+                    #expect(after[i] <= before[i] + 1e-6 * abs(before[i]), "iteration \(t), point \(i): smoothed objective rose")
+                    if after[i] < before[i] { smoothedDrops += 1 }
+                }
+                #expect(r.stepsPerPoint.allSatisfy { $0 == t }, "a point stopped inside the smoothing")
+            } else {
+                for i in 0..<n where !(r.objectiveAtMean[i] <= previous.objectiveAtMean[i]) { reluRises += 1 }
+            }
+            previous = r
+        }
+        #expect(smoothedDrops > n, "the smoothed steps hardly moved: \(smoothedDrops)")
+        #expect(reluRises == 0, "\(reluRises) point-iterations raised the ReLU objective after the smoothing")
+        #expect(previous.meanSteps < 10, "no point finished after the smoothing")
+    }
+
     /// With no absolute damping and a tiny λ on a nonlinear decoder from far starts, full GN
     /// steps often overshoot; the guard rejects them, so no point's objective ever rises and
     /// the curve never goes up.
@@ -188,7 +305,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         let mu0 = rng.normalArray(count: n * L, std: 3)
         let lv0 = [Float](repeating: -18, count: n * L)
         let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, damping: 1e-9, tolerance: 0, absoluteDamping: 0, minimumDamping: 0,
-                                       trialsPerIteration: trials)
+                                       trialsPerIteration: trials, smoothing: .off)
         let T = 12
         var previousResult = gn.refine(x, start: (mu0, lv0), maxSteps: 0, seed: 5)
         var rejections = 0, rises = 0
@@ -707,8 +824,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         let xr = dataFrom(relu, n: 90, noise: 0.1, seed: 65)
         let startR = (rng.normalArray(count: 90 * 6, std: 2), [Float](repeating: 0, count: 90 * 6))
         let initial = GaussNewtonRefinement(decoder: relu).linearization(xr, mu: startR.0).objective
-        let loose = GaussNewtonRefinement(decoder: relu, chunkRows: 16, acceptanceRatio: 0).refine(xr, start: startR, maxSteps: 12, seed: 1)
-        let tight = GaussNewtonRefinement(decoder: relu, chunkRows: 16, acceptanceRatio: 0.9).refine(xr, start: startR, maxSteps: 12, seed: 1)
+        let loose = GaussNewtonRefinement(decoder: relu, chunkRows: 16, acceptanceRatio: 0, smoothing: .off).refine(xr, start: startR, maxSteps: 12, seed: 1)
+        let tight = GaussNewtonRefinement(decoder: relu, chunkRows: 16, acceptanceRatio: 0.9, smoothing: .off).refine(xr, start: startR, maxSteps: 12, seed: 1)
         #expect(tight.rejectedSteps > loose.rejectedSteps && tight.mu != loose.mu,
                 "η = 0.9: \(tight.rejectedSteps) rejected trials, η = 0: \(loose.rejectedSteps)")
         for run in [loose, tight] { for i in 0..<90 { #expect(run.objectiveAtMean[i] <= initial[i]) } }
