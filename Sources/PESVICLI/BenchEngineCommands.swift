@@ -91,7 +91,7 @@ struct BenchInferCommand: ParsableCommand {
 struct BenchGaussNewtonCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gn",
-        abstract: "Gauss-Newton refinement: milliseconds per full iteration (every point active; a linear decoder: its one exact step) and per SVI step on the same decoder and points, and their ratio."
+        abstract: "Gauss-Newton refinement: milliseconds per full iteration (every point active; a linear decoder: its one exact step; a ReLU decoder: plain and smoothed) and per SVI step on the same decoder and points, and their ratio."
     )
     @OptionGroup var shape: RefinementBenchShape
     @OptionGroup var bench: EngineBenchOptions
@@ -104,11 +104,14 @@ struct BenchGaussNewtonCommand: ParsableCommand {
         if bench.json {
             print("{\"bench\":\"gn\",\"points\":\(points),\"z\":\(z),\"arch\":\"\(r.architecture)\",\"dim\":\(dim),\"threads\":\(threads),"
                   + "\"ms_per_iteration\":\(r.millisecondsPerIteration),\"ms_per_svi_step\":\(r.millisecondsPerSVIStep),"
-                  + "\"svi_steps_per_iteration\":\(r.sviStepsPerIteration)}")
+                  + "\"svi_steps_per_iteration\":\(r.sviStepsPerIteration)"
+                  + (r.millisecondsPerSmoothedIteration.map { ",\"ms_per_smoothed_iteration\":\($0),\"svi_steps_per_smoothed_iteration\":\($0 / r.millisecondsPerSVIStep)" } ?? "")
+                  + "}")
         } else {
             print("gn  |z|=\(z) \(r.architecture) d=\(dim) points \(points)  threads \(threads):  "
                   + String(format: "%.2f ms/iteration, SVI %.3f ms/step: one iteration = %.1f SVI steps  (%d iterations)",
-                           r.millisecondsPerIteration, r.millisecondsPerSVIStep, r.sviStepsPerIteration, r.iterations))
+                           r.millisecondsPerIteration, r.millisecondsPerSVIStep, r.sviStepsPerIteration, r.iterations)
+                  + (r.millisecondsPerSmoothedIteration.map { String(format: "; smoothed: %.2f ms = %.1f SVI steps", $0, $0 / r.millisecondsPerSVIStep) } ?? ""))
         }
     }
 }

@@ -102,6 +102,10 @@ public enum EngineBenchmark {
         /// and points, and the ratio: how many SVI steps one GN iteration costs.
         public var millisecondsPerSVIStep: Double
         public var sviStepsPerIteration: Double
+        /// The same for an iteration on the smoothed decoder (``GaussNewtonSmoothing``: dense
+        /// Jacobian products, softplus passes); nil for a linear decoder (nothing to smooth).
+        public var millisecondsPerSmoothedIteration: Double?
+        public var sviStepsPerSmoothedIteration: Double?
         public var points: Int, latent: Int, dataWidth: Int, threads: Int
         public var architecture: String
         public var iterations: Int
@@ -143,23 +147,31 @@ public enum EngineBenchmark {
     /// Gauss-Newton against SVI on ``refinementProblem(points:latent:dataWidth:architecture:)``.
     /// GN runs iterations with tolerance 0 and one trial, so every point stays active (a full
     /// iteration; a linear decoder takes its one exact step, ``ExactLinearStep``, which is what
-    /// is then timed); SVI runs Adam steps at rate 0.1 from the same start.
+    /// is then timed): plain LM iterations, and for a ReLU decoder smoothed ones too; SVI runs
+    /// Adam steps at rate 0.1 from the same start.
     /// Each side is measured for at least `minSeconds` after one warm-up.
     public static func gaussNewton(threads: Int, points: Int = 5000, latent L: Int = 64, dataWidth d: Int = 300,
                                    architecture: Architecture = .arch2, minSeconds: Double = 2) -> GaussNewtonResult {
         let (decoder, x, start) = refinementProblem(points: points, latent: L, dataWidth: d, architecture: architecture)
 
-        let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, tolerance: 0, trialsPerIteration: 1)
-        _ = gn.refine(x, start: start, maxSteps: 1, seed: 1)
-        var gnSeconds = 0.0, iterations = 0
-        while gnSeconds < minSeconds || iterations < 3 {
-            let r = gn.refine(x, start: start, maxSteps: 3, seed: 1)
-            gnSeconds += r.seconds
-            iterations += r.iterations
+        // Milliseconds per iteration and iterations run: plain LM, or every iteration smoothed
+        // (the first three of the standard schedule).
+        func measure(_ smoothing: GaussNewtonSmoothing) -> (Double, Int) {
+            let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, tolerance: 0, trialsPerIteration: 1, smoothing: smoothing)
+            _ = gn.refine(x, start: start, maxSteps: 1, seed: 1)
+            var gnSeconds = 0.0, iterations = 0
+            while gnSeconds < minSeconds || iterations < 3 {
+                let r = gn.refine(x, start: start, maxSteps: 3, seed: 1, recordCurve: false)
+                gnSeconds += r.seconds
+                iterations += r.iterations
+            }
+            return (gnSeconds * 1000 / Double(iterations), iterations)
         }
+        let (gnMs, iterations) = measure(.off)
+        let smoothedMs = decoder.network.layerCount > 1 ? measure(.standard).0 : nil
         let sviMs = sviStepMilliseconds(decoder: decoder, x: x, start: start, threads: threads, minSeconds: minSeconds)
-        let gnMs = gnSeconds * 1000 / Double(iterations)
         return GaussNewtonResult(millisecondsPerIteration: gnMs, millisecondsPerSVIStep: sviMs, sviStepsPerIteration: gnMs / sviMs,
+                                 millisecondsPerSmoothedIteration: smoothedMs, sviStepsPerSmoothedIteration: smoothedMs.map { $0 / sviMs },
                                  points: points, latent: L, dataWidth: d, threads: threads, architecture: architecture.description,
                                  iterations: iterations)
     }

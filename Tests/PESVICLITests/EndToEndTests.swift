@@ -333,6 +333,9 @@ import PESVIData
         let ratio = try #require(o["svi_steps_per_iteration"] as? Double)
         #expect(gn > 0 && svi > 0)
         #expect(abs(ratio - gn / svi) <= 0.01 * ratio + 0.01, "ratio \(ratio) vs \(gn) / \(svi)")
+        // A ReLU decoder's smoothed iteration is timed too.
+        let smoothed = try #require(o["ms_per_smoothed_iteration"] as? Double), smoothedRatio = try #require(o["svi_steps_per_smoothed_iteration"] as? Double)
+        #expect(smoothed > 0 && abs(smoothedRatio - smoothed / svi) <= 0.01 * smoothedRatio + 0.01)
     }
 
     /// `bench gemm --shape` measures exactly the shapes asked for: after the probe's line, one
