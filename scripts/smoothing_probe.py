@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Probe (NumPy, float64): Levenberg-Marquardt through smoothed ReLUs (a continuation) on a saved
+model, from the pseudo-encoder's mean, on P(mu) = (1/d)||x - D(mu)||^2 (reconstruction at the
+mean, standardized units). Recorded in docs/RESULTS.md ("Nineteenth session"); what it probed
+became GaussNewtonSmoothing.
+
+    python3 scripts/smoothing_probe.py MODEL_DIR SVI_RECONSTRUCTION ITERATIONS c,f,K [c,f,K ...]
+
+For each schedule c,f,K: a point's iterations t < K run LM (as PE-SVI-GN: initial damping 1e-3
+relative to diag H, /3 on an accepted step, x4 on a rejected one, up to 5 trials, gain ratio 0.1)
+on the decoder with every hidden ReLU replaced by tau*log(1 + exp(a/tau)), tau = c * s_l * f^t,
+s_l the spread (standard deviation over the layer's units) of the point's own pre-activations at
+its start; from t = K on plain LM on the ReLU decoder, a point stopping when an accepted step
+gains less than 1e-3 relative. c = 0 (e.g. 0,1,0) is plain LM. Prints after every iteration the
+mean of P on the ReLU decoder, and the first iteration within 1 % of SVI's level with the mean
+steps per point there. Not part of the package.
+"""
+import sys, numpy as np
+sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
+from pesvi_numpy import load_model, mlp
+from scipy.special import expit
+model, svi = sys.argv[1], float(sys.argv[2])
+iters = int(sys.argv[3]); configs = sys.argv[4:]
+decoder, encoder, x, config = load_model(model)
+L, d = decoder[0][0].shape[0], x.shape[1]
+mu0 = mlp(encoder, x)[:, :L]
+def preacts(z):
+    out, v = [], z
+    for i, (W, b) in enumerate(decoder[:-1]):
+        a = v @ W + b; out.append(a); v = np.maximum(a, 0)
+    return out
+scales = [a.std(1, keepdims=True) for a in preacts(mu0)]   # per point, per layer
+def fwd(z, taus):
+    v, A = z, np.broadcast_to(np.eye(L), (len(z), L, L))
+    for i, (W, b) in enumerate(decoder):
+        a = v @ W + b; A = A @ W
+        if i < len(decoder) - 1:
+            tau = taus[i] if taus is not None else None
+            if tau is None: m = (a > 0).astype(float); v = np.maximum(a, 0)
+            else: m = expit(a / tau); v = tau * np.logaddexp(0, a / tau)
+            A = A * m[:, None, :]
+        else: v = a
+    return v, np.transpose(A, (0, 2, 1))
+def P(z): return ((mlp(decoder, z) - x) ** 2).mean(1)
+def lm(c, f, k, iters, lam0=1e-3):
+    mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []; tol = 1e-3
+    done = np.zeros(len(mu0), bool); steps = np.zeros(len(mu0)); stepsAt = []
+    for t in range(iters):
+        taus = [c * sc * f ** t for sc in scales] if t < k else None
+        sel = np.where(~done)[0]
+        if len(sel):
+            out, J = fwd(mu[sel], None if taus is None else [tt[sel] for tt in taus]); r = x[sel] - out; p = (r ** 2).mean(1)
+            for jj, i in enumerate(sel):
+                steps[i] += 1
+                g = J[jj].T @ r[jj]; H = J[jj].T @ J[jj]
+                tj = None if taus is None else [tt[i:i+1] for tt in taus]
+                for _ in range(5):
+                    if lam[i] > 1e12: done[i] = True; break
+                    delta = np.linalg.solve(H + lam[i] * np.diag(np.diag(H)) + 1e-9 * np.eye(L), g)
+                    predicted = (2 * delta @ g - delta @ H @ delta) / d
+                    q = ((fwd((mu[i] + delta)[None], tj)[0][0] - x[i]) ** 2).mean()
+                    if np.isfinite(q) and q <= p[jj] and (predicted <= tol * p[jj] or p[jj] - q >= 0.1 * predicted):
+                        mu[i] += delta; lam[i] = max(lam[i] / 3, 1e-6)
+                        if taus is None and p[jj] - q < tol * p[jj]: done[i] = True
+                        break
+                    lam[i] *= 4
+        curve.append(P(mu).mean()); stepsAt.append(steps.mean())
+    first = next((t for t, v in enumerate(curve) if v <= 1.01 * svi), None)
+    return (None if first is None else (first + 1, stepsAt[first])), curve, steps.mean()
+print(f"{model}: start {P(mu0).mean():.6f} SVI {svi} level {1.01*svi:.6f}")
+for cfg in configs:
+    c, f, k = cfg.split(','); c, f, k = float(c), float(f), int(k)
+    first, curve, ms = lm(c, f, k, iters)
+    print(f"  c={c} f={f} relu@{k}: reaches (iter, mean steps) {first}; run steps {ms:.2f}: " + " ".join(f"{v:.5f}" for v in curve), flush=True)
