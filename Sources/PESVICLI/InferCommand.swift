@@ -76,10 +76,9 @@ struct InferCommand: ParsableCommand {
         } else {
             rate = Float(lr)!
         }
-        let g = gaussNewton
-        let gn = method == "gn" && steps > 0
-            ? GaussNewtonRefinement(decoder: m.decoder, threads: common.threads, damping: g.gnDamping, tolerance: g.gnTolerance,
-                                    trialsPerIteration: g.gnTrials, acceptanceRatio: g.gnAcceptance, smoothing: g.smoothing) : nil
+        var gnOptions = ComparisonOptions()
+        gaussNewton.apply(to: &gnOptions)
+        let gn = method == "gn" && steps > 0 ? gnOptions.gaussNewtonRefinement(decoder: m.decoder, threads: common.threads) : nil
         let t0 = Date()
         // A linear decoder's exact Gauss-Newton step does not read the start: the pseudo-encoder
         // is not run (a zero start stands in, used only if the exact step is refused).

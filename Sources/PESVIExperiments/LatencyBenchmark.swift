@@ -17,7 +17,8 @@ public enum LatencyBenchmark {
         /// Mean steps per point of that run.
         public var autoMeanSteps: Double
         /// PE-SVI-GN every point to its own stop (the encoder pass included unless a linear
-        /// decoder's exact step does not read the start), a reused refiner.
+        /// decoder's exact step does not read the start), a reused refiner, with the settings
+        /// `evaluate` and `infer --method gn` use by default (``ComparisonOptions``).
         public var gaussNewtonMilliseconds: Double
         public var gaussNewtonMeanSteps: Double
     }
@@ -37,7 +38,7 @@ public enum LatencyBenchmark {
             }
             let x = Dataset(rows: n, cols: d, values: values)
             let refiner = GuardedRefinement(decoder: model.decoder, threads: threads)
-            let gn = GaussNewtonRefinement(decoder: model.decoder, threads: threads)
+            let gn = ComparisonOptions().gaussNewtonRefinement(decoder: model.decoder, threads: threads)
             let exact = gn.takesExactLinearStep
             var encoder: [Double] = [], auto: [Double] = [], cold: [Double] = [], gnTimes: [Double] = []
             var autoSteps = 0.0, gnSteps = 0.0

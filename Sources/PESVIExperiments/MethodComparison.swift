@@ -164,6 +164,13 @@ public struct ComparisonOptions: Sendable {
     /// PE-SVI-GN's continuation over smoothed ReLUs at each point's first iterations
     /// (``GaussNewtonSmoothing``; ``GaussNewtonSmoothing/off`` for plain Levenberg–Marquardt).
     public var gaussNewtonSmoothing = GaussNewtonSmoothing.standard
+    /// PE-SVI-GN as these options set it (damping, stop, trials, gain ratio, smoothing, chunk
+    /// rows): the one construction `evaluate`, `infer --method gn` and `bench latency` share.
+    public func gaussNewtonRefinement(decoder: GaussianDecoder, threads: Int) -> GaussNewtonRefinement {
+        GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: gaussNewtonChunkRows, damping: gaussNewtonDamping,
+                              tolerance: gaussNewtonTolerance, trialsPerIteration: gaussNewtonTrials,
+                              acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing)
+    }
     /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
     /// chunks only balance the two threads; results do not depend on it).
     public var gaussNewtonChunkRows = 64
@@ -398,9 +405,7 @@ public enum MethodComparison {
 
         // PE-SVI-GN: damped Gauss-Newton on μ (closed-form σ) from the pseudo-encoder start.
         if o.includeGaussNewton {
-            let gn = GaussNewtonRefinement(decoder: decoder, threads: o.threads, chunkRows: o.gaussNewtonChunkRows, damping: o.gaussNewtonDamping,
-                                           tolerance: o.gaussNewtonTolerance, trialsPerIteration: o.gaussNewtonTrials,
-                                           acceptanceRatio: o.gaussNewtonAcceptance, smoothing: o.gaussNewtonSmoothing)
+            let gn = o.gaussNewtonRefinement(decoder: decoder, threads: o.threads)
             // A linear decoder's exact step does not read the start: the encoder pass is not
             // part of its time, and the start's own level does not count as reached by it.
             let w = watch(fromStart: !gn.takesExactLinearStep)

@@ -244,6 +244,15 @@ import PESVIData
             #expect((row["autoMeanSteps"] as? Double).map { $0 >= 0 && $0 <= 50 } == true && (row["gaussNewtonMeanSteps"] as? Double) != nil)
         }
         #expect(["adam", "cauchy", "subspace", "krylov"].contains(latency["stepRule"] as? String ?? ""))
+        // Its PE-SVI-GN is the one `infer --method gn` runs: the same steps on the same 7 rows.
+        let tests = try NPY.read(URL(fileURLWithPath: m + "/test.npy"))
+        let seven = dir.path("seven.npy")
+        try NPY.write(try DataMatrix(rows: 7, cols: tests.cols, values: Array(tests.values[0..<(7 * tests.cols)])), to: URL(fileURLWithPath: seven))
+        let gnInfer = try Pesvi.run(["infer", "--model", m, "--data", seven, "--out", dir.path("seven-gn.npy"), "--method", "gn",
+                                     "--steps", "50", "--json", "--quiet"])
+        try #require(gnInfer.status == 0, "\(gnInfer)")
+        let sevenSummary = try #require(try JSONSerialization.jsonObject(with: Data(gnInfer.stdout.utf8)) as? [String: Any])
+        #expect((sevenSummary["meanSteps"] as? Double) == (latencyRows[1]["gaussNewtonMeanSteps"] as? Double), "\(sevenSummary) vs \(latencyRows[1])")
         let badSizes = try Pesvi.run(["bench", "latency", "--model", m, "--points", "1,0"])
         #expect(badSizes.status != 0 && badSizes.stderr.contains("--points"), "\(badSizes)")
 
