@@ -40,6 +40,55 @@ public struct GaussNewtonResult: Sendable {
     public var exactStep = false
 }
 
+/// A continuation schedule for ``GaussNewtonRefinement`` with a ReLU decoder: a point's first
+/// `iterations` iterations linearize, solve and judge their trials on the decoder with every
+/// hidden ReLU replaced by the softplus τ·log(1 + e^{a/τ}) (``VectorMath/softplus(_:temperature:_:count:)``),
+/// whose Jacobian passes a damped share σ(a/τ) of every unit instead of the ReLU's on/off
+/// pattern, so early steps are not confined to the start's activation pattern; then plain
+/// Gauss-Newton on the ReLU decoder. At a point's iteration t < `iterations` layer l's
+/// temperature is τ = `scale` · s_l · `factor`ᵗ, s_l the standard deviation of the point's own
+/// pre-activations over layer l's units at its start (units of the pre-activation; so it
+/// depends on that point alone). During those iterations a point does not stop on small
+/// progress; its reference objective is measured again, at the new temperature, each
+/// iteration. Measured on the digits models (`docs/RESULTS.md`, "Nineteenth session"): plain LM
+/// from the pseudo-encoder's start settles in poorer local optima (|z| = 32 Arch3: 0.0325
+/// against SVI's 0.0318, never within 1 %); with this schedule it ends at 0.0258 and reaches
+/// SVI's level in 4 steps. The smoothed iterations form the Jacobian products densely (every
+/// unit passes a share) and take a softplus per hidden unit: 1.6–2.5 times a plain iteration's
+/// time (`pesvi bench gn`, `docs/BENCHMARKS.md`).
+public struct GaussNewtonSmoothing: Sendable, Equatable, Codable {
+    /// Smoothed iterations per point, K (0: none, plain Gauss-Newton).
+    public var iterations: Int
+    /// c: the first temperature in units of the point's pre-activation spread.
+    public var scale: Double
+    /// f: the temperature's factor per iteration (0 < f ≤ 1).
+    public var factor: Double
+
+    public init(iterations: Int, scale: Double, factor: Double) {
+        precondition(iterations >= 0 && scale >= 0 && scale.isFinite && factor > 0 && factor <= 1,
+                     "GaussNewtonSmoothing: iterations ≥ 0, scale ≥ 0 and finite, factor in (0, 1], got \(iterations), \(scale), \(factor)")
+        self.iterations = iterations
+        self.scale = scale
+        self.factor = factor
+    }
+
+    /// No smoothing: plain Gauss-Newton from the first iteration.
+    public static let off = GaussNewtonSmoothing(iterations: 0, scale: 0, factor: 1)
+    /// The default: K = 4, c = 0.3, f = 0.5.
+    public static let standard = GaussNewtonSmoothing(iterations: 4, scale: 0.3, factor: 0.5)
+
+    /// Whether any iteration is smoothed.
+    public var isActive: Bool { iterations > 0 && scale > 0 }
+
+    /// The temperature factor c·fᵗ of a point's iteration t (0-based), 0 from t = K on.
+    public func multiplier(iteration t: Int) -> Float {
+        guard isActive && t < iterations else { return 0 }
+        var v = scale
+        for _ in 0..<t { v *= factor }
+        return Float(v)
+    }
+}
+
 /// Damped Gauss-Newton (Levenberg–Marquardt) refinement of test-time posteriors
 /// q(z|xᵢ) = N(μᵢ, diag σᵢ²) with the decoder D frozen, batched over points.
 ///
@@ -114,54 +163,6 @@ public struct GaussNewtonResult: Sendable {
 /// depends only on its own points, so results are identical for any thread count. The
 /// decoder's weights are packed (``PackedWeights``) at the start of every call: the decoder
 /// must not change during one.
-/// A continuation schedule for ``GaussNewtonRefinement`` with a ReLU decoder: a point's first
-/// `iterations` iterations linearize, solve and judge their trials on the decoder with every
-/// hidden ReLU replaced by the softplus τ·log(1 + e^{a/τ}) (``VectorMath/softplus(_:temperature:_:count:)``),
-/// whose Jacobian passes a damped share σ(a/τ) of every unit instead of the ReLU's on/off
-/// pattern, so early steps are not confined to the start's activation pattern; then plain
-/// Gauss-Newton on the ReLU decoder. At a point's iteration t < `iterations` layer l's
-/// temperature is τ = `scale` · s_l · `factor`ᵗ, s_l the standard deviation of the point's own
-/// pre-activations over layer l's units at its start (units of the pre-activation; so it
-/// depends on that point alone). During those iterations a point does not stop on small
-/// progress; its reference objective is measured again, at the new temperature, each
-/// iteration. Measured on the digits models (`docs/RESULTS.md`, "Nineteenth session"): plain LM
-/// from the pseudo-encoder's start settles in poorer local optima (|z| = 32 Arch3: 0.0325
-/// against SVI's 0.0318, never within 1 %); with this schedule it ends at 0.0258 and reaches
-/// SVI's level in 4 steps. The smoothed iterations form the Jacobian products densely (every
-/// unit passes a share), about 3× a ReLU iteration's work at half the units on.
-public struct GaussNewtonSmoothing: Sendable, Equatable, Codable {
-    /// Smoothed iterations per point, K (0: none, plain Gauss-Newton).
-    public var iterations: Int
-    /// c: the first temperature in units of the point's pre-activation spread.
-    public var scale: Double
-    /// f: the temperature's factor per iteration (0 < f ≤ 1).
-    public var factor: Double
-
-    public init(iterations: Int, scale: Double, factor: Double) {
-        precondition(iterations >= 0 && scale >= 0 && scale.isFinite && factor > 0 && factor <= 1,
-                     "GaussNewtonSmoothing: iterations ≥ 0, scale ≥ 0 and finite, factor in (0, 1], got \(iterations), \(scale), \(factor)")
-        self.iterations = iterations
-        self.scale = scale
-        self.factor = factor
-    }
-
-    /// No smoothing: plain Gauss-Newton from the first iteration.
-    public static let off = GaussNewtonSmoothing(iterations: 0, scale: 0, factor: 1)
-    /// The default: K = 4, c = 0.3, f = 0.5.
-    public static let standard = GaussNewtonSmoothing(iterations: 4, scale: 0.3, factor: 0.5)
-
-    /// Whether any iteration is smoothed.
-    public var isActive: Bool { iterations > 0 && scale > 0 }
-
-    /// The temperature factor c·fᵗ of a point's iteration t (0-based), 0 from t = K on.
-    public func multiplier(iteration t: Int) -> Float {
-        guard isActive && t < iterations else { return 0 }
-        var v = scale
-        for _ in 0..<t { v *= factor }
-        return Float(v)
-    }
-}
-
 public final class GaussNewtonRefinement: @unchecked Sendable {
     public let decoder: GaussianDecoder
     /// The decoder's weights packed for the workspaces' passes; packed again at the start of
@@ -659,8 +660,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     }
 
     /// The spread s_l of each chunk point's pre-activations over hidden layer l's units at its
-    /// current μ (population standard deviation; ReLU decoder), into `st.spreads`: the unit of
-    /// its smoothing temperatures (``GaussNewtonSmoothing``). One forward pass.
+    /// current μ (population standard deviation; ReLU decoder), into `st.spreads` where not yet
+    /// measured (a point's start): the unit of its smoothing temperatures
+    /// (``GaussNewtonSmoothing``). One forward pass.
     func measureSpreads(mu: UnsafePointer<Float>, count m: Int, state st: PointState, workspace ws: GaussNewtonWorkspace) {
         let net = decoder.network, L = decoder.latent, hiddenCount = net.layerCount - 1, idx = ws.index
         let z = ws.z.pointer, p = UnsafePointer(net.parameters.pointer)
@@ -675,8 +677,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 let row = out + k * nOut
                 var sum = 0.0, squares = 0.0
                 for c in 0..<nOut { let v = Double(row[c]); sum += v; squares += v * v }
-                let mean = sum / Double(nOut)
-                st.spreads[idx[k] * hiddenCount + l - 1] = Float(max(squares / Double(nOut) - mean * mean, 0).squareRoot())
+                let mean = sum / Double(nOut), e = idx[k] * hiddenCount + l - 1
+                if st.spreads[e].isNaN { st.spreads[e] = Float(max(squares / Double(nOut) - mean * mean, 0).squareRoot()) }
             }
             Elementwise.reluForward(out, count: m * nOut)
             input = UnsafePointer(out)
