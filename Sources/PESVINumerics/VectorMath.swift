@@ -53,9 +53,12 @@ public enum VectorMath {
         let zero = SIMD16<Float>(repeating: 0), one = SIMD16<Float>(repeating: 1), floor = SIMD16<Float>(repeating: -softplusExponentFloor)
         apply(x, y, count: count, padding: 0) { v in
             // e^{−|x|/τ} below e^{−30} leaves 1 + e = 1 in Float: clamped there, so exp never
-            // makes denormals (each costs a microcode assist on x86).
-            let e = exp16(pointwiseMax(pointwiseMax(v, -v) * minusInverse, floor))
-            return pointwiseMax(v, zero) + t * log16(one + e)
+            // makes denormals (each costs a microcode assist on x86). Blends, not pointwiseMax
+            // (which compiles to a loop over the lanes); NaN fails every comparison and stays NaN.
+            let negative = v .< zero
+            var u = v.replacing(with: -v, where: negative) * minusInverse
+            u.replace(with: floor, where: u .< floor)
+            return v.replacing(with: zero, where: negative) + t * log16(one + exp16(u))
         }
     }
 
@@ -66,7 +69,11 @@ public enum VectorMath {
         precondition(tau > 0, "VectorMath.softplusDerivative: temperature must be > 0, got \(tau)")
         let minusInverse = SIMD16<Float>(repeating: -1 / tau), one = SIMD16<Float>(repeating: 1)
         let floor = SIMD16<Float>(repeating: -softplusExponentFloor)
-        apply(s, y, count: count, padding: 0) { v in one - exp16(pointwiseMax(v * minusInverse, floor)) }
+        apply(s, y, count: count, padding: 0) { v in
+            var u = v * minusInverse
+            u.replace(with: floor, where: u .< floor)
+            return one - exp16(u)
+        }
     }
 
     /// The softplus kernels clamp their exponents at −30 (e^{−30} ≈ 9·10⁻¹⁴, below half a Float
