@@ -31,12 +31,15 @@ struct GaussNewtonFlags: ParsableArguments {
     var gnSmoothingScale: Double = ComparisonOptions().gaussNewtonSmoothing.scale
     @Option(help: "Gauss-Newton smoothing: the temperature's factor per iteration, in (0, 1].")
     var gnSmoothingFactor: Double = ComparisonOptions().gaussNewtonSmoothing.factor
+    @Option(help: "Gauss-Newton with a ReLU decoder and the reconstruction objective: solve each step in the span of the gradient, K−1 curvature products of it and the last step (batched Jacobian-vector products, no |z|×|z| system); 0: the exact solve.")
+    var gnKrylov: Int = ComparisonOptions().gaussNewtonKrylov
 
     func validate() throws {
         guard gnTolerance >= 0, gnTolerance.isFinite else { throw ValidationError("--gn-tolerance must be a non-negative number, got \(gnTolerance)") }
         guard gnDamping >= 0, gnDamping.isFinite else { throw ValidationError("--gn-damping must be a non-negative number, got \(gnDamping)") }
         guard gnAcceptance >= 0, gnAcceptance < 1 else { throw ValidationError("--gn-acceptance must be in [0, 1), got \(gnAcceptance)") }
         guard gnTrials >= 1 else { throw ValidationError("--gn-trials must be at least 1, got \(gnTrials)") }
+        guard gnKrylov >= 0 else { throw ValidationError("--gn-krylov must be 0 or more vectors, got \(gnKrylov)") }
         guard gnSmoothing >= 0 else { throw ValidationError("--gn-smoothing must be 0 or more iterations, got \(gnSmoothing)") }
         guard gnSmoothingScale >= 0, gnSmoothingScale.isFinite else {
             throw ValidationError("--gn-smoothing-scale must be a non-negative number, got \(gnSmoothingScale)")
@@ -58,6 +61,7 @@ struct GaussNewtonFlags: ParsableArguments {
         o.gaussNewtonAcceptance = gnAcceptance
         o.gaussNewtonTrials = gnTrials
         o.gaussNewtonSmoothing = smoothing
+        o.gaussNewtonKrylov = gnKrylov
     }
 }
 

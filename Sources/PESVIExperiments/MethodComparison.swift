@@ -164,12 +164,15 @@ public struct ComparisonOptions: Sendable {
     /// PE-SVI-GN's continuation over smoothed ReLUs at each point's first iterations
     /// (``GaussNewtonSmoothing``; ``GaussNewtonSmoothing/off`` for plain Levenberg–Marquardt).
     public var gaussNewtonSmoothing = GaussNewtonSmoothing.standard
+    /// PE-SVI-GN's Krylov-subspace solve (``GaussNewtonRefinement/krylovDimension``; 0: the
+    /// exact solve, the default).
+    public var gaussNewtonKrylov = 0
     /// PE-SVI-GN as these options set it (damping, stop, trials, gain ratio, smoothing, chunk
     /// rows): the one construction `evaluate`, `infer --method gn` and `bench latency` share.
     public func gaussNewtonRefinement(decoder: GaussianDecoder, threads: Int) -> GaussNewtonRefinement {
         GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: gaussNewtonChunkRows, damping: gaussNewtonDamping,
                               tolerance: gaussNewtonTolerance, trialsPerIteration: gaussNewtonTrials,
-                              acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing)
+                              acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing, krylovDimension: gaussNewtonKrylov)
     }
     /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
     /// chunks only balance the two threads; results do not depend on it).

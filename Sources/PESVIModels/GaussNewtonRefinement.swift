@@ -203,6 +203,14 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// The continuation over smoothed ReLUs at each point's first iterations (ReLU decoders
     /// only; a linear decoder has no hidden layer to smooth). See ``GaussNewtonSmoothing``.
     public let smoothing: GaussNewtonSmoothing
+    /// k > 0: with a ReLU decoder and the reconstruction objective, each trial solves the damped
+    /// system in span{g, H̃g, …, H̃ᵏ⁻¹g, p} (p the point's last accepted step) instead of all of
+    /// ℝ^|z|: (M + λ·diag(M) + λ₀·I) c = Qᵀg with M = QᵀH̃Q, Q an orthonormal basis, δ = Qc. H̃ is
+    /// never formed: its products with the basis are batched Jacobian-vector products (about
+    /// 2(|z|·h + h²) multiply-adds each for Arch2) instead of the |z|²-sized Jacobian products
+    /// and a |z|³/3 Cholesky per point; σ stays at its floor and the σ part S is left out (its
+    /// σ² ≈ 1.5·10⁻⁸). 0: the exact solve.
+    public let krylovDimension: Int
     /// Linear decoders: take Gauss-Newton's step undamped and exactly, as an affine map of x
     /// (``ExactLinearStep``), instead of damped iterations; with the reconstruction objective
     /// and a singular H (e.g. |z| > d), the minimum-norm step from each point's start (one
@@ -249,7 +257,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 tolerance: Double = 1e-4, logVarianceFloor: Float = GaussNewtonRefinement.defaultLogVarianceFloor, absoluteDamping: Double = 1e-9,
                 minimumDamping: Double = 1e-6, maximumDamping: Double = 1e12, curveSamples: Int = 1,
                 trialsPerIteration: Int = 1, acceptanceRatio: Double = 0.1, exactLinearStep: Bool = true,
-                smoothing: GaussNewtonSmoothing = .standard) {
+                smoothing: GaussNewtonSmoothing = .standard, krylovDimension: Int = 0) {
+        precondition(krylovDimension >= 0, "GaussNewtonRefinement: krylovDimension must be ≥ 0, got \(krylovDimension)")
         precondition(threads >= 1 && chunkRows >= 1 && curveSamples >= 1 && trialsPerIteration >= 1,
                      "GaussNewtonRefinement: threads, chunkRows, curveSamples, trialsPerIteration must be ≥ 1")
         precondition(damping >= 0 && absoluteDamping >= 0 && tolerance >= 0 && acceptanceRatio >= 0 && acceptanceRatio < 1,
@@ -268,10 +277,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         self.acceptanceRatio = acceptanceRatio
         self.exactLinearStep = exactLinearStep
         self.smoothing = smoothing
+        self.krylovDimension = krylovDimension
         runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
         let packed = PackedWeights(network: decoder.network)
         packedWeights = packed
-        workspaces = (0..<threads).map { _ in GaussNewtonWorkspace(decoder: decoder, maxPoints: chunkRows, packedWeights: packed) }
+        workspaces = (0..<threads).map { _ in
+            GaussNewtonWorkspace(decoder: decoder, maxPoints: chunkRows, packedWeights: packed, krylovDimension: krylovDimension)
+        }
         curveStepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: chunkRows, samples: curveSamples)
         let net = decoder.network
         let h = net.widths[net.layerCount - 1], d = net.outputWidth
@@ -324,12 +336,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         elapsed += seconds(clock.now - t0)
 
         let net = decoder.network
+        let krylov = solvesInKrylovSubspace
         let state = PointState(count: n, damping: damping,
-                               cache: reuseForwardPass && (compactActiveUnits || net.layerCount == 1)
+                               cache: !krylov && reuseForwardPass && (compactActiveUnits || net.layerCount == 1)
                                    ? LinearizationCache(count: n, hiddenWidths: Array(net.widths.dropFirst().dropLast()),
                                                         projectedWidth: net.widths[net.layerCount - 1])
                                    : nil,
-                               hiddenLayers: net.layerCount - 1)
+                               hiddenLayers: net.layerCount - 1, lastSteps: krylov ? decoder.latent : 0)
         defer { state.deallocate() }
         // P(μ) of every point at the start, the guard's first reference: the first iteration's
         // linearization measures it (the same forward pass at the same μ), so a separate pass
@@ -508,6 +521,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         // reference P(μ) is measured afresh at them.
         let hiddenCount = net.layerCount - 1
         let smoothed = !linear && smoothing.isActive && (0..<m).contains { Int(st.steps[idx[$0]]) < smoothing.iterations }
+        let krylov = solvesInKrylovSubspace, kw = krylov ? ws.krylov : nil
         if smoothed {
             if (0..<m).contains(where: { st.spreads[idx[$0] * hiddenCount].isNaN }) { measureSpreads(mu: mu, count: m, state: st, workspace: ws) }
             let temps = ws.temperatures.pointer
@@ -515,6 +529,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 let i = idx[k], c = smoothing.multiplier(iteration: Int(st.steps[i]))
                 for l in 0..<hiddenCount { temps[k * hiddenCount + l] = c * st.spreads[i * hiddenCount + l] }
             }
+        }
+        if let kw {
+            // Krylov solve: a fresh forward pass every iteration (no cache), then the basis.
+            measureChunk(x, mu: mu, count: m, workspace: ws, smoothed: smoothed)
+            krylovLinearize(rows: m, smoothed: smoothed, state: st, workspace: ws, krylov: kw)
+            for k in 0..<m { st.objective[idx[k]] = ws.before[k] }
+        } else if smoothed {
             linearizeChunk(x, mu: mu, count: m, workspace: ws, smoothed: true)
             for k in 0..<m { st.objective[idx[k]] = ws.before[k] }
         } else if let cache, (0..<m).allSatisfy({ cache.valid[idx[$0]] }) {
@@ -544,7 +565,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         for k in 0..<m {
             let i = idx[k]
             st.steps[i] += 1
-            if !sharedFinite || (!linear && !Elementwise.allFinite(hess + k * L * L, count: L * L))
+            if !sharedFinite || (!linear && !krylov && !Elementwise.allFinite(hess + k * L * L, count: L * L))
                 || !Elementwise.allFinite(grad + k * L, count: L) {
                 st.finished[i] = true
                 continue
@@ -560,7 +581,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         while pendingCount > 0 && trial < trialsPerIteration {
             trial += 1
             // δ of pending point q into row q of `deltas`.
-            if linear {
+            if let kw {
+                solveInKrylovSubspace(pendingCount: pendingCount, perD: perD, state: st, workspace: ws, krylov: kw)
+            } else if linear {
                 solveShared(hess, gradient: grad, pendingCount: pendingCount, beta: beta, state: st, workspace: ws)
             } else if L <= min(laneLatentLimit, GaussNewtonWorkspace.laneLatentLimit) {
                 solveInLanes(hess, gradient: grad, pendingCount: pendingCount, beta: beta, state: st, workspace: ws)
@@ -578,7 +601,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 let k = pending[q], i = idx[k]
                 let hk = hess + k * hessianStride, zk = z + k * L, dq = deltas + q * L
                 let lvk = lv + i * L, lvt = lvTrial + q * L, zt = zTrial + q * L
-                for j in 0..<L { zt[j] = Float(Double(zk[j]) + dq[j]); hDiag[j] = hk[j * L + j] }
+                for j in 0..<L { zt[j] = Float(Double(zk[j]) + dq[j]); hDiag[j] = krylov ? 0 : hk[j * L + j] }
                 if beta > 0 {
                     for j in 0..<L { expNew[j] = Float(beta / (Double(hDiag[j]) + beta)) }
                     VectorMath.log(expNew, lvt, count: L)
@@ -624,14 +647,20 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 // accepted step finishes the point anyway.
                 var accepted = after.isFinite && after <= before
                 if accepted && acceptanceRatio > 0 {
-                    let predicted = predictedDecrease(delta: deltas + q * L, gradient: grad + k * L, mu: z + k * L,
-                                                      hessian: hess + k * hessianStride, damping: st.damping[i], beta: beta, perD: perD)
+                    let predicted = kw.map { $0.predicted[q] }
+                        ?? predictedDecrease(delta: deltas + q * L, gradient: grad + k * L, mu: z + k * L,
+                                             hessian: hess + k * hessianStride, damping: st.damping[i], beta: beta, perD: perD)
                     accepted = !(predicted > tolerance * abs(before)) || before - after >= acceptanceRatio * predicted
                 }
                 if accepted {
                     (mu + i * L).update(from: zt, count: L)
                     (lv + i * L).update(from: lvTrial + q * L, count: L)
                     st.objective[i] = after
+                    if krylov, let last = st.lastStep {
+                        let dq = deltas + q * L, pi = last + i * L
+                        for j in 0..<L { pi[j] = Float(dq[j]) }
+                        st.hasLastStep![i] = true
+                    }
                     let fBefore = before + ws.sigmaBefore[k], fAfter = after + ws.sigmaAfter[k]
                     let lam = st.damping[i]
                     st.damping[i] = min(lam, max(lam / 3, minimumDamping))
@@ -645,6 +674,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 } else {
                     st.damping[i] *= 4
                     st.rejected[i] += 1
+                    st.hasLastStep?[i] = false
                     if !(st.damping[i] <= maximumDamping) { st.finished[i] = true } else { pending[still] = k; still += 1 }
                 }
             }
@@ -1338,9 +1368,19 @@ final class PointState: @unchecked Sendable {
     /// start (count × hidden layers; NaN until measured at its first iteration).
     let spreads: UnsafeMutablePointer<Float>
     let hiddenLayers: Int
-    init(count: Int, damping lambda: Double, cache: LinearizationCache? = nil, hiddenLayers: Int = 0) {
+    /// Krylov solve: each point's last accepted step (count × |z|) and whether it has one.
+    let lastStep: UnsafeMutablePointer<Float>?
+    let hasLastStep: UnsafeMutablePointer<Bool>?
+    init(count: Int, damping lambda: Double, cache: LinearizationCache? = nil, hiddenLayers: Int = 0, lastSteps latent: Int = 0) {
         self.cache = cache
         let c = max(count, 1)
+        if latent > 0 {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: c * latent); p.initialize(repeating: 0, count: c * latent)
+            let f = UnsafeMutablePointer<Bool>.allocate(capacity: c); f.initialize(repeating: false, count: c)
+            lastStep = p; hasLastStep = f
+        } else {
+            lastStep = nil; hasLastStep = nil
+        }
         self.hiddenLayers = hiddenLayers
         spreads = .allocate(capacity: max(c * hiddenLayers, 1)); spreads.initialize(repeating: .nan, count: max(c * hiddenLayers, 1))
         damping = .allocate(capacity: c); damping.initialize(repeating: lambda, count: c)
@@ -1352,6 +1392,7 @@ final class PointState: @unchecked Sendable {
     func deallocate() {
         damping.deallocate(); finished.deallocate(); steps.deallocate(); rejected.deallocate(); objective.deallocate()
         spreads.deallocate()
+        lastStep?.deallocate(); hasLastStep?.deallocate()
         cache?.deallocate()
     }
 }
@@ -1458,7 +1499,10 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
 
     func forgetFactors() { for k in factorDampings.indices { factorDampings[k] = .nan } }
 
-    init(decoder: GaussianDecoder, maxPoints m: Int, packedWeights: PackedWeights? = nil) {
+    /// The Krylov solve's scratch (``GaussNewtonRefinement/krylovDimension`` > 0, ReLU decoder).
+    let krylov: KrylovWorkspace?
+
+    init(decoder: GaussianDecoder, maxPoints m: Int, packedWeights: PackedWeights? = nil, krylovDimension: Int = 0) {
         let net = decoder.network, L = decoder.latent, d = decoder.dataWidth
         let hidden = net.widths.dropFirst().dropLast()
         let widest = hidden.max() ?? 1, h = net.widths[net.layerCount - 1]
@@ -1502,6 +1546,7 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         temperatures = FloatBuffer(count: max(m * hidden.count, 1))
         trialTemperatures = FloatBuffer(count: max(m * hidden.count, 1))
         slopes = FloatBuffer(count: widest)
+        krylov = krylovDimension > 0 && net.layerCount > 1 ? KrylovWorkspace(decoder: decoder, maxPoints: m, dimension: krylovDimension) : nil
     }
 
     deinit {

@@ -20,20 +20,21 @@ import PESVIModels
     @Test func gaussNewtonFlagsParseAndValidate() throws {
         let flags = try ComparisonFlags.parse(["--gn-max-steps", "7", "--gn-tolerance", "1e-5", "--gn-trials", "2", "--gn-damping", "0.1",
                                                 "--gn-acceptance", "0.25", "--gn-smoothing", "2", "--gn-smoothing-scale", "0.7",
-                                                "--gn-smoothing-factor", "0.25"])
+                                                "--gn-smoothing-factor", "0.25", "--gn-krylov", "4"])
         let o = flags.options(common: try CommonOptions.parse([]))
         #expect(o.gaussNewtonMaxSteps == 7 && o.gaussNewtonTolerance == 1e-5 && o.gaussNewtonTrials == 2 && o.gaussNewtonDamping == 0.1
                 && o.gaussNewtonAcceptance == 0.25)
-        #expect(o.gaussNewtonSmoothing == GaussNewtonSmoothing(iterations: 2, scale: 0.7, factor: 0.25))
+        #expect(o.gaussNewtonSmoothing == GaussNewtonSmoothing(iterations: 2, scale: 0.7, factor: 0.25) && o.gaussNewtonKrylov == 4)
         let defaults = try ComparisonFlags.parse([]).options(common: try CommonOptions.parse([]))
         #expect(defaults.gaussNewtonDamping == 1e-3 && defaults.gaussNewtonAcceptance == 0.1)
-        #expect(defaults.gaussNewtonSmoothing == .standard && GaussNewtonSmoothing.standard.isActive)
+        #expect(defaults.gaussNewtonSmoothing == .standard && GaussNewtonSmoothing.standard.isActive && defaults.gaussNewtonKrylov == 0)
         let off = try ComparisonFlags.parse(["--gn-smoothing", "0"]).options(common: try CommonOptions.parse([]))
         #expect(!off.gaussNewtonSmoothing.isActive)
         for bad in [["--gn-trials", "0"], ["--gn-max-steps=-1"], ["--gn-tolerance=-1"], ["--gn-tolerance", "nan"],
                     ["--gn-damping=-1"], ["--gn-damping", "inf"], ["--gn-acceptance", "1"], ["--gn-acceptance=-0.1"],
                     ["--gn-acceptance", "nan"], ["--gn-smoothing=-1"], ["--gn-smoothing-scale=-0.1"], ["--gn-smoothing-scale", "inf"],
-                    ["--gn-smoothing-factor", "0"], ["--gn-smoothing-factor", "1.5"], ["--gn-smoothing-factor", "nan"]] {
+                    ["--gn-smoothing-factor", "0"], ["--gn-smoothing-factor", "1.5"], ["--gn-smoothing-factor", "nan"],
+                    ["--gn-krylov=-1"]] {
             #expect(throws: (any Error).self, "\(bad)") { try ComparisonFlags.parse(bad) }
             #expect(throws: (any Error).self, "infer \(bad)") { try InferCommand.parse(Self.inferWords + bad) }
         }

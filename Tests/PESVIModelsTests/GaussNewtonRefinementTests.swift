@@ -257,7 +257,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     /// here in Double); from iteration K on, plain Gauss-Newton never raises the ReLU objective;
     /// no point stops on small progress before K; and the result's P(μ) is the ReLU decoder's
     /// whenever the run ends (inside the smoothing too).
-    @Test func smoothingLowersEachIterationsSmoothedObjectiveThenTheReLUObjective() {
+    @Test(arguments: [0, 3]) func smoothingLowersEachIterationsSmoothedObjectiveThenTheReLUObjective(krylov: Int) {
         let L = 4, d = 20, n = 48
         var rng = RandomGenerator(seed: 33)
         let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch3, objective: .reconstruction, rng: &rng)
@@ -266,7 +266,9 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         let mu0 = rng.normalArray(count: n * L, std: 3)
         let lv0 = [Float](repeating: -18, count: n * L)
         let schedule = GaussNewtonSmoothing(iterations: 3, scale: 0.5, factor: 0.5)
-        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 0.05, trialsPerIteration: 3, smoothing: schedule)
+        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 0.05, trialsPerIteration: 3, smoothing: schedule,
+                                       krylovDimension: krylov)
+        #expect(gn.solvesInKrylovSubspace == (krylov > 0))
         let spreads = (0..<n).map { i in smoothedForwardDouble(net, (0..<L).map { Double(mu0[i * L + $0]) }, taus: [0, 0]).spreads }
         var previous = gn.refine(x, start: (mu0, lv0), maxSteps: 0, seed: 5)
         var smoothedDrops = 0, reluRises = 0
@@ -291,6 +293,113 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(smoothedDrops > n, "the smoothed steps hardly moved: \(smoothedDrops)")
         #expect(reluRises == 0, "\(reluRises) point-iterations raised the ReLU objective after the smoothing")
         #expect(previous.meanSteps < 10, "no point finished after the smoothing")
+    }
+
+    /// The Krylov solve's batched products against the dense linearization (itself checked
+    /// against central differences above), plain and smoothed, Arch2 and Arch3: JᵀΛr is the
+    /// same, H̃v = Jᵀ_h((J_h v)·G) is H̃ times v, and the projected M = QᵀH̃Q and b = Qᵀg of the
+    /// basis are those of the dense H̃ and g, with Q orthonormal.
+    @Test(arguments: [Architecture.arch2, .arch3])
+    func krylovProductsMatchTheDenseLinearization(_ arch: Architecture) {
+        let L = 6, d = 15, n = 8, k = 3
+        var rng = RandomGenerator(seed: 25)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: arch, objective: .reconstruction, rng: &rng)
+        let hidden = decoder.network.layerCount - 1, h = decoder.network.widths[hidden]
+        let x = dataFrom(decoder, n: n, noise: 0.2, seed: 26)
+        let mu = rng.normalArray(count: n * L)
+        for smoothed in [false, true] {
+            let taus = (0..<(n * hidden)).map { _ in smoothed ? 0.1 + rng.uniformFloat() : Float(0) }
+            let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: n, krylovDimension: k)
+            let dense = gn.linearization(x, mu: mu, temperatures: smoothed ? taus : nil)
+            let ws = gn.workspaces[0], kw = ws.krylov!
+            gn.prepareShared()
+            for r in 0..<n { ws.index[r] = r }
+            for e in 0..<(n * hidden) { ws.temperatures.pointer[e] = taus[e] }
+            let state = PointState(count: n, damping: 1e-3, hiddenLayers: hidden, lastSteps: L)
+            defer { state.deallocate() }
+            mu.withUnsafeBufferPointer { gn.measureChunk(x, mu: $0.baseAddress!, count: n, workspace: ws, smoothed: smoothed) }
+            gn.krylovLinearize(rows: n, smoothed: smoothed, state: state, workspace: ws, krylov: kw)
+            var worstG = 0.0, worstH = 0.0, worstM = 0.0, worstQ = 0.0
+            for r in 0..<n {
+                let g = (0..<L).map { Double(dense.gradient[r * L + $0]) }, scaleG = g.map(abs).max()!
+                for j in 0..<L { worstG = max(worstG, abs(Double(ws.gradient.pointer[r * L + j]) - g[j]) / scaleG) }
+            }
+            // H̃v for random v.
+            let v = FloatBuffer(rng.normalArray(count: n * L)), y = FloatBuffer(count: n * h), w = FloatBuffer(count: n * h)
+            let hv = FloatBuffer(count: n * L)
+            gn.krylovProduct(v.pointer, rows: n, image: y.pointer, gramImage: w.pointer, result: hv.pointer, krylov: kw)
+            for r in 0..<n {
+                var ref = [Double](repeating: 0, count: L)
+                for a in 0..<L { for b in 0..<L { ref[a] += Double(dense.hessian[r * L * L + a * L + b]) * Double(v[r * L + b]) } }
+                let scale = ref.map(abs).max()!
+                for a in 0..<L { worstH = max(worstH, abs(Double(hv[r * L + a]) - ref[a]) / scale) }
+            }
+            // M and b of the basis over its kept vectors (no last step: at most k; fewer where
+            // g lies in a smaller invariant subspace of H̃).
+            let nb = k + 1
+            var keptTotal = 0
+            for r in 0..<n {
+                #expect(!kw.kept[k * n + r], "point \(r): a last step without one")
+                let keptRows = (0..<k).filter { kw.kept[$0 * n + r] }
+                keptTotal += keptRows.count
+                let q = (0..<k).map { a in (0..<L).map { Double(kw.basis.pointer[(a * n + r) * L + $0]) } }
+                let Hr = (0..<(L * L)).map { Double(dense.hessian[r * L * L + $0]) }
+                var scale = 0.0, err = 0.0
+                for a in keptRows { for b in keptRows {
+                    var ref = 0.0
+                    for i in 0..<L { for j in 0..<L { ref += q[a][i] * Hr[i * L + j] * q[b][j] } }
+                    scale = max(scale, abs(ref))
+                    err = max(err, abs(kw.projected[r * nb * nb + a * nb + b] - ref))
+                    let dot = (0..<L).reduce(0.0) { $0 + q[a][$1] * q[b][$1] }
+                    worstQ = max(worstQ, abs(dot - (a == b ? 1 : 0)))
+                } }
+                if scale > 0 { worstM = max(worstM, err / scale) }
+                for a in keptRows {
+                    let b = (0..<L).reduce(0.0) { $0 + q[a][$1] * Double(dense.gradient[r * L + $1]) }
+                    #expect(abs(kw.projectedGradient[r * nb + a] - b) <= 1e-4 * max(1, abs(b)))
+                }
+            }
+            #expect(keptTotal > n * (k - 1), "too few Krylov vectors kept: \(keptTotal) of \(n * k)")
+            #expect(worstG < 1e-4, "\(arch) smoothed \(smoothed): JᵀΛr off by \(worstG)")
+            #expect(worstH < 1e-4, "\(arch) smoothed \(smoothed): H̃v off by \(worstH)")
+            #expect(worstM < 1e-4, "\(arch) smoothed \(smoothed): QᵀH̃Q off by \(worstM)")
+            #expect(worstQ < 1e-5, "\(arch) smoothed \(smoothed): Q not orthonormal by \(worstQ)")
+        }
+    }
+
+    /// With as many Krylov vectors as latent dimensions the subspace is all of ℝ^|z|, so
+    /// without damping one Krylov step is the exact Gauss-Newton step H̃⁻¹JᵀΛr (plain and
+    /// smoothed); and where the Krylov solve does not apply (the ELBO) the run is the exact
+    /// one bit for bit.
+    @Test func fullKrylovStepIsTheExactStep() {
+        let L = 4, d = 20, n = 32
+        var rng = RandomGenerator(seed: 27)
+        // A wide hidden layer, so H̃ has full rank at every point.
+        let decoder = GaussianDecoder(network: DenseNetwork(widths: [L, 48, d], rng: &rng), objective: .reconstruction)
+        let x = dataFrom(decoder, n: n, noise: 0.05, seed: 28)
+        let start = (rng.normalArray(count: n * L), [Float](repeating: -18, count: n * L))
+        for smoothing in [GaussNewtonSmoothing.off, .standard] {
+            func run(_ k: Int) -> GaussNewtonResult {
+                GaussNewtonRefinement(decoder: decoder, chunkRows: 16, damping: 0, tolerance: 0, absoluteDamping: 0, minimumDamping: 0,
+                                      acceptanceRatio: 0, smoothing: smoothing, krylovDimension: k).refine(x, start: start, maxSteps: 1, seed: 1)
+            }
+            let exact = run(0), krylov = run(L)
+            var worst = 0.0, moved = 0
+            for i in 0..<n {
+                let row = i * L..<(i + 1) * L
+                let scale = row.map { abs(Double(exact.mu[$0]) - Double(start.0[$0])) }.max()!
+                if Array(exact.mu[row]) != Array(start.0[row]) { moved += 1 }
+                for e in row { worst = max(worst, abs(Double(krylov.mu[e]) - Double(exact.mu[e])) / max(scale, 1e-6)) }
+            }
+            #expect(moved > n / 2, "few points moved: \(moved)")
+            #expect(worst < 1e-3, "\(smoothing): full Krylov step differs from the exact one by \(worst) of the step")
+        }
+        let elbo = GaussianDecoder(network: decoder.network, objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.3)))
+        let a = GaussNewtonRefinement(decoder: elbo, chunkRows: 16).refine(x, start: start, maxSteps: 6, seed: 1)
+        let kr = GaussNewtonRefinement(decoder: elbo, chunkRows: 16, krylovDimension: 3)
+        #expect(!kr.solvesInKrylovSubspace)
+        let b = kr.refine(x, start: start, maxSteps: 6, seed: 1)
+        #expect(a.mu == b.mu && a.logVariance == b.logVariance && a.stepsPerPoint == b.stepsPerPoint)
     }
 
     /// With no absolute damping and a tiny λ on a nonlinear decoder from far starts, full GN

@@ -1,0 +1,255 @@
+import PESVINumerics
+
+/// One thread's scratch for PE-SVI-GN's Krylov-subspace solve
+/// (``GaussNewtonRefinement/krylovDimension``), for up to `maxPoints` points.
+///
+/// Layout: basis vector a of chunk point k is row k of the a-th `maxPoints × |z|` block of
+/// `basis` (so one vector of every point is one matrix for the batched products); likewise
+/// its images at the last hidden layer in `images` and `gramImages` (`maxPoints × h` blocks).
+final class KrylovWorkspace: @unchecked Sendable {
+    /// k: Krylov vectors g, H̃g, …, H̃ᵏ⁻¹g; the basis holds one more, the point's last step.
+    let dimension: Int
+    let maxPoints: Int
+    /// σ(a/τ) (smoothed) or the ReLU's 0/1 of every hidden unit at the linearization: one
+    /// `maxPoints × width` buffer per hidden layer.
+    let slopes: [FloatBuffer]
+    let basis: FloatBuffer, images: FloatBuffer, gramImages: FloatBuffer
+    /// H̃ times one basis vector (maxPoints × |z|), and two tangent buffers (maxPoints × widest).
+    let product: FloatBuffer, tangentA: FloatBuffer, tangentB: FloatBuffer
+    /// Whether basis vector a of point k was kept (not nearly dependent on the earlier ones).
+    let kept: UnsafeMutablePointer<Bool>
+    /// Per point: the projected curvature M = QᵀH̃Q ((k+1)²) and gradient b = Qᵀg (k+1), Double.
+    let projected: UnsafeMutablePointer<Double>, projectedGradient: UnsafeMutablePointer<Double>
+    /// Scratch of one point's damped system and its solution, and each pending point's predicted decrease.
+    let system: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Double>
+    let predicted: UnsafeMutablePointer<Double>
+    /// One vector being orthogonalized (|z|, Double).
+    let work: UnsafeMutablePointer<Double>
+
+    init(decoder: GaussianDecoder, maxPoints m: Int, dimension k: Int) {
+        let net = decoder.network, L = decoder.latent
+        let hidden = Array(net.widths.dropFirst().dropLast())
+        let widest = hidden.max() ?? 1, h = net.widths[net.layerCount - 1], n = k + 1
+        dimension = k
+        maxPoints = m
+        slopes = hidden.map { FloatBuffer(count: m * $0) }
+        basis = FloatBuffer(count: n * m * L)
+        images = FloatBuffer(count: n * m * h)
+        gramImages = FloatBuffer(count: n * m * h)
+        product = FloatBuffer(count: m * L)
+        tangentA = FloatBuffer(count: m * widest)
+        tangentB = FloatBuffer(count: m * widest)
+        kept = .allocate(capacity: n * m); kept.initialize(repeating: false, count: n * m)
+        projected = .allocate(capacity: m * n * n); projected.initialize(repeating: 0, count: m * n * n)
+        projectedGradient = .allocate(capacity: m * n); projectedGradient.initialize(repeating: 0, count: m * n)
+        system = .allocate(capacity: n * n); system.initialize(repeating: 0, count: n * n)
+        coefficients = .allocate(capacity: n); coefficients.initialize(repeating: 0, count: n)
+        predicted = .allocate(capacity: m); predicted.initialize(repeating: 0, count: m)
+        work = .allocate(capacity: L); work.initialize(repeating: 0, count: L)
+    }
+
+    deinit {
+        kept.deallocate(); projected.deallocate(); projectedGradient.deallocate(); system.deallocate()
+        coefficients.deallocate(); predicted.deallocate(); work.deallocate()
+    }
+}
+
+extension GaussNewtonRefinement {
+    /// Whether this run solves in Krylov subspaces: ``krylovDimension`` > 0, a ReLU decoder
+    /// and the reconstruction objective (σ at its floor; otherwise the exact solve).
+    var solvesInKrylovSubspace: Bool {
+        krylovDimension > 0 && decoder.network.layerCount > 1 && objectiveWeights().beta == 0
+            && decoder.objective.kind == .reconstruction
+    }
+
+    /// The slopes of every hidden unit of the chunk's m rows after a forward pass in
+    /// ws.network (smoothed at ws.temperatures when `smoothed`): σ(a/τ), or the ReLU's 0/1.
+    func krylovSlopes(rows m: Int, smoothed: Bool, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
+        let net = decoder.network, hiddenCount = net.layerCount - 1
+        let temps = ws.temperatures.pointer
+        for l in 1...hiddenCount {
+            let w = net.widths[l], act = UnsafePointer(ws.network.activations[l - 1].pointer), s = kw.slopes[l - 1].pointer
+            for k in 0..<m {
+                let tau = smoothed ? temps[k * hiddenCount + l - 1] : 0
+                if tau > 0 {
+                    VectorMath.softplusDerivative(output: act + k * w, temperature: tau, s + k * w, count: w)
+                } else {
+                    for c in 0..<w { s[k * w + c] = act[k * w + c] > 0 ? 1 : 0 }
+                }
+            }
+        }
+    }
+
+    /// Jᵀ_h applied to rows `u` (m × h, the last hidden layer's width; overwritten): through
+    /// the hidden layers' slopes and weights down to the latent, into `result` (m × |z|).
+    func krylovBackward(_ u: UnsafeMutablePointer<Float>, rows m: Int, result: UnsafeMutablePointer<Float>, krylov kw: KrylovWorkspace) {
+        let net = decoder.network, layers = net.layerCount
+        let p = UnsafePointer(net.parameters.pointer)
+        var current = u, spare = kw.tangentA.pointer == u ? kw.tangentB.pointer : kw.tangentA.pointer
+        for l in stride(from: layers - 1, through: 1, by: -1) {
+            let w = net.widths[l], s = kw.slopes[l - 1].pointer
+            for e in 0..<(m * w) { current[e] *= s[e] }
+            let nIn = net.widths[l - 1]
+            let out = l == 1 ? result : spare
+            gemm(.none, .transpose, m: m, n: nIn, k: w, alpha: 1, a: current, lda: w, b: p + net.weightOffsets[l - 1], ldb: w,
+                 beta: 0, c: out, ldc: nIn)
+            if l > 1 { swap(&current, &spare) }
+        }
+    }
+
+    /// For rows v (m × |z|): y = J_h v, the tangent at the last hidden layer (m × h), w = y·G,
+    /// and when `result` is given H̃v = Jᵀ_h w (m × |z|), with the slopes in `kw`.
+    func krylovProduct(_ v: UnsafePointer<Float>, rows m: Int, image y: UnsafeMutablePointer<Float>,
+                       gramImage w: UnsafeMutablePointer<Float>, result: UnsafeMutablePointer<Float>?, krylov kw: KrylovWorkspace) {
+        let net = decoder.network, layers = net.layerCount
+        let p = UnsafePointer(net.parameters.pointer), h = net.widths[layers - 1]
+        var input = v, spare = kw.tangentA.pointer, other = kw.tangentB.pointer
+        for l in 1..<layers {
+            let nIn = net.widths[l - 1], nOut = net.widths[l], s = kw.slopes[l - 1].pointer
+            let out = l == layers - 1 ? y : spare
+            gemm(.none, .none, m: m, n: nOut, k: nIn, alpha: 1, a: input, lda: nIn, b: p + net.weightOffsets[l - 1], ldb: nOut,
+                 beta: 0, c: out, ldc: nOut)
+            for e in 0..<(m * nOut) { out[e] *= s[e] }
+            input = UnsafePointer(out)
+            swap(&spare, &other)
+        }
+        gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: y, lda: h, b: gram.pointer, ldb: h, beta: 0, c: w, ldc: h)
+        if let result {
+            let u = kw.tangentA.pointer
+            u.update(from: w, count: m * h)
+            krylovBackward(u, rows: m, result: result, krylov: kw)
+        }
+    }
+
+    /// The Krylov linearization of the chunk's m points (after ``measureChunk``: Λr in
+    /// ws.residual, activations in ws.network): slopes, JᵀΛr into ws.gradient, and per point an
+    /// orthonormal basis Q of span{g, H̃g, …, H̃ᵏ⁻¹g, p} (Arnoldi, modified Gram-Schmidt in
+    /// Double; a vector whose part orthogonal to the earlier ones is below 10⁻⁶ of its norm is
+    /// dropped), with M = QᵀH̃Q and b = Qᵀg. p is the point's last accepted step (none after a
+    /// rejection or at the start).
+    func krylovLinearize(rows m: Int, smoothed: Bool, state st: PointState, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
+        let net = decoder.network, L = decoder.latent, d = decoder.dataWidth, h = net.widths[net.layerCount - 1]
+        let k = kw.dimension, n = k + 1, M = kw.maxPoints, idx = ws.index
+        krylovSlopes(rows: m, smoothed: smoothed, workspace: ws, krylov: kw)
+        // g = Jᵀ_h (Λr·W_Lᵀ).
+        let u = kw.tangentA.pointer
+        gemm(.none, .none, m: m, n: h, k: d, alpha: 1, a: ws.residual.pointer, lda: d, b: lastWeightsTransposed.pointer, ldb: h,
+             beta: 0, c: u, ldc: h)
+        let grad = ws.gradient.pointer
+        krylovBackward(u, rows: m, result: grad, krylov: kw)
+        let basis = kw.basis.pointer, kept = kw.kept
+        func q(_ a: Int, _ row: Int) -> UnsafeMutablePointer<Float> { basis + (a * M + row) * L }
+        func image(_ a: Int) -> UnsafeMutablePointer<Float> { kw.images.pointer + a * M * h }
+        func gramImage(_ a: Int) -> UnsafeMutablePointer<Float> { kw.gramImages.pointer + a * M * h }
+        // Appends vector v (Double, |z|) as basis vector a of row r after orthogonalizing it
+        // against the kept earlier ones; a nearly dependent one is dropped (zero, not kept).
+        let work = kw.work
+        func append(_ a: Int, row r: Int) {
+            var norm0 = 0.0
+            for j in 0..<L { norm0 += work[j] * work[j] }
+            for b in 0..<a where kept[b * M + r] {
+                let qb = q(b, r)
+                var dot = 0.0
+                for j in 0..<L { dot += work[j] * Double(qb[j]) }
+                for j in 0..<L { work[j] -= dot * Double(qb[j]) }
+            }
+            var norm = 0.0
+            for j in 0..<L { norm += work[j] * work[j] }
+            let qa = q(a, r)
+            if norm0 > 0 && norm.isFinite && norm > 1e-12 * norm0 {
+                let inv = 1 / norm.squareRoot()
+                for j in 0..<L { qa[j] = Float(work[j] * inv) }
+                kept[a * M + r] = true
+            } else {
+                for j in 0..<L { qa[j] = 0 }
+                kept[a * M + r] = false
+            }
+        }
+        // q₀ = g/‖g‖; qⱼ₊₁ from H̃qⱼ; the images of q₀ … q_{k−1} come with those products.
+        for r in 0..<m {
+            let g = grad + r * L
+            for j in 0..<L { work[j] = Double(g[j]) }
+            append(0, row: r)
+        }
+        let product = kw.product.pointer
+        for a in 0..<k {
+            let last = a == k - 1
+            krylovProduct(q(a, 0), rows: m, image: image(a), gramImage: gramImage(a), result: last ? nil : product, krylov: kw)
+            if last { break }
+            for r in 0..<m {
+                let v = product + r * L
+                for j in 0..<L { work[j] = Double(v[j]) }
+                append(a + 1, row: r)
+            }
+        }
+        // The last step p, orthogonalized against the Krylov vectors.
+        var anyLast = false
+        for r in 0..<m {
+            let i = idx[r]
+            if let last = st.lastStep, st.hasLastStep![i] {
+                let pi = last + i * L
+                for j in 0..<L { work[j] = Double(pi[j]) }
+                append(k, row: r)
+                anyLast = anyLast || kept[k * M + r]
+            } else {
+                for j in 0..<L { q(k, r)[j] = 0 }
+                kept[k * M + r] = false
+            }
+        }
+        if anyLast { krylovProduct(q(k, 0), rows: m, image: image(k), gramImage: gramImage(k), result: nil, krylov: kw) }
+        // M = QᵀH̃Q = (J_h Q)ᵀ G (J_h Q), symmetrized, and b = Qᵀg, per point.
+        for r in 0..<m {
+            let mr = kw.projected + r * n * n, br = kw.projectedGradient + r * n, g = grad + r * L
+            for a in 0..<n {
+                guard kept[a * M + r] else {
+                    for b in 0..<n { mr[a * n + b] = 0; mr[b * n + a] = 0 }
+                    br[a] = 0
+                    continue
+                }
+                let qa = q(a, r)
+                var dot = 0.0
+                for j in 0..<L { dot += Double(qa[j]) * Double(g[j]) }
+                br[a] = dot
+                let ya = image(a) + r * h, wa = gramImage(a) + r * h
+                for b in 0...a where kept[b * M + r] {
+                    let yb = image(b) + r * h, wb = gramImage(b) + r * h
+                    let v = 0.5 * (Elementwise.dot(ya, wb, count: h) + Elementwise.dot(yb, wa, count: h))
+                    mr[a * n + b] = v; mr[b * n + a] = v
+                }
+            }
+        }
+    }
+
+    /// δ of each pending point (row q of ws.deltas) in its Krylov basis: c solves
+    /// (M + λ·diag(M) + λ₀·I) c = b over the kept basis vectors, δ = Qc; and the damped model's
+    /// predicted decrease perD·(cᵀb + cᵀ(λ·diag(M) + λ₀·I)c) into kw.predicted[q] (as
+    /// ``predictedDecrease(delta:gradient:mu:hessian:damping:beta:perD:)`` in the basis).
+    func solveInKrylovSubspace(pendingCount: Int, perD: Double, state st: PointState, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
+        let L = decoder.latent, n = kw.dimension + 1, M = kw.maxPoints, idx = ws.index
+        let sys = kw.system, c = kw.coefficients
+        for qIndex in 0..<pendingCount {
+            let r = ws.pending[qIndex], lam = st.damping[idx[r]]
+            let mr = kw.projected + r * n * n, br = kw.projectedGradient + r * n
+            var largest = 0.0
+            for a in 0..<n {
+                for b in 0..<n { sys[a * n + b] = mr[a * n + b] }
+                sys[a * n + a] += lam * mr[a * n + a] + (kw.kept[a * M + r] ? absoluteDamping : 0)
+                largest = max(largest, sys[a * n + a])
+                c[a] = br[a]
+            }
+            GaussNewtonRefinement.choleskyFactor(sys, n: n, pivotTolerance: GaussNewtonRefinement.relativePivotTolerance * largest)
+            GaussNewtonRefinement.choleskySubstitute(sys, c, n: n)
+            var predicted = 0.0
+            for a in 0..<n where kw.kept[a * M + r] {
+                predicted += c[a] * br[a] + c[a] * c[a] * (lam * mr[a * n + a] + absoluteDamping)
+            }
+            kw.predicted[qIndex] = perD * predicted
+            let dq = ws.deltas + qIndex * L
+            for j in 0..<L { dq[j] = 0 }
+            for a in 0..<n where kw.kept[a * M + r] && c[a] != 0 {
+                let qa = kw.basis.pointer + (a * M + r) * L
+                for j in 0..<L { dq[j] += c[a] * Double(qa[j]) }
+            }
+        }
+    }
+}
