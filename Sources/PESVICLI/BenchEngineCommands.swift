@@ -106,12 +106,14 @@ struct BenchGaussNewtonCommand: ParsableCommand {
                   + "\"ms_per_iteration\":\(r.millisecondsPerIteration),\"ms_per_svi_step\":\(r.millisecondsPerSVIStep),"
                   + "\"svi_steps_per_iteration\":\(r.sviStepsPerIteration)"
                   + (r.millisecondsPerSmoothedIteration.map { ",\"ms_per_smoothed_iteration\":\($0),\"svi_steps_per_smoothed_iteration\":\($0 / r.millisecondsPerSVIStep)" } ?? "")
+                  + (r.millisecondsPerKrylovIteration.map { ",\"ms_per_krylov4_iteration\":\($0)" } ?? "")
                   + "}")
         } else {
             print("gn  |z|=\(z) \(r.architecture) d=\(dim) points \(points)  threads \(threads):  "
                   + String(format: "%.2f ms/iteration, SVI %.3f ms/step: one iteration = %.1f SVI steps  (%d iterations)",
                            r.millisecondsPerIteration, r.millisecondsPerSVIStep, r.sviStepsPerIteration, r.iterations)
-                  + (r.millisecondsPerSmoothedIteration.map { String(format: "; smoothed: %.2f ms = %.1f SVI steps", $0, $0 / r.millisecondsPerSVIStep) } ?? ""))
+                  + (r.millisecondsPerSmoothedIteration.map { String(format: "; smoothed: %.2f ms = %.1f SVI steps", $0, $0 / r.millisecondsPerSVIStep) } ?? "")
+                  + (r.millisecondsPerKrylovIteration.map { String(format: "; Krylov (K = 4): %.2f ms = %.1f SVI steps", $0, $0 / r.millisecondsPerSVIStep) } ?? ""))
         }
     }
 }

@@ -106,6 +106,9 @@ public enum EngineBenchmark {
         /// Jacobian products, softplus passes); nil for a linear decoder (nothing to smooth).
         public var millisecondsPerSmoothedIteration: Double?
         public var sviStepsPerSmoothedIteration: Double?
+        /// The same for a plain iteration solved in a Krylov subspace of dimension 4
+        /// (``GaussNewtonRefinement/krylovDimension``); nil for a linear decoder.
+        public var millisecondsPerKrylovIteration: Double?
         public var points: Int, latent: Int, dataWidth: Int, threads: Int
         public var architecture: String
         public var iterations: Int
@@ -156,8 +159,9 @@ public enum EngineBenchmark {
 
         // Milliseconds per iteration and iterations run: plain LM, or every iteration smoothed
         // (the first three of the standard schedule).
-        func measure(_ smoothing: GaussNewtonSmoothing) -> (Double, Int) {
-            let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, tolerance: 0, trialsPerIteration: 1, smoothing: smoothing)
+        func measure(_ smoothing: GaussNewtonSmoothing, krylov: Int = 0) -> (Double, Int) {
+            let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, tolerance: 0, trialsPerIteration: 1, smoothing: smoothing,
+                                           krylovDimension: krylov)
             _ = gn.refine(x, start: start, maxSteps: 1, seed: 1)
             var gnSeconds = 0.0, iterations = 0
             while gnSeconds < minSeconds || iterations < 3 {
@@ -169,9 +173,11 @@ public enum EngineBenchmark {
         }
         let (gnMs, iterations) = measure(.off)
         let smoothedMs = decoder.network.layerCount > 1 ? measure(.standard).0 : nil
+        let krylovMs = decoder.network.layerCount > 1 ? measure(.off, krylov: 4).0 : nil
         let sviMs = sviStepMilliseconds(decoder: decoder, x: x, start: start, threads: threads, minSeconds: minSeconds)
         return GaussNewtonResult(millisecondsPerIteration: gnMs, millisecondsPerSVIStep: sviMs, sviStepsPerIteration: gnMs / sviMs,
                                  millisecondsPerSmoothedIteration: smoothedMs, sviStepsPerSmoothedIteration: smoothedMs.map { $0 / sviMs },
+                                 millisecondsPerKrylovIteration: krylovMs,
                                  points: points, latent: L, dataWidth: d, threads: threads, architecture: architecture.description,
                                  iterations: iterations)
     }

@@ -345,6 +345,7 @@ import PESVIData
         // A ReLU decoder's smoothed iteration is timed too.
         let smoothed = try #require(o["ms_per_smoothed_iteration"] as? Double), smoothedRatio = try #require(o["svi_steps_per_smoothed_iteration"] as? Double)
         #expect(smoothed > 0 && abs(smoothedRatio - smoothed / svi) <= 0.01 * smoothedRatio + 0.01)
+        #expect((o["ms_per_krylov4_iteration"] as? Double).map { $0 > 0 } == true)
     }
 
     /// `bench gemm --shape` measures exactly the shapes asked for: after the probe's line, one
