@@ -12,30 +12,14 @@ iteration within 1 % of SVI's level (with the mean steps per point there). Not p
 """
 import sys, numpy as np
 sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
-from pesvi_numpy import load_model, mlp
-from scipy.special import expit
+from pesvi_numpy import load_model, mlp, pre_activation_spreads, smoothed_jacobian
 model, svi = sys.argv[1], float(sys.argv[2])
 iters = int(sys.argv[3]); configs = sys.argv[4:]
 decoder, encoder, x, config = load_model(model)
 L, d = decoder[0][0].shape[0], x.shape[1]
 mu0 = mlp(encoder, x)[:, :L]
-def preacts(z):
-    out, v = [], z
-    for i, (W, b) in enumerate(decoder[:-1]):
-        a = v @ W + b; out.append(a); v = np.maximum(a, 0)
-    return out
-scales = [a.std(1, keepdims=True) for a in preacts(mu0)]
-def fwd(z, taus):
-    v, A = z, np.broadcast_to(np.eye(L), (len(z), L, L))
-    for i, (W, b) in enumerate(decoder):
-        a = v @ W + b; A = A @ W
-        if i < len(decoder) - 1:
-            tau = taus[i] if taus is not None else None
-            if tau is None: m = (a > 0).astype(float); v = np.maximum(a, 0)
-            else: m = expit(a / tau); v = tau * np.logaddexp(0, a / tau)
-            A = A * m[:, None, :]
-        else: v = a
-    return v, np.transpose(A, (0, 2, 1))
+scales = pre_activation_spreads(decoder, mu0)   # per point, per layer
+def fwd(z, taus): return smoothed_jacobian(decoder, z, taus)
 def P(z): return ((mlp(decoder, z) - x) ** 2).mean(1)
 def run(c, f, K, k, iters, lam0=1e-3):
     mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []; tol = 1e-3

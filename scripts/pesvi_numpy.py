@@ -86,3 +86,28 @@ def tensor(model, name):
     n = struct.unpack("<Q", raw[:8])[0]
     v = json.loads(raw[8:8 + n])[name]
     return np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype=np.float32).reshape(v["shape"]).astype(np.float64)
+
+
+def pre_activation_spreads(decoder, z):
+    """Per hidden layer, each row's standard deviation over the layer's units of its
+    pre-activations (ReLU decoder at z): the unit of GaussNewtonSmoothing's temperatures."""
+    out, v = [], z
+    for W, b in decoder[:-1]:
+        a = v @ W + b; out.append(a.std(1, keepdims=True)); v = np.maximum(a, 0)
+    return out
+
+
+def smoothed_jacobian(decoder, z, taus):
+    """D(z) and J (n x d x |z|) with hidden layer l smoothed to tau*log(1 + exp(a/tau)),
+    tau = taus[l] (rows x 1); taus None: the ReLU decoder (as jacobian)."""
+    from scipy.special import expit
+    L = decoder[0][0].shape[0]
+    v, A = z, np.broadcast_to(np.eye(L), (len(z), L, L))
+    for i, (W, b) in enumerate(decoder):
+        a = v @ W + b; A = A @ W
+        if i < len(decoder) - 1:
+            if taus is None: m = (a > 0).astype(float); v = np.maximum(a, 0)
+            else: tau = taus[i]; m = expit(a / tau); v = tau * np.logaddexp(0, a / tau)
+            A = A * m[:, None, :]
+        else: v = a
+    return v, np.transpose(A, (0, 2, 1))
