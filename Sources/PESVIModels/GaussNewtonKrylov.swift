@@ -23,8 +23,10 @@ final class KrylovWorkspace: @unchecked Sendable {
     /// Scratch of one point's damped system and its solution, and each pending point's predicted decrease.
     let system: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Double>
     let predicted: UnsafeMutablePointer<Double>
-    /// One vector being orthogonalized (|z|, Double).
+    /// One vector being orthogonalized (|z|, Double), and the basis in Double (the layout of
+    /// `basis`), which the orthogonalization reads; `basis` is its Float copy for the products.
     let work: UnsafeMutablePointer<Double>
+    let basisDouble: UnsafeMutablePointer<Double>
 
     init(decoder: GaussianDecoder, maxPoints m: Int, dimension k: Int) {
         let net = decoder.network, L = decoder.latent
@@ -46,11 +48,12 @@ final class KrylovWorkspace: @unchecked Sendable {
         coefficients = .allocate(capacity: n); coefficients.initialize(repeating: 0, count: n)
         predicted = .allocate(capacity: m); predicted.initialize(repeating: 0, count: m)
         work = .allocate(capacity: L); work.initialize(repeating: 0, count: L)
+        basisDouble = .allocate(capacity: n * m * L); basisDouble.initialize(repeating: 0, count: n * m * L)
     }
 
     deinit {
         kept.deallocate(); projected.deallocate(); projectedGradient.deallocate(); system.deallocate()
-        coefficients.deallocate(); predicted.deallocate(); work.deallocate()
+        coefficients.deallocate(); predicted.deallocate(); work.deallocate(); basisDouble.deallocate()
     }
 }
 
@@ -144,24 +147,21 @@ extension GaussNewtonRefinement {
         // Appends vector v (Double, |z|) as basis vector a of row r after orthogonalizing it
         // against the kept earlier ones; a nearly dependent one is dropped (zero, not kept).
         let work = kw.work
+        func qDouble(_ a: Int, _ row: Int) -> UnsafeMutablePointer<Double> { kw.basisDouble + (a * M + row) * L }
         func append(_ a: Int, row r: Int) {
-            var norm0 = 0.0
-            for j in 0..<L { norm0 += work[j] * work[j] }
+            let norm0 = GaussNewtonRefinement.dot(work, work, count: L)
             for b in 0..<a where kept[b * M + r] {
-                let qb = q(b, r)
-                var dot = 0.0
-                for j in 0..<L { dot += work[j] * Double(qb[j]) }
-                for j in 0..<L { work[j] -= dot * Double(qb[j]) }
+                let qb = qDouble(b, r)
+                GaussNewtonRefinement.subtractScaled(work, qb, -GaussNewtonRefinement.dot(work, qb, count: L), count: L)
             }
-            var norm = 0.0
-            for j in 0..<L { norm += work[j] * work[j] }
-            let qa = q(a, r)
+            let norm = GaussNewtonRefinement.dot(work, work, count: L)
+            let qa = q(a, r), qd = qDouble(a, r)
             if norm0 > 0 && norm.isFinite && norm > 1e-12 * norm0 {
                 let inv = 1 / norm.squareRoot()
-                for j in 0..<L { qa[j] = Float(work[j] * inv) }
+                for j in 0..<L { qd[j] = work[j] * inv; qa[j] = Float(qd[j]) }
                 kept[a * M + r] = true
             } else {
-                for j in 0..<L { qa[j] = 0 }
+                for j in 0..<L { qd[j] = 0; qa[j] = 0 }
                 kept[a * M + r] = false
             }
         }
