@@ -65,21 +65,11 @@ extension GaussNewtonRefinement {
             && decoder.objective.kind == .reconstruction
     }
 
-    /// The slopes of every hidden unit of the chunk's m rows after a forward pass in
-    /// ws.network (smoothed at ws.temperatures when `smoothed`): σ(a/τ), or the ReLU's 0/1.
+    /// The slopes of every hidden unit of the chunk's m rows (``hiddenSlopes(layer:row:smoothed:workspace:into:)``), into kw.slopes.
     func krylovSlopes(rows m: Int, smoothed: Bool, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
-        let net = decoder.network, hiddenCount = net.layerCount - 1
-        let temps = ws.temperatures.pointer
-        for l in 1...hiddenCount {
-            let w = net.widths[l], act = UnsafePointer(ws.network.activations[l - 1].pointer), s = kw.slopes[l - 1].pointer
-            for k in 0..<m {
-                let tau = smoothed ? temps[k * hiddenCount + l - 1] : 0
-                if tau > 0 {
-                    VectorMath.softplusDerivative(output: act + k * w, temperature: tau, s + k * w, count: w)
-                } else {
-                    for c in 0..<w { s[k * w + c] = act[k * w + c] > 0 ? 1 : 0 }
-                }
-            }
+        for l in 1..<decoder.network.layerCount {
+            let w = decoder.network.widths[l], s = kw.slopes[l - 1].pointer
+            for k in 0..<m { hiddenSlopes(layer: l, row: k, smoothed: smoothed, workspace: ws, into: s + k * w) }
         }
     }
 

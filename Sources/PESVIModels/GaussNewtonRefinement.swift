@@ -1014,17 +1014,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             gemm(.none, .none, m: m, n: L, k: d, alpha: 1, a: res, lda: d, b: lastWeightsTransposed.pointer, ldb: L, beta: 0, c: grad, ldc: L)
         } else if smoothed {
             var a = ws.jacobianA.pointer, b = ws.jacobianB.pointer
-            let hiddenCount = layers - 1, temps = ws.temperatures.pointer, slopes = ws.slopes.pointer
-            // Unit c of hidden layer l at chunk point k passes σ(a/τ) of a direction (its ReLU's 0/1 where τ = 0).
-            func fillSlopes(layer l: Int, point k: Int) {
-                let w = net.widths[l], act = UnsafePointer(ws.network.activations[l - 1].pointer + k * w)
-                let tau = temps[k * hiddenCount + l - 1]
-                if tau > 0 {
-                    VectorMath.softplusDerivative(output: act, temperature: tau, slopes, count: w)
-                } else {
-                    for c in 0..<w { slopes[c] = act[c] > 0 ? 1 : 0 }
-                }
-            }
+            let slopes = ws.slopes.pointer
+            func fillSlopes(layer l: Int, point k: Int) { hiddenSlopes(layer: l, row: k, smoothed: true, workspace: ws, into: slopes) }
             let h1 = net.widths[1], w1 = p + net.weightOffsets[0]
             for k in 0..<m {
                 fillSlopes(layer: 1, point: k)
@@ -1081,6 +1072,20 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 }
             }
             denseProducts(UnsafePointer(a), count: m, workspace: ws)
+        }
+    }
+
+    /// Row k's slopes at hidden layer l (1 ≤ l < layers) after a forward pass in ws.network:
+    /// σ(a/τ) = 1 − e^{−s/τ} from each unit's output s at the row's temperature in
+    /// ws.temperatures (when `smoothed` and τ > 0), else the ReLU's 0/1; into `out` (widths[l]).
+    func hiddenSlopes(layer l: Int, row k: Int, smoothed: Bool, workspace ws: GaussNewtonWorkspace, into out: UnsafeMutablePointer<Float>) {
+        let net = decoder.network, w = net.widths[l], hiddenCount = net.layerCount - 1
+        let act = UnsafePointer(ws.network.activations[l - 1].pointer + k * w)
+        let tau = smoothed ? ws.temperatures.pointer[k * hiddenCount + l - 1] : 0
+        if tau > 0 {
+            VectorMath.softplusDerivative(output: act, temperature: tau, out, count: w)
+        } else {
+            for c in 0..<w { out[c] = act[c] > 0 ? 1 : 0 }
         }
     }
 
