@@ -91,7 +91,7 @@ struct BenchInferCommand: ParsableCommand {
 struct BenchGaussNewtonCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gn",
-        abstract: "Gauss-Newton refinement: milliseconds per full iteration (every point active; a linear decoder: its one exact step; a ReLU decoder: plain and smoothed) and per SVI step on the same decoder and points, and their ratio."
+        abstract: "Gauss-Newton refinement: milliseconds per full iteration (every point active; a linear decoder: its one exact step; a ReLU decoder: plain, smoothed, and solved in a Krylov subspace of dimension 4) and per SVI step on the same decoder and points, and their ratio."
     )
     @OptionGroup var shape: RefinementBenchShape
     @OptionGroup var bench: EngineBenchOptions

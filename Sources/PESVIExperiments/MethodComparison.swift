@@ -207,6 +207,9 @@ public struct ComparisonOptions: Sendable {
                 ? "; a point's first \(gaussNewtonSmoothing.iterations) iterations work on the decoder with its ReLUs smoothed to "
                     + "softplus at temperature \(n(gaussNewtonSmoothing.scale)) × the spread of the point's pre-activations, "
                     + "× \(n(gaussNewtonSmoothing.factor)) per iteration (a continuation; no early stop meanwhile)" : "")
+            + (gaussNewtonKrylov > 0
+                ? "; each step solved in the span of the gradient, \(gaussNewtonKrylov - 1) curvature products of it and the "
+                    + "point's last step (reconstruction objective)" : "")
             + ". With a linear "
             + "decoder PE-SVI-GN is one exact, undamped step (an affine map of x; the start is not used, and its time excludes the "
             + "encoder pass)."

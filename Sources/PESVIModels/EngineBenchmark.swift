@@ -150,8 +150,9 @@ public enum EngineBenchmark {
     /// Gauss-Newton against SVI on ``refinementProblem(points:latent:dataWidth:architecture:)``.
     /// GN runs iterations with tolerance 0 and one trial, so every point stays active (a full
     /// iteration; a linear decoder takes its one exact step, ``ExactLinearStep``, which is what
-    /// is then timed): plain LM iterations, and for a ReLU decoder smoothed ones too; SVI runs
-    /// Adam steps at rate 0.1 from the same start.
+    /// is then timed): plain LM iterations, and for a ReLU decoder smoothed ones and plain ones
+    /// solved in a Krylov subspace of dimension 4 too; SVI runs Adam steps at rate 0.1 from the
+    /// same start.
     /// Each side is measured for at least `minSeconds` after one warm-up.
     public static func gaussNewton(threads: Int, points: Int = 5000, latent L: Int = 64, dataWidth d: Int = 300,
                                    architecture: Architecture = .arch2, minSeconds: Double = 2) -> GaussNewtonResult {
