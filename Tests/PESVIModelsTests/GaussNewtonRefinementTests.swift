@@ -277,7 +277,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             let independent = objectiveAtMean(decoder, x, mu: r.mu, logVariance: r.logVariance)
             for i in 0..<n { #expect(abs(independent[i] - r.objectiveAtMean[i]) <= 1e-6 * max(abs(independent[i]), 1e-12)) }
             if t <= schedule.iterations {
-                let taus = (0..<(n * hidden)).map { e in Float(Double(schedule.multiplier(iteration: t - 1)) * spreads[e / hidden][e % hidden]) }
+                // τ = c·s·fᵗ⁻¹ at iteration t, computed here, not by the schedule.
+                let taus = (0..<(n * hidden)).map { e in Float(schedule.scale * pow(schedule.factor, Double(t - 1)) * spreads[e / hidden][e % hidden]) }
                 let before = gn.linearization(x, mu: previous.mu, temperatures: taus).objective
                 let after = gn.linearization(x, mu: r.mu, temperatures: taus).objective
                 for i in 0..<n {
@@ -291,6 +292,11 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             previous = r
         }
         #expect(smoothedDrops > n, "the smoothed steps hardly moved: \(smoothedDrops)")
+        for t in 0..<6 {
+            let expected = t < schedule.iterations ? Float(schedule.scale * pow(schedule.factor, Double(t))) : 0
+            #expect(abs(schedule.multiplier(iteration: t) - expected) <= 1e-7 * max(expected, 1), "multiplier at \(t)")
+        }
+        #expect(GaussNewtonSmoothing.off.multiplier(iteration: 0) == 0 && !GaussNewtonSmoothing.off.isActive)
         #expect(reluRises == 0, "\(reluRises) point-iterations raised the ReLU objective after the smoothing")
         #expect(previous.meanSteps < 10, "no point finished after the smoothing")
     }
