@@ -74,18 +74,18 @@ extension GaussNewtonRefinement {
     }
 
     /// Jᵀ_h applied to rows `u` (m × h, the last hidden layer's width; overwritten): through
-    /// the hidden layers' slopes and weights down to the latent, into `result` (m × |z|).
-    func krylovBackward(_ u: UnsafeMutablePointer<Float>, rows m: Int, result: UnsafeMutablePointer<Float>, krylov kw: KrylovWorkspace) {
+    /// the hidden layers' slopes and weights (Wₗᵀ packed once per call, ``PackedWeights``) down
+    /// to the latent, into `result` (m × |z|).
+    func krylovBackward(_ u: UnsafeMutablePointer<Float>, rows m: Int, result: UnsafeMutablePointer<Float>, workspace ws: GaussNewtonWorkspace,
+                        krylov kw: KrylovWorkspace) {
         let net = decoder.network, layers = net.layerCount
-        let p = UnsafePointer(net.parameters.pointer)
+        let packed = ws.network.packedBackward!
         var current = u, spare = kw.tangentA.pointer == u ? kw.tangentB.pointer : kw.tangentA.pointer
         for l in stride(from: layers - 1, through: 1, by: -1) {
             let w = net.widths[l], s = kw.slopes[l - 1].pointer
             for e in 0..<(m * w) { current[e] *= s[e] }
-            let nIn = net.widths[l - 1]
             let out = l == 1 ? result : spare
-            gemm(.none, .transpose, m: m, n: nIn, k: w, alpha: 1, a: current, lda: w, b: p + net.weightOffsets[l - 1], ldb: w,
-                 beta: 0, c: out, ldc: nIn)
+            gemm(m: m, alpha: 1, a: current, lda: w, b: packed[l - 1], beta: 0, c: out, ldc: net.widths[l - 1])
             if l > 1 { swap(&current, &spare) }
         }
     }
@@ -93,15 +93,15 @@ extension GaussNewtonRefinement {
     /// For rows v (m × |z|): y = J_h v, the tangent at the last hidden layer (m × h), w = y·G,
     /// and when `result` is given H̃v = Jᵀ_h w (m × |z|), with the slopes in `kw`.
     func krylovProduct(_ v: UnsafePointer<Float>, rows m: Int, image y: UnsafeMutablePointer<Float>,
-                       gramImage w: UnsafeMutablePointer<Float>, result: UnsafeMutablePointer<Float>?, krylov kw: KrylovWorkspace) {
-        let net = decoder.network, layers = net.layerCount
-        let p = UnsafePointer(net.parameters.pointer), h = net.widths[layers - 1]
+                       gramImage w: UnsafeMutablePointer<Float>, result: UnsafeMutablePointer<Float>?, workspace ws: GaussNewtonWorkspace,
+                       krylov kw: KrylovWorkspace) {
+        let net = decoder.network, layers = net.layerCount, h = net.widths[layers - 1]
+        let packed = ws.network.packedForward!
         var input = v, spare = kw.tangentA.pointer, other = kw.tangentB.pointer
         for l in 1..<layers {
             let nIn = net.widths[l - 1], nOut = net.widths[l], s = kw.slopes[l - 1].pointer
             let out = l == layers - 1 ? y : spare
-            gemm(.none, .none, m: m, n: nOut, k: nIn, alpha: 1, a: input, lda: nIn, b: p + net.weightOffsets[l - 1], ldb: nOut,
-                 beta: 0, c: out, ldc: nOut)
+            gemm(m: m, alpha: 1, a: input, lda: nIn, b: packed[l - 1], beta: 0, c: out, ldc: nOut)
             for e in 0..<(m * nOut) { out[e] *= s[e] }
             input = UnsafePointer(out)
             swap(&spare, &other)
@@ -110,7 +110,7 @@ extension GaussNewtonRefinement {
         if let result {
             let u = kw.tangentA.pointer
             u.update(from: w, count: m * h)
-            krylovBackward(u, rows: m, result: result, krylov: kw)
+            krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw)
         }
     }
 
@@ -129,7 +129,7 @@ extension GaussNewtonRefinement {
         gemm(.none, .none, m: m, n: h, k: d, alpha: 1, a: ws.residual.pointer, lda: d, b: lastWeightsTransposed.pointer, ldb: h,
              beta: 0, c: u, ldc: h)
         let grad = ws.gradient.pointer
-        krylovBackward(u, rows: m, result: grad, krylov: kw)
+        krylovBackward(u, rows: m, result: grad, workspace: ws, krylov: kw)
         let basis = kw.basis.pointer, kept = kw.kept
         func q(_ a: Int, _ row: Int) -> UnsafeMutablePointer<Float> { basis + (a * M + row) * L }
         func image(_ a: Int) -> UnsafeMutablePointer<Float> { kw.images.pointer + a * M * h }
@@ -164,7 +164,7 @@ extension GaussNewtonRefinement {
         let product = kw.product.pointer
         for a in 0..<k {
             let last = a == k - 1
-            krylovProduct(q(a, 0), rows: m, image: image(a), gramImage: gramImage(a), result: last ? nil : product, krylov: kw)
+            krylovProduct(q(a, 0), rows: m, image: image(a), gramImage: gramImage(a), result: last ? nil : product, workspace: ws, krylov: kw)
             if last { break }
             for r in 0..<m {
                 let v = product + r * L
@@ -186,7 +186,7 @@ extension GaussNewtonRefinement {
                 kept[k * M + r] = false
             }
         }
-        if anyLast { krylovProduct(q(k, 0), rows: m, image: image(k), gramImage: gramImage(k), result: nil, krylov: kw) }
+        if anyLast { krylovProduct(q(k, 0), rows: m, image: image(k), gramImage: gramImage(k), result: nil, workspace: ws, krylov: kw) }
         // M = QᵀH̃Q = (J_h Q)ᵀ G (J_h Q), symmetrized, and b = Qᵀg, per point.
         for r in 0..<m {
             let mr = kw.projected + r * n * n, br = kw.projectedGradient + r * n, g = grad + r * L

@@ -333,7 +333,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             // H̃v for random v.
             let v = FloatBuffer(rng.normalArray(count: n * L)), y = FloatBuffer(count: n * h), w = FloatBuffer(count: n * h)
             let hv = FloatBuffer(count: n * L)
-            gn.krylovProduct(v.pointer, rows: n, image: y.pointer, gramImage: w.pointer, result: hv.pointer, krylov: kw)
+            gn.krylovProduct(v.pointer, rows: n, image: y.pointer, gramImage: w.pointer, result: hv.pointer, workspace: ws, krylov: kw)
             for r in 0..<n {
                 var ref = [Double](repeating: 0, count: L)
                 for a in 0..<L { for b in 0..<L { ref[a] += Double(dense.hessian[r * L * L + a * L + b]) * Double(v[r * L + b]) } }
