@@ -770,6 +770,13 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
                     && quiet.stepsPerPoint == a.stepsPerPoint && quiet.objectiveAtMean == a.objectiveAtMean
                     && quiet.iterations == a.iterations && quiet.meanStepsAfter == a.meanStepsAfter)
         }
+        // The Krylov solve (reconstruction objective) too: its batched products are per chunk.
+        let reconstruction = GaussianDecoder(network: decoder.network, objective: .reconstruction)
+        let one = GaussNewtonRefinement(decoder: reconstruction, threads: 1, chunkRows: 16, trialsPerIteration: 3, krylovDimension: 3)
+        let two = GaussNewtonRefinement(decoder: reconstruction, threads: 2, chunkRows: 16, trialsPerIteration: 3, krylovDimension: 3)
+        #expect(one.solvesInKrylovSubspace)
+        let a = one.refine(x, start: start, maxSteps: 12, seed: 9), c = two.refine(x, start: start, maxSteps: 12, seed: 9)
+        #expect(c.mu == a.mu && c.stepsPerPoint == a.stepsPerPoint && c.objectiveAtMean == a.objectiveAtMean && a.curve.last! < a.curve[0])
     }
 
     /// Reusing each point's forward pass at μ (the accepted trial's, or the last linearization's
