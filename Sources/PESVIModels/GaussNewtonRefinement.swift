@@ -1012,13 +1012,18 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         if layers == 1 {
             // H̃ = G for every point: read from `gram` directly (see iterateChunk), not copied.
             gemm(.none, .none, m: m, n: L, k: d, alpha: 1, a: res, lda: d, b: lastWeightsTransposed.pointer, ldb: L, beta: 0, c: grad, ldc: L)
-        } else if smoothed {
+        } else if compactActiveUnits && !smoothed {
+            let u = ws.projected.pointer
+            gemm(.none, .none, m: m, n: h, k: d, alpha: 1, a: res, lda: d, b: lastWeightsTransposed.pointer, ldb: h, beta: 0, c: u, ldc: h)
+            for k in 0..<m { compactJacobianProducts(point: k, workspace: ws) }
+        } else {
+            // Dense, batched: each unit's column of A scaled by its slope (hiddenSlopes: the ReLU's
+            // 0/1, or σ(a/τ) when smoothed, where no unit drops out).
             var a = ws.jacobianA.pointer, b = ws.jacobianB.pointer
             let slopes = ws.slopes.pointer
-            func fillSlopes(layer l: Int, point k: Int) { hiddenSlopes(layer: l, row: k, smoothed: true, workspace: ws, into: slopes) }
             let h1 = net.widths[1], w1 = p + net.weightOffsets[0]
             for k in 0..<m {
-                fillSlopes(layer: 1, point: k)
+                hiddenSlopes(layer: 1, row: k, smoothed: smoothed, workspace: ws, into: slopes)
                 for j in 0..<L {
                     let row = a + (k * L + j) * h1, wr = w1 + j * h1
                     for c in 0..<h1 { row[c] = wr[c] * slopes[c] }
@@ -1030,42 +1035,10 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                     gemm(.none, .none, m: m * L, n: nOut, k: nIn, alpha: 1, a: a, lda: nIn,
                          b: p + net.weightOffsets[l - 1], ldb: nOut, beta: 0, c: b, ldc: nOut)
                     for k in 0..<m {
-                        fillSlopes(layer: l, point: k)
+                        hiddenSlopes(layer: l, row: k, smoothed: smoothed, workspace: ws, into: slopes)
                         for j in 0..<L {
                             let row = b + (k * L + j) * nOut
                             for c in 0..<nOut { row[c] *= slopes[c] }
-                        }
-                    }
-                    swap(&a, &b)
-                }
-            }
-            denseProducts(UnsafePointer(a), count: m, workspace: ws)
-        } else if compactActiveUnits {
-            let u = ws.projected.pointer
-            gemm(.none, .none, m: m, n: h, k: d, alpha: 1, a: res, lda: d, b: lastWeightsTransposed.pointer, ldb: h, beta: 0, c: u, ldc: h)
-            for k in 0..<m { compactJacobianProducts(point: k, workspace: ws) }
-        } else {
-            var a = ws.jacobianA.pointer, b = ws.jacobianB.pointer
-            let h1 = net.widths[1], w1 = p + net.weightOffsets[0]
-            let act1 = ws.network.activations[0].pointer
-            for k in 0..<m {
-                let mask = act1 + k * h1
-                for j in 0..<L {
-                    let row = a + (k * L + j) * h1, wr = w1 + j * h1
-                    for c in 0..<h1 { row[c] = mask[c] > 0 ? wr[c] : 0 }
-                }
-            }
-            if layers > 2 {
-                for l in 2..<layers {
-                    let nIn = net.widths[l - 1], nOut = net.widths[l]
-                    gemm(.none, .none, m: m * L, n: nOut, k: nIn, alpha: 1, a: a, lda: nIn,
-                         b: p + net.weightOffsets[l - 1], ldb: nOut, beta: 0, c: b, ldc: nOut)
-                    let act = ws.network.activations[l - 1].pointer
-                    for k in 0..<m {
-                        let mask = act + k * nOut
-                        for j in 0..<L {
-                            let row = b + (k * L + j) * nOut
-                            for c in 0..<nOut where !(mask[c] > 0) { row[c] = 0 }
                         }
                     }
                     swap(&a, &b)
@@ -1489,7 +1462,8 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let laneSystem: UnsafeMutablePointer<SIMD8<Double>>
     let laneRightHandSide: UnsafeMutablePointer<SIMD8<Double>>
     /// Smoothed iterations: each linearized point's temperatures per hidden layer and each
-    /// trial row's (maxPoints × hidden layers), and one layer row's slopes σ(a/τ) (widest).
+    /// trial row's (maxPoints × hidden layers); and one layer row's slopes for the dense products,
+    /// σ(a/τ) or the ReLU's 0/1 (widest).
     let temperatures: FloatBuffer, trialTemperatures: FloatBuffer, slopes: FloatBuffer
 
     /// The slot holding λ (isNew false), or the oldest slot, emptied for λ (isNew true: the
