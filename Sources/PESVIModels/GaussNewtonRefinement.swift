@@ -159,8 +159,10 @@ public struct GaussNewtonSmoothing: Sendable, Equatable, Codable {
 /// (seed, step 0) noise, so differences along the curve come from the posteriors, not from
 /// resampling. It is recording only and not included in `seconds`.
 ///
-/// Points are processed in chunks of `chunkRows` on `threads` threads; each chunk's work
-/// depends only on its own points, so results are identical for any thread count. The
+/// Each iteration splits the points still going into equal chunks of at most `chunkRows`
+/// (``balancedChunkRows(points:)``) on `threads` threads; each point's work depends only on
+/// the point, not on the others in its chunk, so results are identical for any thread count
+/// and chunk size (tested). The
 /// decoder's weights are packed (``PackedWeights``) at the start of every call: the decoder
 /// must not change during one.
 public final class GaussNewtonRefinement: @unchecked Sendable {
@@ -361,14 +363,21 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         var curve = recordCurve ? [curveStepper.evaluate(x, table, seed: seed, step: 0) * perN] : []
         var iterations = 0
         var meanStepsAfter: [Double] = [], secondsAfter: [Double] = []
+        // The points still going, split afresh each iteration into equal chunks (a point's
+        // iteration does not depend on which points share its chunk; tested), so both threads
+        // get equal work however unevenly the finished points are spread over the rows.
+        let going = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
+        defer { going.deallocate() }
         while iterations < maxSteps {
             let ti = clock.now
-            let active = SharedDoubles(count: runner.chunkCount(rows: n))
-            runner.run(rows: n) { t, c, s, m in
-                active.pointer[c] = Double(self.iterateChunk(x, table, state, workspace: self.workspaces[t], start: s, count: m))
+            var count = 0
+            for i in 0..<n where !state.finished[i] { going[count] = i; count += 1 }
+            if count == 0 { break }  // every point has finished
+            let points = UnsafePointer(going)
+            ChunkRunner(threads: threads, chunkRows: balancedChunkRows(points: count)).run(rows: count) { t, _, s, m in
+                _ = self.iterateChunk(x, table, state, workspace: self.workspaces[t], points: points + s, count: m)
             }
             elapsed += seconds(clock.now - ti)
-            if active.sum() == 0 { break }  // nothing was processed: every point had finished
             iterations += 1
             secondsAfter.append(elapsed)
             var taken = 0
@@ -499,15 +508,28 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: wl, lda: d, b: w, ldb: d, beta: 0, c: gram.pointer, ldc: h)
     }
 
-    /// One LM iteration on the unfinished points of rows start..<start+count. Returns how
-    /// many points were processed.
+    /// Rows per chunk for an iteration over `points` points still going: at most `chunkRows`,
+    /// as many chunks as that needs rounded up to a multiple of the threads (so each thread gets
+    /// the same number), but no chunk under ``minimumChunkRows`` points (below that a second
+    /// thread's wake-up costs more than it saves), and the points spread evenly over the chunks.
+    func balancedChunkRows(points: Int) -> Int {
+        let needed = (points + chunkRows - 1) / chunkRows
+        let even = (needed + threads - 1) / threads * threads
+        let chunks = max(needed, min(even, points / Self.minimumChunkRows))
+        return (points + chunks - 1) / max(chunks, 1)
+    }
+    /// The fewest points a chunk is split down to for balance (one SIMD lane group).
+    static let minimumChunkRows = GaussNewtonWorkspace.lanes
+
+    /// One LM iteration on the unfinished ones of the `count` points listed at `points` (at
+    /// most `chunkRows`). Returns how many points were processed.
     func iterateChunk(_ x: Dataset, _ table: PosteriorTable, _ st: PointState, workspace ws: GaussNewtonWorkspace,
-                      start: Int, count: Int) -> Int {
+                      points: UnsafePointer<Int>, count: Int) -> Int {
         let net = decoder.network
         let L = decoder.latent, d = decoder.dataWidth
         let idx = ws.index
         var m = 0
-        for i in 0..<count where !st.finished[start + i] { idx[m] = start + i; m += 1 }
+        for k in 0..<count where !st.finished[points[k]] { idx[m] = points[k]; m += 1 }
         if m == 0 { return 0 }
         let mu = table.mu.pointer, lv = table.logVariance.pointer
         let z = ws.z.pointer, zTrial = ws.zTrial.pointer, lvTrial = ws.lvTrial.pointer

@@ -779,6 +779,39 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(c.mu == a.mu && c.stepsPerPoint == a.stepsPerPoint && c.objectiveAtMean == a.objectiveAtMean && a.curve.last! < a.curve[0])
     }
 
+    /// A point's refinement does not depend on which points share its chunk: chunks of 5, 16 and
+    /// 64 rows (and so every batched product's row count) give the same μ, σ, steps, rejections
+    /// and P(μ) bit for bit, for both ReLU architectures and objectives, with the smoothing, and
+    /// with the Krylov solve. This is what lets the iterations split the points that are still
+    /// going into chunks afresh each time (``GaussNewtonRefinement/refine``).
+    @Test(arguments: [Architecture.arch2, .arch3])
+    func chunkMembershipChangesNothing(_ arch: Architecture) {
+        var rng = RandomGenerator(seed: 171)
+        for (L, d) in [(5, 17), (24, 40)] {
+            for objective in [Objective.reconstruction, .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.3))] {
+                let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: arch, objective: objective, rng: &rng)
+                let n = 83
+                let x = dataFrom(decoder, n: n, noise: 0.1, seed: 172)
+                let start = (rng.normalArray(count: n * L, std: 1.5), [Float](repeating: -1, count: n * L))
+                for krylov in objective == .reconstruction ? [0, 3] : [0] {
+                    let runs = [5, 16, 64].map {
+                        GaussNewtonRefinement(decoder: decoder, threads: 2, chunkRows: $0, tolerance: 1e-3, trialsPerIteration: 3,
+                                              krylovDimension: krylov)
+                            .refine(x, start: start, maxSteps: 12, seed: 3, recordCurve: false)
+                    }
+                    let a = runs[0]
+                    #expect(a.iterations >= 5 && Set(a.stepsPerPoint).count >= 3,
+                            "\(arch) L \(L) \(objective) Krylov \(krylov): \(a.iterations) iterations, steps \(Set(a.stepsPerPoint))")
+                    for (r, rows) in zip(runs.dropFirst(), [16, 64]) {
+                        #expect(r.mu == a.mu && r.logVariance == a.logVariance && r.stepsPerPoint == a.stepsPerPoint
+                                && r.rejectedSteps == a.rejectedSteps && r.objectiveAtMean == a.objectiveAtMean,
+                                "\(arch) L \(L) \(objective) Krylov \(krylov): chunks of \(rows) rows differ from chunks of 5")
+                    }
+                }
+            }
+        }
+    }
+
     /// Reusing each point's forward pass at μ (the accepted trial's, or the last linearization's
     /// after a rejection) changes nothing: the same μ, σ, curve, steps and rejections bit for bit
     /// as recomputing it every iteration, for linear and ReLU decoders, both objectives, one and
