@@ -54,7 +54,8 @@ struct EvaluateCommand: ParsableCommand {
         reconstruction: expected squared error per point and dimension (standardized units). steps: SVI's first \
         step within 1 % of its own plateau; PE-SVI-K's first step within 1 % of SVI's converged objective; \
         PE-SVI-auto's and PE-SVI-GN's mean steps per point up to the first iteration whose reconstruction is within \
-        1 % of SVI's (null: never). seconds: test-time inference alone, up to those steps.
+        1 % of SVI's (null: never). seconds: test-time inference alone, up to those steps. With an ELBO model, \
+        negativeELBO: each method's mean per-point negative ELBO (nats).
         """
     )
     @Option(help: "Model directory written by 'pesvi train'.") var model: String

@@ -22,6 +22,11 @@ public struct MethodResult: Sendable, Codable, Equatable {
     public var curve: [Double] = []
     /// Squared error at the posterior mean, (x − D(μ))² per point and dimension; not in the JSON.
     public var reconstructionAtMean: Double = .nan
+    /// With an ELBO model: the mean per-point negative ELBO of the method's posteriors (nats,
+    /// Monte Carlo with the same samples and seed as `reconstruction`), the objective the
+    /// model was trained on; nil with the reconstruction objective. In the JSON as
+    /// `negativeELBO` only then.
+    public var negativeELBO: Double? = nil
     /// For per-point methods (PE-SVI-auto, PE-SVI-GN, PE-SVI-Cauchy): the most steps any point
     /// took in the whole run; in the JSON as `runMaxSteps`.
     public var maxStepsPerPoint: Int? = nil
@@ -37,7 +42,7 @@ public struct MethodResult: Sendable, Codable, Equatable {
     /// order; their mean is `reconstruction`); not in the JSON.
     public var perPoint: [Double]? = nil
 
-    enum CodingKeys: String, CodingKey { case reconstruction, steps, seconds, secondsRuns, runSteps, runMaxSteps, runSeconds }
+    enum CodingKeys: String, CodingKey { case reconstruction, negativeELBO, steps, seconds, secondsRuns, runSteps, runMaxSteps, runSeconds }
 
     public init(reconstruction: Double, steps: Double?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) {
         self.reconstruction = reconstruction
@@ -50,6 +55,7 @@ public struct MethodResult: Sendable, Codable, Equatable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         reconstruction = try c.decode(Double.self, forKey: .reconstruction)
+        negativeELBO = try c.decodeIfPresent(Double.self, forKey: .negativeELBO)
         seconds = try c.decode(Double.self, forKey: .seconds)
         hasSteps = c.contains(.steps)
         steps = try c.decodeIfPresent(Double.self, forKey: .steps)
@@ -62,6 +68,7 @@ public struct MethodResult: Sendable, Codable, Equatable {
     public func encode(to encoder: Swift.Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(reconstruction, forKey: .reconstruction)
+        try c.encodeIfPresent(negativeELBO, forKey: .negativeELBO)
         if hasSteps { try c.encode(steps, forKey: .steps) }   // null when never reached
         try c.encode(seconds, forKey: .seconds)
         if let runs = secondsRuns, runs.count > 1 { try c.encode(runs, forKey: .secondsRuns) }
@@ -321,6 +328,7 @@ public enum MethodComparison {
         func result(_ m: ReconstructionMetrics, steps: Double?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) -> MethodResult {
             var r = MethodResult(reconstruction: m.expectedReconstruction, steps: steps, seconds: seconds, hasSteps: hasSteps, curve: curve)
             r.reconstructionAtMean = m.reconstructionAtMean
+            r.negativeELBO = m.negativeELBO
             r.perPoint = pending
             pending = nil
             return r
@@ -424,12 +432,15 @@ public enum MethodComparison {
         return ComparisonPass(methods: methods, order: order, sviObjective: sviTarget, sviLearningRate: sviRate, pace: pace)
     }
 
-    /// The comparison as a text table: method, reconstruction, steps, seconds.
+    /// The comparison as a text table: method, reconstruction, at the mean, the negative ELBO
+    /// (ELBO models only), steps, seconds.
     public static func table(_ r: ComparisonReport) -> String {
         let repeats = r.methods.values.compactMap { $0.secondsRuns?.count }.max() ?? 1
         let timing = repeats > 1 ? "  seconds: median of \(repeats) timed runs" : ""
+        let elbo = r.methods.values.contains { $0.negativeELBO != nil }
         var lines = ["\(r.dataset)  |z|=\(r.z)  \(r.arch)  \(r.points) points  (SVI rate \(r.sviLearningRate), pace \(r.pace))" + timing,
-                     pad("method", 12) + pad("reconstruction", 16) + pad("at mean", 12) + pad("steps", 14) + "seconds"]
+                     pad("method", 12) + pad("reconstruction", 16) + pad("at mean", 12) + (elbo ? pad("−ELBO", 12) : "")
+                         + pad("steps", 14) + "seconds"]
         for m in r.order {
             guard let v = r.methods[m] else { continue }
             let steps = v.hasSteps ? (v.steps.map { $0 == $0.rounded() ? String(Int($0)) : String(format: "%.1f", $0) } ?? "never") : "-"
@@ -437,8 +448,9 @@ public enum MethodComparison {
             if let rs = v.runSteps, let rt = v.runSeconds {
                 run = String(format: "  (run to its own stop: %.1f steps, max %d; %.4f s)", rs, v.maxStepsPerPoint ?? 0, rt)
             }
+            let negativeELBO = elbo ? pad(v.negativeELBO.map { String(format: "%.3f", $0) } ?? "-", 12) : ""
             lines.append(pad(m, 12) + pad(String(format: "%.5f", v.reconstruction), 16) + pad(String(format: "%.5f", v.reconstructionAtMean), 12)
-                         + pad(steps, 14) + String(format: "%.4f", v.seconds) + run)
+                         + negativeELBO + pad(steps, 14) + String(format: "%.4f", v.seconds) + run)
         }
         return lines.joined(separator: "\n")
     }

@@ -105,18 +105,19 @@ struct StoredMethodResult: Codable, Equatable {
     var hasSteps: Bool
     var curve: [Double]
     var reconstructionAtMean: Double
+    var negativeELBO: Double?
     var maxStepsPerPoint: Int?
     var runSteps: Double?
     var runSeconds: Double?
 
     init(_ m: MethodResult) {
         reconstruction = m.reconstruction; steps = m.steps; seconds = m.seconds; hasSteps = m.hasSteps; curve = m.curve
-        reconstructionAtMean = m.reconstructionAtMean; maxStepsPerPoint = m.maxStepsPerPoint; runSteps = m.runSteps; runSeconds = m.runSeconds
+        reconstructionAtMean = m.reconstructionAtMean; negativeELBO = m.negativeELBO; maxStepsPerPoint = m.maxStepsPerPoint; runSteps = m.runSteps; runSeconds = m.runSeconds
     }
 
     var result: MethodResult {
         var m = MethodResult(reconstruction: reconstruction, steps: steps, seconds: seconds, hasSteps: hasSteps, curve: curve)
-        m.reconstructionAtMean = reconstructionAtMean; m.maxStepsPerPoint = maxStepsPerPoint; m.runSteps = runSteps; m.runSeconds = runSeconds
+        m.reconstructionAtMean = reconstructionAtMean; m.negativeELBO = negativeELBO; m.maxStepsPerPoint = maxStepsPerPoint; m.runSteps = runSteps; m.runSeconds = runSeconds
         return m
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+import Foundation
 import PESVIModels
 @testable import PESVIExperiments
 
@@ -66,5 +67,40 @@ import PESVIModels
         o.autoPace = 1
         let given = MethodComparison.run(model: model, points: x, dataset: "t", options: o)
         #expect(try #require(given.methods["PE-SVI-auto"]).curve == withAdam.methods["PE-SVI-auto"]!.curve)
+    }
+
+    /// With an ELBO model every method reports the negative ELBO of its posteriors (the same
+    /// Monte Carlo estimate as its reconstruction: for the encoder's output exactly what
+    /// ``Metrics/evaluate`` gives on the encoder's posteriors), in the JSON and the table; with
+    /// the reconstruction objective none does and neither shows it.
+    @Test func elboModelsReportTheNegativeELBO() throws {
+        var o = ComparisonOptions()
+        o.sviRule = .plateau(window: 20, tolerance: 1e-3, maxSteps: 200)
+        o.metricSamples = 2
+        o.seed = 4
+        let elbo = try tinyModel(objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.5)))
+        let x = try elbo.prepare(elbo.testData!, name: "test")
+        let report = MethodComparison.run(model: elbo, points: x, dataset: "t", options: o)
+        #expect(report.methods.count >= 6)
+        for (name, m) in report.methods {
+            let v = try #require(m.negativeELBO, "\(name): no negative ELBO")
+            #expect(v.isFinite && v > 0, "\(name): \(v)")
+        }
+        let start = elbo.pseudoEncoder.encode(x, threads: 1)
+        let reference = Metrics.evaluate(decoder: elbo.decoder, x: x, mu: start.mu, logVariance: start.logVariance,
+                                         samples: o.metricSamples, seed: o.seed &+ 77, threads: o.threads)
+        #expect(report.methods["PE-SVI-0"]?.negativeELBO == reference.negativeELBO)
+        let json = try JSONEncoder().encode(report)
+        #expect(String(decoding: json, as: UTF8.self).contains("\"negativeELBO\""))
+        let decoded = try JSONDecoder().decode(ComparisonReport.self, from: json)
+        #expect(decoded.methods.mapValues(\.negativeELBO) == report.methods.mapValues(\.negativeELBO))
+        #expect(MethodComparison.table(report).contains("−ELBO"))
+
+        let plain = try tinyModel()
+        let y = try plain.prepare(plain.testData!, name: "test")
+        let other = MethodComparison.run(model: plain, points: y, dataset: "t", options: o)
+        #expect(other.methods.values.allSatisfy { $0.negativeELBO == nil })
+        #expect(!String(decoding: try JSONEncoder().encode(other), as: UTF8.self).contains("negativeELBO"))
+        #expect(!MethodComparison.table(other).contains("−ELBO"))
     }
 }
