@@ -4,7 +4,7 @@ model, from the pseudo-encoder's mean, on P(mu) = (1/d)||x - D(mu)||^2 (reconstr
 mean, standardized units). Recorded in docs/RESULTS.md ("Nineteenth session"); what it probed
 became GaussNewtonSmoothing.
 
-    python3 scripts/smoothing_probe.py MODEL_DIR SVI_RECONSTRUCTION ITERATIONS c,f,K [c,f,K ...]
+    python3 scripts/smoothing_probe.py MODEL_DIR SVI_RECONSTRUCTION ITERATIONS c,f,K[,lambda0] [...]
 
 For each schedule c,f,K: a point's iterations t < K run LM (as PE-SVI-GN: initial damping 1e-3
 relative to diag H, /3 on an accepted step, x4 on a rejected one, up to 5 trials, gain ratio 0.1)
@@ -13,7 +13,8 @@ s_l the spread (standard deviation over the layer's units) of the point's own pr
 its start; from t = K on plain LM on the ReLU decoder, a point stopping when an accepted step
 gains less than 1e-3 relative. c = 0 (e.g. 0,1,0) is plain LM. Prints after every iteration the
 mean of P on the ReLU decoder, and the first iteration within 1 % of SVI's level with the mean
-steps per point there. Not part of the package.
+steps per point there. The optional fourth field is every point's initial damping (default 1e-3,
+PE-SVI-GN's; probed in the twentieth session). Not part of the package.
 """
 import sys, numpy as np
 sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
@@ -53,6 +54,7 @@ def lm(c, f, k, iters, lam0=1e-3):
     return (None if first is None else (first + 1, stepsAt[first])), curve, steps.mean()
 print(f"{model}: start {P(mu0).mean():.6f} SVI {svi} level {1.01*svi:.6f}")
 for cfg in configs:
-    c, f, k = cfg.split(','); c, f, k = float(c), float(f), int(k)
-    first, curve, ms = lm(c, f, k, iters)
-    print(f"  c={c} f={f} relu@{k}: reaches (iter, mean steps) {first}; run steps {ms:.2f}: " + " ".join(f"{v:.5f}" for v in curve), flush=True)
+    fields = cfg.split(','); c, f, k = float(fields[0]), float(fields[1]), int(fields[2])
+    lam0 = float(fields[3]) if len(fields) > 3 else 1e-3
+    first, curve, ms = lm(c, f, k, iters, lam0=lam0)
+    print(f"  c={c} f={f} relu@{k} lambda0={lam0:g}: reaches (iter, mean steps) {first}; run steps {ms:.2f}: " + " ".join(f"{v:.5f}" for v in curve), flush=True)
