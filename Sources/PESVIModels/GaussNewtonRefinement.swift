@@ -819,12 +819,14 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             @inline(__always) func point(_ p: Int) -> Int { pending[q0 + (p < g ? p : 0)] }
             let h0 = hess + point(0) * L * L, h1 = hess + point(1) * L * L, h2 = hess + point(2) * L * L, h3 = hess + point(3) * L * L
             let h4 = hess + point(4) * L * L, h5 = hess + point(5) * L * L, h6 = hess + point(6) * L * L, h7 = hess + point(7) * L * L
-            // Off-diagonal upper triangle: each lane vector gathered once from the eight systems.
+            // Off-diagonal: each lane vector gathered once from the eight systems' upper
+            // triangles (the elements the one-system factor reads) into the lower triangle,
+            // where the lanes' factor works (a[c·L + r] = H̃[r, c], c > r).
             for r in 0..<L {
                 let o = r * L
                 for c in (r + 1)..<L {
                     let e = o + c
-                    a[e] = SIMD8<Double>(SIMD8<Float>(h0[e], h1[e], h2[e], h3[e], h4[e], h5[e], h6[e], h7[e]))
+                    a[c * L + r] = SIMD8<Double>(SIMD8<Float>(h0[e], h1[e], h2[e], h3[e], h4[e], h5[e], h6[e], h7[e]))
                 }
             }
             var maxDiag = SIMD8<Double>(repeating: 0)
@@ -850,85 +852,101 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         }
     }
 
-    /// ``choleskyFactor(_:n:pivotTolerance:)`` on eight systems at once, one per lane (upper
-    /// triangle of `a`, n × n row-major, read and overwritten; per-lane pivot tolerances).
+    /// ``choleskyFactor(_:n:pivotTolerance:)`` on eight systems at once, one per lane, stored
+    /// transposed: the lower triangle of `a` (n × n row-major) holds A on entry and L = Uᵀ on
+    /// return (L[k, j] = U[j, k] at a[k·n + j], k ≥ j; the strict upper triangle is not read).
+    /// Per-lane pivot tolerances; a frozen lane's column (pivot ≤ tolerance, or not finite) is zeros.
     ///
-    /// Left-looking, two rows at a time: rows j and j + 1 of U are formed from A's rows and
-    /// the finished rows above them, U[j, k] = (A[j, k] − Σ_{i<j} U[i, j]·U[i, k]) / U[j, j],
-    /// each sum taken in order i = 0, 1, … with one fused multiply-add per term, which is
-    /// exactly the sequence of operations the right-looking
-    /// ``choleskyFactor(_:n:pivotTolerance:)`` applies to that element (bit for bit; row j + 1
-    /// takes its i = j term after row j is finished). The accumulators stay in registers and
-    /// each row above is read once per pair of rows and never written, where updating the
-    /// trailing matrix in place reads and writes it once per row: the factor is bound by
-    /// moving that matrix (at |z| = 128 it is 1 MB and lives in L2). Measured: 22–30 % less
-    /// time for `pesvi infer --method gn` on digits |z| = 64 and 128 Arch2 than the right-looking
-    /// form (four rows at a time measured no better than two; docs/BENCHMARKS.md).
+    /// Two columns at a time: L[k, j] = (A[k, j] − Σ_{i<j} L[j, i]·L[k, i]) / L[j, j], each sum
+    /// taken in order i = 0, 1, … with one fused multiply-add per term, which is exactly the
+    /// sequence of operations the right-looking ``choleskyFactor(_:n:pivotTolerance:)`` applies
+    /// to U[j, k] (bit for bit; column j + 1 takes its i = j term after column j's element is
+    /// scaled). The pivots of both columns are found first (row j + 1 holds the second's
+    /// diagonal), so every other element is summed, scaled and stored in registers in one pass
+    /// over two rows of L at a time: every operand is read along a row. The factor is bound by
+    /// reading the lane matrix (64 bytes an element; 1 MB at |z| = 128, in L2); the upper layout
+    /// read each term n·64 bytes after the last, a new 4 KiB page at |z| ≥ 64
+    /// (docs/BENCHMARKS.md, twentieth session).
     static func choleskyFactorLanes(_ a: UnsafeMutablePointer<SIMD8<Double>>, n: Int, pivotTolerance: SIMD8<Double>) {
         let zero = SIMD8<Double>(repeating: 0), infinity = SIMD8<Double>(repeating: .infinity)
-        /// Row r's element k minus its terms i = 0 ..< terms (U[i, r]·U[i, k]), in order.
-        @inline(__always) func reduce(_ r: Int, _ k: Int, terms: Int) {
-            var c = a[r * n + k]
-            var above = UnsafePointer(a + k), column = UnsafePointer(a + r)
-            for _ in 0..<terms { c = c.addingProduct(-column.pointee, above.pointee); above += n; column += n }
-            a[r * n + k] = c
-        }
-        /// Row r's pivot and scaling (a frozen lane's row becomes zeros).
-        @inline(__always) func finish(_ r: Int) {
-            let rr = a + r * n
-            let s = rr[r]
+        /// Writes column j's pivot from its reduced diagonal s; returns which lanes are
+        /// not frozen and 1/L[j, j].
+        @inline(__always) func pivot(_ j: Int, _ s: SIMD8<Double>) -> (ok: SIMDMask<SIMD8<Int64>>, inverse: SIMD8<Double>) {
             let ok = (s .> pivotTolerance) .& (s .< infinity)  // false for NaN, as !(s > tol) || !finite
-            let dr = s.squareRoot(), inv = 1 / dr
-            rr[r] = zero.replacing(with: dr, where: ok)
-            for k in (r + 1)..<n { rr[k] = zero.replacing(with: rr[k] * inv, where: ok) }
+            let dj = s.squareRoot()
+            a[j * n + j] = zero.replacing(with: dj, where: ok)
+            return (ok, 1 / dj)
         }
         var j = 0
-        while j + 1 < n {
-            let rj = a + j * n, rn = rj + n
-            reduce(j, j, terms: j)
-            var k = j + 1
+        while j < n {
+            let rj = UnsafePointer(a + j * n)
+            var s = rj[j]
+            for i in 0..<j { s = s.addingProduct(-rj[i], rj[i]) }
+            let (okJ, invJ) = pivot(j, s)
+            if j + 1 == n { break }
+            // Row j + 1: L[j+1, j], then the diagonal of column j + 1 and its pivot.
+            let rn = UnsafePointer(a + (j + 1) * n)
+            var c = rn[j], d = rn[j + 1]
+            for i in 0..<j {
+                let u = rn[i]
+                c = c.addingProduct(-rj[i], u); d = d.addingProduct(-rn[i], u)
+            }
+            let below = zero.replacing(with: c * invJ, where: okJ)
+            a[(j + 1) * n + j] = below
+            let f = -below
+            let (okN, invN) = pivot(j + 1, d.addingProduct(f, below))
+            // Rows k > j + 1, two at a time: both columns' elements, scaled in registers.
+            var k = j + 2
             while k + 2 <= n {
-                var c0 = rj[k], c1 = rj[k + 1], d0 = rn[k], d1 = rn[k + 1]
-                var above = UnsafePointer(a + k), column = UnsafePointer(a + j)   // U[i, k…]; U[i, j], U[i, j + 1]
-                for _ in 0..<j {
-                    let f = -column[0], g = -column[1], u0 = above[0], u1 = above[1]
-                    c0 = c0.addingProduct(f, u0); c1 = c1.addingProduct(f, u1)
-                    d0 = d0.addingProduct(g, u0); d1 = d1.addingProduct(g, u1)
-                    above += n; column += n
+                let r0 = a + k * n, r1 = r0 + n
+                var c0 = r0[j], c1 = r1[j], d0 = r0[j + 1], d1 = r1[j + 1]
+                for i in 0..<j {
+                    let p = -rj[i], q = -rn[i], u0 = r0[i], u1 = r1[i]
+                    c0 = c0.addingProduct(p, u0); c1 = c1.addingProduct(p, u1)
+                    d0 = d0.addingProduct(q, u0); d1 = d1.addingProduct(q, u1)
                 }
-                rj[k] = c0; rj[k + 1] = c1; rn[k] = d0; rn[k + 1] = d1
+                c0 = zero.replacing(with: c0 * invJ, where: okJ); c1 = zero.replacing(with: c1 * invJ, where: okJ)
+                r0[j] = c0; r1[j] = c1
+                r0[j + 1] = zero.replacing(with: d0.addingProduct(f, c0) * invN, where: okN)
+                r1[j + 1] = zero.replacing(with: d1.addingProduct(f, c1) * invN, where: okN)
                 k += 2
             }
-            if k < n { reduce(j, k, terms: j); reduce(j + 1, k, terms: j) }
-            finish(j)
-            let f = -rj[j + 1]
-            for k in (j + 1)..<n { rn[k] = rn[k].addingProduct(f, rj[k]) }
-            finish(j + 1)
+            if k < n {
+                let r0 = a + k * n
+                var c0 = r0[j], d0 = r0[j + 1]
+                for i in 0..<j {
+                    let u0 = r0[i]
+                    c0 = c0.addingProduct(-rj[i], u0); d0 = d0.addingProduct(-rn[i], u0)
+                }
+                c0 = zero.replacing(with: c0 * invJ, where: okJ)
+                r0[j] = c0
+                r0[j + 1] = zero.replacing(with: d0.addingProduct(f, c0) * invN, where: okN)
+            }
             j += 2
-        }
-        if j < n {
-            for k in j..<n { reduce(j, k, terms: j) }
-            finish(j)
         }
     }
 
-    /// ``choleskySubstitute(_:_:n:)`` on eight systems at once (U from
-    /// ``choleskyFactorLanes(_:n:pivotTolerance:)``, b of n lanes-vectors, in place).
+    /// ``choleskySubstitute(_:_:n:)`` on eight systems at once (L = Uᵀ from
+    /// ``choleskyFactorLanes(_:n:pivotTolerance:)``, b of n lanes-vectors, in place; a frozen
+    /// coordinate, zero pivot, gives 0), reading L along rows: forward
+    /// y_j = (b_j − Σ_{i<j} L[j, i]·y_i) / L[j, j] (the same operations in the same order as
+    /// the one-system sweep), backward x_i = y_i / L[i, i] for i = n−1, …, 0, each then taken
+    /// off the b_j (j < i) of row i (the one-system sweep sums x_j's terms in the opposite
+    /// order: the same solution to rounding).
     static func choleskySubstituteLanes(_ u: UnsafePointer<SIMD8<Double>>, _ b: UnsafeMutablePointer<SIMD8<Double>>, n: Int) {
         let zero = SIMD8<Double>(repeating: 0)
         for j in 0..<n {
             let rj = u + j * n
-            let frozen = rj[j] .== zero
-            let y = (b[j] / rj[j]).replacing(with: zero, where: frozen)
-            b[j] = y
-            let f = -y
-            for i in (j + 1)..<n { b[i] = b[i].addingProduct(f, rj[i]) }
-        }
-        for j in stride(from: n - 1, through: 0, by: -1) {
-            let rj = u + j * n
             var acc = b[j]
-            for i in (j + 1)..<n { acc = acc.addingProduct(-rj[i], b[i]) }
+            for i in 0..<j { acc = acc.addingProduct(-b[i], rj[i]) }
             b[j] = (acc / rj[j]).replacing(with: zero, where: rj[j] .== zero)
+        }
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            let ri = u + i * n
+            let x = (b[i] / ri[i]).replacing(with: zero, where: ri[i] .== zero)
+            b[i] = x
+            let f = -x
+            for j in 0..<i { b[j] = b[j].addingProduct(f, ri[j]) }
         }
     }
 

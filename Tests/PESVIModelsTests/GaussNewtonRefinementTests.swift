@@ -841,11 +841,11 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     }
 
     /// Eight systems in SIMD lanes (the ReLU decoders' solve at |z| ≤ 128) factor bit for bit as
-    /// one at a time, and solve to rounding, including a lane with a frozen coordinate (no
+    /// one at a time (the lanes hold L = Uᵀ in the lower triangle), and solve to rounding, including a lane with a frozen coordinate (no
     /// curvature), one with a NaN pivot and one of very different scale. Odd and even n: the
-    /// lanes' factor takes rows in pairs and columns in pairs, and each parity leaves a
-    /// different remainder (a last single row; a last single column of a pair of rows).
-    @Test(arguments: [12, 13]) func laneCholeskyMatchesOneSystemAtATime(n: Int) {
+    /// lanes' factor takes columns in pairs and the rows below them in pairs: an even n leaves no
+    /// remainder, an odd n a single row below every pair of columns and a last single column.
+    @Test(arguments: [12, 13, 21]) func laneCholeskyMatchesOneSystemAtATime(n: Int) {
         let W = GaussNewtonWorkspace.lanes
         var rng = RandomGenerator(seed: 93)
         var systems: [[Double]] = [], rhs: [[Double]] = []
@@ -876,7 +876,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
                 GaussNewtonRefinement.choleskySubstitute(up.baseAddress!, xp.baseAddress!, n: n)
             } }
             var sameFactor = true, worst = 0.0
-            for i in 0..<n { for j in i..<n where !(a[i * n + j][p] == u[i * n + j]) { sameFactor = false } }
+            for i in 0..<n { for j in i..<n where !(a[j * n + i][p] == u[i * n + j]) { sameFactor = false } }  // L = Uᵀ
             for r in 0..<n { worst = max(worst, abs(b[r][p] - x[r]) / max(1, abs(x[r]))) }
             #expect(sameFactor, "lane \(p): factor differs from the one-system factor")
             #expect(worst < 1e-12, "lane \(p): solution differs by \(worst)")
