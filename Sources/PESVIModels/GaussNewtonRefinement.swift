@@ -375,7 +375,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             if count == 0 { break }  // every point has finished
             let points = UnsafePointer(going)
             ChunkRunner(threads: threads, chunkRows: balancedChunkRows(points: count)).run(rows: count) { t, _, s, m in
-                _ = self.iterateChunk(x, table, state, workspace: self.workspaces[t], points: points + s, count: m)
+                self.iterateChunk(x, table, state, workspace: self.workspaces[t], points: points + s, count: m)
             }
             elapsed += seconds(clock.now - ti)
             iterations += 1
@@ -522,15 +522,15 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     static let minimumChunkRows = GaussNewtonWorkspace.lanes
 
     /// One LM iteration on the unfinished ones of the `count` points listed at `points` (at
-    /// most `chunkRows`). Returns how many points were processed.
+    /// most `chunkRows`).
     func iterateChunk(_ x: Dataset, _ table: PosteriorTable, _ st: PointState, workspace ws: GaussNewtonWorkspace,
-                      points: UnsafePointer<Int>, count: Int) -> Int {
+                      points: UnsafePointer<Int>, count: Int) {
         let net = decoder.network
         let L = decoder.latent, d = decoder.dataWidth
         let idx = ws.index
         var m = 0
         for k in 0..<count where !st.finished[points[k]] { idx[m] = points[k]; m += 1 }
-        if m == 0 { return 0 }
+        if m == 0 { return }
         let mu = table.mu.pointer, lv = table.logVariance.pointer
         let z = ws.z.pointer, zTrial = ws.zTrial.pointer, lvTrial = ws.lvTrial.pointer
         let prec = precision.pointer
@@ -708,7 +708,6 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             // point that finished here (non-finite, or λ too large) at the end of the run.
             for k in 0..<m { st.objective[idx[k]] = .nan; cache?.valid[idx[k]] = false }
         }
-        return m
     }
 
     /// The spread s_l of each chunk point's pre-activations over hidden layer l's units at its
