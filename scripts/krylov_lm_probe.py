@@ -12,15 +12,10 @@ iteration within 1 % of SVI's level (with the mean steps per point there). Not p
 """
 import sys, numpy as np
 sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
-from pesvi_numpy import load_model, mlp, pre_activation_spreads, smoothed_jacobian
-model, svi = sys.argv[1], float(sys.argv[2])
-iters = int(sys.argv[3]); configs = sys.argv[4:]
-decoder, encoder, x, config = load_model(model)
-L, d = decoder[0][0].shape[0], x.shape[1]
-mu0 = mlp(encoder, x)[:, :L]
-scales = pre_activation_spreads(decoder, mu0)   # per point, per layer
-def fwd(z, taus): return smoothed_jacobian(decoder, z, taus)
-def P(z): return ((mlp(decoder, z) - x) ** 2).mean(1)
+from pesvi_numpy import Probe
+probe = Probe(sys.argv)
+model, svi, iters, configs = probe.model, probe.svi, probe.iters, probe.configs
+x, L, d, mu0, scales, fwd, P = probe.x, probe.L, probe.d, probe.mu0, probe.scales, probe.fwd, probe.P
 def run(c, f, K, k, iters, lam0=1e-3):
     mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []; tol = 1e-3
     done = np.zeros(len(mu0), bool); steps = np.zeros(len(mu0)); stepsAt = []; last = np.zeros_like(mu0)

@@ -111,3 +111,25 @@ def smoothed_jacobian(decoder, z, taus):
             A = A * m[:, None, :]
         else: v = a
     return v, np.transpose(A, (0, 2, 1))
+
+
+class Probe:
+    """The shared set-up of the LM probe scripts, from their command line
+    MODEL_DIR SVI_RECONSTRUCTION ITERATIONS CONFIG...: the model, the pseudo-encoder's mean mu0
+    of its test rows, each point's pre-activation spreads at mu0, the forward pass with
+    Jacobian (smoothed at temperatures taus, or ReLU for None) and P(z), the reconstruction at
+    z per point."""
+
+    def __init__(self, argv):
+        self.model, self.svi = argv[1], float(argv[2])
+        self.iters, self.configs = int(argv[3]), argv[4:]
+        self.decoder, self.encoder, self.x, self.config = load_model(self.model)
+        self.L, self.d = self.decoder[0][0].shape[0], self.x.shape[1]
+        self.mu0 = mlp(self.encoder, self.x)[:, :self.L]
+        self.scales = pre_activation_spreads(self.decoder, self.mu0)   # per point, per layer
+
+    def fwd(self, z, taus):
+        return smoothed_jacobian(self.decoder, z, taus)
+
+    def P(self, z):
+        return ((mlp(self.decoder, z) - self.x) ** 2).mean(1)
