@@ -22,31 +22,12 @@ from pesvi_numpy import Probe
 probe = Probe(sys.argv)
 model, svi, iters, configs = probe.model, probe.svi, probe.iters, probe.configs
 x, L, d, mu0, scales, fwd, P = probe.x, probe.L, probe.d, probe.mu0, probe.scales, probe.fwd, probe.P
+def exact(g, H, last):
+    """The exact damped solve (Marquardt damping on diag H)."""
+    return lambda lam: np.linalg.solve(H + lam * np.diag(np.diag(H)) + 1e-9 * np.eye(L), g)
 def lm(c, f, k, iters, lam0=1e-3):
-    mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []; tol = 1e-3
-    done = np.zeros(len(mu0), bool); steps = np.zeros(len(mu0)); stepsAt = []
-    for t in range(iters):
-        taus = [c * sc * f ** t for sc in scales] if t < k else None
-        sel = np.where(~done)[0]
-        if len(sel):
-            out, J = fwd(mu[sel], None if taus is None else [tt[sel] for tt in taus]); r = x[sel] - out; p = (r ** 2).mean(1)
-            for jj, i in enumerate(sel):
-                steps[i] += 1
-                g = J[jj].T @ r[jj]; H = J[jj].T @ J[jj]
-                tj = None if taus is None else [tt[i:i+1] for tt in taus]
-                for _ in range(5):
-                    if lam[i] > 1e12: done[i] = True; break
-                    delta = np.linalg.solve(H + lam[i] * np.diag(np.diag(H)) + 1e-9 * np.eye(L), g)
-                    predicted = (2 * delta @ g - delta @ H @ delta) / d
-                    q = ((fwd((mu[i] + delta)[None], tj)[0][0] - x[i]) ** 2).mean()
-                    if np.isfinite(q) and q <= p[jj] and (predicted <= tol * p[jj] or p[jj] - q >= 0.1 * predicted):
-                        mu[i] += delta; lam[i] = max(lam[i] / 3, 1e-6)
-                        if taus is None and p[jj] - q < tol * p[jj]: done[i] = True
-                        break
-                    lam[i] *= 4
-        curve.append(P(mu).mean()); stepsAt.append(steps.mean())
-    first = next((t for t, v in enumerate(curve) if v <= 1.01 * svi), None)
-    return (None if first is None else (first + 1, stepsAt[first])), curve, steps.mean()
+    first, at, curve, ms = probe.lm(c, f, k, lam0, exact)
+    return (None if first is None else (first, at)), curve, ms
 print(f"{model}: start {P(mu0).mean():.6f} SVI {svi} level {1.01*svi:.6f}")
 for cfg in configs:
     fields = cfg.split(','); c, f, k = float(fields[0]), float(fields[1]), int(fields[2])
