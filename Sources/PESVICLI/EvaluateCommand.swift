@@ -62,7 +62,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Evaluate on this file instead of the model's test split.") var data: String?
     @Flag(help: "Print one JSON object.") var json = false
     @Option(help: ArgumentHelp("Also write each point's reconstruction under every method to this file (.csv or .npy): one row per point, one column per method, in report order.",
-                               discussion: "Their column means are the reported reconstructions; e.g. to find the points one method fails on."))
+                               discussion: "Their column means are the reported reconstructions; e.g. to find the points one method fails on. With an ELBO model the columns '<method> negativeELBO' follow, each point's negative ELBO."))
     var perPoint: String?
     @OptionGroup var comparison: ComparisonFlags
     @OptionGroup var common: CommonOptions
@@ -83,12 +83,17 @@ struct EvaluateCommand: ParsableCommand {
         options.perPoint = perPoint != nil
         let r = MethodComparison.run(model: m, points: x, dataset: name, options: options)
         if let perPoint {
-            var values = [Float](repeating: 0, count: x.rows * r.order.count)
-            for (j, method) in r.order.enumerated() {
-                let v = r.methods[method]?.perPoint ?? []
-                for i in 0..<min(x.rows, v.count) { values[i * r.order.count + j] = Float(v[i]) }
+            // Reconstruction per method, then (ELBO models) the negative ELBO per method.
+            var columns: [(name: String, values: [Double])] = r.order.map { ($0, r.methods[$0]?.perPoint ?? []) }
+            if r.methods.values.contains(where: { $0.perPointNegativeELBO != nil }) {
+                columns += r.order.map { ("\($0) negativeELBO", r.methods[$0]?.perPointNegativeELBO ?? []) }
             }
-            try DataFiles.write(try DataMatrix(rows: x.rows, cols: r.order.count, values: values, columnNames: r.order), to: perPoint)
+            var values = [Float](repeating: 0, count: x.rows * columns.count)
+            for (j, column) in columns.enumerated() {
+                for i in 0..<min(x.rows, column.values.count) { values[i * columns.count + j] = Float(column.values[i]) }
+            }
+            try DataFiles.write(try DataMatrix(rows: x.rows, cols: columns.count, values: values, columnNames: columns.map(\.name)),
+                                to: perPoint)
         }
         print(json ? try r.jsonLine() : MethodComparison.table(r))
     }

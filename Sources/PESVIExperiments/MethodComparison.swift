@@ -41,6 +41,9 @@ public struct MethodResult: Sendable, Codable, Equatable {
     /// With ``ComparisonOptions/perPoint``: each point's expected reconstruction (the points in
     /// order; their mean is `reconstruction`); not in the JSON.
     public var perPoint: [Double]? = nil
+    /// With ``ComparisonOptions/perPoint`` and an ELBO model: each point's negative ELBO (their
+    /// mean is `negativeELBO`); not in the JSON.
+    public var perPointNegativeELBO: [Double]? = nil
 
     enum CodingKeys: String, CodingKey { case reconstruction, negativeELBO, steps, seconds, secondsRuns, runSteps, runMaxSteps, runSeconds }
 
@@ -314,15 +317,18 @@ public enum MethodComparison {
             Metrics.evaluate(decoder: dec, x: x, mu: mu, logVariance: lv, samples: o.metricSamples, seed: o.seed &+ 77, threads: o.threads)
         }
         /// The reported metric of a method's final posteriors, with its per-point values when asked for.
-        var pending: [Double]? = nil
+        var pending: [Double]? = nil, pendingELBO: [Double]? = nil
         func final(_ dec: GaussianDecoder, _ mu: [Float], _ lv: [Float]) -> ReconstructionMetrics {
             guard o.perPoint else { return metric(dec, mu, lv) }
-            var values = [Double](repeating: 0, count: x.rows)
-            let m = values.withUnsafeMutableBufferPointer {
-                Metrics.evaluate(decoder: dec, x: x, mu: mu, logVariance: lv, samples: o.metricSamples, seed: o.seed &+ 77,
-                                 threads: o.threads, perPoint: $0.baseAddress)
+            var values = [Double](repeating: 0, count: x.rows), elbo = [Double](repeating: .nan, count: x.rows)
+            let m = values.withUnsafeMutableBufferPointer { v in
+                elbo.withUnsafeMutableBufferPointer { e in
+                    Metrics.evaluate(decoder: dec, x: x, mu: mu, logVariance: lv, samples: o.metricSamples, seed: o.seed &+ 77,
+                                     threads: o.threads, perPoint: v.baseAddress, perPointNegativeELBO: e.baseAddress)
+                }
             }
             pending = values
+            pendingELBO = m.negativeELBO == nil ? nil : elbo
             return m
         }
         func result(_ m: ReconstructionMetrics, steps: Double?, seconds: Double, hasSteps: Bool = true, curve: [Double] = []) -> MethodResult {
@@ -330,7 +336,8 @@ public enum MethodComparison {
             r.reconstructionAtMean = m.reconstructionAtMean
             r.negativeELBO = m.negativeELBO
             r.perPoint = pending
-            pending = nil
+            r.perPointNegativeELBO = pendingELBO
+            pending = nil; pendingELBO = nil
             return r
         }
         var methods: [String: MethodResult] = [:]

@@ -21,10 +21,13 @@ public enum Metrics {
     /// Evaluates posteriors (μ, log σ², n × |z| each) for the points `x` under `decoder`.
     /// `perPoint` (n values), if given, receives each point's expected reconstruction (its
     /// squared error averaged over its d dimensions and the samples), whose mean is
-    /// `expectedReconstruction`.
+    /// `expectedReconstruction`. `perPointNegativeELBO` (n values), if given and the objective
+    /// is an ELBO, receives each point's negative ELBO (same samples), whose mean is
+    /// `negativeELBO`; with the reconstruction objective it is left untouched.
     public static func evaluate(decoder: GaussianDecoder, x: Dataset, mu: [Float], logVariance: [Float],
                                 samples: Int = 8, seed: UInt64 = 0, threads: Int = 1,
-                                perPoint reconstructions: UnsafeMutablePointer<Double>? = nil) -> ReconstructionMetrics {
+                                perPoint reconstructions: UnsafeMutablePointer<Double>? = nil,
+                                perPointNegativeELBO: UnsafeMutablePointer<Double>? = nil) -> ReconstructionMetrics {
         let table = PosteriorTable(mu: mu, logVariance: logVariance, latent: decoder.latent, adam: AdamConfiguration(learningRate: 0))
         let stepper = LatentStepper(decoder: decoder, threads: threads, samples: samples, maxRows: x.rows)
         let n = x.rows
@@ -40,7 +43,10 @@ public enum Metrics {
         for i in 0..<n { seMean += perPointSE[i] }
         let denom = Double(max(n, 1) * x.cols)
         var elbo: Double? = nil
-        if case .elbo = decoder.objective.kind { elbo = total / Double(max(n, 1)) }
+        if case .elbo = decoder.objective.kind {
+            elbo = total / Double(max(n, 1))
+            if let perPointNegativeELBO { perPointNegativeELBO.update(from: perPoint, count: n) }
+        }
         return ReconstructionMetrics(expectedReconstruction: se / denom, reconstructionAtMean: seMean / denom, negativeELBO: elbo)
     }
 }

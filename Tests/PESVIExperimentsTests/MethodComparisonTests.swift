@@ -95,11 +95,27 @@ import PESVIModels
         let decoded = try JSONDecoder().decode(ComparisonReport.self, from: json)
         #expect(decoded.methods.mapValues(\.negativeELBO) == report.methods.mapValues(\.negativeELBO))
         #expect(MethodComparison.table(report).contains("−ELBO"))
+        // Per point (with perPoint): each method's values average to its negative ELBO, and
+        // asking for them changes no reported number.
+        var withPoints = o
+        withPoints.perPoint = true
+        let pointwise = MethodComparison.run(model: elbo, points: x, dataset: "t", options: withPoints)
+        for (name, m) in pointwise.methods {
+            let values = try #require(m.perPointNegativeELBO, "\(name): no per-point negative ELBO")
+            #expect(values.count == x.rows && values.allSatisfy(\.isFinite))
+            let mean = values.reduce(0, +) / Double(values.count)
+            #expect(abs(mean - m.negativeELBO!) <= 1e-9 * abs(m.negativeELBO!), "\(name): mean \(mean), reported \(m.negativeELBO!)")
+            #expect(m.negativeELBO == report.methods[name]?.negativeELBO && m.reconstruction == report.methods[name]?.reconstruction)
+        }
 
         let plain = try tinyModel()
         let y = try plain.prepare(plain.testData!, name: "test")
         let other = MethodComparison.run(model: plain, points: y, dataset: "t", options: o)
         #expect(other.methods.values.allSatisfy { $0.negativeELBO == nil })
+        var plainPoints = o
+        plainPoints.perPoint = true
+        let plainPointwise = MethodComparison.run(model: plain, points: y, dataset: "t", options: plainPoints)
+        #expect(plainPointwise.methods.values.allSatisfy { $0.perPointNegativeELBO == nil && $0.perPoint != nil })
         #expect(!String(decoding: try JSONEncoder().encode(other), as: UTF8.self).contains("negativeELBO"))
         #expect(!MethodComparison.table(other).contains("−ELBO"))
     }
