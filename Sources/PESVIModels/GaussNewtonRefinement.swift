@@ -1495,9 +1495,12 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let keptPoints: UnsafeMutablePointer<Int>
     var nextFactorSlot = 0
     /// ReLU decoders with |z| ≤ `laneLatentLimit`: eight damped systems and right-hand sides,
-    /// one per SIMD lane (|z|² and |z| vectors).
+    /// one per SIMD lane (|z|² and |z| vectors: 4 MB at |z| = 256). Up to |z| = 256 the lanes'
+    /// factor, read along rows, beats one system at a time: `pesvi bench gn --dim 64 --arch 2
+    /// --points 200` 64–68 against 86–96 ms an iteration at |z| = 192, 127 against 182–230 at
+    /// |z| = 256 (docs/BENCHMARKS.md, twentieth session).
     static let lanes = 8
-    static let laneLatentLimit = 128
+    static let laneLatentLimit = 256
     let laneSystem: UnsafeMutablePointer<SIMD8<Double>>
     let laneRightHandSide: UnsafeMutablePointer<SIMD8<Double>>
     /// Smoothed iterations: each linearized point's temperatures per hidden layer and each

@@ -840,7 +840,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         }
     }
 
-    /// Eight systems in SIMD lanes (the ReLU decoders' solve at |z| ≤ 128) factor bit for bit as
+    /// Eight systems in SIMD lanes (the ReLU decoders' solve at |z| ≤ 256) factor bit for bit as
     /// one at a time (the lanes hold L = Uᵀ in the lower triangle), and solve to rounding, including a lane with a frozen coordinate (no
     /// curvature), one with a NaN pivot and one of very different scale. Odd and even n: the
     /// lanes' factor takes columns in pairs and the rows below them in pairs: an even n leaves no
@@ -886,7 +886,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(b[5][2] == 0 && b[7][4] == 0)
     }
 
-    /// The ReLU decoders' two solve paths, eight points in SIMD lanes (|z| ≤ 128) and one point
+    /// The ReLU decoders' two solve paths, eight points in SIMD lanes (|z| ≤ 256) and one point
     /// at a time (above), take the same steps to rounding on the same problem.
     @Test func laneSolveMatchesOnePointAtATime() {
         var rng = RandomGenerator(seed: 97)
