@@ -883,13 +883,18 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             for i in 0..<j { s = s.addingProduct(-rj[i], rj[i]) }
             let (okJ, invJ) = pivot(j, s)
             if j + 1 == n { break }
-            // Row j + 1: L[j+1, j], then the diagonal of column j + 1 and its pivot.
+            // Row r's elements in columns j and j + 1 less their terms i < j, in order.
             let rn = UnsafePointer(a + (j + 1) * n)
-            var c = rn[j], d = rn[j + 1]
-            for i in 0..<j {
-                let u = rn[i]
-                c = c.addingProduct(-rj[i], u); d = d.addingProduct(-rn[i], u)
+            @inline(__always) func reduced(row r: UnsafePointer<SIMD8<Double>>) -> (SIMD8<Double>, SIMD8<Double>) {
+                var c = r[j], d = r[j + 1]
+                for i in 0..<j {
+                    let u = r[i]
+                    c = c.addingProduct(-rj[i], u); d = d.addingProduct(-rn[i], u)
+                }
+                return (c, d)
             }
+            // Row j + 1: L[j+1, j], then the diagonal of column j + 1 and its pivot.
+            let (c, d) = reduced(row: rn)
             let below = zero.replacing(with: c * invJ, where: okJ)
             a[(j + 1) * n + j] = below
             let f = -below
@@ -912,12 +917,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             }
             if k < n {
                 let r0 = a + k * n
-                var c0 = r0[j], d0 = r0[j + 1]
-                for i in 0..<j {
-                    let u0 = r0[i]
-                    c0 = c0.addingProduct(-rj[i], u0); d0 = d0.addingProduct(-rn[i], u0)
-                }
-                c0 = zero.replacing(with: c0 * invJ, where: okJ)
+                let (c, d0) = reduced(row: r0)
+                let c0 = zero.replacing(with: c * invJ, where: okJ)
                 r0[j] = c0
                 r0[j + 1] = zero.replacing(with: d0.addingProduct(f, c0) * invN, where: okN)
             }
