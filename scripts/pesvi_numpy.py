@@ -134,20 +134,24 @@ class Probe:
     def P(self, z):
         return ((mlp(self.decoder, z) - self.x) ** 2).mean(1)
 
-    def lm(self, c, f, K, lam0, step_solver):
+    def lm(self, c, f, K, lam0, step_solver, hold=True):
         """PE-SVI-GN's Levenberg-Marquardt from mu0 for self.iters iterations (initial damping
-        lam0 relative to diag H, /3 on an accepted step, x4 on a rejected one, up to 5 trials,
-        gain ratio 0.1): a point's iterations t < K on the decoder with its ReLUs smoothed at
+        lam0 relative to diag H, /3 on an accepted step (with hold, PESVI's default since the
+        twenty-first session: not on an accepted smoothed step), x4 on a rejected one, up to 5
+        trials, gain ratio 0.1): a point's iterations t < K on the decoder with its ReLUs smoothed at
         tau = c * s_l * f^t, then on the ReLU decoder, stopping when an accepted step gains less
         than 1e-3 relative. step_solver(g, H, last) gives, for one point's linearization (its
         last accepted step `last`, zeros after a rejection), solve(lam) -> the step. Returns
         (first, steps_at_first, curve, mean_steps): the first iteration (1, 2, ...) whose mean
         P on the ReLU decoder is within 1 % of SVI's level or None, the mean steps per point
-        there, that mean after every iteration, and the run's mean steps per point."""
+        there, that mean after every iteration, and the run's mean steps per point. Also sets
+        self.rejected: the rejected trials per point in each iteration."""
         mu0, x, L, d, fwd = self.mu0, self.x, self.L, self.d, self.fwd
         mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []; tol = 1e-3
         done = np.zeros(len(mu0), bool); steps = np.zeros(len(mu0)); stepsAt = []; last = np.zeros_like(mu0)
+        self.rejected = []
         for t in range(self.iters):
+            rejected = 0
             taus = [c * sc * f ** t for sc in self.scales] if t < K else None
             sel = np.where(~done)[0]
             if len(sel):
@@ -163,10 +167,12 @@ class Probe:
                         predicted = (2 * delta @ g - delta @ H @ delta) / d
                         q = ((fwd((mu[i] + delta)[None], tj)[0][0] - x[i]) ** 2).mean()
                         if np.isfinite(q) and q <= p[jj] and (predicted <= tol * p[jj] or p[jj] - q >= 0.1 * predicted):
-                            mu[i] += delta; last[i] = delta; lam[i] = max(lam[i] / 3, 1e-6)
+                            mu[i] += delta; last[i] = delta
+                            if not (hold and taus is not None): lam[i] = max(lam[i] / 3, 1e-6)
                             if taus is None and p[jj] - q < tol * p[jj]: done[i] = True
                             break
-                        lam[i] *= 4; last[i] = 0
+                        lam[i] *= 4; last[i] = 0; rejected += 1
+            self.rejected.append(rejected / len(mu0))
             curve.append(self.P(mu).mean()); stepsAt.append(steps.mean())
         first = next((t for t, v in enumerate(curve) if v <= 1.01 * self.svi), None)
         return (None if first is None else first + 1), (None if first is None else stepsAt[first]), curve, steps.mean()

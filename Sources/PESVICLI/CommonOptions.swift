@@ -31,6 +31,8 @@ struct GaussNewtonFlags: ParsableArguments {
     var gnSmoothingScale: Double = ComparisonOptions().gaussNewtonSmoothing.scale
     @Option(help: "Gauss-Newton smoothing: the temperature's factor per iteration, in (0, 1].")
     var gnSmoothingFactor: Double = ComparisonOptions().gaussNewtonSmoothing.factor
+    @Option(help: "Gauss-Newton smoothing: after an accepted smoothed step the damping λ is held ('hold') or lowered to λ/3 as on the ReLU decoder ('lower').")
+    var gnSmoothingDamping: SmoothingDamping = ComparisonOptions().gaussNewtonSmoothing.holdsDamping ? .hold : .lower
     @Option(help: "Gauss-Newton with a ReLU decoder and the reconstruction objective: solve each step in the span of the gradient, K−1 curvature products of it and the last step (batched Jacobian-vector products, no |z|×|z| system); 0: the exact solve.")
     var gnKrylov: Int = ComparisonOptions().gaussNewtonKrylov
 
@@ -51,7 +53,8 @@ struct GaussNewtonFlags: ParsableArguments {
 
     /// The smoothing schedule these flags set.
     var smoothing: GaussNewtonSmoothing {
-        GaussNewtonSmoothing(iterations: gnSmoothing, scale: gnSmoothingScale, factor: gnSmoothingFactor)
+        GaussNewtonSmoothing(iterations: gnSmoothing, scale: gnSmoothingScale, factor: gnSmoothingFactor,
+                             holdsDamping: gnSmoothingDamping == .hold)
     }
 
     /// These settings written into `o`.
@@ -183,3 +186,10 @@ func requireCauchyObjective(_ model: PESVIModel, at path: String, flag: String) 
 }
 
 func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+/// `--gn-smoothing-damping`: what an accepted smoothed Gauss-Newton step does to λ
+/// (``GaussNewtonSmoothing/holdsDamping``).
+enum SmoothingDamping: String, ExpressibleByArgument, CaseIterable {
+    case hold
+    case lower
+}

@@ -216,7 +216,8 @@ public struct ComparisonOptions: Sendable {
             + (gaussNewtonSmoothing.isActive
                 ? "; a point's first \(gaussNewtonSmoothing.iterations) iterations work on the decoder with its ReLUs smoothed to "
                     + "softplus at temperature \(n(gaussNewtonSmoothing.scale)) × the spread of the point's pre-activations, "
-                    + "× \(n(gaussNewtonSmoothing.factor)) per iteration (a continuation; no early stop meanwhile)" : "")
+                    + "× \(n(gaussNewtonSmoothing.factor)) per iteration (a continuation; no early stop meanwhile"
+                    + (gaussNewtonSmoothing.holdsDamping ? ", and an accepted step keeps its damping" : "") + ")" : "")
             + (gaussNewtonKrylov > 0
                 ? "; each step solved in the span of the gradient, \(gaussNewtonKrylov - 1) curvature products of it and the "
                     + "point's last step (reconstruction objective)" : "")

@@ -30,11 +30,14 @@ import PESVIModels
         #expect(defaults.gaussNewtonSmoothing == .standard && GaussNewtonSmoothing.standard.isActive && defaults.gaussNewtonKrylov == 0)
         let off = try ComparisonFlags.parse(["--gn-smoothing", "0"]).options(common: try CommonOptions.parse([]))
         #expect(!off.gaussNewtonSmoothing.isActive)
+        #expect(defaults.gaussNewtonSmoothing.holdsDamping)
+        let lower = try ComparisonFlags.parse(["--gn-smoothing-damping", "lower"]).options(common: try CommonOptions.parse([]))
+        #expect(!lower.gaussNewtonSmoothing.holdsDamping && lower.gaussNewtonSmoothing.scale == GaussNewtonSmoothing.standard.scale)
         for bad in [["--gn-trials", "0"], ["--gn-max-steps=-1"], ["--gn-tolerance=-1"], ["--gn-tolerance", "nan"],
                     ["--gn-damping=-1"], ["--gn-damping", "inf"], ["--gn-acceptance", "1"], ["--gn-acceptance=-0.1"],
                     ["--gn-acceptance", "nan"], ["--gn-smoothing=-1"], ["--gn-smoothing-scale=-0.1"], ["--gn-smoothing-scale", "inf"],
                     ["--gn-smoothing-factor", "0"], ["--gn-smoothing-factor", "1.5"], ["--gn-smoothing-factor", "nan"],
-                    ["--gn-krylov=-1"]] {
+                    ["--gn-krylov=-1"], ["--gn-smoothing-damping", "halve"]] {
             #expect(throws: (any Error).self, "\(bad)") { try ComparisonFlags.parse(bad) }
             #expect(throws: (any Error).self, "infer \(bad)") { try InferCommand.parse(Self.inferWords + bad) }
         }

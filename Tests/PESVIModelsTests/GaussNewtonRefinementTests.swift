@@ -301,6 +301,63 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(previous.meanSteps < 10, "no point finished after the smoothing")
     }
 
+    /// ``GaussNewtonSmoothing/holdsDamping``: a point's second smoothed step, after an accepted
+    /// first, solves the damped system at the first step's λ when the schedule holds it, and at
+    /// λ/3 when it does not. The reference step is solved here in Double from the smoothed
+    /// linearization at the point's μ after one iteration, at the second iteration's
+    /// temperatures (computed here), with one trial per iteration and λ₀ = 1, where λ and λ/3
+    /// give steps far apart.
+    @Test(arguments: [true, false]) func smoothedStepsHoldOrLowerTheDamping(holds: Bool) {
+        let L = 4, d = 16, n = 24, lambda0 = 1.0
+        var rng = RandomGenerator(seed: 41)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch2, objective: .reconstruction, rng: &rng)
+        let net = decoder.network
+        let x = dataFrom(decoder, n: n, noise: 0.05, seed: 42)
+        let mu0 = rng.normalArray(count: n * L, std: 1.5)
+        let lv0 = [Float](repeating: -18, count: n * L)
+        let schedule = GaussNewtonSmoothing(iterations: 3, scale: 0.5, factor: 0.5, holdsDamping: holds)
+        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 8, damping: lambda0, acceptanceRatio: 0, smoothing: schedule)
+        let one = gn.refine(x, start: (mu0, lv0), maxSteps: 1, seed: 1)
+        let two = gn.refine(x, start: (mu0, lv0), maxSteps: 2, seed: 1)
+        let spreads = (0..<n).map { i in smoothedForwardDouble(net, (0..<L).map { Double(mu0[i * L + $0]) }, taus: [0]).spreads[0] }
+        let taus = spreads.map { Float(schedule.scale * schedule.factor * $0) }
+        let lin = gn.linearization(x, mu: one.mu, temperatures: taus)
+        func step(_ i: Int, lambda: Double) -> [Double] {
+            var a = (0..<(L * L)).map { Double(lin.hessian[i * L * L + $0]) }
+            for j in 0..<L { a[j * L + j] += lambda * a[j * L + j] + gn.absoluteDamping }
+            return solveLinearSystem(a, (0..<L).map { Double(lin.gradient[i * L + $0]) })
+        }
+        var compared = 0, worstHeld = 0.0, worstLowered = 0.0
+        for i in 0..<n {
+            let moved1 = (0..<L).contains { one.mu[i * L + $0] != mu0[i * L + $0] }
+            let moved2 = (0..<L).contains { two.mu[i * L + $0] != one.mu[i * L + $0] }
+            guard moved1 && moved2 else { continue }  // both trials accepted
+            compared += 1
+            let taken = (0..<L).map { Double(two.mu[i * L + $0]) - Double(one.mu[i * L + $0]) }
+            let held = step(i, lambda: lambda0), lowered = step(i, lambda: lambda0 / 3)
+            let scale = held.map(abs).max()! + lowered.map(abs).max()!
+            worstHeld = max(worstHeld, (0..<L).map { abs(taken[$0] - held[$0]) }.max()! / scale)
+            worstLowered = max(worstLowered, (0..<L).map { abs(taken[$0] - lowered[$0]) }.max()! / scale)
+        }
+        #expect(compared >= n / 2, "only \(compared) points accepted both steps")
+        if holds {
+            #expect(worstHeld < 1e-3, "held λ: the step differs by \(worstHeld)")
+            #expect(worstLowered > 0.05, "held and lowered λ give the same step (\(worstLowered)): the test cannot tell them apart")
+        } else {
+            #expect(worstLowered < 1e-3, "lowered λ: the step differs by \(worstLowered)")
+            #expect(worstHeld > 0.05, "held and lowered λ give the same step (\(worstHeld)): the test cannot tell them apart")
+        }
+    }
+
+    /// A schedule round-trips through JSON; one written before `holdsDamping` (no such key)
+    /// decodes with λ lowered, as it ran then.
+    @Test func smoothingScheduleDecodesOldAndNewJSON() throws {
+        let data = try JSONEncoder().encode(GaussNewtonSmoothing.standard)
+        #expect(try JSONDecoder().decode(GaussNewtonSmoothing.self, from: data) == .standard)
+        let old = try JSONDecoder().decode(GaussNewtonSmoothing.self, from: Data(#"{"iterations":4,"scale":0.3,"factor":0.5}"#.utf8))
+        #expect(old == GaussNewtonSmoothing(iterations: 4, scale: 0.3, factor: 0.5, holdsDamping: false))
+    }
+
     /// The Krylov solve's batched products against the dense linearization (itself checked
     /// against central differences above), plain and smoothed, Arch2 and Arch3: JᵀΛr is the
     /// same, H̃v = Jᵀ_h((J_h v)·G) is H̃ times v, and the projected M = QᵀH̃Q and b = Qᵀg of the
@@ -682,7 +739,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         let start = (rng.normalArray(count: n * L), [Float](repeating: 0, count: n * L))
         // Damping 3 makes every step partial, so several factorizations (λ = 3, 1, 1/3, …) are used.
         let shared = GaussNewtonRefinement(decoder: linear, chunkRows: 16, damping: 3, tolerance: 0, exactLinearStep: false)
-        let perPoint = GaussNewtonRefinement(decoder: relu, chunkRows: 16, damping: 3, tolerance: 0)
+        // No smoothing: the linear decoder has none, and a held λ would make the paths differ.
+        let perPoint = GaussNewtonRefinement(decoder: relu, chunkRows: 16, damping: 3, tolerance: 0, smoothing: .off)
         let a = shared.refine(x, start: start, maxSteps: 6, seed: 1)
         let r = perPoint.refine(x, start: start, maxSteps: 6, seed: 1)
         #expect(a.stepsPerPoint == r.stepsPerPoint && a.rejectedSteps == r.rejectedSteps)
