@@ -266,6 +266,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// G = W_L Λ W_Lᵀ (h × h) and the scratch W_L Λ (h × d).
     let gram: FloatBuffer
     let scaledLastWeights: FloatBuffer
+    /// F = W_L Λ^{1/2} (h × d), G = F·Fᵀ: the dense products' factor when d < h
+    /// (``denseProducts(_:count:workspace:)``).
+    let rootScaledLastWeights: FloatBuffer
     /// W_Lᵀ (d × h), so Λr·W_Lᵀ is a product with an untransposed right operand.
     let lastWeightsTransposed: FloatBuffer
     /// W₁ᵀ (h₁ × |z|; one element when the decoder is linear): row c is unit c's column of W₁,
@@ -310,6 +313,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let h = net.widths[net.layerCount - 1], d = net.outputWidth
         gram = FloatBuffer(count: h * h)
         scaledLastWeights = FloatBuffer(count: h * d)
+        rootScaledLastWeights = FloatBuffer(count: h * d)
         lastWeightsTransposed = FloatBuffer(count: h * d)
         firstWeightsTransposed = FloatBuffer(count: net.layerCount > 1 ? decoder.latent * net.widths[1] : 1)
         precision = FloatBuffer(count: d)
@@ -522,8 +526,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             }
         }
         let w = UnsafePointer(net.parameters.pointer + net.weightOffsets[net.layerCount - 1])
-        let wl = scaledLastWeights.pointer
-        for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c] } }
+        let wl = scaledLastWeights.pointer, wr = rootScaledLastWeights.pointer
+        for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c]; wr[a * d + c] = w[a * d + c] * prec[c].squareRoot() } }
         gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: wl, lda: d, b: w, ldb: d, beta: 0, c: gram.pointer, ldc: h)
     }
 
@@ -1126,19 +1130,26 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     }
 
     /// The dense paths' last products: with A (m·|z| × h, point k's ∂a_{L−1}/∂z rows at
-    /// k·|z|·h) given, T = A·G, u = Λr·W_Lᵀ and per point H̃ = T·Aᵀ and JᵀΛr = A·u, into
-    /// ws.hessian and ws.gradient.
+    /// k·|z|·h) given, u = Λr·W_Lᵀ, JᵀΛr = A·u per point and H̃ = A·G·Aᵀ per point, into
+    /// ws.hessian and ws.gradient. For d ≥ h as T = A·G, then H̃ = T·Aᵀ (|z|·h² + |z|²·h
+    /// multiply-adds a point); for d < h through the factor G = F·Fᵀ, F = W_L Λ^{1/2} (h × d):
+    /// C = A·F, then H̃ = C·Cᵀ (|z|·h·d + |z|²·d: half at h = 2d, digits |z| ≥ 64).
     func denseProducts(_ a: UnsafePointer<Float>, count m: Int, workspace ws: GaussNewtonWorkspace) {
         let net = decoder.network, layers = net.layerCount, L = decoder.latent, d = decoder.dataWidth
         let h = net.widths[layers - 1]
         let res = ws.residual.pointer, hess = ws.hessian.pointer, grad = ws.gradient.pointer
         let wLast = UnsafePointer(net.parameters.pointer) + net.weightOffsets[layers - 1]
         let tg = ws.timesGram.pointer, u = ws.projected.pointer
-        gemm(.none, .none, m: m * L, n: h, k: h, alpha: 1, a: a, lda: h, b: gram.pointer, ldb: h, beta: 0, c: tg, ldc: h)
+        let factored = d < h, w = factored ? d : h  // T (or C): m·|z| × w, in ws.timesGram
+        if factored {
+            gemm(.none, .none, m: m * L, n: d, k: h, alpha: 1, a: a, lda: h, b: rootScaledLastWeights.pointer, ldb: d, beta: 0, c: tg, ldc: d)
+        } else {
+            gemm(.none, .none, m: m * L, n: h, k: h, alpha: 1, a: a, lda: h, b: gram.pointer, ldb: h, beta: 0, c: tg, ldc: h)
+        }
         gemm(.none, .transpose, m: m, n: h, k: d, alpha: 1, a: res, lda: d, b: wLast, ldb: d, beta: 0, c: u, ldc: h)
         for k in 0..<m {
             let ak = a + k * L * h
-            gemm(.none, .transpose, m: L, n: L, k: h, alpha: 1, a: tg + k * L * h, lda: h, b: ak, ldb: h,
+            gemm(.none, .transpose, m: L, n: L, k: w, alpha: 1, a: tg + k * L * w, lda: w, b: factored ? UnsafePointer(tg + k * L * w) : ak, ldb: w,
                  beta: 0, c: hess + k * L * L, ldc: L)
             gemm(.none, .none, m: L, n: 1, k: h, alpha: 1, a: ak, lda: h, b: u + k * h, ldb: 1,
                  beta: 0, c: grad + k * L, ldc: 1)

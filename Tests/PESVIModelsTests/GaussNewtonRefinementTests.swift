@@ -199,10 +199,11 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
 
     /// With smoothed hidden layers (``GaussNewtonSmoothing``; each point its own temperatures,
     /// one point at τ = 0, i.e. its ReLU): H̃ = JᵀΛJ, JᵀΛr and P(μ) of the smoothed decoder match
-    /// J from central differences of it in Double, for Arch2 and Arch3 and both objectives.
-    @Test(arguments: [Architecture.arch2, .arch3])
-    func smoothedJacobianProductsMatchFiniteDifferences(_ arch: Architecture) {
-        let L = 6, d = 15, n = 20
+    /// J from central differences of it in Double, for Arch2 and Arch3 and both objectives; with
+    /// d = 15 ≥ h = 12 (H̃ = (A·G)·Aᵀ) and d = 7 < h (H̃ = C·Cᵀ, C = A·W_L Λ^{1/2}).
+    @Test(arguments: [Architecture.arch2, .arch3], [15, 7])
+    func smoothedJacobianProductsMatchFiniteDifferences(_ arch: Architecture, dataWidth d: Int) {
+        let L = 6, n = 20
         var rng = RandomGenerator(seed: 23)
         let net = DenseNetwork(widths: arch.decoderWidths(latent: L, data: d), rng: &rng)
         let hidden = net.layerCount - 1
