@@ -6,14 +6,16 @@ import numpy as np
 
 def load_model(model):
     """(decoder, pseudo_encoder, x, config): each network a list of (W, b) with W in x inputs,
-    out outputs order (rows multiply from the left), x the model's test rows standardized."""
+    out outputs order (rows multiply from the left), x the model's test rows standardized (its
+    validation rows when the environment sets PESVI_PROBE_ROWS=validation)."""
     raw = open(model + "/model.safetensors", "rb").read()
     n = struct.unpack("<Q", raw[:8])[0]
     header = json.loads(raw[8:8 + n])
     tensors = {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype=np.float32)
                .reshape(v["shape"]).astype(np.float64) for k, v in header.items() if k != "__metadata__"}
     config = json.load(open(model + "/config.json"))
-    x = (np.load(model + "/test.npy").astype(np.float64) - np.array(config["standardizer"]["means"])) \
+    rows = __import__('os').environ.get("PESVI_PROBE_ROWS", "test")
+    x = (np.load(model + f"/{rows}.npy").astype(np.float64) - np.array(config["standardizer"]["means"])) \
         / np.array(config["standardizer"]["stds"])
 
     def layers(prefix):

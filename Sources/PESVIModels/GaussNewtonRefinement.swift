@@ -66,7 +66,7 @@ public struct GaussNewtonSmoothing: Sendable, Equatable, Codable {
     /// Whether a point's damping λ stays as it is when a smoothed iteration's trial is
     /// accepted (true), instead of falling to λ/3 as on the ReLU decoder. Each smoothed
     /// iteration works on a sharper objective than the one before (the temperature falls), so a
-    /// λ lowered on the last one overshoots on this one: with it lowered, a third to a half of
+    /// λ lowered on the last one overshoots on this one: with it lowered, a fifth to a half of
     /// the smoothed trials on the digits models were rejected (`docs/RESULTS.md`, twenty-first
     /// session). A rejection raises λ (×4) in either case.
     public var holdsDamping: Bool
@@ -149,7 +149,8 @@ public struct GaussNewtonSmoothing: Sendable, Equatable, Codable {
 /// reach SVI instead of 2.9, `docs/RESULTS.md`). The test is skipped for a step predicted to
 /// gain less than `tolerance` (relative to P), where ρ is mostly rounding. Since σ′ minimizes S at the current curvature,
 /// an accepted trial also lowers P + S (S evaluated with the H̃ of the iteration's μ). On
-/// acceptance λ ← max(λ/3, λ_min) (never raised by that floor); on rejection μ and log σ²
+/// acceptance λ ← max(λ/3, λ_min) (never raised by that floor; kept as it is after a smoothed
+/// iteration, see ``GaussNewtonSmoothing/holdsDamping``); on rejection μ and log σ²
 /// stay bit-for-bit as they were, λ ← 4λ, and the point retries next iteration (or at once). A point is
 /// finished — never touched or evaluated again — when an accepted step improved P + S by
 /// less than `tolerance` relative to its value before the step, when λ exceeds
