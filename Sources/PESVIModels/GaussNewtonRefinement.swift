@@ -894,6 +894,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// reading the lane matrix (64 bytes an element; 1 MB at |z| = 128, in L2); the upper layout
     /// read each term n·64 bytes after the last, a new 4 KiB page at |z| ≥ 64
     /// (docs/BENCHMARKS.md, twentieth session).
+    /// −v as a sign flip, (−0) − v: exact for every v (zeros included), which the compiler folds
+    /// into a fused negative multiply-add. The SIMD types' prefix minus is 0 − v (+0 for v = +0),
+    /// which it cannot fold, so each use cost a subtraction beside the fused multiply-add.
+    @inline(__always) static func negated(_ v: SIMD8<Double>) -> SIMD8<Double> { SIMD8<Double>(repeating: -0.0) - v }
+
     static func choleskyFactorLanes(_ a: UnsafeMutablePointer<SIMD8<Double>>, n: Int, pivotTolerance: SIMD8<Double>) {
         let zero = SIMD8<Double>(repeating: 0), infinity = SIMD8<Double>(repeating: .infinity)
         /// Writes column j's pivot from its reduced diagonal s; returns which lanes are
@@ -908,7 +913,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         while j < n {
             let rj = UnsafePointer(a + j * n)
             var s = rj[j]
-            for i in 0..<j { s = s.addingProduct(-rj[i], rj[i]) }
+            for i in 0..<j { s = s.addingProduct(negated(rj[i]), rj[i]) }
             let (okJ, invJ) = pivot(j, s)
             if j + 1 == n { break }
             // Row r's elements in columns j and j + 1 less their terms i < j, in order.
@@ -917,7 +922,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 var c = r[j], d = r[j + 1]
                 for i in 0..<j {
                     let u = r[i]
-                    c = c.addingProduct(-rj[i], u); d = d.addingProduct(-rn[i], u)
+                    c = c.addingProduct(negated(rj[i]), u); d = d.addingProduct(negated(rn[i]), u)
                 }
                 return (c, d)
             }
@@ -925,7 +930,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             let (c, d) = reduced(row: rn)
             let below = zero.replacing(with: c * invJ, where: okJ)
             a[(j + 1) * n + j] = below
-            let f = -below
+            let f = negated(below)
             let (okN, invN) = pivot(j + 1, d.addingProduct(f, below))
             // Rows k > j + 1, two at a time: both columns' elements, scaled in registers.
             var k = j + 2
@@ -933,7 +938,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 let r0 = a + k * n, r1 = r0 + n
                 var c0 = r0[j], c1 = r1[j], d0 = r0[j + 1], d1 = r1[j + 1]
                 for i in 0..<j {
-                    let p = -rj[i], q = -rn[i], u0 = r0[i], u1 = r1[i]
+                    let p = negated(rj[i]), q = negated(rn[i]), u0 = r0[i], u1 = r1[i]
                     c0 = c0.addingProduct(p, u0); c1 = c1.addingProduct(p, u1)
                     d0 = d0.addingProduct(q, u0); d1 = d1.addingProduct(q, u1)
                 }
@@ -966,14 +971,14 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         for j in 0..<n {
             let rj = u + j * n
             var acc = b[j]
-            for i in 0..<j { acc = acc.addingProduct(-b[i], rj[i]) }
+            for i in 0..<j { acc = acc.addingProduct(negated(b[i]), rj[i]) }
             b[j] = (acc / rj[j]).replacing(with: zero, where: rj[j] .== zero)
         }
         for i in stride(from: n - 1, through: 0, by: -1) {
             let ri = u + i * n
             let x = (b[i] / ri[i]).replacing(with: zero, where: ri[i] .== zero)
             b[i] = x
-            let f = -x
+            let f = negated(x)
             for j in 0..<i { b[j] = b[j].addingProduct(f, ri[j]) }
         }
     }
