@@ -92,8 +92,8 @@ public struct GaussNewtonSmoothing: Sendable, Equatable, Codable {
     public static let off = GaussNewtonSmoothing(iterations: 0, scale: 0, factor: 1)
     /// The default: K = 4, c = 0.4, f = 0.5, λ held through the smoothed iterations. (Until the
     /// twenty-first session c = 0.3 with λ lowered on every accepted step; with λ held, c = 0.4
-    /// measured at or below both on the digits models' validation rows after four iterations,
-    /// where c = 0.3 fell behind at |z| = 64 Arch3, `docs/RESULTS.md`.)
+    /// ended below that on all eight digits models' validation rows after four iterations, where
+    /// c = 0.3 with λ held ended above it after eight on five of them, `docs/RESULTS.md`.)
     public static let standard = GaussNewtonSmoothing(iterations: 4, scale: 0.4, factor: 0.5)
 
     /// Whether any iteration is smoothed.
@@ -879,6 +879,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         }
     }
 
+    /// −v as a sign flip, (−0) − v: exact for every v (zeros included), which the compiler folds
+    /// into a fused negative multiply-add. The SIMD types' prefix minus is 0 − v (+0 for v = +0),
+    /// which it cannot fold, so each use cost a subtraction beside the fused multiply-add.
+    @inline(__always) static func negated(_ v: SIMD8<Double>) -> SIMD8<Double> { SIMD8<Double>(repeating: -0.0) - v }
+
     /// ``choleskyFactor(_:n:pivotTolerance:)`` on eight systems at once, one per lane, stored
     /// transposed: the lower triangle of `a` (n × n row-major) holds A on entry and L = Uᵀ on
     /// return (L[k, j] = U[j, k] at a[k·n + j], k ≥ j; the strict upper triangle is not read).
@@ -894,11 +899,6 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// reading the lane matrix (64 bytes an element; 1 MB at |z| = 128, in L2); the upper layout
     /// read each term n·64 bytes after the last, a new 4 KiB page at |z| ≥ 64
     /// (docs/BENCHMARKS.md, twentieth session).
-    /// −v as a sign flip, (−0) − v: exact for every v (zeros included), which the compiler folds
-    /// into a fused negative multiply-add. The SIMD types' prefix minus is 0 − v (+0 for v = +0),
-    /// which it cannot fold, so each use cost a subtraction beside the fused multiply-add.
-    @inline(__always) static func negated(_ v: SIMD8<Double>) -> SIMD8<Double> { SIMD8<Double>(repeating: -0.0) - v }
-
     static func choleskyFactorLanes(_ a: UnsafeMutablePointer<SIMD8<Double>>, n: Int, pivotTolerance: SIMD8<Double>) {
         let zero = SIMD8<Double>(repeating: 0), infinity = SIMD8<Double>(repeating: .infinity)
         /// Writes column j's pivot from its reduced diagonal s; returns which lanes are
