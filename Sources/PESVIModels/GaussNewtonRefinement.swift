@@ -270,6 +270,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// F = W_L Λ^{1/2} (h × d), G = F·Fᵀ: the dense products' factor when d < h
     /// (``denseProducts(_:count:workspace:)``).
     let rootScaledLastWeights: FloatBuffer
+    /// Whether the dense products go through F (a ReLU decoder with d < h).
+    let usesGramFactor: Bool
     /// W_Lᵀ (d × h), so Λr·W_Lᵀ is a product with an untransposed right operand.
     let lastWeightsTransposed: FloatBuffer
     /// W₁ᵀ (h₁ × |z|; one element when the decoder is linear): row c is unit c's column of W₁,
@@ -314,7 +316,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let h = net.widths[net.layerCount - 1], d = net.outputWidth
         gram = FloatBuffer(count: h * h)
         scaledLastWeights = FloatBuffer(count: h * d)
-        rootScaledLastWeights = FloatBuffer(count: h * d)
+        usesGramFactor = net.layerCount > 1 && d < h
+        rootScaledLastWeights = FloatBuffer(count: usesGramFactor ? h * d : 1)
         lastWeightsTransposed = FloatBuffer(count: h * d)
         firstWeightsTransposed = FloatBuffer(count: net.layerCount > 1 ? decoder.latent * net.widths[1] : 1)
         precision = FloatBuffer(count: d)
@@ -513,7 +516,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         for ws in workspaces { ws.forgetFactors() }  // G changed: cached factors are stale
     }
 
-    /// Λ and G = W_L Λ W_Lᵀ alone (what the exact linear step needs).
+    /// Λ and G = W_L Λ W_Lᵀ alone (what the exact linear step needs), and where d < h (ReLU
+    /// decoders) its factor F = W_L Λ^{1/2}.
     func prepareGram() {
         let net = decoder.network, d = net.outputWidth, h = net.widths[net.layerCount - 1]
         let prec = precision.pointer
@@ -527,9 +531,16 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             }
         }
         let w = UnsafePointer(net.parameters.pointer + net.weightOffsets[net.layerCount - 1])
-        let wl = scaledLastWeights.pointer, wr = rootScaledLastWeights.pointer
-        for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c]; wr[a * d + c] = w[a * d + c] * prec[c].squareRoot() } }
+        let wl = scaledLastWeights.pointer
+        for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c] } }
         gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: wl, lda: d, b: w, ldb: d, beta: 0, c: gram.pointer, ldc: h)
+        if usesGramFactor {
+            let wr = rootScaledLastWeights.pointer
+            for c in 0..<d {
+                let root = prec[c].squareRoot()
+                for a in 0..<h { wr[a * d + c] = w[a * d + c] * root }
+            }
+        }
     }
 
     /// Rows per chunk for an iteration over `points` points still going: at most `chunkRows`,
@@ -1146,7 +1157,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let res = ws.residual.pointer, hess = ws.hessian.pointer, grad = ws.gradient.pointer
         let wLast = UnsafePointer(net.parameters.pointer) + net.weightOffsets[layers - 1]
         let tg = ws.timesGram.pointer, u = ws.projected.pointer
-        let factored = d < h, w = factored ? d : h  // T (or C): m·|z| × w, in ws.timesGram
+        let factored = usesGramFactor, w = factored ? d : h  // T (or C): m·|z| × w, in ws.timesGram
         if factored {
             gemm(.none, .none, m: m * L, n: d, k: h, alpha: 1, a: a, lda: h, b: rootScaledLastWeights.pointer, ldb: d, beta: 0, c: tg, ldc: d)
         } else {
