@@ -12,7 +12,7 @@ package.
 """
 import sys, numpy as np
 sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
-from pesvi_numpy import Probe
+from pesvi_numpy import Probe, exact_solver, schedule
 probe = Probe(sys.argv)
 L, shares = probe.L, []
 
@@ -34,15 +34,11 @@ def compact_fwd(z, taus):
 
 
 probe.fwd = compact_fwd
-def exact(g, H, last):
-    return lambda lam: np.linalg.solve(H + lam * np.diag(np.diag(H)) + 1e-9 * np.eye(L), g)
 print(f"{probe.model} [compact smoothing]: start {probe.P(probe.mu0).mean():.6f} SVI {probe.svi} level {1.01 * probe.svi:.6f}")
 for cfg in probe.configs:
-    fields = cfg.split(','); c, f, k = float(fields[0]), float(fields[1]), int(fields[2])
-    lam0 = float(fields[3]) if len(fields) > 3 else 1e-3
-    hold = fields[4] != '0' if len(fields) > 4 else True
+    c, f, k, lam0, hold = schedule(cfg)
     shares.clear()
-    first, at, curve, ms = probe.lm(c, f, k, lam0, exact, hold=hold)
+    first, at, curve, ms = probe.lm(c, f, k, lam0, exact_solver(L), hold=hold)
     active = " ".join(("S" if s else "R") + "/".join(f"{v:.2f}" for v in r) for s, r in shares)
     print(f"  c={c} f={f} K={k} lambda0={lam0:g} hold={int(hold)}: reaches {first}; run steps {ms:.2f}: "
           + " ".join(f"{v:.5f}" for v in curve) + " | units passing: " + active, flush=True)

@@ -115,6 +115,20 @@ def smoothed_jacobian(decoder, z, taus):
     return v, np.transpose(A, (0, 2, 1))
 
 
+def exact_solver(L):
+    """PE-SVI-GN's exact damped solve (Marquardt damping on diag H, 1e-9 absolute) as a probe
+    step solver: (g, H, last) -> solve(lam) -> the step."""
+    return lambda g, H, last: (lambda lam: np.linalg.solve(H + lam * np.diag(np.diag(H)) + 1e-9 * np.eye(L), g))
+
+
+def schedule(cfg):
+    """(c, f, K, lambda0, hold) from a probe's schedule field c,f,K[,lambda0[,hold]] (lambda0
+    1e-3 and hold 1 by default, PE-SVI-GN's)."""
+    fields = cfg.split(',')
+    return (float(fields[0]), float(fields[1]), int(fields[2]), float(fields[3]) if len(fields) > 3 else 1e-3,
+            fields[4] != '0' if len(fields) > 4 else True)
+
+
 class Probe:
     """The shared set-up of the LM probe scripts, from their command line
     MODEL_DIR SVI_RECONSTRUCTION ITERATIONS CONFIG...: the model, the pseudo-encoder's mean mu0

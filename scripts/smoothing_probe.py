@@ -22,21 +22,14 @@ with 0). Not part of the package.
 """
 import sys, numpy as np
 sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
-from pesvi_numpy import Probe
+from pesvi_numpy import Probe, exact_solver, schedule
 probe = Probe(sys.argv)
 model, svi, iters, configs = probe.model, probe.svi, probe.iters, probe.configs
 x, L, d, mu0, scales, fwd, P = probe.x, probe.L, probe.d, probe.mu0, probe.scales, probe.fwd, probe.P
-def exact(g, H, last):
-    """The exact damped solve (Marquardt damping on diag H)."""
-    return lambda lam: np.linalg.solve(H + lam * np.diag(np.diag(H)) + 1e-9 * np.eye(L), g)
-def lm(c, f, k, iters, lam0=1e-3, hold=True):
-    first, at, curve, ms = probe.lm(c, f, k, lam0, exact, hold=hold)
-    return (None if first is None else (first, at)), curve, ms
 print(f"{model}: start {P(mu0).mean():.6f} SVI {svi} level {1.01*svi:.6f}")
 for cfg in configs:
-    fields = cfg.split(','); c, f, k = float(fields[0]), float(fields[1]), int(fields[2])
-    lam0 = float(fields[3]) if len(fields) > 3 else 1e-3
-    hold = fields[4] != '0' if len(fields) > 4 else True
-    first, curve, ms = lm(c, f, k, iters, lam0=lam0, hold=hold)
+    c, f, k, lam0, hold = schedule(cfg)
+    reached, at, curve, ms = probe.lm(c, f, k, lam0, exact_solver(L), hold=hold)
+    first = None if reached is None else (reached, at)
     print(f"  c={c} f={f} relu@{k} lambda0={lam0:g} hold={int(hold)}: reaches (iter, mean steps) {first}; run steps {ms:.2f}: " + " ".join(f"{v:.5f}" for v in curve)
           + " | rejected trials per point: " + " ".join(f"{v:.2f}" for v in probe.rejected), flush=True)
