@@ -272,6 +272,19 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     let rootScaledLastWeights: FloatBuffer
     /// Whether the dense products go through F (a ReLU decoder with d < h).
     let usesGramFactor: Bool
+    /// Whether F is formed: a ReLU decoder with d < h (``usesGramFactor``) or d < |z| (the
+    /// data-space solve's C = A·F).
+    let formsRootFactor: Bool
+    /// Solve a ReLU decoder's damped systems through the data space where d < |z|
+    /// (``solveInDataSpace(gradient:pendingCount:beta:state:workspace:)``: d × d systems
+    /// instead of |z| × |z|, and H̃ never formed). Tests turn it off to compare with the primal solve.
+    var dataSpaceSolve = true
+    /// Whether this refinement's trials solve through the data space: ``dataSpaceSolve``, a ReLU
+    /// decoder with d < |z| ≤ the lanes' limit, and the exact (not Krylov) solve.
+    var solvesInDataSpace: Bool {
+        dataSpaceSolve && decoder.network.layerCount > 1 && decoder.dataWidth < decoder.latent && krylovDimension == 0
+            && decoder.latent <= min(laneLatentLimit, GaussNewtonWorkspace.laneLatentLimit)
+    }
     /// W_Lᵀ (d × h), so Λr·W_Lᵀ is a product with an untransposed right operand.
     let lastWeightsTransposed: FloatBuffer
     /// W₁ᵀ (h₁ × |z|; one element when the decoder is linear): row c is unit c's column of W₁,
@@ -317,7 +330,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         gram = FloatBuffer(count: h * h)
         scaledLastWeights = FloatBuffer(count: h * d)
         usesGramFactor = net.layerCount > 1 && d < h
-        rootScaledLastWeights = FloatBuffer(count: usesGramFactor ? h * d : 1)
+        formsRootFactor = net.layerCount > 1 && (d < h || d < decoder.latent)
+        rootScaledLastWeights = FloatBuffer(count: formsRootFactor ? h * d : 1)
         lastWeightsTransposed = FloatBuffer(count: h * d)
         firstWeightsTransposed = FloatBuffer(count: net.layerCount > 1 ? decoder.latent * net.widths[1] : 1)
         precision = FloatBuffer(count: d)
@@ -484,6 +498,18 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 linearizeChunk(x, mu: mp.baseAddress!, count: m, workspace: ws, smoothed: temperatures != nil)
                 if decoder.network.layerCount == 1 {
                     for _ in 0..<m { hess.append(contentsOf: UnsafeBufferPointer(start: gram.pointer, count: L * L)) }
+                } else if solvesInDataSpace {
+                    // Only C (and H̃'s diagonal) was formed: H̃ = C·Cᵀ, summed in Double.
+                    let d = decoder.dataWidth, c = ws.timesGram.pointer
+                    for k in 0..<m {
+                        for i in 0..<L {
+                            for j in 0..<L {
+                                var v = 0.0
+                                for e in 0..<d { v += Double(c[(k * L + i) * d + e]) * Double(c[(k * L + j) * d + e]) }
+                                hess.append(Float(v))
+                            }
+                        }
+                    }
                 } else {
                     hess.append(contentsOf: UnsafeBufferPointer(start: ws.hessian.pointer, count: m * L * L))
                 }
@@ -534,7 +560,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let wl = scaledLastWeights.pointer
         for a in 0..<h { for c in 0..<d { wl[a * d + c] = w[a * d + c] * prec[c] } }
         gemm(.none, .transpose, m: h, n: h, k: d, alpha: 1, a: wl, lda: d, b: w, ldb: d, beta: 0, c: gram.pointer, ldc: h)
-        if usesGramFactor {
+        if formsRootFactor {
             let wr = rootScaledLastWeights.pointer
             for c in 0..<d {
                 let root = prec[c].squareRoot()
@@ -613,6 +639,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let hessianStride = linear ? 0 : L * L
         let grad = ws.gradient.pointer
         let sharedFinite = !linear || Elementwise.allFinite(hess, count: L * L)
+        // The data-space solve reads C (|z| × d per point, in ws.timesGram) and H̃'s diagonal.
+        let dataSpace = !linear && !krylov && solvesInDataSpace
+        @inline(__always) func finiteCurvature(_ k: Int) -> Bool {
+            if linear || krylov { return true }
+            if dataSpace { return Elementwise.allFinite(ws.timesGram.pointer + k * L * d, count: L * d) }
+            return Elementwise.allFinite(hess + k * L * L, count: L * L)
+        }
 
         // 3. Per point: skip non-finite linearizations; the rest are pending a trial.
         let sys = ws.system, pending = ws.pending
@@ -622,8 +655,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         for k in 0..<m {
             let i = idx[k]
             st.steps[i] += 1
-            if !sharedFinite || (!linear && !krylov && !Elementwise.allFinite(hess + k * L * L, count: L * L))
-                || !Elementwise.allFinite(grad + k * L, count: L) {
+            if !sharedFinite || !finiteCurvature(k) || !Elementwise.allFinite(grad + k * L, count: L) {
                 st.finished[i] = true
                 continue
             }
@@ -642,6 +674,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 solveInKrylovSubspace(pendingCount: pendingCount, perD: perD, state: st, workspace: ws, krylov: kw)
             } else if linear {
                 solveShared(hess, gradient: grad, pendingCount: pendingCount, beta: beta, state: st, workspace: ws)
+            } else if dataSpace {
+                solveInDataSpace(gradient: grad, pendingCount: pendingCount, beta: beta, state: st, workspace: ws)
             } else if L <= min(laneLatentLimit, GaussNewtonWorkspace.laneLatentLimit) {
                 solveInLanes(hess, gradient: grad, pendingCount: pendingCount, beta: beta, state: st, workspace: ws)
             } else {
@@ -890,6 +924,133 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         }
     }
 
+    /// δ for pending points 0..<pendingCount (row q of ws.deltas) through the data space, for
+    /// a ReLU decoder with d < |z| (``solvesInDataSpace``), eight points at a time in SIMD lanes.
+    /// With C = JᵀΛ^{1/2} (|z| × d, in ws.timesGram from the Jacobian products), H̃ = C·Cᵀ and
+    /// the damped system's diagonal remainder E = βI + λ·diag(H̃ + βI) + λ₀·I (positive), the
+    /// system (E + C·Cᵀ) δ = g̃ is solved by the Woodbury identity:
+    ///     (I_d + K) y = Cᵀ E⁻¹ g̃,  K = Cᵀ E⁻¹ C = C̃ᵀC̃ (C̃ = E^{−1/2} C),  δ = E⁻¹ (g̃ − C y).
+    /// A d × d system instead of |z| × |z|: per trial |z|·d² multiply-adds for K (packed gemm,
+    /// Float, as H̃ is in the primal solve) and d³/6 for the factor (Double, lanes), against the
+    /// primal |z|²·d for H̃ per linearization and |z|³/6 per trial. I + K has every eigenvalue
+    /// ≥ 1, so no pivot freezes in exact arithmetic; a coordinate with H̃ⱼⱼ = 0 has a zero row
+    /// of C and gets δⱼ = g̃ⱼ/Eⱼⱼ, which is 0 for the reconstruction objective (there g̃ⱼ = 0) —
+    /// the primal solve's frozen coordinate. Same δ as the primal solve up to rounding (tested).
+    func solveInDataSpace(gradient grad: UnsafePointer<Float>, pendingCount: Int, beta: Double,
+                          state st: PointState, workspace ws: GaussNewtonWorkspace) {
+        let L = decoder.latent, d = decoder.dataWidth, W = GaussNewtonWorkspace.lanes
+        let pending = ws.pending, idx = ws.index, z = ws.z.pointer, deltas = ws.deltas
+        let a = ws.laneSystem, b = ws.laneRightHandSide, saved = ws.laneSaved, correction = ws.laneCorrection
+        let c = UnsafePointer(ws.timesGram.pointer), hess = UnsafePointer(ws.hessian.pointer)
+        let scaled = ws.dataSpaceScaled.pointer, grams = ws.dataSpaceGrams.pointer
+        let remainders = ws.dataSpaceRemainders, work = ws.dataSpaceReduced, v = ws.dataSpaceVector
+        let zero = SIMD8<Double>(repeating: 0)
+        var q0 = 0
+        while q0 < pendingCount {
+            let g = min(W, pendingCount - q0)
+            @inline(__always) func point(_ p: Int) -> Int { pending[q0 + (p < g ? p : 0)] }
+            for p in 0..<W {
+                let k = point(p), lam = st.damping[idx[k]]
+                let ck = c + k * L * d, hk = hess + k * L * L, gk = grad + k * L, zk = z + k * L, ep = remainders + p * L
+                // E, E⁻¹g̃ and C̃ = E^{−1/2} C; then K = C̃ᵀC̃ into lane p's Gram and Cᵀ E⁻¹ g̃ into b.
+                for j in 0..<L {
+                    let e = dampingRemainder(hk[j * L + j], damping: lam, beta: beta)
+                    ep[j] = e
+                    work[j] = reducedGradient(gk[j], zk[j], beta: beta) / e
+                    let root = Float((1 / e).squareRoot()), row = scaled + j * d, src = ck + j * d
+                    for t in 0..<d { row[t] = src[t] * root }
+                }
+                gemm(.transpose, .none, m: d, n: d, k: L, alpha: 1, a: scaled, lda: d, b: scaled, ldb: d, beta: 0,
+                     c: grams + p * d * d, ldc: d)
+                GaussNewtonRefinement.transposedProduct(ck, rows: L, columns: d, weights: work, into: v)
+                for t in 0..<d { b[t][p] = v[t] }
+            }
+            let k0 = UnsafePointer(grams), k1 = k0 + d * d, k2 = k1 + d * d, k3 = k2 + d * d
+            let k4 = k3 + d * d, k5 = k4 + d * d, k6 = k5 + d * d, k7 = k6 + d * d
+            var maxDiag = zero
+            for r in 0..<d {
+                let o = r * d
+                for col in (r + 1)..<d {
+                    let e = o + col
+                    a[col * d + r] = SIMD8<Double>(SIMD8<Float>(k0[e], k1[e], k2[e], k3[e], k4[e], k5[e], k6[e], k7[e]))
+                }
+                let e = o + r
+                let diag = 1 + SIMD8<Double>(SIMD8<Float>(k0[e], k1[e], k2[e], k3[e], k4[e], k5[e], k6[e], k7[e]))
+                a[r * d + r] = diag
+                maxDiag = pointwiseMax(maxDiag, diag)
+            }
+            GaussNewtonRefinement.choleskyFactorLanes(a, n: d, pivotTolerance: GaussNewtonRefinement.relativePivotTolerance * maxDiag)
+            saved.update(from: b, count: d)
+            GaussNewtonRefinement.choleskySubstituteLanes(a, b, n: d)
+            // Iterative refinement against K in Double: the residual Cᵀ E⁻¹ g̃ − (I + K) y with
+            // K y = Cᵀ E⁻¹ (C y) formed from C, solved with the Float K's factor, added to y.
+            for _ in 0..<Self.dataSpaceRefinements {
+                for p in 0..<W {
+                    guard p < g else { for t in 0..<d { correction[t][p] = 0 }; continue }
+                    let k = point(p), ck = c + k * L * d, ep = remainders + p * L
+                    for t in 0..<d { v[t] = b[t][p] }
+                    for j in 0..<L { work[j] = GaussNewtonRefinement.dot(ck + j * d, v, count: d) / ep[j] }
+                    GaussNewtonRefinement.transposedProduct(ck, rows: L, columns: d, weights: work, into: v)
+                    for t in 0..<d { correction[t][p] = saved[t][p] - b[t][p] - v[t] }
+                }
+                GaussNewtonRefinement.choleskySubstituteLanes(a, correction, n: d)
+                for t in 0..<d { b[t] += correction[t] }
+            }
+            // δ = E⁻¹ (g̃ − C y), lane by lane.
+            for p in 0..<g {
+                let k = point(p), ck = c + k * L * d, gk = grad + k * L, zk = z + k * L, ep = remainders + p * L
+                for t in 0..<d { v[t] = b[t][p] }
+                let dq = deltas + (q0 + p) * L
+                for j in 0..<L {
+                    let cy = GaussNewtonRefinement.dot(ck + j * d, v, count: d)
+                    dq[j] = (reducedGradient(gk[j], zk[j], beta: beta) - cy) / ep[j]
+                }
+            }
+            q0 += g
+        }
+    }
+
+    /// Steps of iterative refinement in the data-space solve: K is formed in Float (as H̃ is for
+    /// the primal solve), which at small λ costs the solution most of its digits; each step
+    /// takes the residual against K applied in Double through C and solves for it with the same
+    /// factor (error × κ·ε_Float per step; tested against the system solved in Double).
+    static let dataSpaceRefinements = 1
+
+    /// v[t] = Σⱼ c[j·columns + t]·w[j] (Cᵀw for C rows × columns in Float, w and v in Double).
+    static func transposedProduct(_ c: UnsafePointer<Float>, rows: Int, columns d: Int, weights w: UnsafePointer<Double>,
+                                  into v: UnsafeMutablePointer<Double>) {
+        v.update(repeating: 0, count: d)
+        let vr = UnsafeMutableRawPointer(v)
+        for j in 0..<rows {
+            let row = c + j * d, wj = w[j], wv = SIMD8<Double>(repeating: wj)
+            let rr = UnsafeRawPointer(row)
+            var t = 0
+            while t + 8 <= d {
+                let x = SIMD8<Double>(rr.loadUnaligned(fromByteOffset: t * 4, as: SIMD8<Float>.self))
+                let o = t * 8
+                vr.storeBytes(of: vr.loadUnaligned(fromByteOffset: o, as: SIMD8<Double>.self).addingProduct(x, wv), toByteOffset: o, as: SIMD8<Double>.self)
+                t += 8
+            }
+            while t < d { v[t] = v[t].addingProduct(Double(row[t]), wj); t += 1 }
+        }
+    }
+
+    /// Σₜ c[t]·y[t] with c in Float and y in Double, summed in Double.
+    @inline(__always)
+    static func dot(_ c: UnsafePointer<Float>, _ y: UnsafePointer<Double>, count d: Int) -> Double {
+        let cr = UnsafeRawPointer(c), yr = UnsafeRawPointer(y)
+        var acc = SIMD8<Double>()
+        var t = 0
+        while t + 8 <= d {
+            acc = acc.addingProduct(SIMD8<Double>(cr.loadUnaligned(fromByteOffset: t * 4, as: SIMD8<Float>.self)),
+                                    yr.loadUnaligned(fromByteOffset: t * 8, as: SIMD8<Double>.self))
+            t += 8
+        }
+        var s = acc.sum()
+        while t < d { s = s.addingProduct(Double(c[t]), y[t]); t += 1 }
+        return s
+    }
+
     /// −v as a sign flip, (−0) − v: exact for every v (zeros included), which the compiler folds
     /// into a fused negative multiply-add. The SIMD types' prefix minus is 0 − v (+0 for v = +0),
     /// which it cannot fold, so each use cost a subtraction beside the fused multiply-add.
@@ -1016,6 +1177,12 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     func dampedDiagonal(_ h: Float, damping lam: Double, beta: Double) -> Double {
         let hd = Double(h) + beta
         return hd + lam * hd + absoluteDamping
+    }
+
+    /// The damped system's diagonal less H̃ⱼⱼ: β + λ·(H̃ⱼⱼ + β) + λ₀ (E of the data-space solve).
+    @inline(__always)
+    func dampingRemainder(_ h: Float, damping lam: Double, beta: Double) -> Double {
+        beta + lam * (Double(h) + beta) + absoluteDamping
     }
 
     /// The decrease of P that the damped quadratic model predicts for the step δ solving
@@ -1157,7 +1324,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let res = ws.residual.pointer, hess = ws.hessian.pointer, grad = ws.gradient.pointer
         let wLast = UnsafePointer(net.parameters.pointer) + net.weightOffsets[layers - 1]
         let tg = ws.timesGram.pointer, u = ws.projected.pointer
-        let factored = usesGramFactor, w = factored ? d : h  // T (or C): m·|z| × w, in ws.timesGram
+        // T (or C): m·|z| × w, in ws.timesGram. The data-space solve reads C and H̃'s diagonal only.
+        let dataSpace = solvesInDataSpace, factored = usesGramFactor || dataSpace, w = factored ? d : h
         if factored {
             gemm(.none, .none, m: m * L, n: d, k: h, alpha: 1, a: a, lda: h, b: rootScaledLastWeights.pointer, ldb: d, beta: 0, c: tg, ldc: d)
         } else {
@@ -1166,11 +1334,23 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         gemm(.none, .transpose, m: m, n: h, k: d, alpha: 1, a: res, lda: d, b: wLast, ldb: d, beta: 0, c: u, ldc: h)
         for k in 0..<m {
             let ak = a + k * L * h
-            gemm(.none, .transpose, m: L, n: L, k: w, alpha: 1, a: tg + k * L * w, lda: w, b: factored ? UnsafePointer(tg + k * L * w) : ak, ldb: w,
-                 beta: 0, c: hess + k * L * L, ldc: L)
+            if dataSpace {
+                writeDiagonal(fromFactor: tg + k * L * d, into: hess + k * L * L)
+            } else {
+                gemm(.none, .transpose, m: L, n: L, k: w, alpha: 1, a: tg + k * L * w, lda: w, b: factored ? UnsafePointer(tg + k * L * w) : ak, ldb: w,
+                     beta: 0, c: hess + k * L * L, ldc: L)
+            }
             gemm(.none, .none, m: L, n: 1, k: h, alpha: 1, a: ak, lda: h, b: u + k * h, ldb: 1,
                  beta: 0, c: grad + k * L, ldc: 1)
         }
+    }
+
+    /// H̃ⱼⱼ = ‖row j of C‖² for one point's C (|z| × d) onto the diagonal of its H̃ block (|z| × |z|;
+    /// the data-space solve leaves the rest unwritten).
+    @inline(__always)
+    func writeDiagonal(fromFactor c: UnsafePointer<Float>, into hk: UnsafeMutablePointer<Float>) {
+        let L = decoder.latent, d = decoder.dataWidth
+        for j in 0..<L { hk[j * L + j] = Float(Elementwise.sumOfSquares(c + j * d, count: d)) }
     }
 
     /// Up to this |z| the per-point products read their operands in place
@@ -1222,6 +1402,18 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             }
         }
         let s = sPrev
+        if solvesInDataSpace {
+            // C = Bᵀ · F[S, :] (B = a, s × |z|), read through offsets; JᵀΛr as below.
+            let d = decoder.dataWidth, ck = ws.timesGram.pointer + k * L * d, rowOff = ws.rowOffsets
+            for r in 0..<s { rowOff[r] = previous[r] * d }
+            gatheredMatrixProduct(m: L, n: d, k: s, a: a, aRowOffsets: ws.identity, aColumnOffsets: ws.denseRows,
+                                  b: rootScaledLastWeights.pointer, bRowOffsets: rowOff, c: ck, ldc: d)
+            writeDiagonal(fromFactor: ck, into: ws.hessian.pointer + k * L * L)
+            let us = ws.subVector.pointer, u = ws.projected.pointer + k * h
+            for r in 0..<s { us[r] = u[previous[r]] }
+            smallMatrixProduct(m: 1, n: L, k: s, a: us, aRowStride: 0, aColumnStride: 1, b: a, ldb: L, c: ws.gradient.pointer + k * L, ldc: L)
+            return
+        }
         let g = UnsafePointer(gram.pointer), us = ws.subVector.pointer, u = ws.projected.pointer + k * h
         for r in 0..<s {
             let src = g + previous[r] * h, dst = sub + r * s
@@ -1270,14 +1462,23 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             }
         }
         let s = sPrev
-        // T = G[S, S] · B: A(r, t) = G[S[r], S[t]] = g[S[r]·h + S[t]].
-        for r in 0..<s { rowOff[r] = previous[r] * h }
         let tg = ws.timesGram.pointer
-        gatheredMatrixProduct(m: s, n: L, k: s, a: gram.pointer, aRowOffsets: rowOff, aColumnOffsets: UnsafePointer(previous),
-                              b: bBase, bRowOffsets: bRows, c: tg, ldc: L)
-        // H̃ = Bᵀ · T: A(i, t) = B(t, i) = bBase[bRows[t] + i].
-        gatheredMatrixProduct(m: L, n: L, k: s, a: bBase, aRowOffsets: ws.identity, aColumnOffsets: bRows,
-                              b: tg, bRowOffsets: ws.denseRows, c: ws.hessian.pointer + k * L * L, ldc: L)
+        if solvesInDataSpace {
+            // C = Bᵀ · F[S, :]: A(i, t) = B(t, i) = bBase[bRows[t] + i], B(t, e) = F[S[t]·d + e].
+            let d = decoder.dataWidth, ck = tg + k * L * d
+            for r in 0..<s { rowOff[r] = previous[r] * d }
+            gatheredMatrixProduct(m: L, n: d, k: s, a: bBase, aRowOffsets: ws.identity, aColumnOffsets: bRows,
+                                  b: rootScaledLastWeights.pointer, bRowOffsets: rowOff, c: ck, ldc: d)
+            writeDiagonal(fromFactor: ck, into: ws.hessian.pointer + k * L * L)
+        } else {
+            // T = G[S, S] · B: A(r, t) = G[S[r], S[t]] = g[S[r]·h + S[t]].
+            for r in 0..<s { rowOff[r] = previous[r] * h }
+            gatheredMatrixProduct(m: s, n: L, k: s, a: gram.pointer, aRowOffsets: rowOff, aColumnOffsets: UnsafePointer(previous),
+                                  b: bBase, bRowOffsets: bRows, c: tg, ldc: L)
+            // H̃ = Bᵀ · T: A(i, t) = B(t, i) = bBase[bRows[t] + i].
+            gatheredMatrixProduct(m: L, n: L, k: s, a: bBase, aRowOffsets: ws.identity, aColumnOffsets: bRows,
+                                  b: tg, bRowOffsets: ws.denseRows, c: ws.hessian.pointer + k * L * L, ldc: L)
+        }
         // JᵀΛr = Bᵀ · u[S], as the 1 × |z| product u[S]ᵀ · B: A(0, t) = u[S[t]].
         gatheredMatrixProduct(m: 1, n: L, k: s, a: ws.projected.pointer + k * h, aRowOffsets: ws.identity,
                               aColumnOffsets: UnsafePointer(previous), b: bBase, bRowOffsets: bRows,
@@ -1514,7 +1715,7 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let z: FloatBuffer, zTrial: FloatBuffer, lvTrial: FloatBuffer   // maxPoints × |z|
     let residual: FloatBuffer                                         // maxPoints × d: Λr
     let jacobianA: FloatBuffer, jacobianB: FloatBuffer                // (maxPoints·|z|) × widest hidden
-    let timesGram: FloatBuffer                                        // (maxPoints·|z|) × h
+    let timesGram: FloatBuffer                                        // (maxPoints·|z|) × max(h, d): A·G, or C = A·F
     let projected: FloatBuffer                                        // maxPoints × h: Λr W_Lᵀ
     let hessian: FloatBuffer                                          // maxPoints × |z| × |z|: H̃
     let gradient: FloatBuffer                                         // maxPoints × |z|: JᵀΛr
@@ -1555,6 +1756,14 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     static let laneLatentLimit = 256
     let laneSystem: UnsafeMutablePointer<SIMD8<Double>>
     let laneRightHandSide: UnsafeMutablePointer<SIMD8<Double>>
+    /// The data-space solve's scratch (ReLU decoder with d < |z|, else one element each): one
+    /// point's C̃ = E^{−1/2}C (|z| × d), a lane group's K = C̃ᵀC̃ (lanes × d × d), E⁻¹g̃ (|z|)
+    /// and Cᵀ E⁻¹g̃, then y (d). See ``GaussNewtonRefinement/solveInDataSpace(gradient:pendingCount:beta:state:workspace:)``.
+    let dataSpaceScaled: FloatBuffer, dataSpaceGrams: FloatBuffer
+    let dataSpaceReduced: UnsafeMutablePointer<Double>, dataSpaceVector: UnsafeMutablePointer<Double>
+    /// E of each lane's point (lanes × |z|), and the lanes' saved right-hand sides and corrections (d each).
+    let dataSpaceRemainders: UnsafeMutablePointer<Double>
+    let laneSaved: UnsafeMutablePointer<SIMD8<Double>>, laneCorrection: UnsafeMutablePointer<SIMD8<Double>>
     /// Smoothed iterations: each linearized point's temperatures per hidden layer and each
     /// trial row's (maxPoints × hidden layers); and one layer row's slopes for the dense products,
     /// σ(a/τ) or the ReLU's 0/1 (widest).
@@ -1584,7 +1793,16 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         residual = FloatBuffer(count: m * d)
         jacobianA = FloatBuffer(count: hidden.isEmpty ? 1 : m * L * widest)
         jacobianB = FloatBuffer(count: hidden.count < 2 ? L * widest : m * L * widest)
-        timesGram = FloatBuffer(count: hidden.isEmpty ? 1 : m * L * h)
+        let dataSpace = !hidden.isEmpty && d < L
+        timesGram = FloatBuffer(count: hidden.isEmpty ? 1 : m * L * (dataSpace ? max(h, d) : h))
+        dataSpaceScaled = FloatBuffer(count: dataSpace ? L * d : 1)
+        dataSpaceGrams = FloatBuffer(count: dataSpace ? GaussNewtonWorkspace.lanes * d * d : 1)
+        dataSpaceReduced = .allocate(capacity: dataSpace ? L : 1); dataSpaceReduced.initialize(repeating: 0, count: dataSpace ? L : 1)
+        dataSpaceVector = .allocate(capacity: dataSpace ? d : 1); dataSpaceVector.initialize(repeating: 0, count: dataSpace ? d : 1)
+        let laneCount = dataSpace ? GaussNewtonWorkspace.lanes * L : 1, laneD = dataSpace ? d : 1
+        dataSpaceRemainders = .allocate(capacity: laneCount); dataSpaceRemainders.initialize(repeating: 0, count: laneCount)
+        laneSaved = .allocate(capacity: laneD); laneSaved.initialize(repeating: SIMD8(), count: laneD)
+        laneCorrection = .allocate(capacity: laneD); laneCorrection.initialize(repeating: SIMD8(), count: laneD)
         projected = FloatBuffer(count: m * h)
         hessian = FloatBuffer(count: m * L * L)
         gradient = FloatBuffer(count: m * L)
@@ -1627,5 +1845,7 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         index.deallocate(); activeA.deallocate(); activeB.deallocate(); before.deallocate(); sigmaBefore.deallocate(); sigmaAfter.deallocate()
         pending.deallocate(); system.deallocate(); deltas.deallocate(); factors.forEach { $0.deallocate() }
         manyRightHandSides.deallocate(); grouped.deallocate(); members.deallocate(); keptPoints.deallocate(); laneSystem.deallocate(); laneRightHandSide.deallocate()
+        dataSpaceReduced.deallocate(); dataSpaceVector.deallocate(); dataSpaceRemainders.deallocate()
+        laneSaved.deallocate(); laneCorrection.deallocate()
     }
 }

@@ -200,8 +200,9 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     /// With smoothed hidden layers (``GaussNewtonSmoothing``; each point its own temperatures,
     /// one point at τ = 0, i.e. its ReLU): H̃ = JᵀΛJ, JᵀΛr and P(μ) of the smoothed decoder match
     /// J from central differences of it in Double, for Arch2 and Arch3 and both objectives; with
-    /// d = 15 ≥ h = 12 (H̃ = (A·G)·Aᵀ) and d = 7 < h (H̃ = C·Cᵀ, C = A·W_L Λ^{1/2}).
-    @Test(arguments: [Architecture.arch2, .arch3], [15, 7])
+    /// d = 15 ≥ h = 12 (H̃ = (A·G)·Aᵀ), d = 7 < h (H̃ = C·Cᵀ, C = A·W_L Λ^{1/2}) and d = 4 < |z|
+    /// (only C formed, for the data-space solve; H̃ = C·Cᵀ by the test helper).
+    @Test(arguments: [Architecture.arch2, .arch3], [15, 7, 4])
     func smoothedJacobianProductsMatchFiniteDifferences(_ arch: Architecture, dataWidth d: Int) {
         let L = 6, n = 20
         var rng = RandomGenerator(seed: 23)
@@ -943,6 +944,94 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             #expect(finite)
         }
         #expect(b[5][2] == 0 && b[7][4] == 0)
+    }
+
+    /// The data-space solve (d < |z|): each point's δ equals the damped system's solution
+    /// (H̃ + βI + λ·diag(H̃ + βI) + λ₀·I)⁻¹ g̃ formed and inverted in Double from the same
+    /// linearization (H̃ = C·Cᵀ summed in Double), to 10⁻⁵ relative (measured ≤ 2.5·10⁻⁷; without
+    /// the iterative refinement step up to 0.55 at λ = 10⁻⁶, where K in Float loses the digits;
+    /// the primal solve on H̃ in Float is off by 4–11 % there, and more on one point), for λ from 10⁻⁶ to 10, both objectives, C from
+    /// the active-unit products (ReLU) and from the dense ones (smoothed), at |z| = 12 (read in
+    /// place) and 130 (gathered copies). Latent coordinate 0 reaches no unit (W₁'s row zeroed):
+    /// with the reconstruction objective its δ is exactly 0, as the primal solve's frozen pivot.
+    @Test(arguments: [Architecture.arch2, .arch3], [12, 130])
+    func dataSpaceSolveIsTheDampedSystemsSolution(_ arch: Architecture, latent L: Int) {
+        let d = 5, n = 11
+        var rng = RandomGenerator(seed: 131)
+        let net = DenseNetwork(widths: arch.decoderWidths(latent: L, data: d), rng: &rng)
+        let h1 = net.widths[1]
+        for c in 0..<h1 { net.parameters.pointer[net.weightOffsets[0] + c] = 0 }  // row 0 of W₁
+        let lambdas = [1e-6, 1e-3, 0.5, 10]
+        for objective in [Objective.reconstruction, .elbo(beta: 0.5, likelihood: .fixedVariance(sigma: 0.3))] {
+            let decoder = GaussianDecoder(network: net, objective: objective)
+            let x = dataFrom(decoder, n: n, noise: 0.2, seed: 132)
+            let mu = rng.normalArray(count: n * L)
+            let hidden = net.layerCount - 1
+            let taus = (0..<(n * hidden)).map { _ in 0.05 + 0.5 * rng.uniformFloat() }
+            for smoothed in [false, true] {
+                let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16)
+                #expect(gn.solvesInDataSpace)
+                let (_, beta, _) = gn.objectiveWeights()
+                let lin = gn.linearization(x, mu: mu, temperatures: smoothed ? taus : nil)
+                let ws = gn.workspaces[0]
+                for k in 0..<n { ws.index[k] = k; ws.pending[k] = k }
+                if smoothed { for e in 0..<(n * hidden) { ws.temperatures.pointer[e] = taus[e] } }
+                let st = PointState(count: n, damping: 0)
+                defer { st.deallocate() }
+                for k in 0..<n { st.damping[k] = lambdas[k % lambdas.count] }
+                mu.withUnsafeBufferPointer { gn.linearizeChunk(x, mu: $0.baseAddress!, count: n, workspace: ws, smoothed: smoothed) }
+                gn.solveInDataSpace(gradient: ws.gradient.pointer, pendingCount: n, beta: beta, state: st, workspace: ws)
+                var worst = [Double](repeating: 0, count: lambdas.count)
+                for k in 0..<n {
+                    let lam = st.damping[k]
+                    // H̃ = C·Cᵀ from the solve's own C, in Double, plus β + λ·(H̃ᵢᵢ + β) + λ₀ on the
+                    // diagonal with H̃ᵢᵢ as the solve read it (in Float).
+                    let ck = ws.timesGram.pointer + k * L * d
+                    var m = [Double](repeating: 0, count: L * L)
+                    for i in 0..<L {
+                        for j in 0..<L { for e in 0..<d { m[i * L + j] += Double(ck[i * d + e]) * Double(ck[j * d + e]) } }
+                        m[i * L + i] += beta + lam * (Double(ws.hessian.pointer[k * L * L + i * L + i]) + beta) + gn.absoluteDamping
+                    }
+                    let inv = inverseOfPositiveDefinite(m, n: L)
+                    let g = (0..<L).map { Double(lin.gradient[k * L + $0]) - beta * Double(mu[k * L + $0]) }
+                    var ref = [Double](repeating: 0, count: L)
+                    for i in 0..<L { for j in 0..<L { ref[i] += inv[i * L + j] * g[j] } }
+                    let scale = max(ref.map(abs).max()!, 1e-12)
+                    let delta = ws.deltas + k * L
+                    for i in 0..<L { worst[k % lambdas.count] = max(worst[k % lambdas.count], abs(delta[i] - ref[i]) / scale) }
+                    if objective.kind == .reconstruction { #expect(delta[0] == 0, "coordinate 0 reaches no unit: δ₀ = \(delta[0])") }
+                }
+                for (c, lam) in lambdas.enumerated() {
+                    #expect(worst[c] < 1e-5, "\(arch) |z| \(L) \(objective) smoothed \(smoothed) λ \(lam): δ off by \(worst[c]) (relative)")
+                }
+            }
+        }
+    }
+
+    /// Whole refinements through the data space and through the primal |z| × |z| systems end
+    /// at the same objective (d < |z|, both objectives, smoothing then the ReLU): their steps
+    /// differ only by the primal's rounding (H̃ in Float), so the sums of P(μ) agree to 10⁻⁵ and
+    /// the mean steps to 2 % (measured: 4·10⁻⁶ and 3·10⁻¹⁰; 8.0 and 8.0, 7.275 and 7.325).
+    @Test func dataSpaceAndPrimalSolvesEndAtTheSameObjective() {
+        var rng = RandomGenerator(seed: 133)
+        let L = 10, d = 6, n = 40
+        for objective in [Objective.reconstruction, .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.4))] {
+            let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch3, objective: objective, rng: &rng)
+            let x = dataFrom(decoder, n: n, noise: 0.2, seed: 134)
+            let start = (rng.normalArray(count: n * L, std: 1.5), [Float](repeating: -1, count: n * L))
+            let dual = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 1e-6, trialsPerIteration: 3)
+            let primal = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 1e-6, trialsPerIteration: 3)
+            primal.dataSpaceSolve = false
+            #expect(dual.solvesInDataSpace && !primal.solvesInDataSpace)
+            let a = dual.refine(x, start: start, maxSteps: 8, seed: 1)
+            let b = primal.refine(x, start: start, maxSteps: 8, seed: 1)
+            let pa = a.objectiveAtMean.reduce(0, +), pb = b.objectiveAtMean.reduce(0, +)
+            let p0 = dual.linearization(x, mu: start.0).objective.reduce(0, +)
+            #expect(abs(pa - pb) <= 1e-5 * abs(pb), "\(objective): P summed \(pa) (data space) against \(pb) (primal)")
+            #expect(pa < p0 - 0.1 * abs(p0), "\(objective): the refinement should make progress (\(p0) → \(pa))")
+            #expect(abs(a.meanSteps - b.meanSteps) <= 0.02 * b.meanSteps, "\(objective): mean steps \(a.meanSteps) against \(b.meanSteps)")
+            #expect(a.rejectedSteps > 0, "the problem should exercise rejected trials too")
+        }
     }
 
     /// The ReLU decoders' two solve paths, eight points in SIMD lanes (|z| ≤ 256) and one point
