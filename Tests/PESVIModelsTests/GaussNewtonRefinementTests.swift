@@ -950,7 +950,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     /// (H̃ + βI + λ·diag(H̃ + βI) + λ₀·I)⁻¹ g̃ formed and inverted in Double from the same
     /// linearization (H̃ = C·Cᵀ summed in Double), to 10⁻⁵ relative (measured ≤ 2.5·10⁻⁷; without
     /// the iterative refinement step up to 0.55 at λ = 10⁻⁶, where K in Float loses the digits;
-    /// the primal solve on H̃ in Float is off by 4–11 % there, and more on one point), for λ from 10⁻⁶ to 10, both objectives, C from
+    /// the primal solve on H̃ in Float is off by 3–11 % there, and more on two), for λ from 10⁻⁶ to 10, both objectives, C from
     /// the active-unit products (ReLU) and from the dense ones (smoothed), at |z| = 12 (read in
     /// place) and 130 (gathered copies). Latent coordinate 0 reaches no unit (W₁'s row zeroed):
     /// with the reconstruction objective its δ is exactly 0, as the primal solve's frozen pivot.
