@@ -837,6 +837,16 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(one.solvesInKrylovSubspace)
         let a = one.refine(x, start: start, maxSteps: 12, seed: 9), c = two.refine(x, start: start, maxSteps: 12, seed: 9)
         #expect(c.mu == a.mu && c.stepsPerPoint == a.stepsPerPoint && c.objectiveAtMean == a.objectiveAtMean && a.curve.last! < a.curve[0])
+        // The data-space solve (d < |z|) with C from the right, whose products put a chunk's
+        // points side by side: the same on two threads and with another chunk size.
+        let wide = GaussianDecoder(latent: 14, dataWidth: 5, architecture: .arch3, objective: .elbo(beta: 1, likelihood: .learnedVariance), rng: &rng)
+        let xw = dataFrom(wide, n: n, noise: 0.2, seed: 73)
+        let sw = (rng.normalArray(count: n * 14), [Float](repeating: 0, count: n * 14))
+        let w1 = GaussNewtonRefinement(decoder: wide, threads: 1, chunkRows: 16, trialsPerIteration: 3)
+        let w2 = GaussNewtonRefinement(decoder: wide, threads: 2, chunkRows: 11, trialsPerIteration: 3)
+        #expect(w1.solvesInDataSpace && w1.formsFactorFromTheRight)
+        let p = w1.refine(xw, start: sw, maxSteps: 12, seed: 9), q = w2.refine(xw, start: sw, maxSteps: 12, seed: 9)
+        #expect(q.mu == p.mu && q.stepsPerPoint == p.stepsPerPoint && q.objectiveAtMean == p.objectiveAtMean && p.curve.last! < p.curve[0])
     }
 
     /// A point's refinement does not depend on which points share its chunk: chunks of 5, 16 and
