@@ -1543,6 +1543,15 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             gatheredMatrixProduct(m: L, n: d, k: s, a: bBase, aRowOffsets: ws.identity, aColumnOffsets: bRows,
                                   b: rootScaledLastWeights.pointer, bRowOffsets: rowOff, c: ck, ldc: d)
             writeDiagonal(fromFactor: ck, into: ws.hessian.pointer + k * L * L)
+        } else if usesGramFactor {
+            // d < h: C = Bᵀ · F[S, :] as above, then H̃ = C·Cᵀ (packed): |z|·|S|·d + |z|²·d
+            // multiply-adds instead of |S|²·|z| + |z|²·|S| through G[S, S].
+            let d = decoder.dataWidth, ck = tg + k * L * d
+            for r in 0..<s { rowOff[r] = previous[r] * d }
+            gatheredMatrixProduct(m: L, n: d, k: s, a: bBase, aRowOffsets: ws.identity, aColumnOffsets: bRows,
+                                  b: rootScaledLastWeights.pointer, bRowOffsets: rowOff, c: ck, ldc: d)
+            gemm(.none, .transpose, m: L, n: L, k: d, alpha: 1, a: ck, lda: d, b: ck, ldb: d, beta: 0,
+                 c: ws.hessian.pointer + k * L * L, ldc: L)
         } else {
             // T = G[S, S] · B: A(r, t) = G[S[r], S[t]] = g[S[r]·h + S[t]].
             for r in 0..<s { rowOff[r] = previous[r] * h }

@@ -139,10 +139,11 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     /// H̃ = JᵀΛJ and JᵀΛr match J from central differences of D (in Double) for Arch2 and Arch3,
     /// with Λ = I (reconstruction), I/σₓ² and a learned diagonal; at |z| = 6 (products read in
     /// place through offsets) and |z| = 130 (above `gatheredLatentLimit`: gathered copies and
-    /// packed gemm).
-    @Test(arguments: [Architecture.arch2, .arch3], [6, 130])
-    func jacobianProductsMatchFiniteDifferences(_ arch: Architecture, latent L: Int) {
-        let d = 15, n = 20
+    /// packed gemm; d < |z|: C for the data-space solve, H̃ = C·Cᵀ by the test helper); d = 15 ≥
+    /// h = 12 (through G[S, S]) and d = 7 < h (C = Bᵀ·F[S, :], then H̃ = C·Cᵀ).
+    @Test(arguments: [Architecture.arch2, .arch3], [(latent: 6, data: 15), (latent: 6, data: 7), (latent: 130, data: 15)])
+    func jacobianProductsMatchFiniteDifferences(_ arch: Architecture, shape: (latent: Int, data: Int)) {
+        let L = shape.latent, d = shape.data, n = 20
         var rng = RandomGenerator(seed: 21)
         let net = DenseNetwork(widths: arch.decoderWidths(latent: L, data: d), rng: &rng)
         let learnedLV = rng.uniformArray(count: d, low: -1, high: 1)
