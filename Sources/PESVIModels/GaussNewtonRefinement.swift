@@ -283,10 +283,12 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// instead of |z| × |z|, and H̃ never formed). Tests turn it off to compare with the primal solve.
     var dataSpaceSolve = true
     /// Whether this refinement's trials solve through the data space: ``dataSpaceSolve``, a ReLU
-    /// decoder with d < |z| ≤ the lanes' limit, and the exact (not Krylov) solve.
+    /// decoder with d < |z| ≤ the lanes' limit, the exact (not Krylov) solve, and λ, λ₀ > 0 (so
+    /// that E = β + λ·(H̃ⱼⱼ + β) + λ₀ stays positive: with both 0 the primal solve's pivot
+    /// freezing handles the singular system, which the Woodbury form cannot).
     var solvesInDataSpace: Bool {
         dataSpaceSolve && decoder.network.layerCount > 1 && decoder.dataWidth < decoder.latent && krylovDimension == 0
-            && decoder.latent <= min(laneLatentLimit, GaussNewtonWorkspace.laneLatentLimit)
+            && decoder.latent <= min(laneLatentLimit, GaussNewtonWorkspace.laneLatentLimit) && damping > 0 && absoluteDamping > 0
     }
     /// W_Lᵀ (d × h), so Λr·W_Lᵀ is a product with an untransposed right operand.
     let lastWeightsTransposed: FloatBuffer

@@ -1034,6 +1034,9 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             let primal = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 1e-6, trialsPerIteration: 3)
             primal.dataSpaceSolve = false
             #expect(dual.solvesInDataSpace && !primal.solvesInDataSpace)
+            // Without λ₀ (or with λ = 0 to start) E could vanish: the primal solve is taken.
+            #expect(!GaussNewtonRefinement(decoder: decoder, absoluteDamping: 0).solvesInDataSpace)
+            #expect(!GaussNewtonRefinement(decoder: decoder, damping: 0).solvesInDataSpace)
             let a = dual.refine(x, start: start, maxSteps: 8, seed: 1)
             let b = primal.refine(x, start: start, maxSteps: 8, seed: 1)
             let pa = a.objectiveAtMean.reduce(0, +), pb = b.objectiveAtMean.reduce(0, +)
