@@ -957,7 +957,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         while q0 < pendingCount {
             let g = min(W, pendingCount - q0)
             @inline(__always) func point(_ p: Int) -> Int { pending[q0 + (p < g ? p : 0)] }
-            for p in 0..<W {
+            // Lanes past g (the last group's padding) repeat lane 0's system: not formed again.
+            for p in 0..<g {
                 let k = point(p), lam = st.damping[idx[k]]
                 let ck = c + k * L * d, hk = hess + k * L * L, gk = grad + k * L, zk = z + k * L, ep = remainders + p * L
                 // E, E⁻¹g̃ and C̃ = E^{−1/2} C; then K = C̃ᵀC̃ into lane p's Gram and Cᵀ E⁻¹ g̃ into b.
@@ -973,8 +974,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 GaussNewtonRefinement.transposedProduct(ck, rows: L, columns: d, weights: work, into: v)
                 for t in 0..<d { b[t][p] = v[t] }
             }
-            let k0 = UnsafePointer(grams), k1 = k0 + d * d, k2 = k1 + d * d, k3 = k2 + d * d
-            let k4 = k3 + d * d, k5 = k4 + d * d, k6 = k5 + d * d, k7 = k6 + d * d
+            for p in g..<W { for t in 0..<d { b[t][p] = b[t][0] } }
+            @inline(__always) func gram(_ p: Int) -> UnsafePointer<Float> { UnsafePointer(grams + (p < g ? p : 0) * d * d) }
+            let k0 = gram(0), k1 = gram(1), k2 = gram(2), k3 = gram(3), k4 = gram(4), k5 = gram(5), k6 = gram(6), k7 = gram(7)
             var maxDiag = zero
             // Row by row of the lower triangle (stored in order; K is symmetric, read along its rows too).
             for r in 0..<d {
