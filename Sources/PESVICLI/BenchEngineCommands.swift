@@ -103,13 +103,13 @@ struct BenchGaussNewtonCommand: ParsableCommand {
                                             architecture: shape.architecture(default: .arch2), minSeconds: bench.seconds)
         if bench.json {
             print("{\"bench\":\"gn\",\"points\":\(points),\"z\":\(z),\"arch\":\"\(r.architecture)\",\"dim\":\(dim),\"threads\":\(threads),"
-                  + "\"ms_per_iteration\":\(r.millisecondsPerIteration),\"ms_per_svi_step\":\(r.millisecondsPerSVIStep),"
+                  + "\"solve\":\"\(r.solve)\",\"ms_per_iteration\":\(r.millisecondsPerIteration),\"ms_per_svi_step\":\(r.millisecondsPerSVIStep),"
                   + "\"svi_steps_per_iteration\":\(r.sviStepsPerIteration)"
                   + (r.millisecondsPerSmoothedIteration.map { ",\"ms_per_smoothed_iteration\":\($0),\"svi_steps_per_smoothed_iteration\":\($0 / r.millisecondsPerSVIStep)" } ?? "")
                   + (r.millisecondsPerKrylovIteration.map { ",\"ms_per_krylov4_iteration\":\($0)" } ?? "")
                   + "}")
         } else {
-            print("gn  |z|=\(z) \(r.architecture) d=\(dim) points \(points)  threads \(threads):  "
+            print("gn  |z|=\(z) \(r.architecture) d=\(dim) points \(points)  threads \(threads)  (\(r.solve) solve):  "
                   + String(format: "%.2f ms/iteration, SVI %.3f ms/step: one iteration = %.1f SVI steps  (%d iterations)",
                            r.millisecondsPerIteration, r.millisecondsPerSVIStep, r.sviStepsPerIteration, r.iterations)
                   + (r.millisecondsPerSmoothedIteration.map { String(format: "; smoothed: %.2f ms = %.1f SVI steps", $0, $0 / r.millisecondsPerSVIStep) } ?? "")

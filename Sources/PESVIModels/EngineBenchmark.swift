@@ -109,6 +109,10 @@ public enum EngineBenchmark {
         /// The same for a plain iteration solved in a Krylov subspace of dimension 4
         /// (``GaussNewtonRefinement/krylovDimension``); nil for a linear decoder.
         public var millisecondsPerKrylovIteration: Double?
+        /// How the exact iterations solve: "exact linear step" (linear decoder), "data space"
+        /// (a ReLU decoder with d < |z|: d × d systems, ``GaussNewtonRefinement/solvesInDataSpace``)
+        /// or "primal" (|z| × |z| systems).
+        public var solve: String
         public var points: Int, latent: Int, dataWidth: Int, threads: Int
         public var architecture: String
         public var iterations: Int
@@ -176,9 +180,11 @@ public enum EngineBenchmark {
         let smoothedMs = decoder.network.layerCount > 1 ? measure(.standard).0 : nil
         let krylovMs = decoder.network.layerCount > 1 ? measure(.off, krylov: 4).0 : nil
         let sviMs = sviStepMilliseconds(decoder: decoder, x: x, start: start, threads: threads, minSeconds: minSeconds)
+        let probe = GaussNewtonRefinement(decoder: decoder, threads: 1)
+        let solve = decoder.network.layerCount == 1 ? "exact linear step" : probe.solvesInDataSpace ? "data space" : "primal"
         return GaussNewtonResult(millisecondsPerIteration: gnMs, millisecondsPerSVIStep: sviMs, sviStepsPerIteration: gnMs / sviMs,
                                  millisecondsPerSmoothedIteration: smoothedMs, sviStepsPerSmoothedIteration: smoothedMs.map { $0 / sviMs },
-                                 millisecondsPerKrylovIteration: krylovMs,
+                                 millisecondsPerKrylovIteration: krylovMs, solve: solve,
                                  points: points, latent: L, dataWidth: d, threads: threads, architecture: architecture.description,
                                  iterations: iterations)
     }
