@@ -1510,7 +1510,10 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// ``gatheredMatrixProduct(m:n:k:a:aRowOffsets:aColumnOffsets:b:bRowOffsets:c:ldc:)``
     /// instead of gathered into copies first: B₁ is rows S₁ of W₁ᵀ, Wₗ[Sₗ₋₁, Sₗ]ᵀ and G[S, S]
     /// are read from Wₗ and G, u[S] from u. Every element is the same in-order fused sum as on
-    /// the copies, so H̃ and JᵀΛr are bit for bit those of the copying path.
+    /// the copies, so H̃ and JᵀΛr are bit for bit those of the copying path — except where
+    /// d < h or the data-space solve runs: there C = Bᵀ·F[S, :] (|z| × d, F = W_L Λ^{1/2}) is
+    /// formed instead of T, and H̃ = C·Cᵀ with the packed kernel (or only H̃'s diagonal, for
+    /// the data-space solve): the same H̃ to rounding, at |z|·|S|·d + |z|²·d multiply-adds.
     func gatheredJacobianProducts(point k: Int, workspace ws: GaussNewtonWorkspace) {
         let net = decoder.network, layers = net.layerCount, L = decoder.latent
         let p = UnsafePointer(net.parameters.pointer)
@@ -1540,22 +1543,19 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         }
         let s = sPrev
         let tg = ws.timesGram.pointer
-        if solvesInDataSpace {
+        if solvesInDataSpace || usesGramFactor {
             // C = Bᵀ · F[S, :]: A(i, t) = B(t, i) = bBase[bRows[t] + i], B(t, e) = F[S[t]·d + e].
-            let d = decoder.dataWidth, ck = tg + k * L * d
+            // The data-space solve reads C and H̃'s diagonal; else (d < h) H̃ = C·Cᵀ, packed:
+            // |z|·|S|·d + |z|²·d multiply-adds instead of |S|²·|z| + |z|²·|S| through G[S, S].
+            let d = decoder.dataWidth, ck = tg + k * L * d, hk = ws.hessian.pointer + k * L * L
             for r in 0..<s { rowOff[r] = previous[r] * d }
             gatheredMatrixProduct(m: L, n: d, k: s, a: bBase, aRowOffsets: ws.identity, aColumnOffsets: bRows,
                                   b: rootScaledLastWeights.pointer, bRowOffsets: rowOff, c: ck, ldc: d)
-            writeDiagonal(fromFactor: ck, into: ws.hessian.pointer + k * L * L)
-        } else if usesGramFactor {
-            // d < h: C = Bᵀ · F[S, :] as above, then H̃ = C·Cᵀ (packed): |z|·|S|·d + |z|²·d
-            // multiply-adds instead of |S|²·|z| + |z|²·|S| through G[S, S].
-            let d = decoder.dataWidth, ck = tg + k * L * d
-            for r in 0..<s { rowOff[r] = previous[r] * d }
-            gatheredMatrixProduct(m: L, n: d, k: s, a: bBase, aRowOffsets: ws.identity, aColumnOffsets: bRows,
-                                  b: rootScaledLastWeights.pointer, bRowOffsets: rowOff, c: ck, ldc: d)
-            gemm(.none, .transpose, m: L, n: L, k: d, alpha: 1, a: ck, lda: d, b: ck, ldb: d, beta: 0,
-                 c: ws.hessian.pointer + k * L * L, ldc: L)
+            if solvesInDataSpace {
+                writeDiagonal(fromFactor: ck, into: hk)
+            } else {
+                gemm(.none, .transpose, m: L, n: L, k: d, alpha: 1, a: ck, lda: d, b: ck, ldb: d, beta: 0, c: hk, ldc: L)
+            }
         } else {
             // T = G[S, S] · B: A(r, t) = G[S[r], S[t]] = g[S[r]·h + S[t]].
             for r in 0..<s { rowOff[r] = previous[r] * h }
