@@ -164,7 +164,7 @@ public enum EngineBenchmark {
 
         // Milliseconds per iteration and iterations run: plain LM, or every iteration smoothed
         // (the first three of the standard schedule).
-        func measure(_ smoothing: GaussNewtonSmoothing, krylov: Int = 0) -> (Double, Int) {
+        func measure(_ smoothing: GaussNewtonSmoothing, krylov: Int = 0) -> (Double, Int, dataSpace: Bool) {
             let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, tolerance: 0, trialsPerIteration: 1, smoothing: smoothing,
                                            krylovDimension: krylov)
             _ = gn.refine(x, start: start, maxSteps: 1, seed: 1)
@@ -174,14 +174,13 @@ public enum EngineBenchmark {
                 gnSeconds += r.seconds
                 iterations += r.iterations
             }
-            return (gnSeconds * 1000 / Double(iterations), iterations)
+            return (gnSeconds * 1000 / Double(iterations), iterations, gn.solvesInDataSpace)
         }
-        let (gnMs, iterations) = measure(.off)
+        let (gnMs, iterations, dataSpace) = measure(.off)
         let smoothedMs = decoder.network.layerCount > 1 ? measure(.standard).0 : nil
         let krylovMs = decoder.network.layerCount > 1 ? measure(.off, krylov: 4).0 : nil
         let sviMs = sviStepMilliseconds(decoder: decoder, x: x, start: start, threads: threads, minSeconds: minSeconds)
-        let probe = GaussNewtonRefinement(decoder: decoder, threads: 1)
-        let solve = decoder.network.layerCount == 1 ? "exact linear step" : probe.solvesInDataSpace ? "data space" : "primal"
+        let solve = decoder.network.layerCount == 1 ? "exact linear step" : dataSpace ? "data space" : "primal"
         return GaussNewtonResult(millisecondsPerIteration: gnMs, millisecondsPerSVIStep: sviMs, sviStepsPerIteration: gnMs / sviMs,
                                  millisecondsPerSmoothedIteration: smoothedMs, sviStepsPerSmoothedIteration: smoothedMs.map { $0 / sviMs },
                                  millisecondsPerKrylovIteration: krylovMs, solve: solve,

@@ -273,7 +273,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// F = W_L Λ^{1/2} (h × d), G = F·Fᵀ: the dense products' factor when d < h
     /// (``denseProducts(_:count:workspace:)``).
     let rootScaledLastWeights: FloatBuffer
-    /// Whether the dense products go through F (a ReLU decoder with d < h).
+    /// Whether H̃ is formed through F as C·Cᵀ (a ReLU decoder with d < h), in the dense and the
+    /// active-unit products.
     let usesGramFactor: Bool
     /// Whether F is formed: a ReLU decoder with d < h (``usesGramFactor``) or d < |z| (the
     /// data-space solve's C = A·F).
@@ -956,10 +957,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         var q0 = 0
         while q0 < pendingCount {
             let g = min(W, pendingCount - q0)
-            @inline(__always) func point(_ p: Int) -> Int { pending[q0 + (p < g ? p : 0)] }
             // Lanes past g (the last group's padding) repeat lane 0's system: not formed again.
             for p in 0..<g {
-                let k = point(p), lam = st.damping[idx[k]]
+                let k = pending[q0 + p], lam = st.damping[idx[k]]
                 let ck = c + k * L * d, hk = hess + k * L * L, gk = grad + k * L, zk = z + k * L, ep = remainders + p * L
                 // E, E⁻¹g̃ and C̃ = E^{−1/2} C; then K = C̃ᵀC̃ into lane p's Gram and Cᵀ E⁻¹ g̃ into b.
                 for j in 0..<L {
@@ -998,7 +998,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             for _ in 0..<Self.dataSpaceRefinements {
                 for p in 0..<W {
                     guard p < g else { for t in 0..<d { correction[t][p] = 0 }; continue }
-                    let k = point(p), ck = c + k * L * d, ep = remainders + p * L
+                    let k = pending[q0 + p], ck = c + k * L * d, ep = remainders + p * L
                     for t in 0..<d { v[t] = b[t][p] }
                     for j in 0..<L { work[j] = GaussNewtonRefinement.dot(ck + j * d, v, count: d) / ep[j] }
                     GaussNewtonRefinement.transposedProduct(ck, rows: L, columns: d, weights: work, into: v)
@@ -1009,7 +1009,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             }
             // δ = E⁻¹ (g̃ − C y), lane by lane.
             for p in 0..<g {
-                let k = point(p), ck = c + k * L * d, gk = grad + k * L, zk = z + k * L, ep = remainders + p * L
+                let k = pending[q0 + p], ck = c + k * L * d, gk = grad + k * L, zk = z + k * L, ep = remainders + p * L
                 for t in 0..<d { v[t] = b[t][p] }
                 let dq = deltas + (q0 + p) * L
                 for j in 0..<L {
@@ -1371,9 +1371,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             for e in 0..<d { scaled[e] = Double(rk[e]) / Double(prec[e]).squareRoot() }
             for j in 0..<L { grad[k * L + j] = Float(GaussNewtonRefinement.dot(ck + j * d, scaled, count: d)) }
         }
-        // u = Λr·W_Lᵀ, as the other paths leave it.
-        let h = net.widths[layers - 1], wLast = p + net.weightOffsets[layers - 1]
-        gemm(.none, .transpose, m: m, n: h, k: d, alpha: 1, a: res, lda: d, b: wLast, ldb: d, beta: 0, c: ws.projected.pointer, ldc: h)
+        // u = Λr·W_Lᵀ is not formed: only an active-unit linearization is kept for the next
+        // iteration (``LinearizationCache``), and a dense one computes JᵀΛr from C.
     }
 
     /// Row k's slopes at hidden layer l (1 ≤ l < layers) after a forward pass in ws.network:
@@ -1479,28 +1478,25 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             }
         }
         let s = sPrev
+        let us = ws.subVector.pointer, u = ws.projected.pointer + k * h, hk = ws.hessian.pointer + k * L * L
+        for r in 0..<s { us[r] = u[previous[r]] }
         if solvesInDataSpace {
-            // C = Bᵀ · F[S, :] (B = a, s × |z|), read through offsets; JᵀΛr as below.
+            // C = Bᵀ · F[S, :] (B = a, s × |z|), read through offsets, and H̃'s diagonal.
             let d = decoder.dataWidth, ck = ws.timesGram.pointer + k * L * d, rowOff = ws.rowOffsets
             for r in 0..<s { rowOff[r] = previous[r] * d }
             gatheredMatrixProduct(m: L, n: d, k: s, a: a, aRowOffsets: ws.identity, aColumnOffsets: ws.denseRows,
                                   b: rootScaledLastWeights.pointer, bRowOffsets: rowOff, c: ck, ldc: d)
-            writeDiagonal(fromFactor: ck, into: ws.hessian.pointer + k * L * L)
-            let us = ws.subVector.pointer, u = ws.projected.pointer + k * h
-            for r in 0..<s { us[r] = u[previous[r]] }
-            smallMatrixProduct(m: 1, n: L, k: s, a: us, aRowStride: 0, aColumnStride: 1, b: a, ldb: L, c: ws.gradient.pointer + k * L, ldc: L)
-            return
+            writeDiagonal(fromFactor: ck, into: hk)
+        } else {
+            let g = UnsafePointer(gram.pointer)
+            for r in 0..<s {
+                let src = g + previous[r] * h, dst = sub + r * s
+                for t in 0..<s { dst[t] = src[previous[t]] }
+            }
+            let tg = ws.timesGram.pointer
+            gemm(.none, .none, m: s, n: L, k: s, alpha: 1, a: sub, lda: max(s, 1), b: a, ldb: L, beta: 0, c: tg, ldc: L)
+            gemm(.transpose, .none, m: L, n: L, k: s, alpha: 1, a: a, lda: L, b: tg, ldb: L, beta: 0, c: hk, ldc: L)
         }
-        let g = UnsafePointer(gram.pointer), us = ws.subVector.pointer, u = ws.projected.pointer + k * h
-        for r in 0..<s {
-            let src = g + previous[r] * h, dst = sub + r * s
-            for t in 0..<s { dst[t] = src[previous[t]] }
-            us[r] = u[previous[r]]
-        }
-        let tg = ws.timesGram.pointer
-        let hk = ws.hessian.pointer + k * L * L
-        gemm(.none, .none, m: s, n: L, k: s, alpha: 1, a: sub, lda: max(s, 1), b: a, ldb: L, beta: 0, c: tg, ldc: L)
-        gemm(.transpose, .none, m: L, n: L, k: s, alpha: 1, a: a, lda: L, b: tg, ldb: L, beta: 0, c: hk, ldc: L)
         smallMatrixProduct(m: 1, n: L, k: s, a: us, aRowStride: 0, aColumnStride: 1, b: a, ldb: L, c: ws.gradient.pointer + k * L, ldc: L)
     }
 

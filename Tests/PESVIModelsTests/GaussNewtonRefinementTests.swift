@@ -139,10 +139,12 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     /// H̃ = JᵀΛJ and JᵀΛr match J from central differences of D (in Double) for Arch2 and Arch3,
     /// with Λ = I (reconstruction), I/σₓ² and a learned diagonal; at |z| = 6 (products read in
     /// place through offsets) and |z| = 130 (above `gatheredLatentLimit`: gathered copies and
-    /// packed gemm; d < |z|: C for the data-space solve, H̃ = C·Cᵀ by the test helper); d = 15 ≥
-    /// h = 12 (through G[S, S]) and d = 7 < h (C = Bᵀ·F[S, :], then H̃ = C·Cᵀ).
-    @Test(arguments: [Architecture.arch2, .arch3], [(latent: 6, data: 15), (latent: 6, data: 7), (latent: 130, data: 15)])
-    func jacobianProductsMatchFiniteDifferences(_ arch: Architecture, shape: (latent: Int, data: Int)) {
+    /// packed gemm; d < |z|: C for the data-space solve, H̃ = C·Cᵀ by the test helper, and with
+    /// that solve off H̃ itself); d = 15 ≥ h = 12 (through G[S, S]) and d = 7 < h (C = Bᵀ·F[S, :],
+    /// then H̃ = C·Cᵀ).
+    @Test(arguments: [Architecture.arch2, .arch3], [(latent: 6, data: 15, dataSpace: true), (latent: 6, data: 7, dataSpace: true),
+                                                    (latent: 130, data: 15, dataSpace: true), (latent: 130, data: 15, dataSpace: false)])
+    func jacobianProductsMatchFiniteDifferences(_ arch: Architecture, shape: (latent: Int, data: Int, dataSpace: Bool)) {
         let L = shape.latent, d = shape.data, n = 20
         var rng = RandomGenerator(seed: 21)
         let net = DenseNetwork(widths: arch.decoderWidths(latent: L, data: d), rng: &rng)
@@ -154,6 +156,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             let x = dataFrom(decoder, n: n, noise: 0.2, seed: 22)
             let mu = rng.normalArray(count: n * L)
             let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 8)
+            gn.dataSpaceSolve = shape.dataSpace
+            #expect(gn.solvesInDataSpace == (shape.dataSpace && d < L))
             gn.compactActiveUnits = false
             let dense = gn.linearization(x, mu: mu)
             gn.compactActiveUnits = true
