@@ -177,12 +177,16 @@ public struct ComparisonOptions: Sendable {
     /// PE-SVI-GN's Krylov-subspace solve (``GaussNewtonRefinement/krylovDimension``; 0: the
     /// exact solve, the default).
     public var gaussNewtonKrylov = 0
+    /// PE-SVI-GN's Krylov-subspace solve in the smoothed iterations only
+    /// (``GaussNewtonRefinement/smoothedKrylovDimension``; 0: they solve as the others do).
+    public var gaussNewtonSmoothedKrylov = 0
     /// PE-SVI-GN as these options set it (damping, stop, trials, gain ratio, smoothing, chunk
     /// rows): the one construction `evaluate`, `infer --method gn` and `bench latency` share.
     public func gaussNewtonRefinement(decoder: GaussianDecoder, threads: Int) -> GaussNewtonRefinement {
         GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: gaussNewtonChunkRows, damping: gaussNewtonDamping,
                               tolerance: gaussNewtonTolerance, trialsPerIteration: gaussNewtonTrials,
-                              acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing, krylovDimension: gaussNewtonKrylov)
+                              acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing, krylovDimension: gaussNewtonKrylov,
+                              smoothedKrylovDimension: gaussNewtonSmoothedKrylov)
     }
     /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
     /// chunks only balance the two threads; results do not depend on it).
@@ -221,6 +225,9 @@ public struct ComparisonOptions: Sendable {
             + (gaussNewtonKrylov > 0
                 ? "; each step solved in the span of the gradient, \(gaussNewtonKrylov - 1) curvature products of it and the "
                     + "point's last step (reconstruction objective)" : "")
+            + (gaussNewtonSmoothedKrylov > 0 && gaussNewtonSmoothing.isActive && gaussNewtonSmoothedKrylov != gaussNewtonKrylov
+                ? "; each smoothed step solved in the span of the gradient, \(gaussNewtonSmoothedKrylov - 1) curvature products of it "
+                    + "and the point's last step (reconstruction objective)" : "")
             + ". With a linear "
             + "decoder PE-SVI-GN is one exact, undamped step (an affine map of x; the start is not used, and its time excludes the "
             + "encoder pass)."

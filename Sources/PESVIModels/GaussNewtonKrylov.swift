@@ -14,6 +14,10 @@ final class KrylovWorkspace: @unchecked Sendable {
     /// `maxPoints × width` buffer per hidden layer.
     let slopes: [FloatBuffer]
     let basis: FloatBuffer, images: FloatBuffer, gramImages: FloatBuffer
+    /// Where the decoder has d < h (F = W_L Λ^{1/2}, h × d, G = F·Fᵀ): each basis vector's image
+    /// through F, yF (`maxPoints × d` blocks), so that M = (J_h Q)ᵀ G (J_h Q) is a Gram matrix of
+    /// d-long rows; otherwise one element.
+    let rootImages: FloatBuffer
     /// H̃ times one basis vector (maxPoints × |z|), and two tangent buffers (maxPoints × widest).
     let product: FloatBuffer, tangentA: FloatBuffer, tangentB: FloatBuffer
     /// Whether basis vector a of point k was kept (not nearly dependent on the earlier ones).
@@ -23,10 +27,13 @@ final class KrylovWorkspace: @unchecked Sendable {
     /// Scratch of one point's damped system and its solution, and each pending point's predicted decrease.
     let system: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Double>
     let predicted: UnsafeMutablePointer<Double>
-    /// One vector being orthogonalized (|z|, Double), and the basis in Double (the layout of
-    /// `basis`), which the orthogonalization reads; `basis` is its Float copy for the products.
-    let work: UnsafeMutablePointer<Double>
-    let basisDouble: UnsafeMutablePointer<Double>
+    /// Points per lane group of the orthogonalization (SIMD8<Double>).
+    static let lanes = 8
+    /// Eight vectors being orthogonalized, one per lane (|z| lane vectors), and the basis in
+    /// Double in lanes (per group of eight rows, (k+1) × |z| lane vectors), which the
+    /// orthogonalization reads; `basis` is its Float copy for the products.
+    let laneWork: UnsafeMutablePointer<SIMD8<Double>>
+    let laneBasis: UnsafeMutablePointer<SIMD8<Double>>
 
     init(decoder: GaussianDecoder, maxPoints m: Int, dimension k: Int) {
         let net = decoder.network, L = decoder.latent
@@ -38,6 +45,8 @@ final class KrylovWorkspace: @unchecked Sendable {
         basis = FloatBuffer(count: n * m * L)
         images = FloatBuffer(count: n * m * h)
         gramImages = FloatBuffer(count: n * m * h)
+        let d = decoder.dataWidth
+        rootImages = FloatBuffer(count: d < h ? n * m * d : 1)
         product = FloatBuffer(count: m * L)
         tangentA = FloatBuffer(count: m * widest)
         tangentB = FloatBuffer(count: m * widest)
@@ -47,22 +56,26 @@ final class KrylovWorkspace: @unchecked Sendable {
         system = .allocate(capacity: n * n); system.initialize(repeating: 0, count: n * n)
         coefficients = .allocate(capacity: n); coefficients.initialize(repeating: 0, count: n)
         predicted = .allocate(capacity: m); predicted.initialize(repeating: 0, count: m)
-        work = .allocate(capacity: L); work.initialize(repeating: 0, count: L)
-        basisDouble = .allocate(capacity: n * m * L); basisDouble.initialize(repeating: 0, count: n * m * L)
+        laneWork = .allocate(capacity: L); laneWork.initialize(repeating: SIMD8(), count: L)
+        let groups = (m + KrylovWorkspace.lanes - 1) / KrylovWorkspace.lanes
+        laneBasis = .allocate(capacity: groups * n * L); laneBasis.initialize(repeating: SIMD8(), count: groups * n * L)
     }
 
     deinit {
         kept.deallocate(); projected.deallocate(); projectedGradient.deallocate(); system.deallocate()
-        coefficients.deallocate(); predicted.deallocate(); work.deallocate(); basisDouble.deallocate()
+        coefficients.deallocate(); predicted.deallocate(); laneWork.deallocate(); laneBasis.deallocate()
     }
 }
 
 extension GaussNewtonRefinement {
-    /// Whether this run solves in Krylov subspaces: ``krylovDimension`` > 0, a ReLU decoder
-    /// and the reconstruction objective (σ at its floor; otherwise the exact solve).
-    var solvesInKrylovSubspace: Bool {
-        krylovDimension > 0 && decoder.network.layerCount > 1 && objectiveWeights().beta == 0
-            && decoder.objective.kind == .reconstruction
+    /// Whether this run solves in Krylov subspaces in every iteration: ``krylovDimension`` > 0,
+    /// a ReLU decoder and the reconstruction objective (σ at its floor; otherwise the exact
+    /// solve). ``smoothedKrylovDimension`` alone does not count (see ``krylovDimension(smoothed:)``).
+    var solvesInKrylovSubspace: Bool { krylovDimension > 0 && krylovApplies }
+
+    /// Whether the Krylov solve can apply at all: a ReLU decoder and the reconstruction objective.
+    var krylovApplies: Bool {
+        decoder.network.layerCount > 1 && objectiveWeights().beta == 0 && decoder.objective.kind == .reconstruction
     }
 
     /// The slopes of every hidden unit of the chunk's m rows (``hiddenSlopes(layer:row:smoothed:workspace:into:)``), into kw.slopes.
@@ -90,10 +103,17 @@ extension GaussNewtonRefinement {
         }
     }
 
+    /// Whether the Krylov products go through F (h × d) instead of G (h × h): d < h, so y·F and
+    /// then (y·F)·Fᵀ cost 2hd ≤ h² a row, and M's entries are d-long dot products.
+    var krylovThroughRoot: Bool { formsRootFactor && decoder.dataWidth < decoder.network.widths[decoder.network.layerCount - 1] }
+
     /// For rows v (m × |z|): y = J_h v, the tangent at the last hidden layer (m × h), w = y·G,
-    /// and when `result` is given H̃v = Jᵀ_h w (m × |z|), with the slopes in `kw`.
+    /// and when `result` is given H̃v = Jᵀ_h w (m × |z|), with the slopes in `kw`. With
+    /// `rootImage` (``krylovThroughRoot``): yF into it (m × d) and w = (yF)·Fᵀ, formed only
+    /// when `result` is given.
     func krylovProduct(_ v: UnsafePointer<Float>, rows m: Int, image y: UnsafeMutablePointer<Float>,
-                       gramImage w: UnsafeMutablePointer<Float>, result: UnsafeMutablePointer<Float>?, workspace ws: GaussNewtonWorkspace,
+                       gramImage w: UnsafeMutablePointer<Float>, rootImage: UnsafeMutablePointer<Float>? = nil,
+                       result: UnsafeMutablePointer<Float>?, workspace ws: GaussNewtonWorkspace,
                        krylov kw: KrylovWorkspace) {
         let net = decoder.network, layers = net.layerCount, h = net.widths[layers - 1]
         let packed = ws.network.packedForward!
@@ -106,7 +126,14 @@ extension GaussNewtonRefinement {
             input = UnsafePointer(out)
             swap(&spare, &other)
         }
-        gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: y, lda: h, b: gram.pointer, ldb: h, beta: 0, c: w, ldc: h)
+        if let rootImage {
+            let d = decoder.dataWidth, f = UnsafePointer(rootScaledLastWeights.pointer)
+            gemm(.none, .none, m: m, n: d, k: h, alpha: 1, a: y, lda: h, b: f, ldb: d, beta: 0, c: rootImage, ldc: d)
+            guard result != nil else { return }
+            gemm(.none, .transpose, m: m, n: h, k: d, alpha: 1, a: rootImage, lda: d, b: f, ldb: d, beta: 0, c: w, ldc: h)
+        } else {
+            gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: y, lda: h, b: gram.pointer, ldb: h, beta: 0, c: w, ldc: h)
+        }
         if let result {
             let u = kw.tangentA.pointer
             u.update(from: w, count: m * h)
@@ -134,60 +161,69 @@ extension GaussNewtonRefinement {
         func q(_ a: Int, _ row: Int) -> UnsafeMutablePointer<Float> { basis + (a * M + row) * L }
         func image(_ a: Int) -> UnsafeMutablePointer<Float> { kw.images.pointer + a * M * h }
         func gramImage(_ a: Int) -> UnsafeMutablePointer<Float> { kw.gramImages.pointer + a * M * h }
-        // Appends vector v (Double, |z|) as basis vector a of row r after orthogonalizing it
-        // against the kept earlier ones; a nearly dependent one is dropped (zero, not kept).
-        let work = kw.work
-        func qDouble(_ a: Int, _ row: Int) -> UnsafeMutablePointer<Double> { kw.basisDouble + (a * M + row) * L }
-        func append(_ a: Int, row r: Int) {
-            let norm0 = GaussNewtonRefinement.dot(work, work, count: L)
-            for b in 0..<a where kept[b * M + r] {
-                let qb = qDouble(b, r)
-                GaussNewtonRefinement.subtractScaled(work, qb, -GaussNewtonRefinement.dot(work, qb, count: L), count: L)
-            }
-            let norm = GaussNewtonRefinement.dot(work, work, count: L)
-            let qa = q(a, r), qd = qDouble(a, r)
-            if norm0 > 0 && norm.isFinite && norm > 1e-12 * norm0 {
-                let inv = 1 / norm.squareRoot()
-                for j in 0..<L { qd[j] = work[j] * inv; qa[j] = Float(qd[j]) }
-                kept[a * M + r] = true
-            } else {
-                for j in 0..<L { qd[j] = 0; qa[j] = 0 }
-                kept[a * M + r] = false
+        let throughRoot = krylovThroughRoot
+        func rootImage(_ a: Int) -> UnsafeMutablePointer<Float>? { throughRoot ? kw.rootImages.pointer + a * M * d : nil }
+        // Appends the rows `source(r)` (Float, |z|; nil: none, a zero vector) as basis vector a
+        // of rows 0..<m after orthogonalizing each against its point's earlier ones (modified
+        // Gram-Schmidt in Double), eight points at a time, one per SIMD lane (no horizontal
+        // sums); a nearly dependent vector is dropped (zero, not kept). A dropped earlier
+        // vector is zero and takes nothing off.
+        let W = KrylovWorkspace.lanes
+        func append(_ a: Int, source: (Int) -> UnsafePointer<Float>?) {
+            var g0 = 0
+            while g0 < m {
+                let count = min(W, m - g0), lanes = kw.laneBasis + (g0 / W) * n * L, work = kw.laneWork
+                // Lane p of work[j] is element j of row p (scalar stores into the lane layout).
+                work.update(repeating: SIMD8(), count: L)
+                let raw = UnsafeMutableRawPointer(work)
+                for p in 0..<count {
+                    guard let row = source(g0 + p) else { continue }
+                    for j in 0..<L { raw.storeBytes(of: Double(row[j]), toByteOffset: (j * W + p) * 8, as: Double.self) }
+                }
+                let norm0 = GaussNewtonRefinement.laneDot(work, work, count: L)
+                for b in 0..<a {
+                    let qb = UnsafePointer(lanes + b * L)
+                    let c = GaussNewtonRefinement.laneDot(work, qb, count: L)
+                    let f = GaussNewtonRefinement.negated(c)
+                    for j in 0..<L { work[j] = work[j].addingProduct(f, qb[j]) }
+                }
+                let norm = GaussNewtonRefinement.laneDot(work, work, count: L)
+                let keep = (norm0 .> 0) .& (norm .< SIMD8<Double>(repeating: .infinity)) .& (norm .> 1e-12 * norm0)
+                let inv = SIMD8<Double>(repeating: 0).replacing(with: 1 / norm.squareRoot(), where: keep)
+                let qa = lanes + a * L
+                for j in 0..<L { qa[j] = work[j] * inv }
+                let qr = UnsafeRawPointer(qa)
+                for p in 0..<count {
+                    let out = q(a, g0 + p)
+                    for j in 0..<L { out[j] = Float(qr.load(fromByteOffset: (j * W + p) * 8, as: Double.self)) }
+                    kept[a * M + g0 + p] = keep[p]
+                }
+                g0 += count
             }
         }
         // q₀ = g/‖g‖; qⱼ₊₁ from H̃qⱼ; the images of q₀ … q_{k−1} come with those products.
-        for r in 0..<m {
-            let g = grad + r * L
-            for j in 0..<L { work[j] = Double(g[j]) }
-            append(0, row: r)
-        }
+        append(0) { UnsafePointer(grad + $0 * L) }
         let product = kw.product.pointer
         for a in 0..<k {
             let last = a == k - 1
-            krylovProduct(q(a, 0), rows: m, image: image(a), gramImage: gramImage(a), result: last ? nil : product, workspace: ws, krylov: kw)
+            krylovProduct(q(a, 0), rows: m, image: image(a), gramImage: gramImage(a), rootImage: rootImage(a), result: last ? nil : product,
+                          workspace: ws, krylov: kw)
             if last { break }
-            for r in 0..<m {
-                let v = product + r * L
-                for j in 0..<L { work[j] = Double(v[j]) }
-                append(a + 1, row: r)
-            }
+            append(a + 1) { UnsafePointer(product + $0 * L) }
         }
         // The last step p, orthogonalized against the Krylov vectors.
-        var anyLast = false
-        for r in 0..<m {
+        append(k) { r in
             let i = idx[r]
-            if let last = st.lastStep, st.hasLastStep![i] {
-                let pi = last + i * L
-                for j in 0..<L { work[j] = Double(pi[j]) }
-                append(k, row: r)
-                anyLast = anyLast || kept[k * M + r]
-            } else {
-                for j in 0..<L { q(k, r)[j] = 0 }
-                kept[k * M + r] = false
-            }
+            guard let last = st.lastStep, st.hasLastStep![i] else { return nil }
+            return UnsafePointer(last + i * L)
         }
-        if anyLast { krylovProduct(q(k, 0), rows: m, image: image(k), gramImage: gramImage(k), result: nil, workspace: ws, krylov: kw) }
-        // M = QᵀH̃Q = (J_h Q)ᵀ G (J_h Q), symmetrized, and b = Qᵀg, per point.
+        var anyLast = false
+        for r in 0..<m { anyLast = anyLast || kept[k * M + r] }
+        if anyLast {
+            krylovProduct(q(k, 0), rows: m, image: image(k), gramImage: gramImage(k), rootImage: rootImage(k), result: nil, workspace: ws, krylov: kw)
+        }
+        // M = QᵀH̃Q = (J_h Q)ᵀ G (J_h Q), symmetrized (or, through F, the Gram matrix of the
+        // rows yF, symmetric as formed), and b = Qᵀg, per point.
         for r in 0..<m {
             let mr = kw.projected + r * n * n, br = kw.projectedGradient + r * n, g = grad + r * L
             for a in 0..<n {
@@ -200,6 +236,14 @@ extension GaussNewtonRefinement {
                 var dot = 0.0
                 for j in 0..<L { dot += Double(qa[j]) * Double(g[j]) }
                 br[a] = dot
+                if throughRoot {
+                    let za = kw.rootImages.pointer + (a * M + r) * d
+                    for b in 0...a where kept[b * M + r] {
+                        let v = Elementwise.dot(za, kw.rootImages.pointer + (b * M + r) * d, count: d)
+                        mr[a * n + b] = v; mr[b * n + a] = v
+                    }
+                    continue
+                }
                 let ya = image(a) + r * h, wa = gramImage(a) + r * h
                 for b in 0...a where kept[b * M + r] {
                     let yb = image(b) + r * h, wb = gramImage(b) + r * h
@@ -241,5 +285,19 @@ extension GaussNewtonRefinement {
                 for j in 0..<L { dq[j] += c[a] * Double(qa[j]) }
             }
         }
+    }
+
+    /// Σ x[j]·y[j] lane by lane over `count` lane vectors (four accumulators, then summed).
+    @inline(__always)
+    static func laneDot(_ x: UnsafePointer<SIMD8<Double>>, _ y: UnsafePointer<SIMD8<Double>>, count: Int) -> SIMD8<Double> {
+        var a0 = SIMD8<Double>(), a1 = SIMD8<Double>(), a2 = SIMD8<Double>(), a3 = SIMD8<Double>()
+        var j = 0
+        while j + 4 <= count {
+            a0 = a0.addingProduct(x[j], y[j]); a1 = a1.addingProduct(x[j + 1], y[j + 1])
+            a2 = a2.addingProduct(x[j + 2], y[j + 2]); a3 = a3.addingProduct(x[j + 3], y[j + 3])
+            j += 4
+        }
+        while j < count { a0 = a0.addingProduct(x[j], y[j]); j += 1 }
+        return (a0 + a1) + (a2 + a3)
     }
 }

@@ -236,6 +236,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// and a |z|³/3 Cholesky per point; σ stays at its floor and the σ part S is left out (its
     /// σ² ≈ 1.5·10⁻⁸). 0: the exact solve.
     public let krylovDimension: Int
+    /// k > 0: the smoothed iterations (``smoothing``) solve in Krylov subspaces of dimension k
+    /// as ``krylovDimension`` describes, while the iterations on the ReLU decoder itself take
+    /// ``krylovDimension``'s solve (the exact one when it is 0). The continuation's early steps
+    /// only have to follow the smoothed minimizers; the exact solve is kept for the last steps,
+    /// where the fit is made. Same conditions as ``krylovDimension`` (ReLU decoder,
+    /// reconstruction objective); 0: the smoothed iterations solve as the others do.
+    public let smoothedKrylovDimension: Int
     /// Linear decoders: take Gauss-Newton's step undamped and exactly, as an affine map of x
     /// (``ExactLinearStep``), instead of damped iterations; with the reconstruction objective
     /// and a singular H (e.g. |z| > d), the minimum-norm step from each point's start (one
@@ -291,6 +298,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         dataSpaceSolve && decoder.network.layerCount > 1 && decoder.dataWidth < decoder.latent && krylovDimension == 0
             && decoder.latent <= min(laneLatentLimit, GaussNewtonWorkspace.laneLatentLimit) && damping > 0 && absoluteDamping > 0
     }
+    /// The Krylov dimension of an iteration (smoothed or on the ReLU decoder), 0 for the exact
+    /// solve: ``smoothedKrylovDimension`` in smoothed iterations where it is set, else
+    /// ``krylovDimension``; 0 wherever the Krylov solve does not apply (``krylovApplies``).
+    func krylovDimension(smoothed: Bool) -> Int {
+        guard krylovApplies else { return 0 }
+        return smoothed && smoothedKrylovDimension > 0 ? smoothedKrylovDimension : krylovDimension
+    }
     /// W_Lᵀ (d × h), so Λr·W_Lᵀ is a product with an untransposed right operand.
     let lastWeightsTransposed: FloatBuffer
     /// W₁ᵀ (h₁ × |z|; one element when the decoder is linear): row c is unit c's column of W₁,
@@ -303,8 +317,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 tolerance: Double = 1e-4, logVarianceFloor: Float = GaussNewtonRefinement.defaultLogVarianceFloor, absoluteDamping: Double = 1e-9,
                 minimumDamping: Double = 1e-6, maximumDamping: Double = 1e12, curveSamples: Int = 1,
                 trialsPerIteration: Int = 1, acceptanceRatio: Double = 0.1, exactLinearStep: Bool = true,
-                smoothing: GaussNewtonSmoothing = .standard, krylovDimension: Int = 0) {
-        precondition(krylovDimension >= 0, "GaussNewtonRefinement: krylovDimension must be ≥ 0, got \(krylovDimension)")
+                smoothing: GaussNewtonSmoothing = .standard, krylovDimension: Int = 0, smoothedKrylovDimension: Int = 0) {
+        precondition(krylovDimension >= 0 && smoothedKrylovDimension >= 0,
+                     "GaussNewtonRefinement: Krylov dimensions must be ≥ 0, got \(krylovDimension) and \(smoothedKrylovDimension)")
         precondition(threads >= 1 && chunkRows >= 1 && curveSamples >= 1 && trialsPerIteration >= 1,
                      "GaussNewtonRefinement: threads, chunkRows, curveSamples, trialsPerIteration must be ≥ 1")
         precondition(damping >= 0 && absoluteDamping >= 0 && tolerance >= 0 && acceptanceRatio >= 0 && acceptanceRatio < 1,
@@ -324,11 +339,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         self.exactLinearStep = exactLinearStep
         self.smoothing = smoothing
         self.krylovDimension = krylovDimension
+        self.smoothedKrylovDimension = smoothing.isActive ? smoothedKrylovDimension : 0
         runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
         let packed = PackedWeights(network: decoder.network)
         packedWeights = packed
         workspaces = (0..<threads).map { _ in
-            GaussNewtonWorkspace(decoder: decoder, maxPoints: chunkRows, packedWeights: packed, krylovDimension: krylovDimension)
+            GaussNewtonWorkspace(decoder: decoder, maxPoints: chunkRows, packedWeights: packed, krylovDimension: krylovDimension,
+                                 smoothedKrylovDimension: smoothing.isActive ? smoothedKrylovDimension : 0)
         }
         curveStepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: chunkRows, samples: curveSamples)
         let net = decoder.network
@@ -385,13 +402,14 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         elapsed += seconds(clock.now - t0)
 
         let net = decoder.network
-        let krylov = solvesInKrylovSubspace
+        // The Krylov solve in every iteration (no cache: each takes a fresh forward pass), in some.
+        let krylov = solvesInKrylovSubspace, someKrylov = krylov || krylovDimension(smoothed: true) > 0
         let state = PointState(count: n, damping: damping,
                                cache: !krylov && reuseForwardPass && (compactActiveUnits || net.layerCount == 1)
                                    ? LinearizationCache(count: n, hiddenWidths: Array(net.widths.dropFirst().dropLast()),
                                                         projectedWidth: net.widths[net.layerCount - 1])
                                    : nil,
-                               hiddenLayers: net.layerCount - 1, lastSteps: krylov ? decoder.latent : 0)
+                               hiddenLayers: net.layerCount - 1, lastSteps: someKrylov ? decoder.latent : 0)
         defer { state.deallocate() }
         // P(μ) of every point at the start, the guard's first reference: the first iteration's
         // linearization measures it (the same forward pass at the same μ), so a separate pass
@@ -610,7 +628,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         // reference P(μ) is measured afresh at them.
         let hiddenCount = net.layerCount - 1
         let smoothed = !linear && smoothing.isActive && (0..<m).contains { Int(st.steps[idx[$0]]) < smoothing.iterations }
-        let krylov = solvesInKrylovSubspace, kw = krylov ? ws.krylov : nil
+        let krylovK = krylovDimension(smoothed: smoothed), krylov = krylovK > 0
+        let kw = !krylov ? nil : krylovK == krylovDimension ? ws.krylov : ws.smoothedKrylov
         if smoothed {
             if (0..<m).contains(where: { st.spreads[idx[$0] * hiddenCount].isNaN }) { measureSpreads(mu: mu, count: m, state: st, workspace: ws) }
             let temps = ws.temperatures.pointer
@@ -1863,10 +1882,14 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
 
     func forgetFactors() { for k in factorDampings.indices { factorDampings[k] = .nan } }
 
-    /// The Krylov solve's scratch (``GaussNewtonRefinement/krylovDimension`` > 0, ReLU decoder).
+    /// The Krylov solve's scratch (``GaussNewtonRefinement/krylovDimension`` > 0, ReLU decoder),
+    /// and the smoothed iterations' where their dimension differs
+    /// (``GaussNewtonRefinement/smoothedKrylovDimension``).
     let krylov: KrylovWorkspace?
+    let smoothedKrylov: KrylovWorkspace?
 
-    init(decoder: GaussianDecoder, maxPoints m: Int, packedWeights: PackedWeights? = nil, krylovDimension: Int = 0) {
+    init(decoder: GaussianDecoder, maxPoints m: Int, packedWeights: PackedWeights? = nil, krylovDimension: Int = 0,
+         smoothedKrylovDimension: Int = 0) {
         let net = decoder.network, L = decoder.latent, d = decoder.dataWidth
         let hidden = net.widths.dropFirst().dropLast()
         let widest = hidden.max() ?? 1, h = net.widths[net.layerCount - 1]
@@ -1920,6 +1943,8 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         trialTemperatures = FloatBuffer(count: max(m * hidden.count, 1))
         slopes = FloatBuffer(count: widest)
         krylov = krylovDimension > 0 && net.layerCount > 1 ? KrylovWorkspace(decoder: decoder, maxPoints: m, dimension: krylovDimension) : nil
+        smoothedKrylov = smoothedKrylovDimension > 0 && smoothedKrylovDimension != krylovDimension && net.layerCount > 1
+            ? KrylovWorkspace(decoder: decoder, maxPoints: m, dimension: smoothedKrylovDimension) : nil
     }
 
     deinit {

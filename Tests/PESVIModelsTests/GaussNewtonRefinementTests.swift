@@ -264,7 +264,9 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     /// here in Double); from iteration K on, plain Gauss-Newton never raises the ReLU objective;
     /// no point stops on small progress before K; and the result's P(μ) is the ReLU decoder's
     /// whenever the run ends (inside the smoothing too).
-    @Test(arguments: [0, 3]) func smoothingLowersEachIterationsSmoothedObjectiveThenTheReLUObjective(krylov: Int) {
+    /// Also with the Krylov solve in every iteration and in the smoothed ones only.
+    @Test(arguments: [(0, 0), (3, 0), (0, 3)])
+    func smoothingLowersEachIterationsSmoothedObjectiveThenTheReLUObjective(krylov: Int, smoothedKrylov: Int) {
         let L = 4, d = 20, n = 48
         var rng = RandomGenerator(seed: 33)
         let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch3, objective: .reconstruction, rng: &rng)
@@ -274,8 +276,9 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         let lv0 = [Float](repeating: -18, count: n * L)
         let schedule = GaussNewtonSmoothing(iterations: 3, scale: 0.5, factor: 0.5)
         let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, tolerance: 0.05, trialsPerIteration: 3, smoothing: schedule,
-                                       krylovDimension: krylov)
+                                       krylovDimension: krylov, smoothedKrylovDimension: smoothedKrylov)
         #expect(gn.solvesInKrylovSubspace == (krylov > 0))
+        #expect(gn.krylovDimension(smoothed: true) == max(krylov, smoothedKrylov) && gn.krylovDimension(smoothed: false) == krylov)
         let spreads = (0..<n).map { i in smoothedForwardDouble(net, (0..<L).map { Double(mu0[i * L + $0]) }, taus: [0, 0]).spreads }
         var previous = gn.refine(x, start: (mu0, lv0), maxSteps: 0, seed: 5)
         var smoothedDrops = 0, reluRises = 0
@@ -368,10 +371,12 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     /// The Krylov solve's batched products against the dense linearization (itself checked
     /// against central differences above), plain and smoothed, Arch2 and Arch3: JᵀΛr is the
     /// same, H̃v = Jᵀ_h((J_h v)·G) is H̃ times v, and the projected M = QᵀH̃Q and b = Qᵀg of the
-    /// basis are those of the dense H̃ and g, with Q orthonormal.
-    @Test(arguments: [Architecture.arch2, .arch3])
-    func krylovProductsMatchTheDenseLinearization(_ arch: Architecture) {
-        let L = 6, d = 15, n = 8, k = 3
+    /// basis are those of the dense H̃ and g, with Q orthonormal. With d = 4 < h = 12 the
+    /// products and M go through F = W_L Λ^{1/2} (``GaussNewtonRefinement/krylovThroughRoot``);
+    /// with d = 15 through G.
+    @Test(arguments: [Architecture.arch2, .arch3], [15, 4])
+    func krylovProductsMatchTheDenseLinearization(_ arch: Architecture, d: Int) {
+        let L = 6, n = 8, k = 3
         var rng = RandomGenerator(seed: 25)
         let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: arch, objective: .reconstruction, rng: &rng)
         let hidden = decoder.network.layerCount - 1, h = decoder.network.widths[hidden]
@@ -380,6 +385,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         for smoothed in [false, true] {
             let taus = (0..<(n * hidden)).map { _ in smoothed ? 0.1 + rng.uniformFloat() : Float(0) }
             let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: n, krylovDimension: k)
+            #expect(gn.krylovThroughRoot == (d < h))
             let dense = gn.linearization(x, mu: mu, temperatures: smoothed ? taus : nil)
             let ws = gn.workspaces[0], kw = ws.krylov!
             gn.prepareShared()
@@ -396,13 +402,22 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             }
             // H̃v for random v.
             let v = FloatBuffer(rng.normalArray(count: n * L)), y = FloatBuffer(count: n * h), w = FloatBuffer(count: n * h)
-            let hv = FloatBuffer(count: n * L)
-            gn.krylovProduct(v.pointer, rows: n, image: y.pointer, gramImage: w.pointer, result: hv.pointer, workspace: ws, krylov: kw)
-            for r in 0..<n {
-                var ref = [Double](repeating: 0, count: L)
-                for a in 0..<L { for b in 0..<L { ref[a] += Double(dense.hessian[r * L * L + a * L + b]) * Double(v[r * L + b]) } }
-                let scale = ref.map(abs).max()!
-                for a in 0..<L { worstH = max(worstH, abs(Double(hv[r * L + a]) - ref[a]) / scale) }
+            let hv = FloatBuffer(count: n * L), root = FloatBuffer(count: n * d)
+            for throughRoot in gn.krylovThroughRoot ? [false, true] : [false] {
+                gn.krylovProduct(v.pointer, rows: n, image: y.pointer, gramImage: w.pointer, rootImage: throughRoot ? root.pointer : nil,
+                                 result: hv.pointer, workspace: ws, krylov: kw)
+                for r in 0..<n {
+                    var ref = [Double](repeating: 0, count: L)
+                    for a in 0..<L { for b in 0..<L { ref[a] += Double(dense.hessian[r * L * L + a * L + b]) * Double(v[r * L + b]) } }
+                    let scale = ref.map(abs).max()!
+                    for a in 0..<L { worstH = max(worstH, abs(Double(hv[r * L + a]) - ref[a]) / scale) }
+                    if throughRoot {
+                        // vᵀH̃v = ‖(J_h v)·F‖².
+                        let vHv = (0..<L).reduce(0.0) { $0 + Double(v[r * L + $1]) * ref[$1] }
+                        let zz = (0..<d).reduce(0.0) { $0 + Double(root[r * d + $1]) * Double(root[r * d + $1]) }
+                        #expect(abs(zz - vHv) <= 1e-4 * max(abs(vHv), 1e-6), "vᵀH̃v \(vHv), ‖yF‖² \(zz)")
+                    }
+                }
             }
             // M and b of the basis over its kept vectors (no last step: at most k; fewer where
             // g lies in a smaller invariant subspace of H̃).
@@ -430,7 +445,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
                 }
             }
             #expect(keptTotal > n * (k - 1), "too few Krylov vectors kept: \(keptTotal) of \(n * k)")
-            #expect(worstG < 1e-4, "\(arch) smoothed \(smoothed): JᵀΛr off by \(worstG)")
+            #expect(worstG < 1e-4, "\(arch) d \(d) smoothed \(smoothed): JᵀΛr off by \(worstG)")
             #expect(worstH < 1e-4, "\(arch) smoothed \(smoothed): H̃v off by \(worstH)")
             #expect(worstM < 1e-4, "\(arch) smoothed \(smoothed): QᵀH̃Q off by \(worstM)")
             #expect(worstQ < 1e-5, "\(arch) smoothed \(smoothed): Q not orthonormal by \(worstQ)")
@@ -470,6 +485,52 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(!kr.solvesInKrylovSubspace)
         let b = kr.refine(x, start: start, maxSteps: 6, seed: 1)
         #expect(a.mu == b.mu && a.logVariance == b.logVariance && a.stepsPerPoint == b.stepsPerPoint)
+    }
+
+    /// The Krylov solve in the smoothed iterations only (``GaussNewtonRefinement/smoothedKrylovDimension``):
+    /// through the smoothing every point's μ, σ, rejections and P(μ) are those of the Krylov
+    /// solve in every iteration, bit for bit; the iterations on the ReLU decoder then differ
+    /// from it (they take the exact solve); with the ELBO, where the Krylov solve does not
+    /// apply, and with the smoothing off, the run is the exact solve's, bit for bit.
+    @Test(arguments: [Architecture.arch2, .arch3])
+    func smoothedKrylovSolvesOnlyTheSmoothedIterations(_ arch: Architecture) {
+        let L = 12, d = 20, n = 40, k = 4
+        var rng = RandomGenerator(seed: 91)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: arch, objective: .reconstruction, rng: &rng)
+        let x = dataFrom(decoder, n: n, noise: 0.05, seed: 92)
+        let start = (rng.normalArray(count: n * L, std: 1.5), [Float](repeating: -18, count: n * L))
+        let schedule = GaussNewtonSmoothing(iterations: 3, scale: 0.4, factor: 0.5)
+        func run(_ dec: GaussianDecoder, krylov: Int, smoothedKrylov: Int, steps: Int, smoothing: GaussNewtonSmoothing = schedule)
+            -> GaussNewtonResult {
+            GaussNewtonRefinement(decoder: dec, chunkRows: 16, tolerance: 1e-6, smoothing: smoothing, krylovDimension: krylov,
+                                  smoothedKrylovDimension: smoothedKrylov)
+                .refine(x, start: start, maxSteps: steps, seed: 1, recordCurve: false)
+        }
+        let hybrid = run(decoder, krylov: 0, smoothedKrylov: k, steps: schedule.iterations)
+        let krylov = run(decoder, krylov: k, smoothedKrylov: 0, steps: schedule.iterations)
+        let exact = run(decoder, krylov: 0, smoothedKrylov: 0, steps: schedule.iterations)
+        let likeKrylov = hybrid.mu == krylov.mu && hybrid.logVariance == krylov.logVariance && hybrid.rejectedSteps == krylov.rejectedSteps
+            && hybrid.objectiveAtMean == krylov.objectiveAtMean
+        #expect(likeKrylov, "\(arch): the smoothed iterations are not the Krylov solve's")
+        let likeExact = hybrid.mu == exact.mu
+        #expect(!likeExact, "\(arch): the smoothed iterations took the exact solve")
+        let later = schedule.iterations + 2
+        let hybridLater = run(decoder, krylov: 0, smoothedKrylov: k, steps: later)
+        let krylovLater = run(decoder, krylov: k, smoothedKrylov: 0, steps: later)
+        let laterLikeKrylov = hybridLater.mu == krylovLater.mu
+        #expect(!laterLikeKrylov, "\(arch): the ReLU iterations took the Krylov solve")
+        for i in 0..<n { #expect(hybridLater.objectiveAtMean[i] <= hybrid.objectiveAtMean[i], "\(arch) point \(i): the ReLU iterations raised P") }
+        // Where it does not apply: the ELBO, and no smoothing.
+        var erng = RandomGenerator(seed: 93)
+        let elbo = GaussianDecoder(latent: L, dataWidth: d, architecture: arch, objective: .elbo(beta: 1, likelihood: .fixedVariance(sigma: 0.3)),
+                                   rng: &erng)
+        let e1 = run(elbo, krylov: 0, smoothedKrylov: k, steps: later), e0 = run(elbo, krylov: 0, smoothedKrylov: 0, steps: later)
+        let elboSame = e1.mu == e0.mu && e1.logVariance == e0.logVariance && e1.objectiveAtMean == e0.objectiveAtMean
+        #expect(elboSame, "\(arch): the ELBO run changed")
+        let o1 = run(decoder, krylov: 0, smoothedKrylov: k, steps: 4, smoothing: .off)
+        let o0 = run(decoder, krylov: 0, smoothedKrylov: 0, steps: 4, smoothing: .off)
+        let offSame = o1.mu == o0.mu && o1.logVariance == o0.logVariance && o1.objectiveAtMean == o0.objectiveAtMean
+        #expect(offSame, "\(arch): the run without smoothing changed")
     }
 
     /// With no absolute damping and a tiny λ on a nonlinear decoder from far starts, full GN
@@ -868,19 +929,19 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
                 let n = 83
                 let x = dataFrom(decoder, n: n, noise: 0.1, seed: 172)
                 let start = (rng.normalArray(count: n * L, std: 1.5), [Float](repeating: -1, count: n * L))
-                for krylov in objective == .reconstruction ? [0, 3] : [0] {
+                for (krylov, smoothedKrylov) in objective == .reconstruction ? [(0, 0), (3, 0), (0, 3)] : [(0, 0)] {
                     let runs = [5, 16, 64].map {
                         GaussNewtonRefinement(decoder: decoder, threads: 2, chunkRows: $0, tolerance: 1e-3, trialsPerIteration: 3,
-                                              krylovDimension: krylov)
+                                              krylovDimension: krylov, smoothedKrylovDimension: smoothedKrylov)
                             .refine(x, start: start, maxSteps: 12, seed: 3, recordCurve: false)
                     }
                     let a = runs[0]
                     #expect(a.iterations >= 5 && Set(a.stepsPerPoint).count >= 3,
-                            "\(arch) L \(L) \(objective) Krylov \(krylov): \(a.iterations) iterations, steps \(Set(a.stepsPerPoint))")
+                            "\(arch) L \(L) \(objective) Krylov \(krylov)/\(smoothedKrylov): \(a.iterations) iterations, steps \(Set(a.stepsPerPoint))")
                     for (r, rows) in zip(runs.dropFirst(), [16, 64]) {
                         #expect(r.mu == a.mu && r.logVariance == a.logVariance && r.stepsPerPoint == a.stepsPerPoint
                                 && r.rejectedSteps == a.rejectedSteps && r.objectiveAtMean == a.objectiveAtMean,
-                                "\(arch) L \(L) \(objective) Krylov \(krylov): chunks of \(rows) rows differ from chunks of 5")
+                                "\(arch) L \(L) \(objective) Krylov \(krylov)/\(smoothedKrylov): chunks of \(rows) rows differ from chunks of 5")
                     }
                 }
             }
