@@ -91,29 +91,40 @@ struct BenchInferCommand: ParsableCommand {
 struct BenchGaussNewtonCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gn",
-        abstract: "Gauss-Newton refinement: milliseconds per full iteration (every point active; a linear decoder: its one exact step; a ReLU decoder: plain, smoothed, and solved in a Krylov subspace of dimension 4) and per SVI step on the same decoder and points, and their ratio."
+        abstract: "Gauss-Newton refinement: milliseconds per full iteration (every point active; a linear decoder: its one exact step; a ReLU decoder: plain, smoothed, plain solved in a Krylov subspace of dimension 4, and smoothed solved in one of dimension --smoothed-krylov) and per SVI step on the same decoder and points, and their ratio."
     )
     @OptionGroup var shape: RefinementBenchShape
     @OptionGroup var bench: EngineBenchOptions
+    @Option(help: "Krylov dimension of the smoothed iterations timed beside the exact ones (0: not timed).")
+    var smoothedKrylov: Int = 16
+
+    func validate() throws {
+        guard smoothedKrylov >= 0 else { throw ValidationError("--smoothed-krylov must be 0 or more vectors, got \(smoothedKrylov)") }
+    }
 
     func run() throws {
         let threads = bench.threads
         let points = shape.points, z = shape.z ?? 64, dim = shape.dim
         let r = EngineBenchmark.gaussNewton(threads: threads, points: points, latent: z, dataWidth: dim,
-                                            architecture: shape.architecture(default: .arch2), minSeconds: bench.seconds)
+                                            architecture: shape.architecture(default: .arch2), minSeconds: bench.seconds,
+                                            smoothedKrylov: smoothedKrylov)
         if bench.json {
             print("{\"bench\":\"gn\",\"points\":\(points),\"z\":\(z),\"arch\":\"\(r.architecture)\",\"dim\":\(dim),\"threads\":\(threads),"
                   + "\"solve\":\"\(r.solve)\",\"ms_per_iteration\":\(r.millisecondsPerIteration),\"ms_per_svi_step\":\(r.millisecondsPerSVIStep),"
                   + "\"svi_steps_per_iteration\":\(r.sviStepsPerIteration)"
                   + (r.millisecondsPerSmoothedIteration.map { ",\"ms_per_smoothed_iteration\":\($0),\"svi_steps_per_smoothed_iteration\":\($0 / r.millisecondsPerSVIStep)" } ?? "")
                   + (r.millisecondsPerKrylovIteration.map { ",\"ms_per_krylov4_iteration\":\($0)" } ?? "")
+                  + (r.millisecondsPerSmoothedKrylovIteration.map {
+                      ",\"smoothed_krylov\":\(r.smoothedKrylovDimension),\"ms_per_smoothed_krylov_iteration\":\($0)" } ?? "")
                   + "}")
         } else {
             print("gn  |z|=\(z) \(r.architecture) d=\(dim) points \(points)  threads \(threads)  (\(r.solve) solve):  "
                   + String(format: "%.2f ms/iteration, SVI %.3f ms/step: one iteration = %.1f SVI steps  (%d iterations)",
                            r.millisecondsPerIteration, r.millisecondsPerSVIStep, r.sviStepsPerIteration, r.iterations)
                   + (r.millisecondsPerSmoothedIteration.map { String(format: "; smoothed: %.2f ms = %.1f SVI steps", $0, $0 / r.millisecondsPerSVIStep) } ?? "")
-                  + (r.millisecondsPerKrylovIteration.map { String(format: "; Krylov (K = 4): %.2f ms = %.1f SVI steps", $0, $0 / r.millisecondsPerSVIStep) } ?? ""))
+                  + (r.millisecondsPerKrylovIteration.map { String(format: "; Krylov (K = 4): %.2f ms = %.1f SVI steps", $0, $0 / r.millisecondsPerSVIStep) } ?? "")
+                  + (r.millisecondsPerSmoothedKrylovIteration.map {
+                      String(format: "; smoothed, Krylov (K = %d): %.2f ms = %.1f SVI steps", r.smoothedKrylovDimension, $0, $0 / r.millisecondsPerSVIStep) } ?? ""))
         }
     }
 }

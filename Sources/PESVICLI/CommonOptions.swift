@@ -35,8 +35,8 @@ struct GaussNewtonFlags: ParsableArguments {
     var gnSmoothingDamping: SmoothingDamping = ComparisonOptions().gaussNewtonSmoothing.holdsDamping ? .hold : .lower
     @Option(help: "Gauss-Newton with a ReLU decoder and the reconstruction objective: solve each step in the span of the gradient, K−1 curvature products of it and the last step (batched Jacobian-vector products, no |z|×|z| system); 0: the exact solve.")
     var gnKrylov: Int = ComparisonOptions().gaussNewtonKrylov
-    @Option(help: "Gauss-Newton with a ReLU decoder and the reconstruction objective: solve the smoothed iterations' steps (--gn-smoothing) in Krylov subspaces of K vectors as --gn-krylov does, the later ones as --gn-krylov says (exactly when it is 0); 0: the smoothed iterations solve as the others do.")
-    var gnSmoothedKrylov: Int = ComparisonOptions().gaussNewtonSmoothedKrylov
+    @Option(help: "Gauss-Newton with a ReLU decoder and the reconstruction objective: solve the smoothed iterations' steps (--gn-smoothing) in Krylov subspaces of K vectors as --gn-krylov does, the later ones as --gn-krylov says (exactly when it is 0); 0: the smoothed iterations solve as the others do. Default: min(|z|/4, 16) where that is at least 8 (|z| ≥ 32), else 0.")
+    var gnSmoothedKrylov: Int? = ComparisonOptions().gaussNewtonSmoothedKrylov
 
     func validate() throws {
         guard gnTolerance >= 0, gnTolerance.isFinite else { throw ValidationError("--gn-tolerance must be a non-negative number, got \(gnTolerance)") }
@@ -44,7 +44,7 @@ struct GaussNewtonFlags: ParsableArguments {
         guard gnAcceptance >= 0, gnAcceptance < 1 else { throw ValidationError("--gn-acceptance must be in [0, 1), got \(gnAcceptance)") }
         guard gnTrials >= 1 else { throw ValidationError("--gn-trials must be at least 1, got \(gnTrials)") }
         guard gnKrylov >= 0 else { throw ValidationError("--gn-krylov must be 0 or more vectors, got \(gnKrylov)") }
-        guard gnSmoothedKrylov >= 0 else { throw ValidationError("--gn-smoothed-krylov must be 0 or more vectors, got \(gnSmoothedKrylov)") }
+        if let k = gnSmoothedKrylov, k < 0 { throw ValidationError("--gn-smoothed-krylov must be 0 or more vectors, got \(k)") }
         guard gnSmoothing >= 0 else { throw ValidationError("--gn-smoothing must be 0 or more iterations, got \(gnSmoothing)") }
         guard gnSmoothingScale >= 0, gnSmoothingScale.isFinite else {
             throw ValidationError("--gn-smoothing-scale must be a non-negative number, got \(gnSmoothingScale)")

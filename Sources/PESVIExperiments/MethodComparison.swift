@@ -178,15 +178,20 @@ public struct ComparisonOptions: Sendable {
     /// exact solve, the default).
     public var gaussNewtonKrylov = 0
     /// PE-SVI-GN's Krylov-subspace solve in the smoothed iterations only
-    /// (``GaussNewtonRefinement/smoothedKrylovDimension``; 0: they solve as the others do).
-    public var gaussNewtonSmoothedKrylov = 0
+    /// (``GaussNewtonRefinement/smoothedKrylovDimension``; 0: they solve as the others do; nil,
+    /// the default: ``GaussNewtonRefinement/defaultSmoothedKrylovDimension(latent:)`` of the model).
+    public var gaussNewtonSmoothedKrylov: Int? = nil
+    /// The smoothed iterations' Krylov dimension these options give a decoder of latent size `latent`.
+    public func gaussNewtonSmoothedKrylov(latent: Int) -> Int {
+        gaussNewtonSmoothedKrylov ?? GaussNewtonRefinement.defaultSmoothedKrylovDimension(latent: latent)
+    }
     /// PE-SVI-GN as these options set it (damping, stop, trials, gain ratio, smoothing, chunk
     /// rows): the one construction `evaluate`, `infer --method gn` and `bench latency` share.
     public func gaussNewtonRefinement(decoder: GaussianDecoder, threads: Int) -> GaussNewtonRefinement {
         GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: gaussNewtonChunkRows, damping: gaussNewtonDamping,
                               tolerance: gaussNewtonTolerance, trialsPerIteration: gaussNewtonTrials,
                               acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing, krylovDimension: gaussNewtonKrylov,
-                              smoothedKrylovDimension: gaussNewtonSmoothedKrylov)
+                              smoothedKrylovDimension: gaussNewtonSmoothedKrylov(latent: decoder.latent))
     }
     /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
     /// chunks only balance the two threads; results do not depend on it).
@@ -225,9 +230,12 @@ public struct ComparisonOptions: Sendable {
             + (gaussNewtonKrylov > 0
                 ? "; each step solved in the span of the gradient, \(gaussNewtonKrylov - 1) curvature products of it and the "
                     + "point's last step (reconstruction objective)" : "")
-            + (gaussNewtonSmoothedKrylov > 0 && gaussNewtonSmoothing.isActive && gaussNewtonSmoothedKrylov != gaussNewtonKrylov
-                ? "; each smoothed step solved in the span of the gradient, \(gaussNewtonSmoothedKrylov - 1) curvature products of it "
-                    + "and the point's last step (reconstruction objective)" : "")
+            + (!gaussNewtonSmoothing.isActive || gaussNewtonKrylov > 0 && gaussNewtonSmoothedKrylov == nil ? ""
+                : gaussNewtonSmoothedKrylov.map { k in k > 0 && k != gaussNewtonKrylov
+                    ? "; each smoothed step solved in the span of the gradient, \(k - 1) curvature products of it and the point's last "
+                        + "step (reconstruction objective)" : "" }
+                    ?? ("; each smoothed step solved in the span of the gradient, K − 1 curvature products of it and the point's last "
+                        + "step with K = min(|z|/4, 16) where that is at least 8 (|z| ≥ 32; reconstruction objective)"))
             + ". With a linear "
             + "decoder PE-SVI-GN is one exact, undamped step (an affine map of x; the start is not used, and its time excludes the "
             + "encoder pass)."

@@ -109,6 +109,11 @@ public enum EngineBenchmark {
         /// The same for a plain iteration solved in a Krylov subspace of dimension 4
         /// (``GaussNewtonRefinement/krylovDimension``); nil for a linear decoder.
         public var millisecondsPerKrylovIteration: Double?
+        /// The same for a smoothed iteration solved in a Krylov subspace of dimension
+        /// `smoothedKrylovDimension` (``GaussNewtonRefinement/smoothedKrylovDimension``, the
+        /// smoothed iterations' default solve from |z| = 32 on); nil for a linear decoder or 0.
+        public var millisecondsPerSmoothedKrylovIteration: Double?
+        public var smoothedKrylovDimension: Int
         /// How the exact iterations solve: "exact linear step" (linear decoder), "data space"
         /// (a ReLU decoder with d < |z|: d × d systems, ``GaussNewtonRefinement/solvesInDataSpace``)
         /// or "primal" (|z| × |z| systems).
@@ -155,18 +160,19 @@ public enum EngineBenchmark {
     /// GN runs iterations with tolerance 0 and one trial, so every point stays active (a full
     /// iteration; a linear decoder takes its one exact step, ``ExactLinearStep``, which is what
     /// is then timed): plain LM iterations, and for a ReLU decoder smoothed ones and plain ones
-    /// solved in a Krylov subspace of dimension 4 too; SVI runs Adam steps at rate 0.1 from the
-    /// same start.
+    /// solved in a Krylov subspace of dimension 4 too, and smoothed ones solved exactly
+    /// (`smoothedKrylov` 0) and in a Krylov subspace of dimension `smoothedKrylov`; SVI runs Adam
+    /// steps at rate 0.1 from the same start.
     /// Each side is measured for at least `minSeconds` after one warm-up.
     public static func gaussNewton(threads: Int, points: Int = 5000, latent L: Int = 64, dataWidth d: Int = 300,
-                                   architecture: Architecture = .arch2, minSeconds: Double = 2) -> GaussNewtonResult {
+                                   architecture: Architecture = .arch2, minSeconds: Double = 2, smoothedKrylov: Int = 16) -> GaussNewtonResult {
         let (decoder, x, start) = refinementProblem(points: points, latent: L, dataWidth: d, architecture: architecture)
 
         // Milliseconds per iteration and iterations run: plain LM, or every iteration smoothed
         // (the first three of the standard schedule).
-        func measure(_ smoothing: GaussNewtonSmoothing, krylov: Int = 0) -> (Double, Int, dataSpace: Bool) {
+        func measure(_ smoothing: GaussNewtonSmoothing, krylov: Int = 0, smoothedKrylov: Int = 0) -> (Double, Int, dataSpace: Bool) {
             let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, tolerance: 0, trialsPerIteration: 1, smoothing: smoothing,
-                                           krylovDimension: krylov)
+                                           krylovDimension: krylov, smoothedKrylovDimension: smoothedKrylov)
             _ = gn.refine(x, start: start, maxSteps: 1, seed: 1)
             var gnSeconds = 0.0, iterations = 0
             while gnSeconds < minSeconds || iterations < 3 {
@@ -179,11 +185,13 @@ public enum EngineBenchmark {
         let (gnMs, iterations, dataSpace) = measure(.off)
         let smoothedMs = decoder.network.layerCount > 1 ? measure(.standard).0 : nil
         let krylovMs = decoder.network.layerCount > 1 ? measure(.off, krylov: 4).0 : nil
+        let smoothedKrylovMs = decoder.network.layerCount > 1 && smoothedKrylov > 0 ? measure(.standard, smoothedKrylov: smoothedKrylov).0 : nil
         let sviMs = sviStepMilliseconds(decoder: decoder, x: x, start: start, threads: threads, minSeconds: minSeconds)
         let solve = decoder.network.layerCount == 1 ? "exact linear step" : dataSpace ? "data space" : "primal"
         return GaussNewtonResult(millisecondsPerIteration: gnMs, millisecondsPerSVIStep: sviMs, sviStepsPerIteration: gnMs / sviMs,
                                  millisecondsPerSmoothedIteration: smoothedMs, sviStepsPerSmoothedIteration: smoothedMs.map { $0 / sviMs },
-                                 millisecondsPerKrylovIteration: krylovMs, solve: solve,
+                                 millisecondsPerKrylovIteration: krylovMs, millisecondsPerSmoothedKrylovIteration: smoothedKrylovMs,
+                                 smoothedKrylovDimension: smoothedKrylov, solve: solve,
                                  points: points, latent: L, dataWidth: d, threads: threads, architecture: architecture.description,
                                  iterations: iterations)
     }

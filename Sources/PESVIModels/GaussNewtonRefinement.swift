@@ -298,6 +298,16 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         dataSpaceSolve && decoder.network.layerCount > 1 && decoder.dataWidth < decoder.latent && krylovDimension == 0
             && decoder.latent <= min(laneLatentLimit, GaussNewtonWorkspace.laneLatentLimit) && damping > 0 && absoluteDamping > 0
     }
+    /// The default ``smoothedKrylovDimension`` for a latent size: min(|z|/4, 16) vectors where
+    /// that is at least 8 (|z| ≥ 32), else 0 (the exact solve; at |z| = 16 it costs less than
+    /// 4 Krylov products). Measured on the digits models (`docs/RESULTS.md`, twenty-third
+    /// session): |z| = 64 Arch2 needs 16 to keep its 5 steps to SVI's level (8: 8 steps);
+    /// |z| = 32 reaches it in the same steps with 8; |z| = 128 with 8 or 16 (fewer than exact).
+    public static func defaultSmoothedKrylovDimension(latent: Int) -> Int {
+        let k = min(latent / 4, 16)
+        return k >= 8 ? k : 0
+    }
+
     /// The Krylov dimension of an iteration (smoothed or on the ReLU decoder), 0 for the exact
     /// solve: ``smoothedKrylovDimension`` in smoothed iterations where it is set, else
     /// ``krylovDimension``; 0 wherever the Krylov solve does not apply (``krylovApplies``).

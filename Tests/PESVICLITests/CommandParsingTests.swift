@@ -20,14 +20,20 @@ import PESVIModels
     @Test func gaussNewtonFlagsParseAndValidate() throws {
         let flags = try ComparisonFlags.parse(["--gn-max-steps", "7", "--gn-tolerance", "1e-5", "--gn-trials", "2", "--gn-damping", "0.1",
                                                 "--gn-acceptance", "0.25", "--gn-smoothing", "2", "--gn-smoothing-scale", "0.7",
-                                                "--gn-smoothing-factor", "0.25", "--gn-krylov", "4"])
+                                                "--gn-smoothing-factor", "0.25", "--gn-krylov", "4", "--gn-smoothed-krylov", "6"])
         let o = flags.options(common: try CommonOptions.parse([]))
         #expect(o.gaussNewtonMaxSteps == 7 && o.gaussNewtonTolerance == 1e-5 && o.gaussNewtonTrials == 2 && o.gaussNewtonDamping == 0.1
                 && o.gaussNewtonAcceptance == 0.25)
         #expect(o.gaussNewtonSmoothing == GaussNewtonSmoothing(iterations: 2, scale: 0.7, factor: 0.25) && o.gaussNewtonKrylov == 4)
+        #expect(o.gaussNewtonSmoothedKrylov == 6 && o.gaussNewtonSmoothedKrylov(latent: 64) == 6)
         let defaults = try ComparisonFlags.parse([]).options(common: try CommonOptions.parse([]))
         #expect(defaults.gaussNewtonDamping == 1e-3 && defaults.gaussNewtonAcceptance == 0.1)
         #expect(defaults.gaussNewtonSmoothing == .standard && GaussNewtonSmoothing.standard.isActive && defaults.gaussNewtonKrylov == 0)
+        // The smoothed iterations' Krylov dimension by default: min(|z|/4, 16) where that is ≥ 8.
+        #expect(defaults.gaussNewtonSmoothedKrylov == nil)
+        #expect([8, 16, 31, 32, 48, 64, 128, 300].map { defaults.gaussNewtonSmoothedKrylov(latent: $0) } == [0, 0, 0, 8, 12, 16, 16, 16])
+        let exact = try ComparisonFlags.parse(["--gn-smoothed-krylov", "0"]).options(common: try CommonOptions.parse([]))
+        #expect(exact.gaussNewtonSmoothedKrylov(latent: 64) == 0)
         let off = try ComparisonFlags.parse(["--gn-smoothing", "0"]).options(common: try CommonOptions.parse([]))
         #expect(!off.gaussNewtonSmoothing.isActive)
         #expect(defaults.gaussNewtonSmoothing.holdsDamping)
@@ -37,7 +43,7 @@ import PESVIModels
                     ["--gn-damping=-1"], ["--gn-damping", "inf"], ["--gn-acceptance", "1"], ["--gn-acceptance=-0.1"],
                     ["--gn-acceptance", "nan"], ["--gn-smoothing=-1"], ["--gn-smoothing-scale=-0.1"], ["--gn-smoothing-scale", "inf"],
                     ["--gn-smoothing-factor", "0"], ["--gn-smoothing-factor", "1.5"], ["--gn-smoothing-factor", "nan"],
-                    ["--gn-krylov=-1"], ["--gn-smoothing-damping", "halve"]] {
+                    ["--gn-krylov=-1"], ["--gn-smoothed-krylov=-2"], ["--gn-smoothing-damping", "halve"]] {
             #expect(throws: (any Error).self, "\(bad)") { try ComparisonFlags.parse(bad) }
             #expect(throws: (any Error).self, "infer \(bad)") { try InferCommand.parse(Self.inferWords + bad) }
         }

@@ -346,13 +346,16 @@ import PESVIData
         let smoothed = try #require(o["ms_per_smoothed_iteration"] as? Double), smoothedRatio = try #require(o["svi_steps_per_smoothed_iteration"] as? Double)
         #expect(smoothed > 0 && abs(smoothedRatio - smoothed / svi) <= 0.01 * smoothedRatio + 0.01)
         #expect((o["ms_per_krylov4_iteration"] as? Double).map { $0 > 0 } == true)
+        // and a smoothed one solved in a Krylov subspace (16 by default; 3 asked for below).
+        #expect(o["smoothed_krylov"] as? Int == 16 && (o["ms_per_smoothed_krylov_iteration"] as? Double).map { $0 > 0 } == true)
         // d = 10 > |z| = 4: the |z| × |z| systems; with d < |z| the d × d ones.
         #expect(o["solve"] as? String == "primal")
         let wide = try Pesvi.run(["bench", "gn", "--points", "40", "--z", "12", "--dim", "5", "--arch", "2", "--threads", "1",
-                                  "--seconds", "0.05", "--json"], timeout: 60)
+                                  "--seconds", "0.05", "--json", "--smoothed-krylov", "3"], timeout: 60)
         try #require(wide.status == 0, "\(wide)")
         let w = try #require(try JSONSerialization.jsonObject(with: Data(wide.stdout.utf8)) as? [String: Any])
         #expect(w["solve"] as? String == "data space" && (w["ms_per_iteration"] as? Double).map { $0 > 0 } == true)
+        #expect(w["smoothed_krylov"] as? Int == 3 && (w["ms_per_smoothed_krylov_iteration"] as? Double).map { $0 > 0 } == true)
     }
 
     /// `bench gemm --shape` measures exactly the shapes asked for: after the probe's line, one
