@@ -190,8 +190,8 @@ extension GaussNewtonRefinement {
                 let norm = GaussNewtonRefinement.laneDot(work, work, count: L)
                 let keep = (norm0 .> 0) .& (norm .< SIMD8<Double>(repeating: .infinity)) .& (norm .> 1e-12 * norm0)
                 let inv = SIMD8<Double>(repeating: 0).replacing(with: 1 / norm.squareRoot(), where: keep)
-                let qa = lanes + a * L
-                for j in 0..<L { qa[j] = work[j] * inv }
+                let qa = lanes + a * L, zero = SIMD8<Double>(), dropped = .!keep
+                for j in 0..<L { qa[j] = (work[j] * inv).replacing(with: zero, where: dropped) }  // zeros even from a non-finite input
                 let qr = UnsafeRawPointer(qa)
                 for p in 0..<count {
                     let out = q(a, g0 + p)
@@ -233,9 +233,7 @@ extension GaussNewtonRefinement {
                     continue
                 }
                 let qa = q(a, r)
-                var dot = 0.0
-                for j in 0..<L { dot += Double(qa[j]) * Double(g[j]) }
-                br[a] = dot
+                br[a] = Elementwise.dot(qa, g, count: L)
                 if throughRoot {
                     let za = kw.rootImages.pointer + (a * M + r) * d
                     for b in 0...a where kept[b * M + r] {
