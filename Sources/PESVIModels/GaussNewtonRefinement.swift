@@ -114,6 +114,8 @@ public struct GaussNewtonSmoothing: Sendable, Equatable, Codable {
 /// **Continuation (ReLU decoders, by default).** Each point's first `smoothing.iterations`
 /// iterations run everything below on the decoder with its ReLUs smoothed to softplus
 /// (``GaussNewtonSmoothing``), then on D itself; `smoothing: .off` gives plain LM throughout.
+/// The smoothed iterations may solve in Krylov subspaces (``smoothedKrylovDimension``; `pesvi`
+/// does from |z| = 32 on) while those on D solve exactly.
 ///
 /// **Model.** With Λ the data precision (I for `.reconstruction`, I/σₓ² for a fixed σₓ,
 /// diag e^{−λ_d} for a learned log σₓ² = λ), linearize D at μ: D(μ + σ⊙ε) ≈ D(μ) + J·(σ⊙ε),
@@ -241,7 +243,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// ``krylovDimension``'s solve (the exact one when it is 0). The continuation's early steps
     /// only have to follow the smoothed minimizers; the exact solve is kept for the last steps,
     /// where the fit is made. Same conditions as ``krylovDimension`` (ReLU decoder,
-    /// reconstruction objective); 0: the smoothed iterations solve as the others do.
+    /// reconstruction objective); 0: the smoothed iterations solve as the others do. The
+    /// initializer's default is 0; `pesvi` (`ComparisonOptions` in PESVIExperiments) passes
+    /// ``defaultSmoothedKrylovDimension(latent:)`` unless told otherwise.
     public let smoothedKrylovDimension: Int
     /// Linear decoders: take Gauss-Newton's step undamped and exactly, as an affine map of x
     /// (``ExactLinearStep``), instead of damped iterations; with the reconstruction objective
