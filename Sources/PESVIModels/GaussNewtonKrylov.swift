@@ -24,8 +24,7 @@ final class KrylovWorkspace: @unchecked Sendable {
     let kept: UnsafeMutablePointer<Bool>
     /// Per point: the projected curvature M = QᵀH̃Q ((k+1)²) and gradient b = Qᵀg (k+1), Double.
     let projected: UnsafeMutablePointer<Double>, projectedGradient: UnsafeMutablePointer<Double>
-    /// Scratch of one point's damped system and its solution, and each pending point's predicted decrease.
-    let system: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Double>
+    /// Each pending point's predicted decrease.
     let predicted: UnsafeMutablePointer<Double>
     /// Points per lane group of the orthogonalization (SIMD8<Double>).
     static let lanes = 8
@@ -34,6 +33,10 @@ final class KrylovWorkspace: @unchecked Sendable {
     /// orthogonalization reads; `basis` is its Float copy for the products.
     let laneWork: UnsafeMutablePointer<SIMD8<Double>>
     let laneBasis: UnsafeMutablePointer<SIMD8<Double>>
+    /// The damped (k+1) × (k+1) systems and right-hand sides of eight points, one per lane.
+    let laneSystem: UnsafeMutablePointer<SIMD8<Double>>, laneRightHandSide: UnsafeMutablePointer<SIMD8<Double>>
+    /// The kept partners b ≤ a of one basis vector a in M (k + 1).
+    let partners: UnsafeMutablePointer<Int>
 
     init(decoder: GaussianDecoder, maxPoints m: Int, dimension k: Int) {
         let net = decoder.network, L = decoder.latent
@@ -53,17 +56,18 @@ final class KrylovWorkspace: @unchecked Sendable {
         kept = .allocate(capacity: n * m); kept.initialize(repeating: false, count: n * m)
         projected = .allocate(capacity: m * n * n); projected.initialize(repeating: 0, count: m * n * n)
         projectedGradient = .allocate(capacity: m * n); projectedGradient.initialize(repeating: 0, count: m * n)
-        system = .allocate(capacity: n * n); system.initialize(repeating: 0, count: n * n)
-        coefficients = .allocate(capacity: n); coefficients.initialize(repeating: 0, count: n)
         predicted = .allocate(capacity: m); predicted.initialize(repeating: 0, count: m)
         laneWork = .allocate(capacity: L); laneWork.initialize(repeating: SIMD8(), count: L)
         let groups = (m + KrylovWorkspace.lanes - 1) / KrylovWorkspace.lanes
         laneBasis = .allocate(capacity: groups * n * L); laneBasis.initialize(repeating: SIMD8(), count: groups * n * L)
+        laneSystem = .allocate(capacity: n * n); laneSystem.initialize(repeating: SIMD8(), count: n * n)
+        laneRightHandSide = .allocate(capacity: n); laneRightHandSide.initialize(repeating: SIMD8(), count: n)
+        partners = .allocate(capacity: n); partners.initialize(repeating: 0, count: n)
     }
 
     deinit {
-        kept.deallocate(); projected.deallocate(); projectedGradient.deallocate(); system.deallocate()
-        coefficients.deallocate(); predicted.deallocate(); laneWork.deallocate(); laneBasis.deallocate()
+        kept.deallocate(); projected.deallocate(); projectedGradient.deallocate(); predicted.deallocate(); laneWork.deallocate(); laneBasis.deallocate()
+        laneSystem.deallocate(); laneRightHandSide.deallocate(); partners.deallocate()
     }
 }
 
@@ -222,8 +226,8 @@ extension GaussNewtonRefinement {
         if anyLast {
             krylovProduct(q(k, 0), rows: m, image: image(k), gramImage: gramImage(k), rootImage: rootImage(k), result: nil, workspace: ws, krylov: kw)
         }
-        // M = QᵀH̃Q = (J_h Q)ᵀ G (J_h Q), symmetrized (or, through F, the Gram matrix of the
-        // rows yF, symmetric as formed), and b = Qᵀg, per point.
+        // M = QᵀH̃Q = (J_h Q)ᵀ G (J_h Q) (or, through F, the Gram matrix of the rows yF), its
+        // lower triangle mirrored, and b = Qᵀg, per point.
         for r in 0..<m {
             let mr = kw.projected + r * n * n, br = kw.projectedGradient + r * n, g = grad + r * L
             for a in 0..<n {
@@ -242,11 +246,17 @@ extension GaussNewtonRefinement {
                     }
                     continue
                 }
-                let ya = image(a) + r * h, wa = gramImage(a) + r * h
-                for b in 0...a where kept[b * M + r] {
-                    let yb = image(b) + r * h, wb = gramImage(b) + r * h
-                    let v = 0.5 * (Elementwise.dot(ya, wb, count: h) + Elementwise.dot(yb, wa, count: h))
-                    mr[a * n + b] = v; mr[b * n + a] = v
+                // yₐ·w_b = yₐᵀG y_b for the kept b ≤ a (M is symmetric: the lower triangle is
+                // formed and mirrored), four partners b at a time (a short last group repeats its first).
+                let ya = UnsafePointer(image(a) + r * h)
+                var e = 0
+                for b in 0...a where kept[b * M + r] { kw.partners[e] = b; e += 1 }
+                var c0 = 0
+                while c0 < e {
+                    func w(_ t: Int) -> UnsafePointer<Float> { UnsafePointer(gramImage(kw.partners[min(c0 + t, e - 1)]) + r * h) }
+                    let v = GaussNewtonRefinement.fourDots(ya, w(0), w(1), w(2), w(3), count: h)
+                    for t in 0..<min(4, e - c0) { let b = kw.partners[c0 + t]; mr[a * n + b] = v[t]; mr[b * n + a] = v[t] }
+                    c0 += 4
                 }
             }
         }
@@ -256,33 +266,81 @@ extension GaussNewtonRefinement {
     /// (M + λ·diag(M) + λ₀·I) c = b over the kept basis vectors, δ = Qc; and the damped model's
     /// predicted decrease perD·(cᵀb + cᵀ(λ·diag(M) + λ₀·I)c) into kw.predicted[q] (as
     /// ``predictedDecrease(delta:gradient:mu:hessian:damping:beta:perD:)`` in the basis).
+    /// Eight points at a time, one per SIMD lane (the last group padded by repeating its first
+    /// point), with ``choleskyFactorLanes(_:n:pivotTolerance:)`` and
+    /// ``choleskySubstituteLanes(_:_:n:)``: a dropped basis vector has a zero row and column
+    /// and no λ₀, so its pivot freezes and its coefficient is 0.
     func solveInKrylovSubspace(pendingCount: Int, perD: Double, state st: PointState, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
-        let L = decoder.latent, n = kw.dimension + 1, M = kw.maxPoints, idx = ws.index
-        let sys = kw.system, c = kw.coefficients
-        for qIndex in 0..<pendingCount {
-            let r = ws.pending[qIndex], lam = st.damping[idx[r]]
-            let mr = kw.projected + r * n * n, br = kw.projectedGradient + r * n
-            var largest = 0.0
-            for a in 0..<n {
-                for b in 0..<n { sys[a * n + b] = mr[a * n + b] }
-                sys[a * n + a] += lam * mr[a * n + a] + (kw.kept[a * M + r] ? absoluteDamping : 0)
-                largest = max(largest, sys[a * n + a])
-                c[a] = br[a]
+        let L = decoder.latent, n = kw.dimension + 1, M = kw.maxPoints, idx = ws.index, W = KrylovWorkspace.lanes
+        let a = kw.laneSystem, rhs = kw.laneRightHandSide
+        let aRaw = UnsafeMutableRawPointer(a), rhsRaw = UnsafeMutableRawPointer(rhs)
+        var q0 = 0
+        while q0 < pendingCount {
+            let g = min(W, pendingCount - q0)
+            // Lane p holds pending point q0 + p's system: the lower triangle and diagonal of
+            // M + λ·diag(M) + λ₀·I (M symmetric), written lane element by lane element.
+            var largest = SIMD8<Double>()
+            for p in 0..<W {
+                let r = ws.pending[q0 + (p < g ? p : 0)], lam = st.damping[idx[r]]
+                let mr = kw.projected + r * n * n, br = kw.projectedGradient + r * n
+                var big = 0.0
+                for i in 0..<n {
+                    for j in 0..<i { aRaw.storeBytes(of: mr[i * n + j], toByteOffset: ((i * n + j) * W + p) * 8, as: Double.self) }
+                    let v = mr[i * n + i] + lam * mr[i * n + i] + (kw.kept[i * M + r] ? absoluteDamping : 0)
+                    aRaw.storeBytes(of: v, toByteOffset: ((i * n + i) * W + p) * 8, as: Double.self)
+                    big = max(big, v)
+                    rhsRaw.storeBytes(of: br[i], toByteOffset: (i * W + p) * 8, as: Double.self)
+                }
+                largest[p] = big
             }
-            GaussNewtonRefinement.choleskyFactor(sys, n: n, pivotTolerance: GaussNewtonRefinement.relativePivotTolerance * largest)
-            GaussNewtonRefinement.choleskySubstitute(sys, c, n: n)
-            var predicted = 0.0
-            for a in 0..<n where kw.kept[a * M + r] {
-                predicted += c[a] * br[a] + c[a] * c[a] * (lam * mr[a * n + a] + absoluteDamping)
+            GaussNewtonRefinement.choleskyFactorLanes(a, n: n, pivotTolerance: GaussNewtonRefinement.relativePivotTolerance * largest)
+            GaussNewtonRefinement.choleskySubstituteLanes(a, rhs, n: n)
+            for p in 0..<g {
+                let qIndex = q0 + p, r = ws.pending[qIndex], lam = st.damping[idx[r]]
+                let mr = kw.projected + r * n * n, br = kw.projectedGradient + r * n
+                @inline(__always) func c(_ i: Int) -> Double { rhsRaw.load(fromByteOffset: (i * W + p) * 8, as: Double.self) }
+                var predicted = 0.0
+                for i in 0..<n where kw.kept[i * M + r] {
+                    let ci = c(i)
+                    predicted += ci * br[i] + ci * ci * (lam * mr[i * n + i] + absoluteDamping)
+                }
+                kw.predicted[qIndex] = perD * predicted
+                let dq = ws.deltas + qIndex * L
+                for j in 0..<L { dq[j] = 0 }
+                for i in 0..<n where kw.kept[i * M + r] {
+                    let ci = c(i)
+                    if ci == 0 { continue }
+                    let qa = kw.basis.pointer + (i * M + r) * L
+                    for j in 0..<L { dq[j] += ci * Double(qa[j]) }
+                }
             }
-            kw.predicted[qIndex] = perD * predicted
-            let dq = ws.deltas + qIndex * L
-            for j in 0..<L { dq[j] = 0 }
-            for a in 0..<n where kw.kept[a * M + r] && c[a] != 0 {
-                let qa = kw.basis.pointer + (a * M + r) * L
-                for j in 0..<L { dq[j] += c[a] * Double(qa[j]) }
-            }
+            q0 += g
         }
+    }
+
+    /// x·w₀, x·w₁, x·w₂, x·w₃ over `count` elements: Float products summed in 16-wide Float
+    /// accumulators (as ``Elementwise/dot(_:_:count:)``), four independent sums sharing x's loads.
+    @inline(__always)
+    static func fourDots(_ x: UnsafePointer<Float>, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>,
+                         _ w2: UnsafePointer<Float>, _ w3: UnsafePointer<Float>, count: Int) -> SIMD4<Double> {
+        @inline(__always) func load(_ p: UnsafePointer<Float>, _ t: Int) -> SIMD16<Float> {
+            UnsafeRawPointer(p + t).loadUnaligned(as: SIMD16<Float>.self)
+        }
+        var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
+        var t = 0
+        while t + 16 <= count {
+            let v = load(x, t)
+            s0 = s0.addingProduct(v, load(w0, t)); s1 = s1.addingProduct(v, load(w1, t))
+            s2 = s2.addingProduct(v, load(w2, t)); s3 = s3.addingProduct(v, load(w3, t))
+            t += 16
+        }
+        var r = SIMD4<Double>(Double(s0.sum()), Double(s1.sum()), Double(s2.sum()), Double(s3.sum()))
+        while t < count {
+            let v = x[t]
+            r += SIMD4<Double>(Double(v * w0[t]), Double(v * w1[t]), Double(v * w2[t]), Double(v * w3[t]))
+            t += 1
+        }
+        return r
     }
 
     /// Σ x[j]·y[j] lane by lane over `count` lane vectors (four accumulators, then summed).
