@@ -193,9 +193,9 @@ extension GaussNewtonRefinement {
                 }
                 let norm = GaussNewtonRefinement.laneDot(work, work, count: L)
                 let keep = (norm0 .> 0) .& (norm .< SIMD8<Double>(repeating: .infinity)) .& (norm .> 1e-12 * norm0)
-                let inv = SIMD8<Double>(repeating: 0).replacing(with: 1 / norm.squareRoot(), where: keep)
-                let qa = lanes + a * L, zero = SIMD8<Double>(), dropped = .!keep
-                for j in 0..<L { qa[j] = (work[j] * inv).replacing(with: zero, where: dropped) }  // zeros even from a non-finite input
+                // A dropped vector is stored as zeros (even from a non-finite input).
+                let inv = 1 / norm.squareRoot(), qa = lanes + a * L, zero = SIMD8<Double>(), dropped = .!keep
+                for j in 0..<L { qa[j] = (work[j] * inv).replacing(with: zero, where: dropped) }
                 let qr = UnsafeRawPointer(qa)
                 for p in 0..<count {
                     let out = q(a, g0 + p)
@@ -238,23 +238,19 @@ extension GaussNewtonRefinement {
                 }
                 let qa = q(a, r)
                 br[a] = Elementwise.dot(qa, g, count: L)
-                if throughRoot {
-                    let za = kw.rootImages.pointer + (a * M + r) * d
-                    for b in 0...a where kept[b * M + r] {
-                        let v = Elementwise.dot(za, kw.rootImages.pointer + (b * M + r) * d, count: d)
-                        mr[a * n + b] = v; mr[b * n + a] = v
-                    }
-                    continue
-                }
-                // yₐ·w_b = yₐᵀG y_b for the kept b ≤ a (M is symmetric: the lower triangle is
-                // formed and mirrored), four partners b at a time (a short last group repeats its first).
-                let ya = UnsafePointer(image(a) + r * h)
+                // M[a, b] for the kept b ≤ a (M is symmetric: the lower triangle is formed and
+                // mirrored): yₐ·w_b = yₐᵀG y_b through G, or (yₐF)·(y_bF) through F; four partners
+                // b at a time (a short last group repeats its first).
+                let length = throughRoot ? d : h
+                func left(_ b: Int) -> UnsafePointer<Float> { UnsafePointer(throughRoot ? kw.rootImages.pointer + (b * M + r) * d : image(b) + r * h) }
+                func right(_ b: Int) -> UnsafePointer<Float> { UnsafePointer(throughRoot ? kw.rootImages.pointer + (b * M + r) * d : gramImage(b) + r * h) }
+                let x = left(a)
                 var e = 0
                 for b in 0...a where kept[b * M + r] { kw.partners[e] = b; e += 1 }
                 var c0 = 0
                 while c0 < e {
-                    func w(_ t: Int) -> UnsafePointer<Float> { UnsafePointer(gramImage(kw.partners[min(c0 + t, e - 1)]) + r * h) }
-                    let v = GaussNewtonRefinement.fourDots(ya, w(0), w(1), w(2), w(3), count: h)
+                    func w(_ t: Int) -> UnsafePointer<Float> { right(kw.partners[min(c0 + t, e - 1)]) }
+                    let v = GaussNewtonRefinement.fourDots(x, w(0), w(1), w(2), w(3), count: length)
                     for t in 0..<min(4, e - c0) { let b = kw.partners[c0 + t]; mr[a * n + b] = v[t]; mr[b * n + a] = v[t] }
                     c0 += 4
                 }

@@ -353,13 +353,14 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         self.exactLinearStep = exactLinearStep
         self.smoothing = smoothing
         self.krylovDimension = krylovDimension
-        self.smoothedKrylovDimension = smoothing.isActive ? smoothedKrylovDimension : 0
+        let smoothedK = smoothing.isActive ? smoothedKrylovDimension : 0
+        self.smoothedKrylovDimension = smoothedK
         runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
         let packed = PackedWeights(network: decoder.network)
         packedWeights = packed
         workspaces = (0..<threads).map { _ in
             GaussNewtonWorkspace(decoder: decoder, maxPoints: chunkRows, packedWeights: packed, krylovDimension: krylovDimension,
-                                 smoothedKrylovDimension: smoothing.isActive ? smoothedKrylovDimension : 0)
+                                 smoothedKrylovDimension: smoothedK)
         }
         curveStepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: chunkRows, samples: curveSamples)
         let net = decoder.network
