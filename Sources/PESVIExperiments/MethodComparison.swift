@@ -179,11 +179,12 @@ public struct ComparisonOptions: Sendable {
     public var gaussNewtonKrylov = 0
     /// PE-SVI-GN's Krylov-subspace solve in the smoothed iterations only
     /// (``GaussNewtonRefinement/smoothedKrylovDimension``; 0: they solve as the others do; nil,
-    /// the default: ``GaussNewtonRefinement/defaultSmoothedKrylovDimension(latent:)`` of the model).
+    /// the default: ``GaussNewtonRefinement/defaultSmoothedKrylovDimension(latent:)`` of the model,
+    /// or 0 with ``gaussNewtonKrylov`` set, whose solve then takes every iteration as before).
     public var gaussNewtonSmoothedKrylov: Int? = nil
     /// The smoothed iterations' Krylov dimension these options give a decoder of latent size `latent`.
     public func gaussNewtonSmoothedKrylov(latent: Int) -> Int {
-        gaussNewtonSmoothedKrylov ?? GaussNewtonRefinement.defaultSmoothedKrylovDimension(latent: latent)
+        gaussNewtonSmoothedKrylov ?? (gaussNewtonKrylov > 0 ? 0 : GaussNewtonRefinement.defaultSmoothedKrylovDimension(latent: latent))
     }
     /// PE-SVI-GN as these options set it (damping, stop, trials, gain ratio, smoothing, chunk
     /// rows): the one construction `evaluate`, `infer --method gn` and `bench latency` share.

@@ -34,6 +34,9 @@ import PESVIModels
         #expect([8, 16, 31, 32, 48, 64, 128, 300].map { defaults.gaussNewtonSmoothedKrylov(latent: $0) } == [0, 0, 0, 8, 12, 16, 16, 16])
         let exact = try ComparisonFlags.parse(["--gn-smoothed-krylov", "0"]).options(common: try CommonOptions.parse([]))
         #expect(exact.gaussNewtonSmoothedKrylov(latent: 64) == 0)
+        // --gn-krylov alone: its solve in every iteration, the smoothed ones included.
+        let krylov = try ComparisonFlags.parse(["--gn-krylov", "4"]).options(common: try CommonOptions.parse([]))
+        #expect(krylov.gaussNewtonSmoothedKrylov(latent: 64) == 0)
         let off = try ComparisonFlags.parse(["--gn-smoothing", "0"]).options(common: try CommonOptions.parse([]))
         #expect(!off.gaussNewtonSmoothing.isActive)
         #expect(defaults.gaussNewtonSmoothing.holdsDamping)
