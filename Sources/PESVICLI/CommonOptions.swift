@@ -35,7 +35,7 @@ struct GaussNewtonFlags: ParsableArguments {
     var gnSmoothingDamping: SmoothingDamping = ComparisonOptions().gaussNewtonSmoothing.holdsDamping ? .hold : .lower
     @Option(help: "Gauss-Newton with a ReLU decoder and the reconstruction objective: solve each step in the span of the gradient, K−1 curvature products of it and the last step (batched Jacobian-vector products, no |z|×|z| system); 0: the exact solve.")
     var gnKrylov: Int = ComparisonOptions().gaussNewtonKrylov
-    @Option(help: "Gauss-Newton with a ReLU decoder and the reconstruction objective: solve the smoothed iterations' steps (--gn-smoothing) in Krylov subspaces of K vectors as --gn-krylov does, the later ones as --gn-krylov says (exactly when it is 0); 0: the smoothed iterations solve as the others do. Default: min(|z|/4, 16) where that is at least 8 (|z| ≥ 32), else 0; 0 when --gn-krylov is given.")
+    @Option(help: "Gauss-Newton with a ReLU decoder and the reconstruction objective: solve the smoothed iterations' steps (--gn-smoothing) in Krylov subspaces of K vectors as --gn-krylov does, the later ones as --gn-krylov says (exactly when it is 0); 0: the smoothed iterations solve as the others do. Default, from |z| = 32 on: 8 where the latent is wider than the data (d < |z|), else min(|z|/4, 16); below |z| = 32, or when --gn-krylov is given: 0.")
     var gnSmoothedKrylov: Int? = ComparisonOptions().gaussNewtonSmoothedKrylov
 
     func validate() throws {

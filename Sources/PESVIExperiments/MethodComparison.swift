@@ -179,12 +179,14 @@ public struct ComparisonOptions: Sendable {
     public var gaussNewtonKrylov = 0
     /// PE-SVI-GN's Krylov-subspace solve in the smoothed iterations only
     /// (``GaussNewtonRefinement/smoothedKrylovDimension``; 0: they solve as the others do; nil,
-    /// the default: ``GaussNewtonRefinement/defaultSmoothedKrylovDimension(latent:)`` of the model,
+    /// the default: ``GaussNewtonRefinement/defaultSmoothedKrylovDimension(latent:dataWidth:)`` of the model,
     /// or 0 with ``gaussNewtonKrylov`` set, whose solve then takes every iteration as before).
     public var gaussNewtonSmoothedKrylov: Int? = nil
-    /// The smoothed iterations' Krylov dimension these options give a decoder of latent size `latent`.
-    public func gaussNewtonSmoothedKrylov(latent: Int) -> Int {
-        gaussNewtonSmoothedKrylov ?? (gaussNewtonKrylov > 0 ? 0 : GaussNewtonRefinement.defaultSmoothedKrylovDimension(latent: latent))
+    /// The smoothed iterations' Krylov dimension these options give a decoder of latent size
+    /// `latent` and data width `dataWidth`.
+    public func gaussNewtonSmoothedKrylov(latent: Int, dataWidth: Int) -> Int {
+        gaussNewtonSmoothedKrylov
+            ?? (gaussNewtonKrylov > 0 ? 0 : GaussNewtonRefinement.defaultSmoothedKrylovDimension(latent: latent, dataWidth: dataWidth))
     }
     /// PE-SVI-GN as these options set it (damping, stop, trials, gain ratio, smoothing, chunk
     /// rows): the one construction `evaluate`, `infer --method gn` and `bench latency` share.
@@ -192,7 +194,7 @@ public struct ComparisonOptions: Sendable {
         GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: gaussNewtonChunkRows, damping: gaussNewtonDamping,
                               tolerance: gaussNewtonTolerance, trialsPerIteration: gaussNewtonTrials,
                               acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing, krylovDimension: gaussNewtonKrylov,
-                              smoothedKrylovDimension: gaussNewtonSmoothedKrylov(latent: decoder.latent))
+                              smoothedKrylovDimension: gaussNewtonSmoothedKrylov(latent: decoder.latent, dataWidth: decoder.dataWidth))
     }
     /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
     /// chunks only balance the two threads; results do not depend on it).
@@ -236,7 +238,8 @@ public struct ComparisonOptions: Sendable {
                     ? "; each smoothed step solved in the span of the gradient, \(k - 1) curvature products of it and the point's last "
                         + "step (reconstruction objective)" : "" }
                     ?? ("; each smoothed step solved in the span of the gradient, K − 1 curvature products of it and the point's last "
-                        + "step with K = min(|z|/4, 16) where that is at least 8 (|z| ≥ 32; reconstruction objective)"))
+                        + "step with K = 8 where the latent is wider than the data, else K = min(|z|/4, 16), from |z| = 32 on (reconstruction "
+                        + "objective)"))
             + ". With a linear "
             + "decoder PE-SVI-GN is one exact, undamped step (an affine map of x; the start is not used, and its time excludes the "
             + "encoder pass)."

@@ -245,7 +245,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// where the fit is made. Same conditions as ``krylovDimension`` (ReLU decoder,
     /// reconstruction objective); 0: the smoothed iterations solve as the others do. The
     /// initializer's default is 0; `pesvi` (`ComparisonOptions` in PESVIExperiments) passes
-    /// ``defaultSmoothedKrylovDimension(latent:)`` unless told otherwise.
+    /// ``defaultSmoothedKrylovDimension(latent:dataWidth:)`` unless told otherwise.
     public let smoothedKrylovDimension: Int
     /// Linear decoders: take Gauss-Newton's step undamped and exactly, as an affine map of x
     /// (``ExactLinearStep``), instead of damped iterations; with the reconstruction objective
@@ -302,14 +302,18 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         dataSpaceSolve && decoder.network.layerCount > 1 && decoder.dataWidth < decoder.latent && krylovDimension == 0
             && decoder.latent <= min(laneLatentLimit, GaussNewtonWorkspace.laneLatentLimit) && damping > 0 && absoluteDamping > 0
     }
-    /// The default ``smoothedKrylovDimension`` for a latent size: min(|z|/4, 16) vectors where
-    /// that is at least 8 (|z| ≥ 32), else 0 (the exact solve; at |z| = 16 it costs less than
-    /// 4 Krylov products). Measured on the digits models (`docs/RESULTS.md`, twenty-third
-    /// session): |z| = 64 Arch2 needs 16 to keep its 5 steps to SVI's level (8: 8 steps);
-    /// |z| = 32 reaches it in the same steps with 8; |z| = 128 with 8 or 16 (fewer than exact).
-    public static func defaultSmoothedKrylovDimension(latent: Int) -> Int {
+    /// The default ``smoothedKrylovDimension`` for a latent size |z| and data width d: 0 below
+    /// |z| = 32 (the exact solve; at |z| = 16 it costs less than 4 Krylov products); from
+    /// |z| = 32 on, 8 vectors where the latent is wider than the data (d < |z|), else
+    /// min(|z|/4, 16). Measured on the digits models (`docs/RESULTS.md`, twenty-third and
+    /// twenty-fourth sessions), on the test rows and on the validation rows alike: |z| = 64
+    /// Arch2 (d = 64) needs 16 to keep its 5 steps to SVI's level (8: 8 steps); |z| = 32 reaches
+    /// it in the same steps with 8 (4: a step or two more at Arch3); at |z| = 128 > d, 8 reaches
+    /// it in as many steps as 16 (Arch2: 4, Arch3: 3) at about half the time.
+    public static func defaultSmoothedKrylovDimension(latent: Int, dataWidth: Int) -> Int {
         let k = min(latent / 4, 16)
-        return k >= 8 ? k : 0
+        guard k >= 8 else { return 0 }
+        return dataWidth < latent ? 8 : k
     }
 
     /// The Krylov dimension of an iteration (smoothed or on the ReLU decoder), 0 for the exact

@@ -25,18 +25,22 @@ import PESVIModels
         #expect(o.gaussNewtonMaxSteps == 7 && o.gaussNewtonTolerance == 1e-5 && o.gaussNewtonTrials == 2 && o.gaussNewtonDamping == 0.1
                 && o.gaussNewtonAcceptance == 0.25)
         #expect(o.gaussNewtonSmoothing == GaussNewtonSmoothing(iterations: 2, scale: 0.7, factor: 0.25) && o.gaussNewtonKrylov == 4)
-        #expect(o.gaussNewtonSmoothedKrylov == 6 && o.gaussNewtonSmoothedKrylov(latent: 64) == 6)
+        #expect(o.gaussNewtonSmoothedKrylov == 6 && o.gaussNewtonSmoothedKrylov(latent: 64, dataWidth: 64) == 6)
         let defaults = try ComparisonFlags.parse([]).options(common: try CommonOptions.parse([]))
         #expect(defaults.gaussNewtonDamping == 1e-3 && defaults.gaussNewtonAcceptance == 0.1)
         #expect(defaults.gaussNewtonSmoothing == .standard && GaussNewtonSmoothing.standard.isActive && defaults.gaussNewtonKrylov == 0)
-        // The smoothed iterations' Krylov dimension by default: min(|z|/4, 16) where that is ≥ 8.
+        // The smoothed iterations' Krylov dimension by default: min(|z|/4, 16) where that is ≥ 8,
+        // and 8 where the latent is wider than the data (from |z| = 32 on).
         #expect(defaults.gaussNewtonSmoothedKrylov == nil)
-        #expect([8, 16, 31, 32, 48, 64, 128, 300].map { defaults.gaussNewtonSmoothedKrylov(latent: $0) } == [0, 0, 0, 8, 12, 16, 16, 16])
+        #expect([8, 16, 31, 32, 48, 64, 128, 300].map { defaults.gaussNewtonSmoothedKrylov(latent: $0, dataWidth: 300) } == [0, 0, 0, 8, 12, 16, 16, 16])
+        #expect([8, 16, 31, 32, 48, 64, 65, 128, 300].map { defaults.gaussNewtonSmoothedKrylov(latent: $0, dataWidth: 64) }
+                == [0, 0, 0, 8, 12, 16, 8, 8, 8])
+        #expect([16, 32, 64].map { defaults.gaussNewtonSmoothedKrylov(latent: $0, dataWidth: 8) } == [0, 8, 8])
         let exact = try ComparisonFlags.parse(["--gn-smoothed-krylov", "0"]).options(common: try CommonOptions.parse([]))
-        #expect(exact.gaussNewtonSmoothedKrylov(latent: 64) == 0)
+        #expect(exact.gaussNewtonSmoothedKrylov(latent: 64, dataWidth: 64) == 0 && exact.gaussNewtonSmoothedKrylov(latent: 128, dataWidth: 64) == 0)
         // --gn-krylov alone: its solve in every iteration, the smoothed ones included.
         let krylov = try ComparisonFlags.parse(["--gn-krylov", "4"]).options(common: try CommonOptions.parse([]))
-        #expect(krylov.gaussNewtonSmoothedKrylov(latent: 64) == 0)
+        #expect(krylov.gaussNewtonSmoothedKrylov(latent: 64, dataWidth: 64) == 0 && krylov.gaussNewtonSmoothedKrylov(latent: 128, dataWidth: 64) == 0)
         let off = try ComparisonFlags.parse(["--gn-smoothing", "0"]).options(common: try CommonOptions.parse([]))
         #expect(!off.gaussNewtonSmoothing.isActive)
         #expect(defaults.gaussNewtonSmoothing.holdsDamping)
