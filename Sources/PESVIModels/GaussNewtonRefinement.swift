@@ -743,9 +743,16 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 } else {
                     for j in 0..<L { lvt[j] = min(lvk[j], floorLV) }
                 }
+                var sOld = 0.0, sNew = 0.0
+                // The Krylov solve leaves σ out (H̃ⱼⱼ taken as 0 above): with β = 0 the σ part is 0
+                // and its exps are not needed.
+                if krylov && beta == 0 {
+                    ws.sigmaBefore[k] = 0
+                    ws.sigmaAfter[k] = 0
+                    continue
+                }
                 VectorMath.exp(lvk, expOld, count: L)
                 VectorMath.exp(lvt, expNew, count: L)
-                var sOld = 0.0, sNew = 0.0
                 for j in 0..<L {
                     let ht = Double(hDiag[j])  // H̃ⱼⱼ
                     sOld += sigmaScale * Double(expOld[j]) * ht

@@ -49,17 +49,39 @@ public enum VectorMath {
     /// overflows; `exp` and `log` as above (log of a value in [1, 2]). In place when x == y.
     public static func softplus(_ x: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
         precondition(tau > 0, "VectorMath.softplus: temperature must be > 0, got \(tau)")
+        precondition(count >= 0, "VectorMath: negative count \(count)")
         let t = SIMD16<Float>(repeating: tau), minusInverse = SIMD16<Float>(repeating: -1 / tau)
-        let zero = SIMD16<Float>(repeating: 0), one = SIMD16<Float>(repeating: 1), floor = SIMD16<Float>(repeating: -softplusExponentFloor)
-        apply(x, y, count: count, padding: 0) { v in
-            // e^{−|x|/τ} below e^{−30} leaves 1 + e = 1 in Float: clamped there, so exp never
-            // makes denormals (each costs a microcode assist on x86). Blends, not pointwiseMax
-            // (which compiles to a loop over the lanes); NaN fails every comparison and stays NaN.
-            let negative = v .< zero
-            var u = v.replacing(with: -v, where: negative) * minusInverse
-            u.replace(with: floor, where: u .< floor)
-            return v.replacing(with: zero, where: negative) + t * log16(one + exp16(u))
+        // The blocks in a plain loop over a transparent kernel, not through ``apply``: its closure
+        // is compiled as a function of its own taking SIMD16 in four 128-bit halves, which halved
+        // these kernels' vector width (`docs/BENCHMARKS.md`, twenty-fourth session).
+        let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y), stride = MemoryLayout<SIMD16<Float>>.size
+        let blocks = count / 16
+        for b in 0..<blocks {
+            let v = xr.loadUnaligned(fromByteOffset: b * stride, as: SIMD16<Float>.self)
+            yr.storeBytes(of: softplusBlock(v, temperature: t, minusInverse: minusInverse), toByteOffset: b * stride, as: SIMD16<Float>.self)
         }
+        let start = blocks * 16, rest = count - start
+        if rest > 0 {
+            var v = SIMD16<Float>(repeating: 0)
+            for i in 0..<rest { v[i] = x[start + i] }
+            let r = softplusBlock(v, temperature: t, minusInverse: minusInverse)
+            for i in 0..<rest { y[start + i] = r[i] }
+        }
+    }
+
+    /// ``softplus(_:temperature:_:count:)`` on 16 lanes (`minusInverse` = −1/τ).
+    @_transparent
+    static func softplusBlock(_ v: SIMD16<Float>, temperature t: SIMD16<Float>, minusInverse: SIMD16<Float>) -> SIMD16<Float> {
+        let zero = SIMD16<Float>(repeating: 0), one = SIMD16<Float>(repeating: 1), floor = SIMD16<Float>(repeating: -softplusExponentFloor)
+        // e^{−|x|/τ} below e^{−30} leaves 1 + e = 1 in Float: clamped there, so exp never
+        // makes denormals (each costs a microcode assist on x86). Blends, not pointwiseMax
+        // (which compiles to a loop over the lanes); NaN fails every comparison and stays NaN.
+        let negative = v .< zero
+        var u = v.replacing(with: -v, where: negative) * minusInverse
+        u.replace(with: floor, where: u .< floor)
+        // 1 + e^u lies in [1, 2] (or is NaN, which the sum below keeps): log's core directly,
+        // without log16's check for special values.
+        return v.replacing(with: zero, where: negative) + t * logCore(one + exp16(u), exponentOffset: zero)
     }
 
     /// y = 1 − e^{−s/τ}: the softplus's derivative σ(x/τ) (the logistic sigmoid) from its
@@ -67,13 +89,30 @@ public enum VectorMath {
     /// one Float ulp of 1. In place when s == y.
     public static func softplusDerivative(output s: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
         precondition(tau > 0, "VectorMath.softplusDerivative: temperature must be > 0, got \(tau)")
-        let minusInverse = SIMD16<Float>(repeating: -1 / tau), one = SIMD16<Float>(repeating: 1)
-        let floor = SIMD16<Float>(repeating: -softplusExponentFloor)
-        apply(s, y, count: count, padding: 0) { v in
-            var u = v * minusInverse
-            u.replace(with: floor, where: u .< floor)
-            return one - exp16(u)
+        precondition(count >= 0, "VectorMath: negative count \(count)")
+        let minusInverse = SIMD16<Float>(repeating: -1 / tau)
+        // A plain loop, as in ``softplus(_:temperature:_:count:)``.
+        let sr = UnsafeRawPointer(s), yr = UnsafeMutableRawPointer(y), stride = MemoryLayout<SIMD16<Float>>.size
+        let blocks = count / 16
+        for b in 0..<blocks {
+            let v = sr.loadUnaligned(fromByteOffset: b * stride, as: SIMD16<Float>.self)
+            yr.storeBytes(of: softplusDerivativeBlock(v, minusInverse: minusInverse), toByteOffset: b * stride, as: SIMD16<Float>.self)
         }
+        let start = blocks * 16, rest = count - start
+        if rest > 0 {
+            var v = SIMD16<Float>(repeating: 0)
+            for i in 0..<rest { v[i] = s[start + i] }
+            let r = softplusDerivativeBlock(v, minusInverse: minusInverse)
+            for i in 0..<rest { y[start + i] = r[i] }
+        }
+    }
+
+    /// ``softplusDerivative(output:temperature:_:count:)`` on 16 lanes (`minusInverse` = −1/τ).
+    @_transparent
+    static func softplusDerivativeBlock(_ v: SIMD16<Float>, minusInverse: SIMD16<Float>) -> SIMD16<Float> {
+        var u = v * minusInverse
+        u.replace(with: SIMD16<Float>(repeating: -softplusExponentFloor), where: u .< SIMD16<Float>(repeating: -softplusExponentFloor))
+        return SIMD16<Float>(repeating: 1) - exp16(u)
     }
 
     /// The softplus kernels clamp their exponents at −30 (e^{−30} ≈ 9·10⁻¹⁴, below half a Float
@@ -112,7 +151,7 @@ public enum VectorMath {
     // MARK: - Kernels
 
     /// exp on 16 lanes (Cephes expf polynomial).
-    @inline(__always)
+    @_transparent
     static func exp16(_ x0: SIMD16<Float>) -> SIMD16<Float> {
         typealias V = SIMD16<Float>
         typealias I = SIMD16<Int32>
@@ -178,7 +217,7 @@ public enum VectorMath {
 
     /// log for positive normal finite lanes (other lanes give garbage, never a trap).
     /// `exponentOffset` is added to the binary exponent (−23 for rescaled denormals).
-    @inline(__always)
+    @_transparent
     static func logCore(_ x: SIMD16<Float>, exponentOffset: SIMD16<Float>) -> SIMD16<Float> {
         typealias V = SIMD16<Float>
         typealias I = SIMD16<Int32>

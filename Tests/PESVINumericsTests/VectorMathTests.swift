@@ -259,5 +259,12 @@ import Testing
             inPlace.withUnsafeMutableBufferPointer { VectorMath.softplus($0.baseAddress!, temperature: tau, $0.baseAddress!, count: x.count) }
             #expect(inPlace == y)
         }
+        // Special values, in a full block and in the padded tail: NaN stays NaN, +∞ gives +∞ and
+        // −∞ gives 0 (the kernel takes log's core without log16's special-value path).
+        let special: [Float] = [.nan, .infinity, -.infinity, 0, 1, -1, 3, -3, 0.5, -0.5, 2, -2, 4, -4, 5, -5, .nan, .infinity, -.infinity]
+        var out = [Float](repeating: 7, count: special.count)
+        special.withUnsafeBufferPointer { px in out.withUnsafeMutableBufferPointer { VectorMath.softplus(px.baseAddress!, temperature: 0.5, $0.baseAddress!, count: special.count) } }
+        for i in [0, 16] { #expect(out[i].isNaN && out[i + 1] == .infinity && out[i + 2] == 0, "lane \(i): \(out[i..<(i + 3)])") }
+        #expect(out[3] == 0.5 * Float(log(2.0)))
     }
 }
