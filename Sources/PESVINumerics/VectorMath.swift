@@ -28,20 +28,19 @@ public enum VectorMath {
     /// y = exp(x). Overflow (x > 88.7228) gives +inf, underflow gives denormals then 0,
     /// NaN stays NaN. See the type's documentation for accuracy.
     public static func exp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        apply(x, y, count: count, padding: 0) { exp16($0) }
+        apply(x, y, count: count, padding: 0, ExpKernel())
     }
 
     /// y = log(x). log(0) = −inf, log(negative) = NaN, log(+inf) = +inf, log(NaN) = NaN.
     /// See the type's documentation for accuracy.
     public static func log(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        apply(x, y, count: count, padding: 1) { log16($0) }
+        apply(x, y, count: count, padding: 1, LogKernel())
     }
 
     /// y = exp(scale · x): the standard deviation exp(½ log σ²) with scale = 0.5.
     /// The product `scale · x` is rounded to Float first, then `exp` as above is applied.
     public static func expScaled(_ x: UnsafePointer<Float>, scale: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        let s = SIMD16<Float>(repeating: scale)
-        apply(x, y, count: count, padding: 0) { exp16($0 * s) }
+        apply(x, y, count: count, padding: 0, ExpScaledKernel(scale: SIMD16<Float>(repeating: scale)))
     }
 
     /// y = τ·log(1 + e^{x/τ}) = max(x, 0) + τ·log(1 + e^{−|x|/τ}), the softplus at temperature
@@ -49,39 +48,8 @@ public enum VectorMath {
     /// overflows; `exp` and `log` as above (log of a value in [1, 2]). In place when x == y.
     public static func softplus(_ x: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
         precondition(tau > 0, "VectorMath.softplus: temperature must be > 0, got \(tau)")
-        precondition(count >= 0, "VectorMath: negative count \(count)")
-        let t = SIMD16<Float>(repeating: tau), minusInverse = SIMD16<Float>(repeating: -1 / tau)
-        // The blocks in a plain loop over a transparent kernel, not through ``apply``: its closure
-        // is compiled as a function of its own taking SIMD16 in four 128-bit halves, which halved
-        // these kernels' vector width (`docs/BENCHMARKS.md`, twenty-fourth session).
-        let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y), stride = MemoryLayout<SIMD16<Float>>.size
-        let blocks = count / 16
-        for b in 0..<blocks {
-            let v = xr.loadUnaligned(fromByteOffset: b * stride, as: SIMD16<Float>.self)
-            yr.storeBytes(of: softplusBlock(v, temperature: t, minusInverse: minusInverse), toByteOffset: b * stride, as: SIMD16<Float>.self)
-        }
-        let start = blocks * 16, rest = count - start
-        if rest > 0 {
-            var v = SIMD16<Float>(repeating: 0)
-            for i in 0..<rest { v[i] = x[start + i] }
-            let r = softplusBlock(v, temperature: t, minusInverse: minusInverse)
-            for i in 0..<rest { y[start + i] = r[i] }
-        }
-    }
-
-    /// ``softplus(_:temperature:_:count:)`` on 16 lanes (`minusInverse` = −1/τ).
-    @_transparent
-    static func softplusBlock(_ v: SIMD16<Float>, temperature t: SIMD16<Float>, minusInverse: SIMD16<Float>) -> SIMD16<Float> {
-        let zero = SIMD16<Float>(repeating: 0), one = SIMD16<Float>(repeating: 1), floor = SIMD16<Float>(repeating: -softplusExponentFloor)
-        // e^{−|x|/τ} below e^{−30} leaves 1 + e = 1 in Float: clamped there, so exp never
-        // makes denormals (each costs a microcode assist on x86). Blends, not pointwiseMax
-        // (which compiles to a loop over the lanes); NaN fails every comparison and stays NaN.
-        let negative = v .< zero
-        var u = v.replacing(with: -v, where: negative) * minusInverse
-        u.replace(with: floor, where: u .< floor)
-        // 1 + e^u lies in [1, 2] (or is NaN, which the sum below keeps): log's core directly,
-        // without log16's check for special values.
-        return v.replacing(with: zero, where: negative) + t * logCore(one + exp16(u), exponentOffset: zero)
+        apply(x, y, count: count, padding: 0,
+              SoftplusKernel(temperature: SIMD16<Float>(repeating: tau), minusInverse: SIMD16<Float>(repeating: -1 / tau)))
     }
 
     /// y = 1 − e^{−s/τ}: the softplus's derivative σ(x/τ) (the logistic sigmoid) from its
@@ -89,30 +57,7 @@ public enum VectorMath {
     /// one Float ulp of 1. In place when s == y.
     public static func softplusDerivative(output s: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
         precondition(tau > 0, "VectorMath.softplusDerivative: temperature must be > 0, got \(tau)")
-        precondition(count >= 0, "VectorMath: negative count \(count)")
-        let minusInverse = SIMD16<Float>(repeating: -1 / tau)
-        // A plain loop, as in ``softplus(_:temperature:_:count:)``.
-        let sr = UnsafeRawPointer(s), yr = UnsafeMutableRawPointer(y), stride = MemoryLayout<SIMD16<Float>>.size
-        let blocks = count / 16
-        for b in 0..<blocks {
-            let v = sr.loadUnaligned(fromByteOffset: b * stride, as: SIMD16<Float>.self)
-            yr.storeBytes(of: softplusDerivativeBlock(v, minusInverse: minusInverse), toByteOffset: b * stride, as: SIMD16<Float>.self)
-        }
-        let start = blocks * 16, rest = count - start
-        if rest > 0 {
-            var v = SIMD16<Float>(repeating: 0)
-            for i in 0..<rest { v[i] = s[start + i] }
-            let r = softplusDerivativeBlock(v, minusInverse: minusInverse)
-            for i in 0..<rest { y[start + i] = r[i] }
-        }
-    }
-
-    /// ``softplusDerivative(output:temperature:_:count:)`` on 16 lanes (`minusInverse` = −1/τ).
-    @_transparent
-    static func softplusDerivativeBlock(_ v: SIMD16<Float>, minusInverse: SIMD16<Float>) -> SIMD16<Float> {
-        var u = v * minusInverse
-        u.replace(with: SIMD16<Float>(repeating: -softplusExponentFloor), where: u .< SIMD16<Float>(repeating: -softplusExponentFloor))
-        return SIMD16<Float>(repeating: 1) - exp16(u)
+        apply(s, y, count: count, padding: 0, SoftplusDerivativeKernel(minusInverse: SIMD16<Float>(repeating: -1 / tau)))
     }
 
     /// The softplus kernels clamp their exponents at −30 (e^{−30} ≈ 9·10⁻¹⁴, below half a Float
@@ -122,11 +67,14 @@ public enum VectorMath {
     // MARK: - Driver
 
     /// Runs `kernel` over full 16-lane blocks, then over a copy of the tail padded with
-    /// `padding` (a value the kernel handles without special cases).
+    /// `padding` (a value the kernel handles without special cases). The kernel is a generic
+    /// parameter, not a closure: a closure was compiled as a function of its own taking SIMD16
+    /// in four 128-bit halves, with exp and log as calls, which halved the kernels' vector width
+    /// (`docs/BENCHMARKS.md`, twenty-fourth session); specialized per kernel type, its block
+    /// code is inlined into this loop.
     @inline(__always)
-    private static func apply(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, padding: Float,
-        _ kernel: (SIMD16<Float>) -> SIMD16<Float>
+    private static func apply<K: LaneKernel>(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, padding: Float, _ kernel: K
     ) {
         precondition(count >= 0, "VectorMath: negative count \(count)")
         let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
@@ -135,7 +83,7 @@ public enum VectorMath {
         var b = 0
         while b < blocks {
             let v = xr.loadUnaligned(fromByteOffset: b * stride, as: SIMD16<Float>.self)
-            yr.storeBytes(of: kernel(v), toByteOffset: b * stride, as: SIMD16<Float>.self)
+            yr.storeBytes(of: kernel.block(v), toByteOffset: b * stride, as: SIMD16<Float>.self)
             b += 1
         }
         let start = blocks * 16
@@ -143,8 +91,54 @@ public enum VectorMath {
         if rest > 0 {
             var v = SIMD16<Float>(repeating: padding)
             for i in 0..<rest { v[i] = x[start + i] }
-            let r = kernel(v)
+            let r = kernel.block(v)
             for i in 0..<rest { y[start + i] = r[i] }
+        }
+    }
+
+    /// One elementwise function on 16 lanes, for ``apply(_:_:count:padding:_:)``.
+    private protocol LaneKernel {
+        func block(_ v: SIMD16<Float>) -> SIMD16<Float>
+    }
+
+    private struct ExpKernel: LaneKernel {
+        @_transparent func block(_ v: SIMD16<Float>) -> SIMD16<Float> { exp16(v) }
+    }
+
+    private struct LogKernel: LaneKernel {
+        @_transparent func block(_ v: SIMD16<Float>) -> SIMD16<Float> { log16(v) }
+    }
+
+    private struct ExpScaledKernel: LaneKernel {
+        let scale: SIMD16<Float>
+        @_transparent func block(_ v: SIMD16<Float>) -> SIMD16<Float> { exp16(v * scale) }
+    }
+
+    /// softplus_τ on 16 lanes (`minusInverse` = −1/τ).
+    private struct SoftplusKernel: LaneKernel {
+        let temperature: SIMD16<Float>, minusInverse: SIMD16<Float>
+        @_transparent func block(_ v: SIMD16<Float>) -> SIMD16<Float> {
+            let zero = SIMD16<Float>(repeating: 0), one = SIMD16<Float>(repeating: 1), floor = SIMD16<Float>(repeating: -softplusExponentFloor)
+            // e^{−|x|/τ} below e^{−30} leaves 1 + e = 1 in Float: clamped there, so exp never
+            // makes denormals (each costs a microcode assist on x86). Blends, not pointwiseMax
+            // (which compiles to a loop over the lanes); NaN fails every comparison and stays NaN.
+            let negative = v .< zero
+            var u = v.replacing(with: -v, where: negative) * minusInverse
+            u.replace(with: floor, where: u .< floor)
+            // 1 + e^u lies in [1, 2] (or is NaN, which the sum below keeps): log's core directly,
+            // without log16's check for special values.
+            return v.replacing(with: zero, where: negative) + temperature * logCore(one + exp16(u), exponentOffset: zero)
+        }
+    }
+
+    /// The softplus's derivative from its output on 16 lanes (`minusInverse` = −1/τ).
+    private struct SoftplusDerivativeKernel: LaneKernel {
+        let minusInverse: SIMD16<Float>
+        @_transparent func block(_ v: SIMD16<Float>) -> SIMD16<Float> {
+            let floor = SIMD16<Float>(repeating: -softplusExponentFloor)
+            var u = v * minusInverse
+            u.replace(with: floor, where: u .< floor)
+            return SIMD16<Float>(repeating: 1) - exp16(u)
         }
     }
 
