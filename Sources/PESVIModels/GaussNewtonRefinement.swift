@@ -244,8 +244,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// only have to follow the smoothed minimizers; the exact solve is kept for the last steps,
     /// where the fit is made. Same conditions as ``krylovDimension`` (ReLU decoder,
     /// reconstruction objective); 0: the smoothed iterations solve as the others do. The
-    /// initializer's default is 0; `pesvi` (`ComparisonOptions` in PESVIExperiments) passes
-    /// ``defaultSmoothedKrylovDimension(latent:dataWidth:)`` unless told otherwise.
+    /// initializer's default (nil) is ``defaultSmoothedKrylovDimension(latent:dataWidth:)``, or 0
+    /// when ``krylovDimension`` is set, as `pesvi` applies it.
     public let smoothedKrylovDimension: Int
     /// Linear decoders: take Gauss-Newton's step undamped and exactly, as an affine map of x
     /// (``ExactLinearStep``), instead of damped iterations; with the reconstruction objective
@@ -335,7 +335,10 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 tolerance: Double = 1e-4, logVarianceFloor: Float = GaussNewtonRefinement.defaultLogVarianceFloor, absoluteDamping: Double = 1e-9,
                 minimumDamping: Double = 1e-6, maximumDamping: Double = 1e12, curveSamples: Int = 1,
                 trialsPerIteration: Int = 1, acceptanceRatio: Double = 0.1, exactLinearStep: Bool = true,
-                smoothing: GaussNewtonSmoothing = .standard, krylovDimension: Int = 0, smoothedKrylovDimension: Int = 0) {
+                smoothing: GaussNewtonSmoothing = .standard, krylovDimension: Int = 0, smoothedKrylovDimension: Int? = nil) {
+        // nil: the default rule, as `pesvi` applies it (none with a Krylov solve throughout).
+        let smoothedKrylovDimension = smoothedKrylovDimension
+            ?? (krylovDimension > 0 ? 0 : GaussNewtonRefinement.defaultSmoothedKrylovDimension(latent: decoder.latent, dataWidth: decoder.dataWidth))
         precondition(krylovDimension >= 0 && smoothedKrylovDimension >= 0,
                      "GaussNewtonRefinement: Krylov dimensions must be ≥ 0, got \(krylovDimension) and \(smoothedKrylovDimension)")
         precondition(threads >= 1 && chunkRows >= 1 && curveSamples >= 1 && trialsPerIteration >= 1,

@@ -533,6 +533,28 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(offSame, "\(arch): the run without smoothing changed")
     }
 
+    /// The initializer's default smoothed Krylov dimension is `pesvi`'s rule
+    /// (``GaussNewtonRefinement/defaultSmoothedKrylovDimension(latent:dataWidth:)``): exact below
+    /// |z| = 32, 8 where d < |z|, else min(|z|/4, 16); none with a Krylov solve throughout or
+    /// without smoothing; an explicit value wins.
+    @Test func initializerDefaultSmoothedKrylovDimensionIsTheRule() {
+        var rng = RandomGenerator(seed: 95)
+        func decoder(_ L: Int, _ d: Int) -> GaussianDecoder {
+            GaussianDecoder(latent: L, dataWidth: d, architecture: .arch2, objective: .reconstruction, rng: &rng)
+        }
+        let cases: [(L: Int, d: Int, k: Int)] = [(16, 64, 0), (32, 64, 8), (48, 100, 12), (64, 64, 16), (64, 12, 8), (128, 300, 16), (128, 64, 8)]
+        for c in cases {
+            let dec = decoder(c.L, c.d)
+            #expect(GaussNewtonRefinement(decoder: dec).smoothedKrylovDimension == c.k, "|z| = \(c.L), d = \(c.d)")
+            #expect(GaussNewtonRefinement.defaultSmoothedKrylovDimension(latent: c.L, dataWidth: c.d) == c.k)
+        }
+        let dec = decoder(64, 64)
+        #expect(GaussNewtonRefinement(decoder: dec, krylovDimension: 4).smoothedKrylovDimension == 0)
+        #expect(GaussNewtonRefinement(decoder: dec, smoothing: .off).smoothedKrylovDimension == 0)
+        #expect(GaussNewtonRefinement(decoder: dec, smoothedKrylovDimension: 5).smoothedKrylovDimension == 5)
+        #expect(GaussNewtonRefinement(decoder: dec, smoothedKrylovDimension: 0).smoothedKrylovDimension == 0)
+    }
+
     /// With no absolute damping and a tiny λ on a nonlinear decoder from far starts, full GN
     /// steps often overshoot; the guard rejects them, so no point's objective ever rises and
     /// the curve never goes up.
