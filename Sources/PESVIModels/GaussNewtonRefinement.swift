@@ -392,7 +392,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let L = decoder.latent, d = decoder.dataWidth, n = x.rows
         precondition(x.cols == d && start.mu.count == n * L && start.logVariance.count == n * L,
                      "refine: data \(x.rows)×\(x.cols), start \(start.mu.count)/\(start.logVariance.count) values, decoder \(L)→\(d)")
-        let table = PosteriorTable(mu: start.mu, logVariance: start.logVariance, latent: L, adam: AdamConfiguration(learningRate: 0))
+        let table = PosteriorTable(mu: start.mu, logVariance: start.logVariance, latent: L)
         let clock = ContinuousClock()
         func seconds(_ t: ContinuousClock.Duration) -> Double { Double(t.components.seconds) + Double(t.components.attoseconds) * 1e-18 }
         var elapsed = 0.0
@@ -501,7 +501,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     func exactResult(_ x: Dataset, start: PosteriorTable, mu: [Float], logVariance lv: [Float], seconds: Double, seed: UInt64,
                      recordCurve: Bool, observer: RefinementObserver?) -> GaussNewtonResult {
         let n = x.rows, L = decoder.latent
-        let table = PosteriorTable(mu: mu, logVariance: lv, latent: L, adam: AdamConfiguration(learningRate: 0))
+        let table = PosteriorTable(mu: mu, logVariance: lv, latent: L)
         let perN = 1 / Double(max(n, 1))
         let curve = recordCurve ? [curveStepper.evaluate(x, start, seed: seed, step: 0) * perN,
                                    curveStepper.evaluate(x, table, seed: seed, step: 0) * perN] : []

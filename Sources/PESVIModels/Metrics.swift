@@ -28,7 +28,7 @@ public enum Metrics {
                                 samples: Int = 8, seed: UInt64 = 0, threads: Int = 1,
                                 perPoint reconstructions: UnsafeMutablePointer<Double>? = nil,
                                 perPointNegativeELBO: UnsafeMutablePointer<Double>? = nil) -> ReconstructionMetrics {
-        let table = PosteriorTable(mu: mu, logVariance: logVariance, latent: decoder.latent, adam: AdamConfiguration(learningRate: 0))
+        let table = PosteriorTable(mu: mu, logVariance: logVariance, latent: decoder.latent)
         let stepper = LatentStepper(decoder: decoder, threads: threads, samples: samples, maxRows: x.rows)
         let n = x.rows
         let perPoint = UnsafeMutablePointer<Double>.allocate(capacity: max(n, 1))

@@ -28,21 +28,30 @@ public final class PosteriorTable: @unchecked Sendable {
     public let mu: FloatBuffer
     public let logVariance: FloatBuffer
     public var adam: AdamConfiguration
+    /// Whether the table keeps Adam's state (moments and step counts) and can be updated; a
+    /// table without it (``init(mu:logVariance:latent:)``) holds only μ and log σ², a third of
+    /// the memory, for methods that set the rows themselves (Gauss-Newton).
+    public let hasOptimizerState: Bool
     let muM: FloatBuffer, muV: FloatBuffer, lvM: FloatBuffer, lvV: FloatBuffer
     /// Adam steps taken by each row.
     let stepCounts: UnsafeMutablePointer<Int32>
 
-    public init(rows: Int, latent: Int, adam: AdamConfiguration) {
+    /// `rows` × `latent` zeros; with `optimizerState` (the default) Adam's moments and step
+    /// counts too, else the table cannot be updated.
+    public init(rows: Int, latent: Int, adam: AdamConfiguration, optimizerState: Bool = true) {
         precondition(rows >= 0 && latent > 0, "PosteriorTable needs rows ≥ 0 and latent > 0, got \(rows), \(latent)")
         self.rows = rows
         self.latent = latent
         self.adam = adam
+        hasOptimizerState = optimizerState
         mu = FloatBuffer(count: rows * latent)
         logVariance = FloatBuffer(count: rows * latent)
-        muM = FloatBuffer(count: rows * latent); muV = FloatBuffer(count: rows * latent)
-        lvM = FloatBuffer(count: rows * latent); lvV = FloatBuffer(count: rows * latent)
-        stepCounts = .allocate(capacity: max(rows, 1))
-        stepCounts.initialize(repeating: 0, count: max(rows, 1))
+        let state = optimizerState ? rows * latent : 0
+        muM = FloatBuffer(count: state); muV = FloatBuffer(count: state)
+        lvM = FloatBuffer(count: state); lvV = FloatBuffer(count: state)
+        let counts = optimizerState ? max(rows, 1) : 1
+        stepCounts = .allocate(capacity: counts)
+        stepCounts.initialize(repeating: 0, count: counts)
     }
 
     /// A table initialized by `initialization`, drawing from `rng`.
@@ -57,6 +66,16 @@ public final class PosteriorTable: @unchecked Sendable {
         precondition(mu.count == logVariance.count && mu.count % latent == 0,
                      "PosteriorTable: μ has \(mu.count) values, log σ² \(logVariance.count), latent \(latent)")
         self.init(rows: mu.count / latent, latent: latent, adam: adam)
+        self.mu.assign(mu)
+        self.logVariance.assign(logVariance)
+    }
+
+    /// A table of the given means and log-variances (rows × latent each) without Adam's
+    /// state (``hasOptimizerState`` false): for reading and writing the rows directly.
+    public convenience init(mu: [Float], logVariance: [Float], latent: Int) {
+        precondition(mu.count == logVariance.count && mu.count % latent == 0,
+                     "PosteriorTable: μ has \(mu.count) values, log σ² \(logVariance.count), latent \(latent)")
+        self.init(rows: mu.count / latent, latent: latent, adam: AdamConfiguration(learningRate: 0), optimizerState: false)
         self.mu.assign(mu)
         self.logVariance.assign(logVariance)
     }
@@ -113,6 +132,7 @@ public final class PosteriorTable: @unchecked Sendable {
     /// row k holds the gradient for table row `rows[k]`. Listed rows must be distinct.
     public func update(rows indices: UnsafePointer<Int>, count: Int,
                        gradMu: UnsafePointer<Float>, gradLogVariance: UnsafePointer<Float>) {
+        precondition(hasOptimizerState, "PosteriorTable.update: this table keeps no optimizer state")
         var memo = AdamFactorMemo()
         let bytes = latent * MemoryLayout<Float>.stride
         for k in 0..<count {
@@ -131,6 +151,7 @@ public final class PosteriorTable: @unchecked Sendable {
     /// One Adam step on rows start..<start+count, gradients packed count × latent.
     public func update(rowRange start: Int, count: Int,
                        gradMu: UnsafePointer<Float>, gradLogVariance: UnsafePointer<Float>) {
+        precondition(hasOptimizerState, "PosteriorTable.update: this table keeps no optimizer state")
         var memo = AdamFactorMemo()
         for k in 0..<count {
             updateRow(start + k, gradMu: gradMu + k * latent, gradLogVariance: gradLogVariance + k * latent, learningRateScale: 1, memo: &memo)

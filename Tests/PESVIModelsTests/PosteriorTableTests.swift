@@ -3,6 +3,17 @@ import PESVINumerics
 @testable import PESVIModels
 
 @Suite struct PosteriorTableTests {
+    /// A table without optimizer state holds the given rows (μ and log σ² only: no Adam
+    /// moments or step counts are allocated); the default table keeps them.
+    @Test func tableWithoutOptimizerStateHoldsOnlyTheRows() {
+        let mu: [Float] = [1, 2, 3, 4, 5, 6], lv: [Float] = [-1, -2, -3, -4, -5, -6]
+        let bare = PosteriorTable(mu: mu, logVariance: lv, latent: 3)
+        #expect(!bare.hasOptimizerState && bare.rows == 2 && bare.mu.array == mu && bare.logVariance.array == lv)
+        #expect(bare.muM.count == 0 && bare.muV.count == 0 && bare.lvM.count == 0 && bare.lvV.count == 0)
+        let full = PosteriorTable(mu: mu, logVariance: lv, latent: 3, adam: AdamConfiguration(learningRate: 0.1))
+        #expect(full.hasOptimizerState && full.muM.count == 6 && full.lvV.count == 6 && full.mu.array == mu)
+    }
+
     @Test func rowwiseAdamLeavesOtherRowsUntouched() {
         var rng = RandomGenerator(seed: 2)
         let table = PosteriorTable(rows: 6, latent: 4, adam: AdamConfiguration(learningRate: 0.1), initialization: .standard, rng: &rng)
