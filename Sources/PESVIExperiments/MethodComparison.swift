@@ -185,8 +185,7 @@ public struct ComparisonOptions: Sendable {
     /// The smoothed iterations' Krylov dimension these options give a decoder of latent size
     /// `latent` and data width `dataWidth`.
     public func gaussNewtonSmoothedKrylov(latent: Int, dataWidth: Int) -> Int {
-        gaussNewtonSmoothedKrylov
-            ?? (gaussNewtonKrylov > 0 ? 0 : GaussNewtonRefinement.defaultSmoothedKrylovDimension(latent: latent, dataWidth: dataWidth))
+        GaussNewtonRefinement.smoothedKrylovDimension(gaussNewtonSmoothedKrylov, krylovDimension: gaussNewtonKrylov, latent: latent, dataWidth: dataWidth)
     }
     /// PE-SVI-GN as these options set it (damping, stop, trials, gain ratio, smoothing, chunk
     /// rows): the one construction `evaluate`, `infer --method gn` and `bench latency` share.
@@ -194,7 +193,7 @@ public struct ComparisonOptions: Sendable {
         GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: gaussNewtonChunkRows, damping: gaussNewtonDamping,
                               tolerance: gaussNewtonTolerance, trialsPerIteration: gaussNewtonTrials,
                               acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing, krylovDimension: gaussNewtonKrylov,
-                              smoothedKrylovDimension: gaussNewtonSmoothedKrylov(latent: decoder.latent, dataWidth: decoder.dataWidth))
+                              smoothedKrylovDimension: gaussNewtonSmoothedKrylov)
     }
     /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
     /// chunks only balance the two threads; results do not depend on it).

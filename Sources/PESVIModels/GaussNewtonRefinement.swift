@@ -316,6 +316,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         return dataWidth < latent ? 8 : k
     }
 
+    /// The smoothed iterations' Krylov dimension for a `requested` one: itself when given, else
+    /// 0 with a Krylov solve throughout (`krylovDimension` > 0, whose solve then takes the
+    /// smoothed iterations too), else ``defaultSmoothedKrylovDimension(latent:dataWidth:)``.
+    public static func smoothedKrylovDimension(_ requested: Int?, krylovDimension: Int, latent: Int, dataWidth: Int) -> Int {
+        requested ?? (krylovDimension > 0 ? 0 : defaultSmoothedKrylovDimension(latent: latent, dataWidth: dataWidth))
+    }
+
     /// The Krylov dimension of an iteration (smoothed or on the ReLU decoder), 0 for the exact
     /// solve: ``smoothedKrylovDimension`` in smoothed iterations where it is set, else
     /// ``krylovDimension``; 0 wherever the Krylov solve does not apply (``krylovApplies``).
@@ -336,9 +343,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 minimumDamping: Double = 1e-6, maximumDamping: Double = 1e12, curveSamples: Int = 1,
                 trialsPerIteration: Int = 1, acceptanceRatio: Double = 0.1, exactLinearStep: Bool = true,
                 smoothing: GaussNewtonSmoothing = .standard, krylovDimension: Int = 0, smoothedKrylovDimension: Int? = nil) {
-        // nil: the default rule, as `pesvi` applies it (none with a Krylov solve throughout).
-        let smoothedKrylovDimension = smoothedKrylovDimension
-            ?? (krylovDimension > 0 ? 0 : GaussNewtonRefinement.defaultSmoothedKrylovDimension(latent: decoder.latent, dataWidth: decoder.dataWidth))
+        let smoothedKrylovDimension = GaussNewtonRefinement.smoothedKrylovDimension(smoothedKrylovDimension, krylovDimension: krylovDimension,
+                                                                                   latent: decoder.latent, dataWidth: decoder.dataWidth)
         precondition(krylovDimension >= 0 && smoothedKrylovDimension >= 0,
                      "GaussNewtonRefinement: Krylov dimensions must be ≥ 0, got \(krylovDimension) and \(smoothedKrylovDimension)")
         precondition(threads >= 1 && chunkRows >= 1 && curveSamples >= 1 && trialsPerIteration >= 1,

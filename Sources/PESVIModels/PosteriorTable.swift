@@ -132,7 +132,6 @@ public final class PosteriorTable: @unchecked Sendable {
     /// row k holds the gradient for table row `rows[k]`. Listed rows must be distinct.
     public func update(rows indices: UnsafePointer<Int>, count: Int,
                        gradMu: UnsafePointer<Float>, gradLogVariance: UnsafePointer<Float>) {
-        precondition(hasOptimizerState, "PosteriorTable.update: this table keeps no optimizer state")
         var memo = AdamFactorMemo()
         let bytes = latent * MemoryLayout<Float>.stride
         for k in 0..<count {
@@ -151,7 +150,6 @@ public final class PosteriorTable: @unchecked Sendable {
     /// One Adam step on rows start..<start+count, gradients packed count × latent.
     public func update(rowRange start: Int, count: Int,
                        gradMu: UnsafePointer<Float>, gradLogVariance: UnsafePointer<Float>) {
-        precondition(hasOptimizerState, "PosteriorTable.update: this table keeps no optimizer state")
         var memo = AdamFactorMemo()
         for k in 0..<count {
             updateRow(start + k, gradMu: gradMu + k * latent, gradLogVariance: gradLogVariance + k * latent, learningRateScale: 1, memo: &memo)
@@ -178,6 +176,9 @@ public final class PosteriorTable: @unchecked Sendable {
     @inline(__always)
     public func updateRow(_ r: Int, gradMu: UnsafePointer<Float>, gradLogVariance: UnsafePointer<Float>, learningRateScale: Float,
                           memo: inout AdamFactorMemo) {
+        // Checked in every build (a precondition is assumed, not checked, under -Ounchecked):
+        // without the state the moment buffers are empty.
+        if !hasOptimizerState { fatalError("PosteriorTable: this table keeps no optimizer state and cannot be updated") }
         stepCounts[r] += 1
         var (a, b) = adam.factors(step: Int(stepCounts[r]), memo: &memo)
         a *= learningRateScale

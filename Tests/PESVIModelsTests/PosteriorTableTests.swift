@@ -14,6 +14,16 @@ import PESVINumerics
         #expect(full.hasOptimizerState && full.muM.count == 6 && full.lvV.count == 6 && full.mu.array == mu)
     }
 
+    /// Updating a table without optimizer state stops the process with a clear error (checked
+    /// in release builds too), instead of writing past its empty moment buffers.
+    @Test func updatingATableWithoutOptimizerStateStops() async {
+        await #expect(processExitsWith: .failure) {
+            let bare = PosteriorTable(mu: [1, 2, 3], logVariance: [0, 0, 0], latent: 3)
+            let g: [Float] = [1, 1, 1]
+            g.withUnsafeBufferPointer { bare.updateRow(0, gradMu: $0.baseAddress!, gradLogVariance: $0.baseAddress!) }
+        }
+    }
+
     @Test func rowwiseAdamLeavesOtherRowsUntouched() {
         var rng = RandomGenerator(seed: 2)
         let table = PosteriorTable(rows: 6, latent: 4, adam: AdamConfiguration(learningRate: 0.1), initialization: .standard, rng: &rng)
