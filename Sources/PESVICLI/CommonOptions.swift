@@ -37,6 +37,8 @@ struct GaussNewtonFlags: ParsableArguments {
     var gnKrylov: Int = ComparisonOptions().gaussNewtonKrylov
     @Option(help: "Gauss-Newton with a ReLU decoder and the reconstruction objective: solve the smoothed iterations' steps (--gn-smoothing) in Krylov subspaces of K vectors as --gn-krylov does, the later ones as --gn-krylov says (exactly when it is 0); 0: the smoothed iterations solve as the others do. Default, from |z| = 32 on: 8 where the latent is wider than the data (d < |z|), else min(|z|/4, 16); below |z| = 32, or when --gn-krylov is given: 0.")
     var gnSmoothedKrylov: Int? = ComparisonOptions().gaussNewtonSmoothedKrylov
+    @Option(help: "Gauss-Newton: whether the smoothed iterations' Krylov basis (--gn-smoothed-krylov) takes the point's last step besides the Krylov vectors (true or false). Default: true unless the latent is wider than the data (d < |z|).")
+    var gnSmoothedLastStep: Bool? = ComparisonOptions().gaussNewtonSmoothedKrylovLastStep
 
     func validate() throws {
         guard gnTolerance >= 0, gnTolerance.isFinite else { throw ValidationError("--gn-tolerance must be a non-negative number, got \(gnTolerance)") }
@@ -69,6 +71,7 @@ struct GaussNewtonFlags: ParsableArguments {
         o.gaussNewtonSmoothing = smoothing
         o.gaussNewtonKrylov = gnKrylov
         o.gaussNewtonSmoothedKrylov = gnSmoothedKrylov
+        o.gaussNewtonSmoothedKrylovLastStep = gnSmoothedLastStep
     }
 }
 

@@ -182,6 +182,10 @@ public struct ComparisonOptions: Sendable {
     /// the default: ``GaussNewtonRefinement/defaultSmoothedKrylovDimension(latent:dataWidth:)`` of the model,
     /// or 0 with ``gaussNewtonKrylov`` set, whose solve then takes every iteration as before).
     public var gaussNewtonSmoothedKrylov: Int? = nil
+    /// Whether the smoothed iterations' Krylov basis takes each point's last step
+    /// (``GaussNewtonRefinement/smoothedKrylovLastStep``; nil, the default:
+    /// ``GaussNewtonRefinement/defaultSmoothedKrylovLastStep(latent:dataWidth:)`` of the model).
+    public var gaussNewtonSmoothedKrylovLastStep: Bool? = nil
     /// The smoothed iterations' Krylov dimension these options give a decoder of latent size
     /// `latent` and data width `dataWidth`.
     public func gaussNewtonSmoothedKrylov(latent: Int, dataWidth: Int) -> Int {
@@ -193,10 +197,19 @@ public struct ComparisonOptions: Sendable {
         GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: gaussNewtonChunkRows, damping: gaussNewtonDamping,
                               tolerance: gaussNewtonTolerance, trialsPerIteration: gaussNewtonTrials,
                               acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing, krylovDimension: gaussNewtonKrylov,
-                              smoothedKrylovDimension: gaussNewtonSmoothedKrylov)
+                              smoothedKrylovDimension: gaussNewtonSmoothedKrylov, smoothedKrylovLastStep: gaussNewtonSmoothedKrylovLastStep)
     }
-    /// Points per chunk of the Gauss-Newton work (its per-point work does not batch, so small
-    /// chunks only balance the two threads; results do not depend on it).
+    /// How ``gaussNewtonSmoothedKrylovLastStep`` reads in the method description.
+    var smoothedLastStep: String {
+        switch gaussNewtonSmoothedKrylovLastStep {
+        case nil: return " and, where the data is at least as wide as the latent, the point's last step"
+        case true?: return " and the point's last step"
+        case false?: return " (not the point's last step)"
+        }
+    }
+    /// Points per chunk of the Gauss-Newton work (results do not depend on it; larger chunks,
+    /// 96 or 192 for 180 points, were no faster at digits |z| = 32 and 128 Arch3,
+    /// `docs/RESULTS.md`, twenty-fifth session).
     public var gaussNewtonChunkRows = 64
     /// Times every method this many times and reports the median of its seconds (and of a
     /// per-point method's whole run). The methods run in turn, all of them once per repeat, so
@@ -234,10 +247,10 @@ public struct ComparisonOptions: Sendable {
                     + "point's last step (reconstruction objective)" : "")
             + (!gaussNewtonSmoothing.isActive || gaussNewtonKrylov > 0 && gaussNewtonSmoothedKrylov == nil ? ""
                 : gaussNewtonSmoothedKrylov.map { k in k > 0 && k != gaussNewtonKrylov
-                    ? "; each smoothed step solved in the span of the gradient, \(k - 1) curvature products of it and the point's last "
-                        + "step (reconstruction objective)" : "" }
-                    ?? ("; each smoothed step solved in the span of the gradient, K − 1 curvature products of it and the point's last "
-                        + "step with K = 8 where the latent is wider than the data, else K = min(|z|/4, 16), from |z| = 32 on (reconstruction "
+                    ? "; each smoothed step solved in the span of the gradient, \(k - 1) curvature products of it\(smoothedLastStep) "
+                        + "(reconstruction objective)" : "" }
+                    ?? ("; each smoothed step solved in the span of the gradient, K − 1 curvature products of it\(smoothedLastStep) "
+                        + "with K = 8 where the latent is wider than the data, else K = min(|z|/4, 16), from |z| = 32 on (reconstruction "
                         + "objective)"))
             + ". With a linear "
             + "decoder PE-SVI-GN is one exact, undamped step (an affine map of x; the start is not used, and its time excludes the "

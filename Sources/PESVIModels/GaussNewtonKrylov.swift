@@ -150,7 +150,8 @@ extension GaussNewtonRefinement {
     /// orthonormal basis Q of span{g, H̃g, …, H̃ᵏ⁻¹g, p} (Arnoldi, modified Gram-Schmidt in
     /// Double; a vector whose part orthogonal to the earlier ones is below 10⁻⁶ of its norm is
     /// dropped), with M = QᵀH̃Q and b = Qᵀg. p is the point's last accepted step (none after a
-    /// rejection or at the start).
+    /// rejection or at the start, nor in a smoothed iteration without
+    /// ``smoothedKrylovLastStep``: its basis vector is then dropped for every point).
     func krylovLinearize(rows m: Int, smoothed: Bool, state st: PointState, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
         let net = decoder.network, L = decoder.latent, d = decoder.dataWidth, h = net.widths[net.layerCount - 1]
         let k = kw.dimension, n = k + 1, M = kw.maxPoints, idx = ws.index
@@ -215,11 +216,15 @@ extension GaussNewtonRefinement {
             if last { break }
             append(a + 1) { UnsafePointer(product + $0 * L) }
         }
-        // The last step p, orthogonalized against the Krylov vectors.
-        append(k) { r in
-            let i = idx[r]
-            guard let last = st.lastStep, st.hasLastStep![i] else { return nil }
-            return UnsafePointer(last + i * L)
+        // The last step p, orthogonalized against the Krylov vectors (or dropped for every point).
+        if smoothed && !smoothedKrylovLastStep {
+            for r in 0..<m { kept[k * M + r] = false }
+        } else {
+            append(k) { r in
+                let i = idx[r]
+                guard let last = st.lastStep, st.hasLastStep![i] else { return nil }
+                return UnsafePointer(last + i * L)
+            }
         }
         var anyLast = false
         for r in 0..<m { anyLast = anyLast || kept[k * M + r] }

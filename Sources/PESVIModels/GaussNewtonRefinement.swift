@@ -247,6 +247,11 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// initializer's default (nil) is ``defaultSmoothedKrylovDimension(latent:dataWidth:)``, or 0
     /// when ``krylovDimension`` is set, as `pesvi` applies it.
     public let smoothedKrylovDimension: Int
+    /// Whether a smoothed iteration's Krylov basis takes the point's last step p as its last
+    /// vector (span{g, H̃g, …, H̃ᵏ⁻¹g, p}, as every other Krylov iteration does) or the Krylov
+    /// vectors only. The initializer's default (nil) is
+    /// ``defaultSmoothedKrylovLastStep(latent:dataWidth:)``.
+    public let smoothedKrylovLastStep: Bool
     /// Linear decoders: take Gauss-Newton's step undamped and exactly, as an affine map of x
     /// (``ExactLinearStep``), instead of damped iterations; with the reconstruction objective
     /// and a singular H (e.g. |z| > d), the minimum-norm step from each point's start (one
@@ -316,6 +321,18 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         return dataWidth < latent ? 8 : k
     }
 
+    /// The default ``smoothedKrylovLastStep``: true unless the latent is wider than the data
+    /// (d < |z|). There J is d × |z| and the Krylov vectors g, H̃g, … = JᵀΛ(…) all lie in
+    /// range(Jᵀ), a d-dimensional subspace, while p, the step taken on the last, smoother
+    /// objective, has a part in J's null space that changes nothing in the linearized fit; its
+    /// own product (J_h p through the hidden layers, about 5 % of the iteration's multiply-adds
+    /// at digits |z| = 128) bought no step on the digits models' test or validation rows at
+    /// |z| = 128 (`docs/RESULTS.md`, twenty-fifth session). Where d ≥ |z| it is kept: without it
+    /// digits |z| = 64 Arch2 never reached SVI's level on its validation rows.
+    public static func defaultSmoothedKrylovLastStep(latent: Int, dataWidth: Int) -> Bool {
+        dataWidth >= latent
+    }
+
     /// The smoothed iterations' Krylov dimension for a `requested` one: itself when given, else
     /// 0 with a Krylov solve throughout (`krylovDimension` > 0, whose solve then takes the
     /// smoothed iterations too), else ``defaultSmoothedKrylovDimension(latent:dataWidth:)``.
@@ -342,7 +359,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 tolerance: Double = 1e-4, logVarianceFloor: Float = GaussNewtonRefinement.defaultLogVarianceFloor, absoluteDamping: Double = 1e-9,
                 minimumDamping: Double = 1e-6, maximumDamping: Double = 1e12, curveSamples: Int = 1,
                 trialsPerIteration: Int = 1, acceptanceRatio: Double = 0.1, exactLinearStep: Bool = true,
-                smoothing: GaussNewtonSmoothing = .standard, krylovDimension: Int = 0, smoothedKrylovDimension: Int? = nil) {
+                smoothing: GaussNewtonSmoothing = .standard, krylovDimension: Int = 0, smoothedKrylovDimension: Int? = nil,
+                smoothedKrylovLastStep: Bool? = nil) {
         let smoothedKrylovDimension = GaussNewtonRefinement.smoothedKrylovDimension(smoothedKrylovDimension, krylovDimension: krylovDimension,
                                                                                    latent: decoder.latent, dataWidth: decoder.dataWidth)
         precondition(krylovDimension >= 0 && smoothedKrylovDimension >= 0,
@@ -368,6 +386,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         self.krylovDimension = krylovDimension
         let smoothedK = smoothing.isActive ? smoothedKrylovDimension : 0
         self.smoothedKrylovDimension = smoothedK
+        self.smoothedKrylovLastStep = smoothedKrylovLastStep
+            ?? GaussNewtonRefinement.defaultSmoothedKrylovLastStep(latent: decoder.latent, dataWidth: decoder.dataWidth)
         runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
         let packed = PackedWeights(network: decoder.network)
         packedWeights = packed

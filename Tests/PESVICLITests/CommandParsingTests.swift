@@ -1,6 +1,7 @@
 import Testing
 import PESVIExperiments
 import PESVIModels
+import PESVINumerics
 @testable import PESVICLI
 
 @Suite struct CommandParsingTests {
@@ -41,6 +42,17 @@ import PESVIModels
         // --gn-krylov alone: its solve in every iteration, the smoothed ones included.
         let krylov = try ComparisonFlags.parse(["--gn-krylov", "4"]).options(common: try CommonOptions.parse([]))
         #expect(krylov.gaussNewtonSmoothedKrylov(latent: 64, dataWidth: 64) == 0 && krylov.gaussNewtonSmoothedKrylov(latent: 128, dataWidth: 64) == 0)
+        // The smoothed Krylov basis's last step: the model's rule by default, or as given.
+        #expect(defaults.gaussNewtonSmoothedKrylovLastStep == nil)
+        #expect(defaults.gaussNewtonRefinement(decoder: tinyDecoder(latent: 8, dataWidth: 4), threads: 1).smoothedKrylovLastStep == false)
+        #expect(defaults.gaussNewtonRefinement(decoder: tinyDecoder(latent: 4, dataWidth: 8), threads: 1).smoothedKrylovLastStep == true)
+        for (word, value) in [("false", false), ("true", true)] {
+            let given = try ComparisonFlags.parse(["--gn-smoothed-last-step", word]).options(common: try CommonOptions.parse([]))
+            #expect(given.gaussNewtonSmoothedKrylovLastStep == value)
+            #expect(given.gaussNewtonRefinement(decoder: tinyDecoder(latent: 4, dataWidth: 8), threads: 1).smoothedKrylovLastStep == value)
+            #expect(given.gaussNewtonRefinement(decoder: tinyDecoder(latent: 8, dataWidth: 4), threads: 1).smoothedKrylovLastStep == value)
+        }
+        #expect(throws: (any Error).self) { try ComparisonFlags.parse(["--gn-smoothed-last-step", "maybe"]) }
         let off = try ComparisonFlags.parse(["--gn-smoothing", "0"]).options(common: try CommonOptions.parse([]))
         #expect(!off.gaussNewtonSmoothing.isActive)
         #expect(defaults.gaussNewtonSmoothing.holdsDamping)
@@ -72,4 +84,10 @@ import PESVIModels
         #expect(d.gnTolerance == o.gaussNewtonTolerance && d.gnTrials == o.gaussNewtonTrials && d.gnDamping == o.gaussNewtonDamping
                 && d.gnAcceptance == o.gaussNewtonAcceptance)
     }
+}
+
+/// A small untrained Arch2 decoder |z| → d for checking which options reach the refinement.
+private func tinyDecoder(latent: Int, dataWidth: Int) -> GaussianDecoder {
+    var rng = RandomGenerator(seed: 3)
+    return GaussianDecoder(latent: latent, dataWidth: dataWidth, architecture: .arch2, objective: .reconstruction, rng: &rng)
 }

@@ -452,6 +452,66 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         }
     }
 
+    /// ``GaussNewtonRefinement/smoothedKrylovLastStep``: with every point holding a last step,
+    /// a smoothed Krylov linearization keeps it as the basis's last vector when the option is
+    /// on and drops it for every point when it is off, while the Krylov vectors before it, M
+    /// and b over them are the same bit for bit; an iteration on the ReLU decoder keeps the
+    /// last step either way.
+    @Test(arguments: [Architecture.arch2, .arch3])
+    func smoothedKrylovBasisTakesTheLastStepOnlyWhenAsked(_ arch: Architecture) {
+        let L = 10, d = 6, n = 16, k = 3, nb = k + 1
+        var rng = RandomGenerator(seed: 97)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: arch, objective: .reconstruction, rng: &rng)
+        let hidden = decoder.network.layerCount - 1
+        let x = dataFrom(decoder, n: n, noise: 0.2, seed: 98)
+        let mu = rng.normalArray(count: n * L), last = rng.normalArray(count: n * L)
+        let taus = (0..<(n * hidden)).map { _ in 0.1 + rng.uniformFloat() }
+        func linearize(smoothed: Bool, lastStep: Bool) -> (kept: [Bool], basis: [Float], projected: [Double], gradient: [Double]) {
+            let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: n, krylovDimension: k, smoothedKrylovLastStep: lastStep)
+            #expect(gn.smoothedKrylovLastStep == lastStep)
+            let ws = gn.workspaces[0], kw = ws.krylov!
+            gn.prepareShared()
+            for r in 0..<n { ws.index[r] = r }
+            for e in 0..<(n * hidden) { ws.temperatures.pointer[e] = taus[e] }
+            let state = PointState(count: n, damping: 1e-3, hiddenLayers: hidden, lastSteps: L)
+            defer { state.deallocate() }
+            for e in 0..<(n * L) { state.lastStep![e] = last[e] }
+            for i in 0..<n { state.hasLastStep![i] = true }
+            mu.withUnsafeBufferPointer { gn.measureChunk(x, mu: $0.baseAddress!, count: n, workspace: ws, smoothed: smoothed) }
+            gn.krylovLinearize(rows: n, smoothed: smoothed, state: state, workspace: ws, krylov: kw)
+            let kept = (0..<(nb * n)).map { kw.kept[$0] }
+            let basis = Array(UnsafeBufferPointer(start: kw.basis.pointer, count: k * n * L))
+            var projected = [Double](), gradient = [Double]()
+            for r in 0..<n {
+                for a in 0..<k { for b in 0..<k { projected.append(kw.projected[r * nb * nb + a * nb + b]) } }
+                for a in 0..<k { gradient.append(kw.projectedGradient[r * nb + a]) }
+            }
+            return (kept, basis, projected, gradient)
+        }
+        for smoothed in [false, true] {
+            let on = linearize(smoothed: smoothed, lastStep: true), off = linearize(smoothed: smoothed, lastStep: false)
+            let keptLastOn = (0..<n).filter { on.kept[k * n + $0] }.count, keptLastOff = (0..<n).filter { off.kept[k * n + $0] }.count
+            #expect(keptLastOn > n / 2, "\(arch) smoothed \(smoothed): the last step kept for \(keptLastOn) of \(n) points")
+            #expect(keptLastOff == (smoothed ? 0 : keptLastOn), "\(arch) smoothed \(smoothed): the last step kept for \(keptLastOff) points without it")
+            #expect(Array(on.kept[0..<(k * n)]) == Array(off.kept[0..<(k * n)]))
+            #expect(on.basis == off.basis && on.projected == off.projected && on.gradient == off.gradient,
+                    "\(arch) smoothed \(smoothed): the Krylov vectors changed with the last step")
+        }
+    }
+
+    /// The default ``GaussNewtonRefinement/smoothedKrylovLastStep`` is
+    /// ``GaussNewtonRefinement/defaultSmoothedKrylovLastStep(latent:dataWidth:)``: kept unless
+    /// d < |z|; an explicit value wins.
+    @Test func smoothedKrylovLastStepDefaultIsTheRule() {
+        var rng = RandomGenerator(seed: 99)
+        for (L, d, expected) in [(16, 64, true), (64, 64, true), (128, 300, true), (128, 64, false), (64, 12, false)] {
+            let dec = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch2, objective: .reconstruction, rng: &rng)
+            #expect(GaussNewtonRefinement.defaultSmoothedKrylovLastStep(latent: L, dataWidth: d) == expected)
+            #expect(GaussNewtonRefinement(decoder: dec).smoothedKrylovLastStep == expected, "|z| = \(L), d = \(d)")
+            #expect(GaussNewtonRefinement(decoder: dec, smoothedKrylovLastStep: !expected).smoothedKrylovLastStep == !expected)
+        }
+    }
+
     /// With as many Krylov vectors as latent dimensions the subspace is all of ℝ^|z|, so
     /// without damping one Krylov step is the exact Gauss-Newton step H̃⁻¹JᵀΛr (plain and
     /// smoothed); and where the Krylov solve does not apply (the ELBO) the run is the exact
