@@ -71,6 +71,37 @@ final class KrylovWorkspace: @unchecked Sendable {
     }
 }
 
+/// The Krylov products' fixed right operands in the kernel's panels, packed once per
+/// refinement call instead of once per product: W_Lᵀ (d × h, the gradient's Λr·W_Lᵀ), and F
+/// (h × d) and Fᵀ where the products go through F = W_L Λ^{1/2} (d < h), and G (h × h).
+/// Products with them are the same bit for bit as with the unpacked matrices.
+final class KrylovOperands: @unchecked Sendable {
+    let lastWeightsTransposed: PackedMatrix
+    let root: PackedMatrix?, rootTransposed: PackedMatrix?, gram: PackedMatrix
+    /// Where the values come from (owned by the refinement).
+    private let sources: (lastWeightsTransposed: FloatBuffer, root: FloatBuffer, gram: FloatBuffer)
+    private let h: Int, d: Int
+
+    init(h: Int, d: Int, throughRoot: Bool, lastWeightsTransposed wt: FloatBuffer, root f: FloatBuffer, gram g: FloatBuffer) {
+        self.h = h
+        self.d = d
+        sources = (wt, f, g)
+        lastWeightsTransposed = PackedMatrix(.none, b: wt.pointer, ldb: h, k: d, n: h)
+        root = throughRoot ? PackedMatrix(.none, b: f.pointer, ldb: d, k: h, n: d) : nil
+        rootTransposed = throughRoot ? PackedMatrix(.transpose, b: f.pointer, ldb: d, k: d, n: h) : nil
+        gram = PackedMatrix(.none, b: g.pointer, ldb: h, k: h, n: h)
+    }
+
+    /// Packs the sources' current values (after ``GaussNewtonRefinement/prepareGram()`` and
+    /// ``GaussNewtonRefinement/prepareTransposedWeights()``).
+    func repack() {
+        lastWeightsTransposed.repack(from: sources.lastWeightsTransposed.pointer, ldb: h)
+        root?.repack(from: sources.root.pointer, ldb: d)
+        rootTransposed?.repack(from: sources.root.pointer, ldb: d)
+        gram.repack(from: sources.gram.pointer, ldb: h)
+    }
+}
+
 extension GaussNewtonRefinement {
     /// Whether this run solves in Krylov subspaces in every iteration: ``krylovDimension`` > 0,
     /// a ReLU decoder and the reconstruction objective (σ at its floor; otherwise the exact
@@ -130,13 +161,14 @@ extension GaussNewtonRefinement {
             input = UnsafePointer(out)
             swap(&spare, &other)
         }
+        let ops = krylovOperands!
         if let rootImage {
-            let d = decoder.dataWidth, f = UnsafePointer(rootScaledLastWeights.pointer)
-            gemm(.none, .none, m: m, n: d, k: h, alpha: 1, a: y, lda: h, b: f, ldb: d, beta: 0, c: rootImage, ldc: d)
+            let d = decoder.dataWidth
+            gemm(m: m, alpha: 1, a: y, lda: h, b: ops.root!.operand, beta: 0, c: rootImage, ldc: d)
             guard result != nil else { return }
-            gemm(.none, .transpose, m: m, n: h, k: d, alpha: 1, a: rootImage, lda: d, b: f, ldb: d, beta: 0, c: w, ldc: h)
+            gemm(m: m, alpha: 1, a: rootImage, lda: d, b: ops.rootTransposed!.operand, beta: 0, c: w, ldc: h)
         } else {
-            gemm(.none, .none, m: m, n: h, k: h, alpha: 1, a: y, lda: h, b: gram.pointer, ldb: h, beta: 0, c: w, ldc: h)
+            gemm(m: m, alpha: 1, a: y, lda: h, b: ops.gram.operand, beta: 0, c: w, ldc: h)
         }
         if let result {
             let u = kw.tangentA.pointer
@@ -158,8 +190,7 @@ extension GaussNewtonRefinement {
         krylovSlopes(rows: m, smoothed: smoothed, workspace: ws, krylov: kw)
         // g = Jᵀ_h (Λr·W_Lᵀ).
         let u = kw.tangentA.pointer
-        gemm(.none, .none, m: m, n: h, k: d, alpha: 1, a: ws.residual.pointer, lda: d, b: lastWeightsTransposed.pointer, ldb: h,
-             beta: 0, c: u, ldc: h)
+        gemm(m: m, alpha: 1, a: ws.residual.pointer, lda: d, b: krylovOperands!.lastWeightsTransposed.operand, beta: 0, c: u, ldc: h)
         let grad = ws.gradient.pointer
         krylovBackward(u, rows: m, result: grad, workspace: ws, krylov: kw)
         let basis = kw.basis.pointer, kept = kw.kept

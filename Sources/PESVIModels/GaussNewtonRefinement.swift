@@ -349,6 +349,10 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     }
     /// W_Lᵀ (d × h), so Λr·W_Lᵀ is a product with an untransposed right operand.
     let lastWeightsTransposed: FloatBuffer
+    /// The Krylov products' fixed right operands packed once per call (``prepareShared()``), as
+    /// the hidden layers' weights are (``PackedWeights``): W_Lᵀ, G, and F and Fᵀ where the
+    /// products go through F (``krylovThroughRoot``). nil for a linear decoder.
+    let krylovOperands: KrylovOperands?
     /// W₁ᵀ (h₁ × |z|; one element when the decoder is linear): row c is unit c's column of W₁,
     /// so the compact path reads A₁ᵀ = W₁[:, S₁]ᵀ as rows, without a copy.
     let firstWeightsTransposed: FloatBuffer
@@ -406,6 +410,10 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         lastWeightsTransposed = FloatBuffer(count: h * d)
         firstWeightsTransposed = FloatBuffer(count: net.layerCount > 1 ? decoder.latent * net.widths[1] : 1)
         precision = FloatBuffer(count: d)
+        krylovOperands = net.layerCount > 1
+            ? KrylovOperands(h: h, d: d, throughRoot: formsRootFactor && d < h, lastWeightsTransposed: lastWeightsTransposed,
+                             root: rootScaledLastWeights, gram: gram)
+            : nil
     }
 
     /// Refines the posteriors `start` (μ and log σ², n × |z| each) of the points `x` for up
@@ -447,6 +455,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
             }
         }
         prepareTransposedWeights()
+        prepareKrylovOperands()
         elapsed += seconds(clock.now - t0)
 
         let net = decoder.network
@@ -598,6 +607,14 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     func prepareShared() {
         prepareGram()
         prepareTransposedWeights()
+        prepareKrylovOperands()
+    }
+
+    /// Packs ``krylovOperands`` from the current W_Lᵀ, G and F when some iteration may solve
+    /// in a Krylov subspace (after ``prepareGram()`` and ``prepareTransposedWeights()``).
+    func prepareKrylovOperands() {
+        guard krylovApplies && (krylovDimension > 0 || smoothedKrylovDimension > 0) else { return }
+        krylovOperands?.repack()
     }
 
     /// W_Lᵀ and W₁ᵀ, as the Jacobian products read them; the cached factors forgotten.
