@@ -144,8 +144,8 @@ extension GaussNewtonRefinement {
 
     /// For rows v (m × |z|): y = J_h v, the tangent at the last hidden layer (m × h), w = y·G,
     /// and when `result` is given H̃v = Jᵀ_h w (m × |z|), with the slopes in `kw`. With
-    /// `rootImage` (``krylovThroughRoot``): yF into it (m × d) and w = (yF)·Fᵀ, formed only
-    /// when `result` is given.
+    /// `rootImage` (``krylovThroughRoot``): yF into it (m × d), and w = (yF)·Fᵀ formed, only
+    /// when `result` is given, in `kw`'s scratch (`gramImage` is not written).
     func krylovProduct(_ v: UnsafePointer<Float>, rows m: Int, image y: UnsafeMutablePointer<Float>,
                        gramImage w: UnsafeMutablePointer<Float>, rootImage: UnsafeMutablePointer<Float>? = nil,
                        result: UnsafeMutablePointer<Float>?, workspace ws: GaussNewtonWorkspace,
@@ -161,17 +161,18 @@ extension GaussNewtonRefinement {
             input = UnsafePointer(out)
             swap(&spare, &other)
         }
-        let ops = krylovOperands!
+        let ops = krylovOperands!, u = kw.tangentA.pointer
         if let rootImage {
+            // w is not kept (M reads the rows yF): it is formed where the backward pass starts.
             let d = decoder.dataWidth
             gemm(m: m, alpha: 1, a: y, lda: h, b: ops.root!.operand, beta: 0, c: rootImage, ldc: d)
-            guard result != nil else { return }
-            gemm(m: m, alpha: 1, a: rootImage, lda: d, b: ops.rootTransposed!.operand, beta: 0, c: w, ldc: h)
-        } else {
-            gemm(m: m, alpha: 1, a: y, lda: h, b: ops.gram.operand, beta: 0, c: w, ldc: h)
+            guard let result else { return }
+            gemm(m: m, alpha: 1, a: rootImage, lda: d, b: ops.rootTransposed!.operand, beta: 0, c: u, ldc: h)
+            krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw)
+            return
         }
+        gemm(m: m, alpha: 1, a: y, lda: h, b: ops.gram.operand, beta: 0, c: w, ldc: h)
         if let result {
-            let u = kw.tangentA.pointer
             u.update(from: w, count: m * h)
             krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw)
         }
