@@ -499,6 +499,35 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         }
     }
 
+    /// The Krylov products' packed operands (W_Lᵀ, G, F, Fᵀ: ``KrylovOperands``) are packed
+    /// afresh by every call: a refinement object reused after the decoder's last layer changes
+    /// gives what a fresh one gives, bit for bit, and both make progress from the start.
+    @Test func krylovOperandsFollowTheDecodersWeights() {
+        let L = 12, d = 6, n = 24
+        var rng = RandomGenerator(seed: 101)
+        let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch2, objective: .reconstruction, rng: &rng)
+        let x = dataFrom(decoder, n: n, noise: 0.05, seed: 102)
+        let start = (rng.normalArray(count: n * L), [Float](repeating: -18, count: n * L))
+        func make() -> GaussNewtonRefinement {
+            GaussNewtonRefinement(decoder: decoder, chunkRows: 16, smoothing: GaussNewtonSmoothing(iterations: 3, scale: 0.4, factor: 0.5),
+                                  smoothedKrylovDimension: 4)
+        }
+        let reused = make()
+        #expect(reused.krylovThroughRoot)
+        let before = reused.refine(x, start: start, maxSteps: 3, seed: 1, recordCurve: false)
+        let net = decoder.network, w = net.parameters.pointer + net.weightOffsets[net.layerCount - 1]
+        for k in 0..<(net.widths[net.layerCount - 1] * d) { w[k] *= 1.3 }
+        let again = reused.refine(x, start: start, maxSteps: 3, seed: 1, recordCurve: false)
+        let fresh = make().refine(x, start: start, maxSteps: 3, seed: 1, recordCurve: false)
+        let sameAsFresh = again.mu == fresh.mu && again.objectiveAtMean == fresh.objectiveAtMean, moved = again.mu != before.mu
+        #expect(sameAsFresh, "a reused refinement kept stale Krylov operands")
+        #expect(moved, "the new weights changed nothing")
+        // Progress: the points' objective at the mean fell well below the start's.
+        let startObjective = make().refine(x, start: start, maxSteps: 0, seed: 1, recordCurve: false).objectiveAtMean.reduce(0, +)
+        let endObjective = fresh.objectiveAtMean.reduce(0, +)
+        #expect(endObjective < 0.5 * startObjective, "Krylov refinement made little progress: \(endObjective) from \(startObjective)")
+    }
+
     /// The default ``GaussNewtonRefinement/smoothedKrylovLastStep`` is
     /// ``GaussNewtonRefinement/defaultSmoothedKrylovLastStep(latent:dataWidth:)``: kept unless
     /// d < |z|; an explicit value wins.
