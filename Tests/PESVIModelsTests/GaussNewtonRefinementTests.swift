@@ -387,68 +387,62 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: n, krylovDimension: k)
             #expect(gn.krylovThroughRoot == (d < h))
             let dense = gn.linearization(x, mu: mu, temperatures: smoothed ? taus : nil)
-            let ws = gn.workspaces[0], kw = ws.krylov!
-            gn.prepareShared()
-            for r in 0..<n { ws.index[r] = r }
-            for e in 0..<(n * hidden) { ws.temperatures.pointer[e] = taus[e] }
-            let state = PointState(count: n, damping: 1e-3, hiddenLayers: hidden, lastSteps: L)
-            defer { state.deallocate() }
-            mu.withUnsafeBufferPointer { gn.measureChunk(x, mu: $0.baseAddress!, count: n, workspace: ws, smoothed: smoothed) }
-            gn.krylovLinearize(rows: n, smoothed: smoothed, state: state, workspace: ws, krylov: kw)
-            var worstG = 0.0, worstH = 0.0, worstM = 0.0, worstQ = 0.0
-            for r in 0..<n {
-                let g = (0..<L).map { Double(dense.gradient[r * L + $0]) }, scaleG = g.map(abs).max()!
-                for j in 0..<L { worstG = max(worstG, abs(Double(ws.gradient.pointer[r * L + j]) - g[j]) / scaleG) }
-            }
-            // H̃v for random v.
-            let v = FloatBuffer(rng.normalArray(count: n * L)), y = FloatBuffer(count: n * h), w = FloatBuffer(count: n * h)
-            let hv = FloatBuffer(count: n * L), root = FloatBuffer(count: n * d)
-            for throughRoot in gn.krylovThroughRoot ? [false, true] : [false] {
-                gn.krylovProduct(v.pointer, rows: n, image: y.pointer, gramImage: w.pointer, rootImage: throughRoot ? root.pointer : nil,
-                                 result: hv.pointer, workspace: ws, krylov: kw)
+            withKrylovLinearization(gn, x, rows: n, mu: mu, taus: taus, smoothed: smoothed) { ws, kw in
+                var worstG = 0.0, worstH = 0.0, worstM = 0.0, worstQ = 0.0
                 for r in 0..<n {
-                    var ref = [Double](repeating: 0, count: L)
-                    for a in 0..<L { for b in 0..<L { ref[a] += Double(dense.hessian[r * L * L + a * L + b]) * Double(v[r * L + b]) } }
-                    let scale = ref.map(abs).max()!
-                    for a in 0..<L { worstH = max(worstH, abs(Double(hv[r * L + a]) - ref[a]) / scale) }
-                    if throughRoot {
-                        // vᵀH̃v = ‖(J_h v)·F‖².
-                        let vHv = (0..<L).reduce(0.0) { $0 + Double(v[r * L + $1]) * ref[$1] }
-                        let zz = (0..<d).reduce(0.0) { $0 + Double(root[r * d + $1]) * Double(root[r * d + $1]) }
-                        #expect(abs(zz - vHv) <= 1e-4 * max(abs(vHv), 1e-6), "vᵀH̃v \(vHv), ‖yF‖² \(zz)")
+                    let g = (0..<L).map { Double(dense.gradient[r * L + $0]) }, scaleG = g.map(abs).max()!
+                    for j in 0..<L { worstG = max(worstG, abs(Double(ws.gradient.pointer[r * L + j]) - g[j]) / scaleG) }
+                }
+                // H̃v for random v.
+                let v = FloatBuffer(rng.normalArray(count: n * L)), y = FloatBuffer(count: n * h), w = FloatBuffer(count: n * h)
+                let hv = FloatBuffer(count: n * L), root = FloatBuffer(count: n * d)
+                for throughRoot in gn.krylovThroughRoot ? [false, true] : [false] {
+                    gn.krylovProduct(v.pointer, rows: n, image: y.pointer, gramImage: w.pointer, rootImage: throughRoot ? root.pointer : nil,
+                                     result: hv.pointer, workspace: ws, krylov: kw)
+                    for r in 0..<n {
+                        var ref = [Double](repeating: 0, count: L)
+                        for a in 0..<L { for b in 0..<L { ref[a] += Double(dense.hessian[r * L * L + a * L + b]) * Double(v[r * L + b]) } }
+                        let scale = ref.map(abs).max()!
+                        for a in 0..<L { worstH = max(worstH, abs(Double(hv[r * L + a]) - ref[a]) / scale) }
+                        if throughRoot {
+                            // vᵀH̃v = ‖(J_h v)·F‖².
+                            let vHv = (0..<L).reduce(0.0) { $0 + Double(v[r * L + $1]) * ref[$1] }
+                            let zz = (0..<d).reduce(0.0) { $0 + Double(root[r * d + $1]) * Double(root[r * d + $1]) }
+                            #expect(abs(zz - vHv) <= 1e-4 * max(abs(vHv), 1e-6), "vᵀH̃v \(vHv), ‖yF‖² \(zz)")
+                        }
                     }
                 }
-            }
-            // M and b of the basis over its kept vectors (no last step: at most k; fewer where
-            // g lies in a smaller invariant subspace of H̃).
-            let nb = k + 1
-            var keptTotal = 0
-            for r in 0..<n {
-                #expect(!kw.kept[k * n + r], "point \(r): a last step without one")
-                let keptRows = (0..<k).filter { kw.kept[$0 * n + r] }
-                keptTotal += keptRows.count
-                let q = (0..<k).map { a in (0..<L).map { Double(kw.basis.pointer[(a * n + r) * L + $0]) } }
-                let Hr = (0..<(L * L)).map { Double(dense.hessian[r * L * L + $0]) }
-                var scale = 0.0, err = 0.0
-                for a in keptRows { for b in keptRows {
-                    var ref = 0.0
-                    for i in 0..<L { for j in 0..<L { ref += q[a][i] * Hr[i * L + j] * q[b][j] } }
-                    scale = max(scale, abs(ref))
-                    err = max(err, abs(kw.projected[r * nb * nb + a * nb + b] - ref))
-                    let dot = (0..<L).reduce(0.0) { $0 + q[a][$1] * q[b][$1] }
-                    worstQ = max(worstQ, abs(dot - (a == b ? 1 : 0)))
-                } }
-                if scale > 0 { worstM = max(worstM, err / scale) }
-                for a in keptRows {
-                    let b = (0..<L).reduce(0.0) { $0 + q[a][$1] * Double(dense.gradient[r * L + $1]) }
-                    #expect(abs(kw.projectedGradient[r * nb + a] - b) <= 1e-4 * max(1, abs(b)))
+                // M and b of the basis over its kept vectors (no last step: at most k; fewer where
+                // g lies in a smaller invariant subspace of H̃).
+                let nb = k + 1
+                var keptTotal = 0
+                for r in 0..<n {
+                    #expect(!kw.kept[k * n + r], "point \(r): a last step without one")
+                    let keptRows = (0..<k).filter { kw.kept[$0 * n + r] }
+                    keptTotal += keptRows.count
+                    let q = (0..<k).map { a in (0..<L).map { Double(kw.basis.pointer[(a * n + r) * L + $0]) } }
+                    let Hr = (0..<(L * L)).map { Double(dense.hessian[r * L * L + $0]) }
+                    var scale = 0.0, err = 0.0
+                    for a in keptRows { for b in keptRows {
+                        var ref = 0.0
+                        for i in 0..<L { for j in 0..<L { ref += q[a][i] * Hr[i * L + j] * q[b][j] } }
+                        scale = max(scale, abs(ref))
+                        err = max(err, abs(kw.projected[r * nb * nb + a * nb + b] - ref))
+                        let dot = (0..<L).reduce(0.0) { $0 + q[a][$1] * q[b][$1] }
+                        worstQ = max(worstQ, abs(dot - (a == b ? 1 : 0)))
+                    } }
+                    if scale > 0 { worstM = max(worstM, err / scale) }
+                    for a in keptRows {
+                        let b = (0..<L).reduce(0.0) { $0 + q[a][$1] * Double(dense.gradient[r * L + $1]) }
+                        #expect(abs(kw.projectedGradient[r * nb + a] - b) <= 1e-4 * max(1, abs(b)))
+                    }
                 }
+                #expect(keptTotal > n * (k - 1), "too few Krylov vectors kept: \(keptTotal) of \(n * k)")
+                #expect(worstG < 1e-4, "\(arch) d \(d) smoothed \(smoothed): JᵀΛr off by \(worstG)")
+                #expect(worstH < 1e-4, "\(arch) smoothed \(smoothed): H̃v off by \(worstH)")
+                #expect(worstM < 1e-4, "\(arch) smoothed \(smoothed): QᵀH̃Q off by \(worstM)")
+                #expect(worstQ < 1e-5, "\(arch) smoothed \(smoothed): Q not orthonormal by \(worstQ)")
             }
-            #expect(keptTotal > n * (k - 1), "too few Krylov vectors kept: \(keptTotal) of \(n * k)")
-            #expect(worstG < 1e-4, "\(arch) d \(d) smoothed \(smoothed): JᵀΛr off by \(worstG)")
-            #expect(worstH < 1e-4, "\(arch) smoothed \(smoothed): H̃v off by \(worstH)")
-            #expect(worstM < 1e-4, "\(arch) smoothed \(smoothed): QᵀH̃Q off by \(worstM)")
-            #expect(worstQ < 1e-5, "\(arch) smoothed \(smoothed): Q not orthonormal by \(worstQ)")
         }
     }
 
@@ -469,24 +463,16 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         func linearize(smoothed: Bool, lastStep: Bool) -> (kept: [Bool], basis: [Float], projected: [Double], gradient: [Double]) {
             let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: n, krylovDimension: k, smoothedKrylovLastStep: lastStep)
             #expect(gn.smoothedKrylovLastStep == lastStep)
-            let ws = gn.workspaces[0], kw = ws.krylov!
-            gn.prepareShared()
-            for r in 0..<n { ws.index[r] = r }
-            for e in 0..<(n * hidden) { ws.temperatures.pointer[e] = taus[e] }
-            let state = PointState(count: n, damping: 1e-3, hiddenLayers: hidden, lastSteps: L)
-            defer { state.deallocate() }
-            for e in 0..<(n * L) { state.lastStep![e] = last[e] }
-            for i in 0..<n { state.hasLastStep![i] = true }
-            mu.withUnsafeBufferPointer { gn.measureChunk(x, mu: $0.baseAddress!, count: n, workspace: ws, smoothed: smoothed) }
-            gn.krylovLinearize(rows: n, smoothed: smoothed, state: state, workspace: ws, krylov: kw)
-            let kept = (0..<(nb * n)).map { kw.kept[$0] }
-            let basis = Array(UnsafeBufferPointer(start: kw.basis.pointer, count: k * n * L))
-            var projected = [Double](), gradient = [Double]()
-            for r in 0..<n {
-                for a in 0..<k { for b in 0..<k { projected.append(kw.projected[r * nb * nb + a * nb + b]) } }
-                for a in 0..<k { gradient.append(kw.projectedGradient[r * nb + a]) }
+            return withKrylovLinearization(gn, x, rows: n, mu: mu, taus: taus, smoothed: smoothed, lastSteps: last) { _, kw in
+                let kept = (0..<(nb * n)).map { kw.kept[$0] }
+                let basis = Array(UnsafeBufferPointer(start: kw.basis.pointer, count: k * n * L))
+                var projected = [Double](), gradient = [Double]()
+                for r in 0..<n {
+                    for a in 0..<k { for b in 0..<k { projected.append(kw.projected[r * nb * nb + a * nb + b]) } }
+                    for a in 0..<k { gradient.append(kw.projectedGradient[r * nb + a]) }
+                }
+                return (kept, basis, projected, gradient)
             }
-            return (kept, basis, projected, gradient)
         }
         for smoothed in [false, true] {
             let on = linearize(smoothed: smoothed, lastStep: true), off = linearize(smoothed: smoothed, lastStep: false)
@@ -1374,4 +1360,27 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
             if size == 3 { #expect(many[1 * m] == 0 && many[1 * m + 1] == 0) }
         }
     }
+}
+
+/// The Krylov linearization of the `n` rows `x` at the means `mu` (n × |z|) on `gn`'s first
+/// workspace (its solve with ``GaussNewtonRefinement/krylovDimension`` > 0), as an iteration
+/// runs it: temperatures `taus` (n × hidden layers) when smoothed, and every point holding the
+/// last step `lastSteps` (n × |z|) when given, none otherwise; `body` then reads the workspaces.
+private func withKrylovLinearization<R>(_ gn: GaussNewtonRefinement, _ x: Dataset, rows n: Int, mu: [Float], taus: [Float],
+                                        smoothed: Bool, lastSteps: [Float]? = nil,
+                                        _ body: (GaussNewtonWorkspace, KrylovWorkspace) -> R) -> R {
+    let L = gn.decoder.latent, hidden = gn.decoder.network.layerCount - 1
+    let ws = gn.workspaces[0], kw = ws.krylov!
+    gn.prepareShared()
+    for r in 0..<n { ws.index[r] = r }
+    for e in 0..<(n * hidden) { ws.temperatures.pointer[e] = taus[e] }
+    let state = PointState(count: n, damping: 1e-3, hiddenLayers: hidden, lastSteps: L)
+    defer { state.deallocate() }
+    if let lastSteps {
+        for e in 0..<(n * L) { state.lastStep![e] = lastSteps[e] }
+        for i in 0..<n { state.hasLastStep![i] = true }
+    }
+    mu.withUnsafeBufferPointer { gn.measureChunk(x, mu: $0.baseAddress!, count: n, workspace: ws, smoothed: smoothed) }
+    gn.krylovLinearize(rows: n, smoothed: smoothed, state: state, workspace: ws, krylov: kw)
+    return body(ws, kw)
 }
