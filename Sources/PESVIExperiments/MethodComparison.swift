@@ -207,9 +207,9 @@ public struct ComparisonOptions: Sendable {
         case false?: return " (not the point's last step)"
         }
     }
-    /// Points per chunk of the Gauss-Newton work (results do not depend on it; larger chunks,
-    /// 96 or 192 for 180 points, were no faster at digits |z| = 32 and 128 Arch3,
-    /// `docs/RESULTS.md`, twenty-fifth session).
+    /// Points per chunk of the Gauss-Newton work (results do not depend on it; 32, 48, 96 and
+    /// 192 for 180 points were no faster at digits |z| = 32 and 128 Arch3, `docs/RESULTS.md`,
+    /// twenty-fifth session).
     public var gaussNewtonChunkRows = 64
     /// Times every method this many times and reports the median of its seconds (and of a
     /// per-point method's whole run). The methods run in turn, all of them once per repeat, so
