@@ -109,8 +109,12 @@ extension GaussNewtonRefinement {
     var solvesInKrylovSubspace: Bool { krylovDimension > 0 && krylovApplies }
 
     /// Whether the Krylov solve can apply at all: a ReLU decoder and the reconstruction objective.
-    var krylovApplies: Bool {
-        decoder.network.layerCount > 1 && objectiveWeights().beta == 0 && decoder.objective.kind == .reconstruction
+    var krylovApplies: Bool { GaussNewtonRefinement.krylovApplies(to: decoder) }
+
+    /// ``krylovApplies`` for `decoder` (the reconstruction objective has β = 0, so σ stays at
+    /// its floor and the Krylov solve leaves it out).
+    static func krylovApplies(to decoder: GaussianDecoder) -> Bool {
+        decoder.network.layerCount > 1 && decoder.objective.kind == .reconstruction
     }
 
     /// The slopes of every hidden unit of the chunk's m rows (``hiddenSlopes(layer:row:smoothed:workspace:into:)``), into kw.slopes.

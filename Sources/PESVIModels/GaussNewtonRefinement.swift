@@ -351,7 +351,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     let lastWeightsTransposed: FloatBuffer
     /// The Krylov products' fixed right operands packed once per call (``prepareShared()``), as
     /// the hidden layers' weights are (``PackedWeights``): W_Lᵀ, G, and F and Fᵀ where the
-    /// products go through F (``krylovThroughRoot``). nil for a linear decoder.
+    /// products go through F (``krylovThroughRoot``). nil where no iteration solves in a Krylov
+    /// subspace (``krylovApplies`` false, or both Krylov dimensions 0).
     let krylovOperands: KrylovOperands?
     /// W₁ᵀ (h₁ × |z|; one element when the decoder is linear): row c is unit c's column of W₁,
     /// so the compact path reads A₁ᵀ = W₁[:, S₁]ᵀ as rows, without a copy.
@@ -410,7 +411,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         lastWeightsTransposed = FloatBuffer(count: h * d)
         firstWeightsTransposed = FloatBuffer(count: net.layerCount > 1 ? decoder.latent * net.widths[1] : 1)
         precision = FloatBuffer(count: d)
-        krylovOperands = net.layerCount > 1
+        // Only where some iteration may solve in a Krylov subspace.
+        krylovOperands = GaussNewtonRefinement.krylovApplies(to: decoder) && (krylovDimension > 0 || smoothedK > 0)
             ? KrylovOperands(h: h, d: d, throughRoot: formsRootFactor && d < h, lastWeightsTransposed: lastWeightsTransposed,
                              root: rootScaledLastWeights, gram: gram)
             : nil
@@ -610,10 +612,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         prepareKrylovOperands()
     }
 
-    /// Packs ``krylovOperands`` from the current W_Lᵀ, G and F when some iteration may solve
-    /// in a Krylov subspace (after ``prepareGram()`` and ``prepareTransposedWeights()``).
+    /// Packs ``krylovOperands`` (present where some iteration may solve in a Krylov subspace)
+    /// from the current W_Lᵀ, G and F (after ``prepareGram()`` and ``prepareTransposedWeights()``).
     func prepareKrylovOperands() {
-        guard krylovApplies && (krylovDimension > 0 || smoothedKrylovDimension > 0) else { return }
         krylovOperands?.repack()
     }
 
