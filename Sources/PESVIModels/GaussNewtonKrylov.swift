@@ -18,7 +18,8 @@ final class KrylovWorkspace: @unchecked Sendable {
     /// through F, yF (`maxPoints × d` blocks), so that M = (J_h Q)ᵀ G (J_h Q) is a Gram matrix of
     /// d-long rows; otherwise one element.
     let rootImages: FloatBuffer
-    /// H̃ times one basis vector (maxPoints × |z|), and two tangent buffers (maxPoints × widest).
+    /// H̃ times one basis vector (maxPoints × |z|, or × h₁ in the first layer's space), and two
+    /// tangent buffers (maxPoints × widest).
     let product: FloatBuffer, tangentA: FloatBuffer, tangentB: FloatBuffer
     /// Whether basis vector a of point k was kept (not nearly dependent on the earlier ones).
     let kept: UnsafeMutablePointer<Bool>
@@ -37,11 +38,29 @@ final class KrylovWorkspace: @unchecked Sendable {
     let laneSystem: UnsafeMutablePointer<SIMD8<Double>>, laneRightHandSide: UnsafeMutablePointer<SIMD8<Double>>
     /// The kept partners b ≤ a of one basis vector a in M (k + 1).
     let partners: UnsafeMutablePointer<Int>
+    /// Per point: whether its gradient (JᵀΛr, or in the first layer's space ρ) is finite.
+    let finiteGradient: UnsafeMutablePointer<Bool>
+    /// h₁ where this workspace can hold a basis in the first hidden layer's space
+    /// (``GaussNewtonRefinement/smoothedKrylovInFirstLayer``), else 0. Then basis vector a of
+    /// chunk point k, qₐ = sₐ·W₁ᵀ, is row k of the a-th `maxPoints × h₁` block of `firstBasis`
+    /// (sₐ) and of `firstImages` (sₐ·P, P = W₁ᵀW₁: the first layer's image of qₐ before the
+    /// slopes); `firstGradient` holds ρ (g = ρ·W₁ᵀ), `combination` each pending point's Σ cₐsₐ
+    /// and `firstDeltas` its δ = (Σ cₐsₐ)·W₁ᵀ.
+    let firstWidth: Int
+    let firstBasis: FloatBuffer, firstImages: FloatBuffer, firstGradient: FloatBuffer, combination: FloatBuffer, firstDeltas: FloatBuffer
+    /// One point's Σ cₐsₐ being summed (Double, h₁).
+    let combinationSum: UnsafeMutablePointer<Double>
+    /// Per point: Σ c_b² taken off the vector being orthogonalized (its P-norm² before, less its norm² after).
+    let removedSquares: UnsafeMutablePointer<Double>
+    /// Whether the current basis (the last ``GaussNewtonRefinement/krylovLinearize(rows:smoothed:state:workspace:krylov:)``)
+    /// is in the first layer's space.
+    var inFirstLayer = false
 
-    init(decoder: GaussianDecoder, maxPoints m: Int, dimension k: Int) {
+    init(decoder: GaussianDecoder, maxPoints m: Int, dimension k: Int, firstLayer: Bool = false) {
         let net = decoder.network, L = decoder.latent
         let hidden = Array(net.widths.dropFirst().dropLast())
         let widest = hidden.max() ?? 1, h = net.widths[net.layerCount - 1], n = k + 1
+        let h1 = firstLayer ? net.widths[1] : 0
         dimension = k
         maxPoints = m
         slopes = hidden.map { FloatBuffer(count: m * $0) }
@@ -50,7 +69,7 @@ final class KrylovWorkspace: @unchecked Sendable {
         gramImages = FloatBuffer(count: n * m * h)
         let d = decoder.dataWidth
         rootImages = FloatBuffer(count: d < h ? n * m * d : 1)
-        product = FloatBuffer(count: m * L)
+        product = FloatBuffer(count: m * max(L, h1))
         tangentA = FloatBuffer(count: m * widest)
         tangentB = FloatBuffer(count: m * widest)
         kept = .allocate(capacity: n * m); kept.initialize(repeating: false, count: n * m)
@@ -63,11 +82,22 @@ final class KrylovWorkspace: @unchecked Sendable {
         laneSystem = .allocate(capacity: n * n); laneSystem.initialize(repeating: SIMD8(), count: n * n)
         laneRightHandSide = .allocate(capacity: n); laneRightHandSide.initialize(repeating: SIMD8(), count: n)
         partners = .allocate(capacity: n); partners.initialize(repeating: 0, count: n)
+        finiteGradient = .allocate(capacity: m); finiteGradient.initialize(repeating: false, count: m)
+        firstWidth = h1
+        let f = h1 > 0 ? m * h1 : 1
+        firstBasis = FloatBuffer(count: h1 > 0 ? n * f : 1)
+        firstImages = FloatBuffer(count: h1 > 0 ? n * f : 1)
+        firstGradient = FloatBuffer(count: f)
+        combination = FloatBuffer(count: f)
+        firstDeltas = FloatBuffer(count: h1 > 0 ? m * L : 1)
+        combinationSum = .allocate(capacity: max(h1, 1)); combinationSum.initialize(repeating: 0, count: max(h1, 1))
+        removedSquares = .allocate(capacity: m); removedSquares.initialize(repeating: 0, count: m)
     }
 
     deinit {
         kept.deallocate(); projected.deallocate(); projectedGradient.deallocate(); predicted.deallocate(); laneWork.deallocate(); laneBasis.deallocate()
-        laneSystem.deallocate(); laneRightHandSide.deallocate(); partners.deallocate()
+        laneSystem.deallocate(); laneRightHandSide.deallocate(); partners.deallocate(); finiteGradient.deallocate()
+        combinationSum.deallocate(); removedSquares.deallocate()
     }
 }
 
@@ -78,11 +108,17 @@ final class KrylovWorkspace: @unchecked Sendable {
 final class KrylovOperands: @unchecked Sendable {
     let lastWeightsTransposed: PackedMatrix
     let root: PackedMatrix?, rootTransposed: PackedMatrix?, gram: PackedMatrix
+    /// P = W₁ᵀW₁ (h₁ × h₁), the first layer's Gram matrix, where the smoothed iterations keep
+    /// their basis in the first hidden layer's space (``GaussNewtonRefinement/smoothedKrylovInFirstLayer``).
+    let firstGram: PackedMatrix?
     /// Where the values come from (owned by the refinement).
     private let sources: (lastWeightsTransposed: FloatBuffer, root: FloatBuffer, gram: FloatBuffer)
+    /// The network whose W₁ (|z| × h₁) P is formed from, and P's values.
+    private let firstLayerNetwork: DenseNetwork?, firstGramValues: FloatBuffer?
     private let h: Int, d: Int
 
-    init(h: Int, d: Int, throughRoot: Bool, lastWeightsTransposed wt: FloatBuffer, root f: FloatBuffer, gram g: FloatBuffer) {
+    init(h: Int, d: Int, throughRoot: Bool, lastWeightsTransposed wt: FloatBuffer, root f: FloatBuffer, gram g: FloatBuffer,
+         firstLayerOf network: DenseNetwork? = nil) {
         self.h = h
         self.d = d
         sources = (wt, f, g)
@@ -90,15 +126,30 @@ final class KrylovOperands: @unchecked Sendable {
         root = throughRoot ? PackedMatrix(.none, b: f.pointer, ldb: d, k: h, n: d) : nil
         rootTransposed = throughRoot ? PackedMatrix(.transpose, b: f.pointer, ldb: d, k: d, n: h) : nil
         gram = PackedMatrix(.none, b: g.pointer, ldb: h, k: h, n: h)
+        firstLayerNetwork = network
+        if let network {
+            let h1 = network.widths[1], values = FloatBuffer(count: h1 * h1)
+            firstGramValues = values
+            firstGram = PackedMatrix(.none, b: values.pointer, ldb: h1, k: h1, n: h1)
+        } else {
+            firstGramValues = nil
+            firstGram = nil
+        }
     }
 
     /// Packs the sources' current values (after ``GaussNewtonRefinement/prepareGram()`` and
-    /// ``GaussNewtonRefinement/prepareTransposedWeights()``).
+    /// ``GaussNewtonRefinement/prepareTransposedWeights()``), and forms and packs P from the
+    /// network's current W₁.
     func repack() {
         lastWeightsTransposed.repack(from: sources.lastWeightsTransposed.pointer, ldb: h)
         root?.repack(from: sources.root.pointer, ldb: d)
         rootTransposed?.repack(from: sources.root.pointer, ldb: d)
         gram.repack(from: sources.gram.pointer, ldb: h)
+        if let net = firstLayerNetwork, let values = firstGramValues, let firstGram {
+            let L = net.widths[0], h1 = net.widths[1], w1 = UnsafePointer(net.parameters.pointer + net.weightOffsets[0])
+            gemm(.transpose, .none, m: h1, n: h1, k: L, alpha: 1, a: w1, lda: h1, b: w1, ldb: h1, beta: 0, c: values.pointer, ldc: h1)
+            firstGram.repack(from: values.pointer, ldb: h1)
+        }
     }
 }
 
@@ -127,14 +178,19 @@ extension GaussNewtonRefinement {
 
     /// Jᵀ_h applied to rows `u` (m × h, the last hidden layer's width; overwritten): through
     /// the hidden layers' slopes and weights (Wₗᵀ packed once per call, ``PackedWeights``) down
-    /// to the latent, into `result` (m × |z|).
+    /// to the latent, into `result` (m × |z|). `toFirstLayer`: stops before the last ·W₁ᵀ, with
+    /// the first layer's slopes applied, so `result` (m × h₁) holds s with Jᵀ_h u = s·W₁ᵀ.
     func krylovBackward(_ u: UnsafeMutablePointer<Float>, rows m: Int, result: UnsafeMutablePointer<Float>, workspace ws: GaussNewtonWorkspace,
-                        krylov kw: KrylovWorkspace) {
+                        krylov kw: KrylovWorkspace, toFirstLayer: Bool = false) {
         let net = decoder.network, layers = net.layerCount
         let packed = ws.network.packedBackward!
         var current = u, spare = kw.tangentA.pointer == u ? kw.tangentB.pointer : kw.tangentA.pointer
         for l in stride(from: layers - 1, through: 1, by: -1) {
             let w = net.widths[l], s = kw.slopes[l - 1].pointer
+            if l == 1 && toFirstLayer {
+                for e in 0..<(m * w) { result[e] = current[e] * s[e] }
+                return
+            }
             for e in 0..<(m * w) { current[e] *= s[e] }
             let out = l == 1 ? result : spare
             gemm(m: m, alpha: 1, a: current, lda: w, b: packed[l - 1], beta: 0, c: out, ldc: net.widths[l - 1])
@@ -149,19 +205,25 @@ extension GaussNewtonRefinement {
     /// For rows v (m × |z|): y = J_h v, the tangent at the last hidden layer (m × h), w = y·G,
     /// and when `result` is given H̃v = Jᵀ_h w (m × |z|), with the slopes in `kw`. With
     /// `rootImage` (``krylovThroughRoot``): yF into it (m × d), and w = (yF)·Fᵀ formed, only
-    /// when `result` is given, in `kw`'s scratch (`gramImage` is not written).
+    /// when `result` is given, in `kw`'s scratch (`gramImage` is not written). `fromFirstLayer`:
+    /// v (m × h₁) is already v′·W₁ for the latent rows v′ meant (in the first layer's space,
+    /// s·P), and `result` (m × h₁) is s with H̃v′ = s·W₁ᵀ (``krylovBackward(_:rows:result:workspace:krylov:toFirstLayer:)``).
     func krylovProduct(_ v: UnsafePointer<Float>, rows m: Int, image y: UnsafeMutablePointer<Float>,
                        gramImage w: UnsafeMutablePointer<Float>, rootImage: UnsafeMutablePointer<Float>? = nil,
                        result: UnsafeMutablePointer<Float>?, workspace ws: GaussNewtonWorkspace,
-                       krylov kw: KrylovWorkspace) {
+                       krylov kw: KrylovWorkspace, fromFirstLayer: Bool = false) {
         let net = decoder.network, layers = net.layerCount, h = net.widths[layers - 1]
         let packed = ws.network.packedForward!
         var input = v, spare = kw.tangentA.pointer, other = kw.tangentB.pointer
         for l in 1..<layers {
             let nIn = net.widths[l - 1], nOut = net.widths[l], s = kw.slopes[l - 1].pointer
             let out = l == layers - 1 ? y : spare
-            gemm(m: m, alpha: 1, a: input, lda: nIn, b: packed[l - 1], beta: 0, c: out, ldc: nOut)
-            for e in 0..<(m * nOut) { out[e] *= s[e] }
+            if l == 1 && fromFirstLayer {
+                for e in 0..<(m * nOut) { out[e] = input[e] * s[e] }
+            } else {
+                gemm(m: m, alpha: 1, a: input, lda: nIn, b: packed[l - 1], beta: 0, c: out, ldc: nOut)
+                for e in 0..<(m * nOut) { out[e] *= s[e] }
+            }
             input = UnsafePointer(out)
             swap(&spare, &other)
         }
@@ -172,13 +234,13 @@ extension GaussNewtonRefinement {
             gemm(m: m, alpha: 1, a: y, lda: h, b: ops.root!.operand, beta: 0, c: rootImage, ldc: d)
             guard let result else { return }
             gemm(m: m, alpha: 1, a: rootImage, lda: d, b: ops.rootTransposed!.operand, beta: 0, c: u, ldc: h)
-            krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw)
+            krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw, toFirstLayer: fromFirstLayer)
             return
         }
         gemm(m: m, alpha: 1, a: y, lda: h, b: ops.gram.operand, beta: 0, c: w, ldc: h)
         if let result {
             u.update(from: w, count: m * h)
-            krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw)
+            krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw, toFirstLayer: fromFirstLayer)
         }
     }
 
@@ -190,6 +252,11 @@ extension GaussNewtonRefinement {
     /// rejection or at the start, nor in a smoothed iteration without
     /// ``smoothedKrylovLastStep``: its basis vector is then dropped for every point).
     func krylovLinearize(rows m: Int, smoothed: Bool, state st: PointState, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
+        if smoothed && smoothedKrylovInFirstLayer {
+            krylovLinearizeInFirstLayer(rows: m, workspace: ws, krylov: kw)
+            return
+        }
+        kw.inFirstLayer = false
         let net = decoder.network, L = decoder.latent, d = decoder.dataWidth, h = net.widths[net.layerCount - 1]
         let k = kw.dimension, n = k + 1, M = kw.maxPoints, idx = ws.index
         krylovSlopes(rows: m, smoothed: smoothed, workspace: ws, krylov: kw)
@@ -198,6 +265,7 @@ extension GaussNewtonRefinement {
         gemm(m: m, alpha: 1, a: ws.residual.pointer, lda: d, b: krylovOperands!.lastWeightsTransposed.operand, beta: 0, c: u, ldc: h)
         let grad = ws.gradient.pointer
         krylovBackward(u, rows: m, result: grad, workspace: ws, krylov: kw)
+        for r in 0..<m { kw.finiteGradient[r] = Elementwise.allFinite(grad + r * L, count: L) }
         let basis = kw.basis.pointer, kept = kw.kept
         func q(_ a: Int, _ row: Int) -> UnsafeMutablePointer<Float> { basis + (a * M + row) * L }
         func image(_ a: Int) -> UnsafeMutablePointer<Float> { kw.images.pointer + a * M * h }
@@ -267,18 +335,116 @@ extension GaussNewtonRefinement {
         if anyLast {
             krylovProduct(q(k, 0), rows: m, image: image(k), gramImage: gramImage(k), rootImage: rootImage(k), result: nil, workspace: ws, krylov: kw)
         }
-        // M = QᵀH̃Q = (J_h Q)ᵀ G (J_h Q) (or, through F, the Gram matrix of the rows yF), its
-        // lower triangle mirrored, and b = Qᵀg, per point.
+        // b = Qᵀg, then M.
         for r in 0..<m {
-            let mr = kw.projected + r * n * n, br = kw.projectedGradient + r * n, g = grad + r * L
+            let br = kw.projectedGradient + r * n, g = grad + r * L
+            for a in 0..<n { br[a] = kept[a * M + r] ? Elementwise.dot(q(a, r), g, count: L) : 0 }
+        }
+        krylovProjectedCurvature(rows: m, krylov: kw)
+    }
+
+    /// ``krylovLinearize(rows:smoothed:state:workspace:krylov:)`` of a smoothed iteration with
+    /// the basis in the first hidden layer's space (``smoothedKrylovInFirstLayer``): the same
+    /// span{g, H̃g, …, H̃ᵏ⁻¹g} (no last step), each vector qₐ = sₐ·W₁ᵀ held as sₐ (h₁) and its
+    /// image sₐ·P (P = W₁ᵀW₁), orthonormal in ⟨s, s′⟩ = s·P·s′ᵀ = q·q′ᵀ: Gram-Schmidt on each
+    /// point's Float rows (in blocks of four, twice) against the earlier images, then the image
+    /// of the orthogonalized rows by one product with P (one per vector, as H̃'s products need
+    /// anyway), and both scaled. g = ρ·W₁ᵀ is not formed: b = Qᵀg has bₐ = (sₐ·P)·ρ. A vector
+    /// whose P-norm falls below 10⁻⁴ of its norm before the orthogonalization is dropped.
+    /// Writes kw.firstGradient (ρ), firstBasis, firstImages, images, kept, M, b and finiteGradient;
+    /// ws.gradient is not written.
+    func krylovLinearizeInFirstLayer(rows m: Int, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
+        let net = decoder.network, d = decoder.dataWidth, h = net.widths[net.layerCount - 1], h1 = net.widths[1]
+        let k = kw.dimension, n = k + 1, M = kw.maxPoints
+        precondition(kw.firstWidth == h1, "krylovLinearizeInFirstLayer: the workspace holds no first-layer basis")
+        kw.inFirstLayer = true
+        krylovSlopes(rows: m, smoothed: true, workspace: ws, krylov: kw)
+        let ops = krylovOperands!, firstGram = ops.firstGram!.operand
+        // ρ: g = Jᵀ_h (Λr·W_Lᵀ) = ρ·W₁ᵀ.
+        let u = kw.tangentA.pointer, rho = kw.firstGradient.pointer
+        gemm(m: m, alpha: 1, a: ws.residual.pointer, lda: d, b: ops.lastWeightsTransposed.operand, beta: 0, c: u, ldc: h)
+        krylovBackward(u, rows: m, result: rho, workspace: ws, krylov: kw, toFirstLayer: true)
+        for r in 0..<m { kw.finiteGradient[r] = Elementwise.allFinite(rho + r * h1, count: h1) }
+        let kept = kw.kept
+        func s(_ a: Int) -> UnsafeMutablePointer<Float> { kw.firstBasis.pointer + a * M * h1 }
+        func sP(_ a: Int) -> UnsafeMutablePointer<Float> { kw.firstImages.pointer + a * M * h1 }
+        func image(_ a: Int) -> UnsafeMutablePointer<Float> { kw.images.pointer + a * M * h }
+        func gramImage(_ a: Int) -> UnsafeMutablePointer<Float> { kw.gramImages.pointer + a * M * h }
+        func rootImage(_ a: Int) -> UnsafeMutablePointer<Float>? { krylovThroughRoot ? kw.rootImages.pointer + a * M * d : nil }
+        // Basis vector a from the rows `raw` (m × h₁): each orthogonalized in ⟨·,·⟩_P against its
+        // point's earlier vectors (Gram-Schmidt in blocks of four, twice: ⟨v, s_b⟩_P = v·(s_b·P)
+        // with the earlier images), its image s·P taken by one product for all rows, then both
+        // scaled to P-norm 1; dropped (zeros, not kept) where the P-norm fell below 10⁻⁴ of the
+        // norm before (‖raw‖²_P = ‖s‖²_P + Σ c_b² by Pythagoras) or is not finite.
+        func append(_ a: Int, raw: UnsafePointer<Float>) {
+            for r in 0..<m {
+                let v = s(a) + r * h1
+                v.update(from: raw + r * h1, count: h1)
+                var removed = 0.0
+                for pass in 0..<2 {
+                    var b0 = 0
+                    while b0 < a {
+                        func image(_ t: Int) -> UnsafePointer<Float> { UnsafePointer(sP(min(b0 + t, a - 1)) + r * h1) }
+                        let c = GaussNewtonRefinement.fourDots(v, image(0), image(1), image(2), image(3), count: h1)
+                        for t in 0..<min(4, a - b0) {
+                            Elementwise.axpy(Float(-c[t]), s(b0 + t) + r * h1, v, count: h1)
+                            if pass == 0 { removed += c[t] * c[t] }
+                        }
+                        b0 += 4
+                    }
+                }
+                kw.removedSquares[r] = removed
+            }
+            gemm(m: m, alpha: 1, a: s(a), lda: h1, b: firstGram, beta: 0, c: sP(a), ldc: h1)
+            for r in 0..<m {
+                let v = s(a) + r * h1, pv = sP(a) + r * h1
+                let norm = Elementwise.dot(v, pv, count: h1), norm0 = norm + kw.removedSquares[r]
+                let keep = norm > 0 && norm.isFinite && norm > 1e-8 * norm0
+                if keep {
+                    let f = Float(1 / norm.squareRoot())
+                    Elementwise.scale(v, by: f, count: h1)
+                    Elementwise.scale(pv, by: f, count: h1)
+                } else {
+                    v.update(repeating: 0, count: h1)
+                    pv.update(repeating: 0, count: h1)
+                }
+                kept[a * M + r] = keep
+            }
+        }
+        append(0, raw: rho)
+        let product = kw.product.pointer
+        for a in 0..<k {
+            let last = a == k - 1
+            krylovProduct(sP(a), rows: m, image: image(a), gramImage: gramImage(a), rootImage: rootImage(a), result: last ? nil : product,
+                          workspace: ws, krylov: kw, fromFirstLayer: true)
+            if last { break }
+            append(a + 1, raw: product)
+        }
+        for r in 0..<m { kept[k * M + r] = false }
+        // b = Qᵀg: bₐ = qₐ·g = (sₐ·P)·ρ.
+        for r in 0..<m {
+            let br = kw.projectedGradient + r * n, g = rho + r * h1
+            for a in 0..<n { br[a] = kept[a * M + r] ? Elementwise.dot(sP(a) + r * h1, g, count: h1) : 0 }
+        }
+        krylovProjectedCurvature(rows: m, krylov: kw)
+    }
+
+    /// M = QᵀH̃Q = (J_h Q)ᵀ G (J_h Q) (or, through F, the Gram matrix of the rows yF) of each of
+    /// the chunk's m points over its kept basis vectors, from their images in `kw`, the lower
+    /// triangle formed and mirrored; zero rows and columns for the dropped vectors.
+    func krylovProjectedCurvature(rows m: Int, krylov kw: KrylovWorkspace) {
+        let net = decoder.network, d = decoder.dataWidth, h = net.widths[net.layerCount - 1]
+        let n = kw.dimension + 1, M = kw.maxPoints, kept = kw.kept
+        func image(_ a: Int) -> UnsafeMutablePointer<Float> { kw.images.pointer + a * M * h }
+        func gramImage(_ a: Int) -> UnsafeMutablePointer<Float> { kw.gramImages.pointer + a * M * h }
+        let throughRoot = krylovThroughRoot
+        for r in 0..<m {
+            let mr = kw.projected + r * n * n
             for a in 0..<n {
                 guard kept[a * M + r] else {
                     for b in 0..<n { mr[a * n + b] = 0; mr[b * n + a] = 0 }
-                    br[a] = 0
                     continue
                 }
-                let qa = q(a, r)
-                br[a] = Elementwise.dot(qa, g, count: L)
                 // M[a, b] for the kept b ≤ a (M is symmetric: the lower triangle is formed and
                 // mirrored): yₐ·w_b = yₐᵀG y_b through G, or (yₐF)·(y_bF) through F; four partners
                 // b at a time (a short last group repeats its first).
@@ -309,7 +475,7 @@ extension GaussNewtonRefinement {
     /// and no λ₀, so its pivot freezes and its coefficient is 0.
     func solveInKrylovSubspace(pendingCount: Int, perD: Double, state st: PointState, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
         let L = decoder.latent, n = kw.dimension + 1, M = kw.maxPoints, idx = ws.index, W = KrylovWorkspace.lanes
-        let a = kw.laneSystem, rhs = kw.laneRightHandSide
+        let a = kw.laneSystem, rhs = kw.laneRightHandSide, firstLayer = kw.inFirstLayer
         let aRaw = UnsafeMutableRawPointer(a), rhsRaw = UnsafeMutableRawPointer(rhs)
         var q0 = 0
         while q0 < pendingCount {
@@ -342,6 +508,20 @@ extension GaussNewtonRefinement {
                     predicted += ci * br[i] + ci * ci * (lam * mr[i * n + i] + absoluteDamping)
                 }
                 kw.predicted[qIndex] = perD * predicted
+                if firstLayer {
+                    // Σ cₐsₐ into row qIndex of kw.combination; δ = (Σ cₐsₐ)·W₁ᵀ below.
+                    let sum = kw.combinationSum, h1 = kw.firstWidth
+                    for j in 0..<h1 { sum[j] = 0 }
+                    for i in 0..<n where kw.kept[i * M + r] {
+                        let ci = c(i)
+                        if ci == 0 { continue }
+                        let sa = kw.firstBasis.pointer + (i * M + r) * h1
+                        for j in 0..<h1 { sum[j] += ci * Double(sa[j]) }
+                    }
+                    let out = kw.combination.pointer + qIndex * h1
+                    for j in 0..<h1 { out[j] = Float(sum[j]) }
+                    continue
+                }
                 let dq = ws.deltas + qIndex * L
                 for j in 0..<L { dq[j] = 0 }
                 for i in 0..<n where kw.kept[i * M + r] {
@@ -352,6 +532,11 @@ extension GaussNewtonRefinement {
                 }
             }
             q0 += g
+        }
+        if firstLayer {
+            let h1 = kw.firstWidth, out = kw.firstDeltas.pointer
+            gemm(m: pendingCount, alpha: 1, a: kw.combination.pointer, lda: h1, b: ws.network.packedBackward![0], beta: 0, c: out, ldc: L)
+            for e in 0..<(pendingCount * L) { ws.deltas[e] = Double(out[e]) }
         }
     }
 

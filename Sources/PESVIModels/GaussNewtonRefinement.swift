@@ -252,6 +252,15 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// vectors only. The initializer's default (nil) is
     /// ``defaultSmoothedKrylovLastStep(latent:dataWidth:)``.
     public let smoothedKrylovLastStep: Bool
+    /// Whether the smoothed iterations keep their Krylov basis in the first hidden layer's space
+    /// (``firstLayerKrylovApplies(decoder:smoothedKrylovDimension:lastStep:)``): each vector
+    /// qₐ = sₐ·W₁ᵀ is held as sₐ (h₁ long), orthonormal in the inner product of P = W₁ᵀW₁
+    /// (⟨s, s′⟩ = s·P·s′ᵀ = q·q′ᵀ), so a product H̃q costs s·P (h₁²) where it cost q·W₁ and the
+    /// backward pass's last ·W₁ᵀ (2|z|·h₁), and δ = (Σ cₐsₐ)·W₁ᵀ is one such product per
+    /// iteration. The same subspace, M and b as the basis in ℝ^|z| up to rounding. The
+    /// initializer's `smoothedKrylovFirstLayer` (default true) asks for it; it applies only
+    /// where it saves work.
+    public let smoothedKrylovInFirstLayer: Bool
     /// Linear decoders: take Gauss-Newton's step undamped and exactly, as an affine map of x
     /// (``ExactLinearStep``), instead of damped iterations; with the reconstruction objective
     /// and a singular H (e.g. |z| > d), the minimum-norm step from each point's start (one
@@ -365,7 +374,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 minimumDamping: Double = 1e-6, maximumDamping: Double = 1e12, curveSamples: Int = 1,
                 trialsPerIteration: Int = 1, acceptanceRatio: Double = 0.1, exactLinearStep: Bool = true,
                 smoothing: GaussNewtonSmoothing = .standard, krylovDimension: Int = 0, smoothedKrylovDimension: Int? = nil,
-                smoothedKrylovLastStep: Bool? = nil) {
+                smoothedKrylovLastStep: Bool? = nil, smoothedKrylovFirstLayer: Bool = true) {
         let smoothedKrylovDimension = GaussNewtonRefinement.smoothedKrylovDimension(smoothedKrylovDimension, krylovDimension: krylovDimension,
                                                                                    latent: decoder.latent, dataWidth: decoder.dataWidth)
         precondition(krylovDimension >= 0 && smoothedKrylovDimension >= 0,
@@ -393,12 +402,15 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         self.smoothedKrylovDimension = smoothedK
         self.smoothedKrylovLastStep = smoothedKrylovLastStep
             ?? GaussNewtonRefinement.defaultSmoothedKrylovLastStep(latent: decoder.latent, dataWidth: decoder.dataWidth)
+        let firstLayer = smoothedKrylovFirstLayer
+            && GaussNewtonRefinement.firstLayerKrylovApplies(decoder: decoder, smoothedKrylovDimension: smoothedK, lastStep: self.smoothedKrylovLastStep)
+        smoothedKrylovInFirstLayer = firstLayer
         runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
         let packed = PackedWeights(network: decoder.network)
         packedWeights = packed
         workspaces = (0..<threads).map { _ in
             GaussNewtonWorkspace(decoder: decoder, maxPoints: chunkRows, packedWeights: packed, krylovDimension: krylovDimension,
-                                 smoothedKrylovDimension: smoothedK)
+                                 smoothedKrylovDimension: smoothedK, smoothedKrylovInFirstLayer: firstLayer)
         }
         curveStepper = LatentStepper(decoder: decoder, threads: threads, chunkRows: chunkRows, samples: curveSamples)
         let net = decoder.network
@@ -414,7 +426,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         // Only where some iteration may solve in a Krylov subspace.
         krylovOperands = GaussNewtonRefinement.krylovApplies(to: decoder) && (krylovDimension > 0 || smoothedK > 0)
             ? KrylovOperands(h: h, d: d, throughRoot: formsRootFactor && d < h, lastWeightsTransposed: lastWeightsTransposed,
-                             root: rootScaledLastWeights, gram: gram)
+                             root: rootScaledLastWeights, gram: gram,
+                             firstLayerOf: firstLayer ? net : nil)
             : nil
     }
 
@@ -618,6 +631,16 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         krylovOperands?.repack()
     }
 
+    /// Whether a basis in the first hidden layer's space (``smoothedKrylovInFirstLayer``) can
+    /// apply and saves work: the Krylov solve applies (``krylovApplies(to:)``), the smoothed
+    /// iterations solve in Krylov subspaces (`smoothedKrylovDimension` > 0) without the last
+    /// step (every vector g, H̃g, … then has the form s·W₁ᵀ; p need not), and h₁ < 2|z|, so that
+    /// P's h₁² multiply-adds a product are fewer than W₁'s and W₁ᵀ's 2|z|·h₁ (on the digits:
+    /// |z| = 128, h₁ = 128; at |z| ≤ 64, h₁ = 2|z| or 128 ≥ 2|z|, it would save nothing).
+    public static func firstLayerKrylovApplies(decoder: GaussianDecoder, smoothedKrylovDimension: Int, lastStep: Bool) -> Bool {
+        krylovApplies(to: decoder) && smoothedKrylovDimension > 0 && !lastStep && decoder.network.widths[1] < 2 * decoder.latent
+    }
+
     /// W_Lᵀ and W₁ᵀ, as the Jacobian products read them; the cached factors forgotten.
     func prepareTransposedWeights() {
         let net = decoder.network, d = net.outputWidth, h = net.widths[net.layerCount - 1]
@@ -746,7 +769,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         for k in 0..<m {
             let i = idx[k]
             st.steps[i] += 1
-            if !sharedFinite || !finiteCurvature(k) || !Elementwise.allFinite(grad + k * L, count: L) {
+            let finiteGradient = kw.map { $0.finiteGradient[k] } ?? Elementwise.allFinite(grad + k * L, count: L)
+            if !sharedFinite || !finiteCurvature(k) || !finiteGradient {
                 st.finished[i] = true
                 continue
             }
@@ -1962,7 +1986,7 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
     let smoothedKrylov: KrylovWorkspace?
 
     init(decoder: GaussianDecoder, maxPoints m: Int, packedWeights: PackedWeights? = nil, krylovDimension: Int = 0,
-         smoothedKrylovDimension: Int = 0) {
+         smoothedKrylovDimension: Int = 0, smoothedKrylovInFirstLayer: Bool = false) {
         let net = decoder.network, L = decoder.latent, d = decoder.dataWidth
         let hidden = net.widths.dropFirst().dropLast()
         let widest = hidden.max() ?? 1, h = net.widths[net.layerCount - 1]
@@ -2015,9 +2039,12 @@ final class GaussNewtonWorkspace: @unchecked Sendable {
         temperatures = FloatBuffer(count: max(m * hidden.count, 1))
         trialTemperatures = FloatBuffer(count: max(m * hidden.count, 1))
         slopes = FloatBuffer(count: widest)
-        krylov = krylovDimension > 0 && net.layerCount > 1 ? KrylovWorkspace(decoder: decoder, maxPoints: m, dimension: krylovDimension) : nil
+        // The workspace the smoothed iterations use holds the first layer's basis where they keep it there.
+        let sharedSmoothed = smoothedKrylovDimension > 0 && smoothedKrylovDimension == krylovDimension
+        krylov = krylovDimension > 0 && net.layerCount > 1
+            ? KrylovWorkspace(decoder: decoder, maxPoints: m, dimension: krylovDimension, firstLayer: sharedSmoothed && smoothedKrylovInFirstLayer) : nil
         smoothedKrylov = smoothedKrylovDimension > 0 && smoothedKrylovDimension != krylovDimension && net.layerCount > 1
-            ? KrylovWorkspace(decoder: decoder, maxPoints: m, dimension: smoothedKrylovDimension) : nil
+            ? KrylovWorkspace(decoder: decoder, maxPoints: m, dimension: smoothedKrylovDimension, firstLayer: smoothedKrylovInFirstLayer) : nil
     }
 
     deinit {

@@ -485,6 +485,125 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         }
     }
 
+    /// ``GaussNewtonRefinement/smoothedKrylovInFirstLayer``: a smoothed Krylov linearization
+    /// with its basis in the first hidden layer's space (h₁ = 12 < 2|z| = 20) spans the same
+    /// vectors as the one in ℝ^|z|: each sₐ·W₁ᵀ is that basis's qₐ, orthonormal in ℝ^|z|, and M,
+    /// b and the damped step δ agree, Arch2- and Arch3-shaped, through F (d = 6 < h) and
+    /// through G (d = 14); the iterations on the ReLU decoder keep the basis in ℝ^|z|.
+    @Test(arguments: [[10, 12, 6], [10, 12, 9, 6], [10, 12, 14], [10, 12, 9, 14]])
+    func firstLayerKrylovBasisIsTheLatentBasis(_ widths: [Int]) {
+        let L = widths[0], h1 = widths[1], d = widths.last!, n = 16, k = 4, nb = k + 1
+        var rng = RandomGenerator(seed: 113)
+        let decoder = GaussianDecoder(network: DenseNetwork(widths: widths, rng: &rng), objective: .reconstruction)
+        let hidden = decoder.network.layerCount - 1
+        let x = dataFrom(decoder, n: n, noise: 0.2, seed: 114)
+        let mu = rng.normalArray(count: n * L)
+        let taus = (0..<(n * hidden)).map { _ in 0.1 + rng.uniformFloat() }
+        func make(_ firstLayer: Bool) -> GaussNewtonRefinement {
+            GaussNewtonRefinement(decoder: decoder, chunkRows: n, krylovDimension: k, smoothedKrylovDimension: k, smoothedKrylovLastStep: false,
+                                  smoothedKrylovFirstLayer: firstLayer)
+        }
+        let latentRun = make(false), firstRun = make(true)
+        #expect(!latentRun.smoothedKrylovInFirstLayer && firstRun.smoothedKrylovInFirstLayer)
+        typealias Linearization = (kept: [Bool], q: [[Double]], projected: [Double], gradient: [Double], delta: [Double], inFirst: Bool)
+        func linearize(_ gn: GaussNewtonRefinement, smoothed: Bool) -> Linearization {
+            withKrylovLinearization(gn, x, rows: n, mu: mu, taus: taus, smoothed: smoothed, solve: true) { ws, kw in
+                let kept = (0..<(nb * n)).map { kw.kept[$0] }
+                var q = [[Double]]()
+                let w1 = decoder.network.parameters.pointer + decoder.network.weightOffsets[0]
+                for a in 0..<k {
+                    for r in 0..<n {
+                        if kw.inFirstLayer {
+                            let sa = kw.firstBasis.pointer + (a * n + r) * h1
+                            q.append((0..<L).map { j in (0..<h1).reduce(0.0) { $0 + Double(w1[j * h1 + $1]) * Double(sa[$1]) } })
+                        } else {
+                            q.append((0..<L).map { Double(kw.basis.pointer[(a * n + r) * L + $0]) })
+                        }
+                    }
+                }
+                let projected = (0..<(n * nb * nb)).map { kw.projected[$0] }, gradient = (0..<(n * nb)).map { kw.projectedGradient[$0] }
+                let delta = (0..<(n * L)).map { ws.deltas[$0] }
+                return (kept, q, projected, gradient, delta, kw.inFirstLayer)
+            }
+        }
+        func worst(_ a: [Double], _ b: [Double]) -> Double {
+            let scale = b.map(abs).max()!
+            return zip(a, b).map { abs($0 - $1) }.max()! / scale
+        }
+        let ref = linearize(latentRun, smoothed: true), first = linearize(firstRun, smoothed: true)
+        #expect(!ref.inFirst && first.inFirst)
+        #expect(first.kept == ref.kept, "\(widths): kept vectors differ")
+        #expect((0..<n).filter { first.kept[(k - 1) * n + $0] }.count > n / 2, "\(widths): too few full bases")
+        var worstQ = 0.0, worstOrtho = 0.0
+        for r in 0..<n {
+            let rows = (0..<k).filter { ref.kept[$0 * n + r] }
+            for a in rows {
+                worstQ = max(worstQ, worst(first.q[a * n + r], ref.q[a * n + r]))
+                for b in rows {
+                    let dot = (0..<L).reduce(0.0) { $0 + first.q[a * n + r][$1] * first.q[b * n + r][$1] }
+                    worstOrtho = max(worstOrtho, abs(dot - (a == b ? 1 : 0)))
+                }
+            }
+        }
+        #expect(worstQ < 1e-3, "\(widths): sₐ·W₁ᵀ differs from qₐ by \(worstQ)")
+        #expect(worstOrtho < 1e-4, "\(widths): sₐ·W₁ᵀ not orthonormal by \(worstOrtho)")
+        #expect(worst(first.projected, ref.projected) < 1e-3, "\(widths): M differs")
+        #expect(worst(first.gradient, ref.gradient) < 1e-3, "\(widths): b differs")
+        #expect(worst(first.delta, ref.delta) < 1e-3, "\(widths): δ differs by \(worst(first.delta, ref.delta))")
+        // On the ReLU decoder the basis stays in ℝ^|z| (with the last step where one is held).
+        #expect(!linearize(firstRun, smoothed: false).inFirst)
+    }
+
+    /// Where the first-layer basis applies (``GaussNewtonRefinement/firstLayerKrylovApplies(decoder:smoothedKrylovDimension:lastStep:)``):
+    /// a ReLU decoder with the reconstruction objective, smoothed Krylov iterations without the
+    /// last step, and h₁ < 2|z|; by default on for the digits' |z| = 128 decoders only.
+    @Test func firstLayerKrylovAppliesWhereItSavesWork() {
+        var rng = RandomGenerator(seed: 115)
+        func decoder(_ L: Int, _ d: Int, _ arch: Architecture, _ objective: Objective = .reconstruction) -> GaussianDecoder {
+            GaussianDecoder(latent: L, dataWidth: d, architecture: arch, objective: objective, rng: &rng)
+        }
+        let z128 = decoder(128, 64, .arch3)
+        #expect(GaussNewtonRefinement.firstLayerKrylovApplies(decoder: z128, smoothedKrylovDimension: 8, lastStep: false))
+        #expect(!GaussNewtonRefinement.firstLayerKrylovApplies(decoder: z128, smoothedKrylovDimension: 8, lastStep: true))
+        #expect(!GaussNewtonRefinement.firstLayerKrylovApplies(decoder: z128, smoothedKrylovDimension: 0, lastStep: false))
+        #expect(!GaussNewtonRefinement.firstLayerKrylovApplies(decoder: decoder(64, 12, .arch2), smoothedKrylovDimension: 8, lastStep: false))
+        #expect(!GaussNewtonRefinement.firstLayerKrylovApplies(decoder: decoder(128, 64, .arch1), smoothedKrylovDimension: 8, lastStep: false))
+        #expect(!GaussNewtonRefinement.firstLayerKrylovApplies(decoder: decoder(128, 64, .arch2, .elbo(likelihood: .fixedVariance(sigma: 0.3))),
+                                                               smoothedKrylovDimension: 8, lastStep: false))
+        #expect(GaussNewtonRefinement(decoder: z128).smoothedKrylovInFirstLayer)
+        #expect(GaussNewtonRefinement(decoder: decoder(128, 64, .arch2)).smoothedKrylovInFirstLayer)
+        #expect(!GaussNewtonRefinement(decoder: z128, smoothedKrylovFirstLayer: false).smoothedKrylovInFirstLayer)
+        #expect(!GaussNewtonRefinement(decoder: z128, smoothedKrylovLastStep: true).smoothedKrylovInFirstLayer)
+        for (L, d) in [(64, 64), (32, 64), (128, 300)] {
+            #expect(!GaussNewtonRefinement(decoder: decoder(L, d, .arch3)).smoothedKrylovInFirstLayer, "|z| = \(L), d = \(d)")
+        }
+    }
+
+    /// A whole refinement with the first-layer basis takes the steps the latent basis takes:
+    /// after the smoothed iterations and two on the ReLU decoder, every point's objective at the
+    /// mean within 10⁻³ relative of the latent basis's run, and well below the start's.
+    @Test func firstLayerKrylovRefinementFollowsTheLatentOne() {
+        let L = 10, n = 48
+        var rng = RandomGenerator(seed: 117)
+        let decoder = GaussianDecoder(network: DenseNetwork(widths: [L, 12, 9, 6], rng: &rng), objective: .reconstruction)
+        let x = dataFrom(decoder, n: n, noise: 0.05, seed: 118)
+        let start = (rng.normalArray(count: n * L), [Float](repeating: -18, count: n * L))
+        func run(_ firstLayer: Bool, steps: Int) -> GaussNewtonResult {
+            let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: 16, smoothing: GaussNewtonSmoothing(iterations: 3, scale: 0.4, factor: 0.5),
+                                           smoothedKrylovDimension: 4, smoothedKrylovLastStep: false, smoothedKrylovFirstLayer: firstLayer)
+            #expect(gn.smoothedKrylovInFirstLayer == firstLayer)
+            return gn.refine(x, start: start, maxSteps: steps, seed: 1, recordCurve: false)
+        }
+        let first = run(true, steps: 5), latent = run(false, steps: 5)
+        var worst = 0.0
+        for i in 0..<n {
+            worst = max(worst, abs(first.objectiveAtMean[i] - latent.objectiveAtMean[i]) / max(abs(latent.objectiveAtMean[i]), 1e-12))
+        }
+        #expect(worst < 1e-3, "objectives differ by \(worst) relative")
+        let startObjective = run(false, steps: 0).objectiveAtMean.reduce(0, +)
+        #expect(first.objectiveAtMean.reduce(0, +) < 0.5 * startObjective)
+    }
+
     /// The Krylov products' packed operands (W_Lᵀ, G, F, Fᵀ: ``KrylovOperands``) are packed
     /// afresh by every call: a refinement object reused after the decoder's last layer changes
     /// gives what a fresh one gives, bit for bit, and both make progress from the start.
@@ -1366,8 +1485,9 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
 /// workspace (its solve with ``GaussNewtonRefinement/krylovDimension`` > 0), as an iteration
 /// runs it: temperatures `taus` (n × hidden layers) when smoothed, and every point holding the
 /// last step `lastSteps` (n × |z|) when given, none otherwise; `body` then reads the workspaces.
+/// `solve`: every point's damped step (λ = 10⁻³) is then solved in its basis too, into ws.deltas.
 private func withKrylovLinearization<R>(_ gn: GaussNewtonRefinement, _ x: Dataset, rows n: Int, mu: [Float], taus: [Float],
-                                        smoothed: Bool, lastSteps: [Float]? = nil,
+                                        smoothed: Bool, lastSteps: [Float]? = nil, solve: Bool = false,
                                         _ body: (GaussNewtonWorkspace, KrylovWorkspace) -> R) -> R {
     let L = gn.decoder.latent, hidden = gn.decoder.network.layerCount - 1
     let ws = gn.workspaces[0], kw = ws.krylov!
@@ -1382,5 +1502,9 @@ private func withKrylovLinearization<R>(_ gn: GaussNewtonRefinement, _ x: Datase
     }
     mu.withUnsafeBufferPointer { gn.measureChunk(x, mu: $0.baseAddress!, count: n, workspace: ws, smoothed: smoothed) }
     gn.krylovLinearize(rows: n, smoothed: smoothed, state: state, workspace: ws, krylov: kw)
+    if solve {
+        for q in 0..<n { ws.pending[q] = q }
+        gn.solveInKrylovSubspace(pendingCount: n, perD: 1, state: state, workspace: ws, krylov: kw)
+    }
     return body(ws, kw)
 }
