@@ -39,6 +39,8 @@ struct GaussNewtonFlags: ParsableArguments {
     var gnSmoothedKrylov: Int? = ComparisonOptions().gaussNewtonSmoothedKrylov
     @Option(help: "Gauss-Newton: whether the smoothed iterations' Krylov basis (--gn-smoothed-krylov) takes the point's last step besides the Krylov vectors (true or false). Default: true unless the latent is wider than the data (d < |z|).")
     var gnSmoothedLastStep: Bool? = ComparisonOptions().gaussNewtonSmoothedKrylovLastStep
+    @Option(help: "Gauss-Newton: whether the smoothed iterations' Krylov basis may be held in the first hidden layer's space, each vector q = s·W₁ᵀ kept as s (true or false). It applies only without the last step and where the first hidden layer is narrower than twice the latent (h₁ < 2|z|), where it saves the products with W₁ and W₁ᵀ; the steps are the same up to rounding.")
+    var gnSmoothedFirstLayer: Bool = ComparisonOptions().gaussNewtonSmoothedKrylovFirstLayer
 
     func validate() throws {
         guard gnTolerance >= 0, gnTolerance.isFinite else { throw ValidationError("--gn-tolerance must be a non-negative number, got \(gnTolerance)") }
@@ -72,6 +74,7 @@ struct GaussNewtonFlags: ParsableArguments {
         o.gaussNewtonKrylov = gnKrylov
         o.gaussNewtonSmoothedKrylov = gnSmoothedKrylov
         o.gaussNewtonSmoothedKrylovLastStep = gnSmoothedLastStep
+        o.gaussNewtonSmoothedKrylovFirstLayer = gnSmoothedFirstLayer
     }
 }
 

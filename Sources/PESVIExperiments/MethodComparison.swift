@@ -186,6 +186,10 @@ public struct ComparisonOptions: Sendable {
     /// (``GaussNewtonRefinement/smoothedKrylovLastStep``; nil, the default:
     /// ``GaussNewtonRefinement/defaultSmoothedKrylovLastStep(latent:dataWidth:)`` of the model).
     public var gaussNewtonSmoothedKrylovLastStep: Bool? = nil
+    /// Whether the smoothed iterations may keep their Krylov basis in the first hidden layer's
+    /// space (``GaussNewtonRefinement/smoothedKrylovInFirstLayer``; it applies only where it
+    /// saves work). The same steps up to rounding; false is the basis in ℝ^|z| as before.
+    public var gaussNewtonSmoothedKrylovFirstLayer = true
     /// The smoothed iterations' Krylov dimension these options give a decoder of latent size
     /// `latent` and data width `dataWidth`.
     public func gaussNewtonSmoothedKrylov(latent: Int, dataWidth: Int) -> Int {
@@ -197,7 +201,8 @@ public struct ComparisonOptions: Sendable {
         GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: gaussNewtonChunkRows, damping: gaussNewtonDamping,
                               tolerance: gaussNewtonTolerance, trialsPerIteration: gaussNewtonTrials,
                               acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing, krylovDimension: gaussNewtonKrylov,
-                              smoothedKrylovDimension: gaussNewtonSmoothedKrylov, smoothedKrylovLastStep: gaussNewtonSmoothedKrylovLastStep)
+                              smoothedKrylovDimension: gaussNewtonSmoothedKrylov, smoothedKrylovLastStep: gaussNewtonSmoothedKrylovLastStep,
+                              smoothedKrylovFirstLayer: gaussNewtonSmoothedKrylovFirstLayer)
     }
     /// How ``gaussNewtonSmoothedKrylovLastStep`` reads in the method description.
     var smoothedLastStep: String {

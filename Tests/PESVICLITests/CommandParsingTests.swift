@@ -53,6 +53,14 @@ import PESVINumerics
             #expect(given.gaussNewtonRefinement(decoder: tinyDecoder(latent: 8, dataWidth: 4), threads: 1).smoothedKrylovLastStep == value)
         }
         #expect(throws: (any Error).self) { try ComparisonFlags.parse(["--gn-smoothed-last-step", "maybe"]) }
+        // The first-layer basis: on by default where it applies (|z| = 72, h₁ = 128 < 144, d < |z|), off when asked.
+        #expect(defaults.gaussNewtonSmoothedKrylovFirstLayer)
+        #expect(defaults.gaussNewtonRefinement(decoder: tinyDecoder(latent: 72, dataWidth: 4), threads: 1).smoothedKrylovInFirstLayer)
+        #expect(!defaults.gaussNewtonRefinement(decoder: tinyDecoder(latent: 40, dataWidth: 4), threads: 1).smoothedKrylovInFirstLayer)
+        let latentBasis = try ComparisonFlags.parse(["--gn-smoothed-first-layer", "false"]).options(common: try CommonOptions.parse([]))
+        #expect(!latentBasis.gaussNewtonSmoothedKrylovFirstLayer)
+        #expect(!latentBasis.gaussNewtonRefinement(decoder: tinyDecoder(latent: 72, dataWidth: 4), threads: 1).smoothedKrylovInFirstLayer)
+        #expect(throws: (any Error).self) { try ComparisonFlags.parse(["--gn-smoothed-first-layer", "maybe"]) }
         let off = try ComparisonFlags.parse(["--gn-smoothing", "0"]).options(common: try CommonOptions.parse([]))
         #expect(!off.gaussNewtonSmoothing.isActive)
         #expect(defaults.gaussNewtonSmoothing.holdsDamping)
