@@ -93,6 +93,32 @@ struct AllocationTests {
         #expect(fewest == 0, "\(fewest) allocations in 2 warm smoothed Krylov iterations (first layer \(firstLayer), last step \(lastStep)), in every window")
     }
 
+    /// PE-SVI-GN's iteration on the ReLU decoder with the exact solve (dense H̃ through the
+    /// active units, Cholesky in SIMD lanes, the linearization cache), Arch2 and Arch3.
+    @Test(arguments: [[10, 12, 6], [10, 12, 9, 6]])
+    func gaussNewtonExactIterationAllocatesNothingOnceWarm(widths: [Int]) throws {
+        try #require(pesvi_allocation_count() >= 0, "allocation counting needs Linux/glibc")
+        var rng = RandomGenerator(seed: 5)
+        let L = widths[0], d = widths.last!, n = 32
+        let decoder = GaussianDecoder(network: DenseNetwork(widths: widths, rng: &rng), objective: .reconstruction)
+        let x = Dataset(rows: n, cols: d, values: rng.normalArray(count: n * d))
+        let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: n, tolerance: 0, smoothing: .off)
+        gn.prepareShared()
+        let table = PosteriorTable(mu: rng.normalArray(count: n * L), logVariance: [Float](repeating: -18, count: n * L), latent: L)
+        let hidden = widths.count - 2
+        let state = PointState(count: n, damping: 1e-3,
+                               cache: LinearizationCache(count: n, hiddenWidths: Array(widths.dropFirst().dropLast()), projectedWidth: widths[hidden]),
+                               hiddenLayers: hidden)
+        defer { state.deallocate() }
+        let points = UnsafeMutablePointer<Int>.allocate(capacity: n); defer { points.deallocate() }
+        for i in 0..<n { points[i] = i }
+        let ws = gn.workspaces[0]
+        for _ in 0..<3 { gn.iterateChunk(x, table, state, workspace: ws, points: points, count: n) }
+        let fewest = fewestAllocations { for _ in 0..<2 { gn.iterateChunk(x, table, state, workspace: ws, points: points, count: n) } }
+        #expect((0..<n).filter { !state.finished[$0] }.count > n / 2, "most points finished: the iterations measured did little")
+        #expect(fewest == 0, "\(fewest) allocations in 2 warm exact iterations (widths \(widths)), in every window")
+    }
+
     /// The fewest heap allocations counted over `windows` runs of `body`.
     func fewestAllocations(windows: Int = 5, _ body: () -> Void) -> Int64 {
         var fewest = Int64.max
