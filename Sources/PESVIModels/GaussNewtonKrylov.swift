@@ -508,27 +508,20 @@ extension GaussNewtonRefinement {
                     predicted += ci * br[i] + ci * ci * (lam * mr[i * n + i] + absoluteDamping)
                 }
                 kw.predicted[qIndex] = perD * predicted
-                if firstLayer {
-                    // Σ cₐsₐ into row qIndex of kw.combination; δ = (Σ cₐsₐ)·W₁ᵀ below.
-                    let sum = kw.combinationSum, h1 = kw.firstWidth
-                    for j in 0..<h1 { sum[j] = 0 }
-                    for i in 0..<n where kw.kept[i * M + r] {
-                        let ci = c(i)
-                        if ci == 0 { continue }
-                        let sa = kw.firstBasis.pointer + (i * M + r) * h1
-                        for j in 0..<h1 { sum[j] += ci * Double(sa[j]) }
-                    }
-                    let out = kw.combination.pointer + qIndex * h1
-                    for j in 0..<h1 { out[j] = Float(sum[j]) }
-                    continue
-                }
-                let dq = ws.deltas + qIndex * L
-                for j in 0..<L { dq[j] = 0 }
+                // Σ cᵢ·(basis vector i) in Double: δ = Qc itself, or in the first layer's space
+                // Σ cₐsₐ, rounded into row qIndex of kw.combination (δ = (Σ cₐsₐ)·W₁ᵀ below).
+                let width = firstLayer ? kw.firstWidth : L, rows = firstLayer ? kw.firstBasis.pointer : kw.basis.pointer
+                let sum = firstLayer ? kw.combinationSum : ws.deltas + qIndex * L
+                for j in 0..<width { sum[j] = 0 }
                 for i in 0..<n where kw.kept[i * M + r] {
                     let ci = c(i)
                     if ci == 0 { continue }
-                    let qa = kw.basis.pointer + (i * M + r) * L
-                    for j in 0..<L { dq[j] += ci * Double(qa[j]) }
+                    let row = rows + (i * M + r) * width
+                    for j in 0..<width { sum[j] += ci * Double(row[j]) }
+                }
+                if firstLayer {
+                    let out = kw.combination.pointer + qIndex * width
+                    for j in 0..<width { out[j] = Float(sum[j]) }
                 }
             }
             q0 += g

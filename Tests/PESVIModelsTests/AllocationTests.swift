@@ -84,11 +84,7 @@ struct AllocationTests {
         let table = PosteriorTable(mu: rng.normalArray(count: n * L), logVariance: [Float](repeating: -18, count: n * L), latent: L)
         let state = PointState(count: n, damping: 1e-3, hiddenLayers: 2, lastSteps: L)
         defer { state.deallocate() }
-        let points = UnsafeMutablePointer<Int>.allocate(capacity: n); defer { points.deallocate() }
-        for i in 0..<n { points[i] = i }
-        let ws = gn.workspaces[0]
-        for _ in 0..<3 { gn.iterateChunk(x, table, state, workspace: ws, points: points, count: n) }
-        let fewest = fewestAllocations { for _ in 0..<2 { gn.iterateChunk(x, table, state, workspace: ws, points: points, count: n) } }
+        let fewest = fewestIterationAllocations(gn, x, table, state)
         #expect((0..<n).filter { !state.finished[$0] }.count > n / 2, "most points finished: the iterations measured did little")
         #expect(fewest == 0, "\(fewest) allocations in 2 warm smoothed Krylov iterations (first layer \(firstLayer), last step \(lastStep)), in every window")
     }
@@ -110,13 +106,20 @@ struct AllocationTests {
                                cache: LinearizationCache(count: n, hiddenWidths: Array(widths.dropFirst().dropLast()), projectedWidth: widths[hidden]),
                                hiddenLayers: hidden)
         defer { state.deallocate() }
+        let fewest = fewestIterationAllocations(gn, x, table, state)
+        #expect((0..<n).filter { !state.finished[$0] }.count > n / 2, "most points finished: the iterations measured did little")
+        #expect(fewest == 0, "\(fewest) allocations in 2 warm exact iterations (widths \(widths)), in every window")
+    }
+
+    /// The fewest heap allocations in two PE-SVI-GN iterations over all of `x`'s rows (one chunk,
+    /// `gn`'s first workspace), after three to warm up, over ``fewestAllocations(windows:_:)``'s windows.
+    func fewestIterationAllocations(_ gn: GaussNewtonRefinement, _ x: Dataset, _ table: PosteriorTable, _ state: PointState) -> Int64 {
+        let n = x.rows
         let points = UnsafeMutablePointer<Int>.allocate(capacity: n); defer { points.deallocate() }
         for i in 0..<n { points[i] = i }
         let ws = gn.workspaces[0]
         for _ in 0..<3 { gn.iterateChunk(x, table, state, workspace: ws, points: points, count: n) }
-        let fewest = fewestAllocations { for _ in 0..<2 { gn.iterateChunk(x, table, state, workspace: ws, points: points, count: n) } }
-        #expect((0..<n).filter { !state.finished[$0] }.count > n / 2, "most points finished: the iterations measured did little")
-        #expect(fewest == 0, "\(fewest) allocations in 2 warm exact iterations (widths \(widths)), in every window")
+        return fewestAllocations { for _ in 0..<2 { gn.iterateChunk(x, table, state, workspace: ws, points: points, count: n) } }
     }
 
     /// The fewest heap allocations counted over `windows` runs of `body`.
