@@ -250,7 +250,9 @@ extension GaussNewtonRefinement {
     /// Double; a vector whose part orthogonal to the earlier ones is below 10⁻⁶ of its norm is
     /// dropped), with M = QᵀH̃Q and b = Qᵀg. p is the point's last accepted step (none after a
     /// rejection or at the start, nor in a smoothed iteration without
-    /// ``smoothedKrylovLastStep``: its basis vector is then dropped for every point).
+    /// ``smoothedKrylovLastStep``: its basis vector is then dropped for every point). A smoothed
+    /// iteration with ``smoothedKrylovInFirstLayer`` takes
+    /// ``krylovLinearizeInFirstLayer(rows:workspace:krylov:)`` instead.
     func krylovLinearize(rows m: Int, smoothed: Bool, state st: PointState, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
         if smoothed && smoothedKrylovInFirstLayer {
             krylovLinearizeInFirstLayer(rows: m, workspace: ws, krylov: kw)
@@ -384,8 +386,8 @@ extension GaussNewtonRefinement {
                 for pass in 0..<2 {
                     var b0 = 0
                     while b0 < a {
-                        func image(_ t: Int) -> UnsafePointer<Float> { UnsafePointer(sP(min(b0 + t, a - 1)) + r * h1) }
-                        let c = GaussNewtonRefinement.fourDots(v, image(0), image(1), image(2), image(3), count: h1)
+                        func earlier(_ t: Int) -> UnsafePointer<Float> { UnsafePointer(sP(min(b0 + t, a - 1)) + r * h1) }
+                        let c = GaussNewtonRefinement.fourDots(v, earlier(0), earlier(1), earlier(2), earlier(3), count: h1)
                         for t in 0..<min(4, a - b0) {
                             Elementwise.axpy(Float(-c[t]), s(b0 + t) + r * h1, v, count: h1)
                             if pass == 0 { removed += c[t] * c[t] }
