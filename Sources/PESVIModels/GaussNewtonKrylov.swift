@@ -18,6 +18,13 @@ final class KrylovWorkspace: @unchecked Sendable {
     /// through F, yF (`maxPoints × d` blocks), so that M = (J_h Q)ᵀ G (J_h Q) is a Gram matrix of
     /// d-long rows; otherwise one element.
     let rootImages: FloatBuffer
+    /// h, and d where the images go through F (d < h), else 0.
+    let imageWidth: Int, rootWidth: Int
+    /// Basis vector a's `maxPoints`-row blocks of `images` and `gramImages`, and of `rootImages`
+    /// where the products go through F (nil otherwise).
+    func image(_ a: Int) -> UnsafeMutablePointer<Float> { images.pointer + a * maxPoints * imageWidth }
+    func gramImage(_ a: Int) -> UnsafeMutablePointer<Float> { gramImages.pointer + a * maxPoints * imageWidth }
+    func rootImage(_ a: Int) -> UnsafeMutablePointer<Float>? { rootWidth > 0 ? rootImages.pointer + a * maxPoints * rootWidth : nil }
     /// H̃ times one basis vector (maxPoints × |z|, or × h₁ in the first layer's space), and two
     /// tangent buffers (maxPoints × widest).
     let product: FloatBuffer, tangentA: FloatBuffer, tangentB: FloatBuffer
@@ -69,6 +76,8 @@ final class KrylovWorkspace: @unchecked Sendable {
         gramImages = FloatBuffer(count: n * m * h)
         let d = decoder.dataWidth
         rootImages = FloatBuffer(count: d < h ? n * m * d : 1)
+        imageWidth = h
+        rootWidth = d < h ? d : 0
         product = FloatBuffer(count: m * max(L, h1))
         tangentA = FloatBuffer(count: m * widest)
         tangentB = FloatBuffer(count: m * widest)
@@ -270,10 +279,6 @@ extension GaussNewtonRefinement {
         for r in 0..<m { kw.finiteGradient[r] = Elementwise.allFinite(grad + r * L, count: L) }
         let basis = kw.basis.pointer, kept = kw.kept
         func q(_ a: Int, _ row: Int) -> UnsafeMutablePointer<Float> { basis + (a * M + row) * L }
-        func image(_ a: Int) -> UnsafeMutablePointer<Float> { kw.images.pointer + a * M * h }
-        func gramImage(_ a: Int) -> UnsafeMutablePointer<Float> { kw.gramImages.pointer + a * M * h }
-        let throughRoot = krylovThroughRoot
-        func rootImage(_ a: Int) -> UnsafeMutablePointer<Float>? { throughRoot ? kw.rootImages.pointer + a * M * d : nil }
         // Appends the rows `source(r)` (Float, |z|; nil: none, a zero vector) as basis vector a
         // of rows 0..<m after orthogonalizing each against its point's earlier ones (modified
         // Gram-Schmidt in Double), eight points at a time, one per SIMD lane (no horizontal
@@ -317,7 +322,7 @@ extension GaussNewtonRefinement {
         let product = kw.product.pointer
         for a in 0..<k {
             let last = a == k - 1
-            krylovProduct(q(a, 0), rows: m, image: image(a), gramImage: gramImage(a), rootImage: rootImage(a), result: last ? nil : product,
+            krylovProduct(q(a, 0), rows: m, image: kw.image(a), gramImage: kw.gramImage(a), rootImage: kw.rootImage(a), result: last ? nil : product,
                           workspace: ws, krylov: kw)
             if last { break }
             append(a + 1) { UnsafePointer(product + $0 * L) }
@@ -335,7 +340,7 @@ extension GaussNewtonRefinement {
         var anyLast = false
         for r in 0..<m { anyLast = anyLast || kept[k * M + r] }
         if anyLast {
-            krylovProduct(q(k, 0), rows: m, image: image(k), gramImage: gramImage(k), rootImage: rootImage(k), result: nil, workspace: ws, krylov: kw)
+            krylovProduct(q(k, 0), rows: m, image: kw.image(k), gramImage: kw.gramImage(k), rootImage: kw.rootImage(k), result: nil, workspace: ws, krylov: kw)
         }
         // b = Qᵀg, then M.
         for r in 0..<m {
@@ -370,9 +375,6 @@ extension GaussNewtonRefinement {
         let kept = kw.kept
         func s(_ a: Int) -> UnsafeMutablePointer<Float> { kw.firstBasis.pointer + a * M * h1 }
         func sP(_ a: Int) -> UnsafeMutablePointer<Float> { kw.firstImages.pointer + a * M * h1 }
-        func image(_ a: Int) -> UnsafeMutablePointer<Float> { kw.images.pointer + a * M * h }
-        func gramImage(_ a: Int) -> UnsafeMutablePointer<Float> { kw.gramImages.pointer + a * M * h }
-        func rootImage(_ a: Int) -> UnsafeMutablePointer<Float>? { krylovThroughRoot ? kw.rootImages.pointer + a * M * d : nil }
         // Basis vector a from the rows `raw` (m × h₁): each orthogonalized in ⟨·,·⟩_P against its
         // point's earlier vectors (Gram-Schmidt in blocks of four, twice: ⟨v, s_b⟩_P = v·(s_b·P)
         // with the earlier images), its image s·P taken by one product for all rows, then both
@@ -417,7 +419,7 @@ extension GaussNewtonRefinement {
         let product = kw.product.pointer
         for a in 0..<k {
             let last = a == k - 1
-            krylovProduct(sP(a), rows: m, image: image(a), gramImage: gramImage(a), rootImage: rootImage(a), result: last ? nil : product,
+            krylovProduct(sP(a), rows: m, image: kw.image(a), gramImage: kw.gramImage(a), rootImage: kw.rootImage(a), result: last ? nil : product,
                           workspace: ws, krylov: kw, fromFirstLayer: true)
             if last { break }
             append(a + 1, raw: product)
@@ -437,8 +439,6 @@ extension GaussNewtonRefinement {
     func krylovProjectedCurvature(rows m: Int, krylov kw: KrylovWorkspace) {
         let net = decoder.network, d = decoder.dataWidth, h = net.widths[net.layerCount - 1]
         let n = kw.dimension + 1, M = kw.maxPoints, kept = kw.kept
-        func image(_ a: Int) -> UnsafeMutablePointer<Float> { kw.images.pointer + a * M * h }
-        func gramImage(_ a: Int) -> UnsafeMutablePointer<Float> { kw.gramImages.pointer + a * M * h }
         let throughRoot = krylovThroughRoot
         for r in 0..<m {
             let mr = kw.projected + r * n * n
@@ -451,8 +451,8 @@ extension GaussNewtonRefinement {
                 // mirrored): yₐ·w_b = yₐᵀG y_b through G, or (yₐF)·(y_bF) through F; four partners
                 // b at a time (a short last group repeats its first).
                 let length = throughRoot ? d : h
-                func left(_ b: Int) -> UnsafePointer<Float> { UnsafePointer(throughRoot ? kw.rootImages.pointer + (b * M + r) * d : image(b) + r * h) }
-                func right(_ b: Int) -> UnsafePointer<Float> { UnsafePointer(throughRoot ? kw.rootImages.pointer + (b * M + r) * d : gramImage(b) + r * h) }
+                func left(_ b: Int) -> UnsafePointer<Float> { UnsafePointer(throughRoot ? kw.rootImage(b)! + r * d : kw.image(b) + r * h) }
+                func right(_ b: Int) -> UnsafePointer<Float> { UnsafePointer(throughRoot ? kw.rootImage(b)! + r * d : kw.gramImage(b) + r * h) }
                 let x = left(a)
                 var e = 0
                 for b in 0...a where kept[b * M + r] { kw.partners[e] = b; e += 1 }
