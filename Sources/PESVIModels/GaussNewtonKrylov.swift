@@ -268,15 +268,10 @@ extension GaussNewtonRefinement {
             return
         }
         kw.inFirstLayer = false
-        let net = decoder.network, L = decoder.latent, d = decoder.dataWidth, h = net.widths[net.layerCount - 1]
+        let L = decoder.latent
         let k = kw.dimension, n = k + 1, M = kw.maxPoints, idx = ws.index
-        krylovSlopes(rows: m, smoothed: smoothed, workspace: ws, krylov: kw)
-        // g = Jᵀ_h (Λr·W_Lᵀ).
-        let u = kw.tangentA.pointer
-        gemm(m: m, alpha: 1, a: ws.residual.pointer, lda: d, b: krylovOperands!.lastWeightsTransposed.operand, beta: 0, c: u, ldc: h)
         let grad = ws.gradient.pointer
-        krylovBackward(u, rows: m, result: grad, workspace: ws, krylov: kw)
-        for r in 0..<m { kw.finiteGradient[r] = Elementwise.allFinite(grad + r * L, count: L) }
+        krylovGradient(rows: m, smoothed: smoothed, into: grad, toFirstLayer: false, workspace: ws, krylov: kw)
         let basis = kw.basis.pointer, kept = kw.kept
         func q(_ a: Int, _ row: Int) -> UnsafeMutablePointer<Float> { basis + (a * M + row) * L }
         // Appends the rows `source(r)` (Float, |z|; nil: none, a zero vector) as basis vector a
@@ -350,6 +345,20 @@ extension GaussNewtonRefinement {
         krylovProjectedCurvature(rows: m, krylov: kw)
     }
 
+    /// The slopes of the chunk's m rows into `kw`, and their gradient g = Jᵀ_h (Λr·W_Lᵀ) (Λr in
+    /// ws.residual) into `result`: m × |z|, or with `toFirstLayer` the rows ρ (m × h₁) with
+    /// g = ρ·W₁ᵀ; whether each row is finite into kw.finiteGradient.
+    func krylovGradient(rows m: Int, smoothed: Bool, into result: UnsafeMutablePointer<Float>, toFirstLayer: Bool,
+                        workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
+        let net = decoder.network, d = decoder.dataWidth, h = net.widths[net.layerCount - 1]
+        let width = toFirstLayer ? net.widths[1] : decoder.latent
+        krylovSlopes(rows: m, smoothed: smoothed, workspace: ws, krylov: kw)
+        let u = kw.tangentA.pointer
+        gemm(m: m, alpha: 1, a: ws.residual.pointer, lda: d, b: krylovOperands!.lastWeightsTransposed.operand, beta: 0, c: u, ldc: h)
+        krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw, toFirstLayer: toFirstLayer)
+        for r in 0..<m { kw.finiteGradient[r] = Elementwise.allFinite(result + r * width, count: width) }
+    }
+
     /// ``krylovLinearize(rows:smoothed:state:workspace:krylov:)`` of a smoothed iteration with
     /// the basis in the first hidden layer's space (``smoothedKrylovInFirstLayer``): the same
     /// span{g, H̃g, …, H̃ᵏ⁻¹g} (no last step), each vector qₐ = sₐ·W₁ᵀ held as sₐ (h₁) and its
@@ -361,17 +370,14 @@ extension GaussNewtonRefinement {
     /// Writes kw.firstGradient (ρ), firstBasis, firstImages, images, kept, M, b and finiteGradient;
     /// ws.gradient is not written.
     func krylovLinearizeInFirstLayer(rows m: Int, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
-        let net = decoder.network, d = decoder.dataWidth, h = net.widths[net.layerCount - 1], h1 = net.widths[1]
+        let h1 = decoder.network.widths[1]
         let k = kw.dimension, n = k + 1, M = kw.maxPoints
         precondition(kw.firstWidth == h1, "krylovLinearizeInFirstLayer: the workspace holds no first-layer basis")
         kw.inFirstLayer = true
-        krylovSlopes(rows: m, smoothed: true, workspace: ws, krylov: kw)
-        let ops = krylovOperands!, firstGram = ops.firstGram!.operand
+        let firstGram = krylovOperands!.firstGram!.operand
         // ρ: g = Jᵀ_h (Λr·W_Lᵀ) = ρ·W₁ᵀ.
-        let u = kw.tangentA.pointer, rho = kw.firstGradient.pointer
-        gemm(m: m, alpha: 1, a: ws.residual.pointer, lda: d, b: ops.lastWeightsTransposed.operand, beta: 0, c: u, ldc: h)
-        krylovBackward(u, rows: m, result: rho, workspace: ws, krylov: kw, toFirstLayer: true)
-        for r in 0..<m { kw.finiteGradient[r] = Elementwise.allFinite(rho + r * h1, count: h1) }
+        let rho = kw.firstGradient.pointer
+        krylovGradient(rows: m, smoothed: true, into: rho, toFirstLayer: true, workspace: ws, krylov: kw)
         let kept = kw.kept
         func s(_ a: Int) -> UnsafeMutablePointer<Float> { kw.firstBasis.pointer + a * M * h1 }
         func sP(_ a: Int) -> UnsafeMutablePointer<Float> { kw.firstImages.pointer + a * M * h1 }
