@@ -41,6 +41,8 @@ struct GaussNewtonFlags: ParsableArguments {
     var gnSmoothedLastStep: Bool? = ComparisonOptions().gaussNewtonSmoothedKrylovLastStep
     @Option(help: "Gauss-Newton: whether the smoothed iterations' Krylov basis may be held in the first hidden layer's space, each vector q = s·W₁ᵀ kept as s (true or false). It applies only without the last step and where the first hidden layer is narrower than twice the latent (h₁ < 2|z|), where it saves the products with W₁ and W₁ᵀ; the steps are the same up to rounding.")
     var gnSmoothedFirstLayer: Bool = ComparisonOptions().gaussNewtonSmoothedKrylovFirstLayer
+    @Option(help: "Gauss-Newton: whether the Krylov solves (--gn-smoothed-krylov, --gn-krylov) with the basis in the latent space are preconditioned by the inverse of the mean curvature at the pseudo-encoder's starts of the model's validation rows (true or false); the default number of smoothed Krylov vectors is then 3|z|/16. Default: where the data is at least as wide as the latent and 32 ≤ |z| < 64. Without validation rows there is none.")
+    var gnPreconditioner: Bool?
 
     func validate() throws {
         guard gnTolerance >= 0, gnTolerance.isFinite else { throw ValidationError("--gn-tolerance must be a non-negative number, got \(gnTolerance)") }
@@ -75,6 +77,7 @@ struct GaussNewtonFlags: ParsableArguments {
         o.gaussNewtonSmoothedKrylov = gnSmoothedKrylov
         o.gaussNewtonSmoothedKrylovLastStep = gnSmoothedLastStep
         o.gaussNewtonSmoothedKrylovFirstLayer = gnSmoothedFirstLayer
+        o.gaussNewtonPreconditioner = gnPreconditioner
     }
 }
 

@@ -78,7 +78,7 @@ struct InferCommand: ParsableCommand {
         }
         var gnOptions = ComparisonOptions()
         gaussNewton.apply(to: &gnOptions)
-        let gn = method == "gn" && steps > 0 ? gnOptions.gaussNewtonRefinement(decoder: m.decoder, threads: common.threads) : nil
+        let gn = method == "gn" && steps > 0 ? gnOptions.gaussNewtonRefinement(model: m, threads: common.threads) : nil
         let t0 = Date()
         // A linear decoder's exact Gauss-Newton step does not read the start: the pseudo-encoder
         // is not run (a zero start stands in, used only if the exact step is refused).

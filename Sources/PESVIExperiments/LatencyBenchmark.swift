@@ -38,7 +38,7 @@ public enum LatencyBenchmark {
             }
             let x = Dataset(rows: n, cols: d, values: values)
             let refiner = GuardedRefinement(decoder: model.decoder, threads: threads)
-            let gn = ComparisonOptions().gaussNewtonRefinement(decoder: model.decoder, threads: threads)
+            let gn = ComparisonOptions().gaussNewtonRefinement(model: model, threads: threads)
             let exact = gn.takesExactLinearStep
             var encoder: [Double] = [], auto: [Double] = [], cold: [Double] = [], gnTimes: [Double] = []
             var autoSteps = 0.0, gnSteps = 0.0

@@ -190,19 +190,48 @@ public struct ComparisonOptions: Sendable {
     /// space (``GaussNewtonRefinement/smoothedKrylovInFirstLayer``; it applies only where it
     /// saves work). The same steps up to rounding; false is the basis in ℝ^|z| as before.
     public var gaussNewtonSmoothedKrylovFirstLayer = true
+    /// Whether PE-SVI-GN's Krylov solves with the basis in ℝ^|z| are preconditioned by the
+    /// inverse of the mean curvature at the pseudo-encoder's starts of the model's validation
+    /// rows (``GaussNewtonRefinement/curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)``;
+    /// nil, the default: ``GaussNewtonRefinement/defaultKrylovPreconditioned(latent:dataWidth:)``).
+    /// Without validation rows there is none. The preconditioner is part of preparing the model
+    /// (as the automatic pace is), not of a refinement's time.
+    public var gaussNewtonPreconditioner: Bool? = nil
+    /// Whether these options precondition a model of latent size `latent` and data width
+    /// `dataWidth` that has validation rows.
+    public func gaussNewtonPreconditioned(latent: Int, dataWidth: Int) -> Bool {
+        gaussNewtonPreconditioner ?? GaussNewtonRefinement.defaultKrylovPreconditioned(latent: latent, dataWidth: dataWidth)
+    }
     /// The smoothed iterations' Krylov dimension these options give a decoder of latent size
-    /// `latent` and data width `dataWidth`.
-    public func gaussNewtonSmoothedKrylov(latent: Int, dataWidth: Int) -> Int {
-        GaussNewtonRefinement.smoothedKrylovDimension(gaussNewtonSmoothedKrylov, krylovDimension: gaussNewtonKrylov, latent: latent, dataWidth: dataWidth)
+    /// `latent` and data width `dataWidth` (`preconditioned`: with a Krylov preconditioner).
+    public func gaussNewtonSmoothedKrylov(latent: Int, dataWidth: Int, preconditioned: Bool = false) -> Int {
+        GaussNewtonRefinement.smoothedKrylovDimension(gaussNewtonSmoothedKrylov, krylovDimension: gaussNewtonKrylov, latent: latent, dataWidth: dataWidth,
+                                                      preconditioned: preconditioned)
+    }
+    /// The Krylov preconditioner these options give `model` (nil: none, or no validation rows
+    /// to form it from): from the pseudo-encoder's starts of its validation rows.
+    public func gaussNewtonPreconditioner(for model: PESVIModel, threads: Int) -> [Float]? {
+        let c = model.configuration
+        guard gaussNewtonPreconditioned(latent: c.latent, dataWidth: c.dataWidth), let raw = model.validationData, raw.rows > 0,
+              let v = try? model.prepare(raw, name: "validation rows") else { return nil }
+        let rows = min(v.rows, GaussNewtonRefinement.defaultPreconditionerRows)
+        let vx = rows == v.rows ? v : v.subset(Array(0..<rows))
+        let starts = model.pseudoEncoder.encode(vx, threads: threads).mu
+        return GaussNewtonRefinement.curvaturePreconditioner(decoder: model.decoder, points: vx, starts: starts, threads: threads)
     }
     /// PE-SVI-GN as these options set it (damping, stop, trials, gain ratio, smoothing, chunk
-    /// rows): the one construction `evaluate`, `infer --method gn` and `bench latency` share.
-    public func gaussNewtonRefinement(decoder: GaussianDecoder, threads: Int) -> GaussNewtonRefinement {
+    /// rows, Krylov preconditioner): the one construction `evaluate`, `infer --method gn` and
+    /// `bench latency` share.
+    public func gaussNewtonRefinement(decoder: GaussianDecoder, threads: Int, preconditioner: [Float]? = nil) -> GaussNewtonRefinement {
         GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: gaussNewtonChunkRows, damping: gaussNewtonDamping,
                               tolerance: gaussNewtonTolerance, trialsPerIteration: gaussNewtonTrials,
                               acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing, krylovDimension: gaussNewtonKrylov,
                               smoothedKrylovDimension: gaussNewtonSmoothedKrylov, smoothedKrylovLastStep: gaussNewtonSmoothedKrylovLastStep,
-                              smoothedKrylovFirstLayer: gaussNewtonSmoothedKrylovFirstLayer)
+                              smoothedKrylovFirstLayer: gaussNewtonSmoothedKrylovFirstLayer, krylovPreconditioner: preconditioner)
+    }
+    /// PE-SVI-GN for `model`, with the Krylov preconditioner these options give it.
+    public func gaussNewtonRefinement(model: PESVIModel, threads: Int) -> GaussNewtonRefinement {
+        gaussNewtonRefinement(decoder: model.decoder, threads: threads, preconditioner: gaussNewtonPreconditioner(for: model, threads: threads))
     }
     /// How ``gaussNewtonSmoothedKrylovLastStep`` reads in the method description.
     var smoothedLastStep: String {
@@ -257,6 +286,11 @@ public struct ComparisonOptions: Sendable {
                     ?? ("; each smoothed step solved in the span of the gradient, K − 1 curvature products of it\(smoothedLastStep) "
                         + "with K = 8 where the latent is wider than the data, else K = min(|z|/4, 16), from |z| = 32 on (reconstruction "
                         + "objective)"))
+            + (gaussNewtonPreconditioner == false ? ""
+                : gaussNewtonPreconditioner == true
+                    ? "; the Krylov vectors preconditioned by the inverse of the mean curvature at the starts of the model's validation rows"
+                    : "; where the data is at least as wide as the latent and 32 ≤ |z| < 64, the Krylov vectors preconditioned by the "
+                        + "inverse of the mean curvature at the starts of the model's validation rows, and K = 3|z|/16")
             + ". With a linear "
             + "decoder PE-SVI-GN is one exact, undamped step (an affine map of x; the start is not used, and its time excludes the "
             + "encoder pass)."
@@ -463,7 +497,7 @@ public enum MethodComparison {
 
         // PE-SVI-GN: damped Gauss-Newton on μ (closed-form σ) from the pseudo-encoder start.
         if o.includeGaussNewton {
-            let gn = o.gaussNewtonRefinement(decoder: decoder, threads: o.threads)
+            let gn = o.gaussNewtonRefinement(model: model, threads: o.threads)
             // A linear decoder's exact step does not read the start: the encoder pass is not
             // part of its time, and the start's own level does not count as reached by it.
             let w = watch(fromStart: !gn.takesExactLinearStep)

@@ -28,6 +28,9 @@ final class KrylovWorkspace: @unchecked Sendable {
     /// H̃ times one basis vector (maxPoints × |z|, or × h₁ in the first layer's space), and two
     /// tangent buffers (maxPoints × widest).
     let product: FloatBuffer, tangentA: FloatBuffer, tangentB: FloatBuffer
+    /// The preconditioner C applied to g or to H̃qₐ (maxPoints × |z|), the vector then
+    /// orthogonalized (``GaussNewtonRefinement/krylovPreconditioner``).
+    let preconditioned: FloatBuffer
     /// Whether basis vector a of point k was kept (not nearly dependent on the earlier ones).
     let kept: UnsafeMutablePointer<Bool>
     /// Per point: the projected curvature M = QᵀH̃Q ((k+1)²) and gradient b = Qᵀg (k+1), Double.
@@ -81,6 +84,7 @@ final class KrylovWorkspace: @unchecked Sendable {
         product = FloatBuffer(count: m * max(L, h1))
         tangentA = FloatBuffer(count: m * widest)
         tangentB = FloatBuffer(count: m * widest)
+        preconditioned = FloatBuffer(count: m * L)
         kept = .allocate(capacity: n * m); kept.initialize(repeating: false, count: n * m)
         projected = .allocate(capacity: m * n * n); projected.initialize(repeating: 0, count: m * n * n)
         projectedGradient = .allocate(capacity: m * n); projectedGradient.initialize(repeating: 0, count: m * n)
@@ -120,6 +124,10 @@ final class KrylovOperands: @unchecked Sendable {
     /// P = W₁ᵀW₁ (h₁ × h₁), the first layer's Gram matrix, where the smoothed iterations keep
     /// their basis in the first hidden layer's space (``GaussNewtonRefinement/smoothedKrylovInFirstLayer``).
     let firstGram: PackedMatrix?
+    /// The Krylov preconditioner C (|z| × |z|, symmetric; ``GaussNewtonRefinement/krylovPreconditioner``),
+    /// packed once (it does not change with the decoder's weights).
+    let preconditioner: PackedMatrix?
+    private let preconditionerValues: FloatBuffer?
     /// Where the values come from (owned by the refinement).
     private let sources: (lastWeightsTransposed: FloatBuffer, root: FloatBuffer, gram: FloatBuffer)
     /// The network whose W₁ (|z| × h₁) P is formed from, and P's values.
@@ -127,9 +135,18 @@ final class KrylovOperands: @unchecked Sendable {
     private let h: Int, d: Int
 
     init(h: Int, d: Int, throughRoot: Bool, lastWeightsTransposed wt: FloatBuffer, root f: FloatBuffer, gram g: FloatBuffer,
-         firstLayerOf network: DenseNetwork? = nil) {
+         firstLayerOf network: DenseNetwork? = nil, preconditioner c: [Float]? = nil, latent L: Int = 0) {
         self.h = h
         self.d = d
+        if let c {
+            let values = FloatBuffer(count: L * L)
+            for e in 0..<(L * L) { values.pointer[e] = c[e] }
+            preconditionerValues = values
+            preconditioner = PackedMatrix(.none, b: values.pointer, ldb: L, k: L, n: L)
+        } else {
+            preconditionerValues = nil
+            preconditioner = nil
+        }
         sources = (wt, f, g)
         lastWeightsTransposed = PackedMatrix(.none, b: wt.pointer, ldb: h, k: d, n: h)
         root = throughRoot ? PackedMatrix(.none, b: f.pointer, ldb: d, k: h, n: d) : nil
@@ -163,6 +180,53 @@ final class KrylovOperands: @unchecked Sendable {
 }
 
 extension GaussNewtonRefinement {
+    /// The relative ridge ε of ``curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)``.
+    public static let defaultPreconditionerRidge = 1e-2
+    /// The most rows ``curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)`` averages over.
+    public static let defaultPreconditionerRows = 512
+
+    /// A Krylov preconditioner for points like `x` (``krylovPreconditioner``): C = (H̄ + ε·t·I)⁻¹
+    /// (|z| × |z|, row-major, symmetric positive definite), where H̄ is the mean over the first
+    /// `rows` rows of x of the Gauss-Newton curvature H̃ = JᵀΛJ of the ReLU decoder at their
+    /// starts (the means `starts`, rows × |z|; the reconstruction objective's curvature, without
+    /// the prior), t = tr(H̄)/|z| its mean eigenvalue and ε = `ridge` (the ridge keeps C bounded
+    /// in directions where no point's decoder bends). H̄ and the inverse in Double. nil when it
+    /// cannot help or be formed: a linear decoder (no Krylov solve), no rows, a non-finite or
+    /// zero curvature. C does not depend on which points are refined with it later, so each
+    /// point's refinement stays independent of the others in its batch.
+    public static func curvaturePreconditioner(decoder: GaussianDecoder, points x: Dataset, starts mu: [Float], threads: Int = 1,
+                                               ridge: Double = defaultPreconditionerRidge,
+                                               rows: Int = defaultPreconditionerRows) -> [Float]? {
+        let L = decoder.latent, n = min(x.rows, rows)
+        precondition(mu.count >= n * L && x.cols == decoder.dataWidth, "curvaturePreconditioner: \(mu.count) start values for \(x.rows) rows of latent \(L)")
+        precondition(ridge > 0, "curvaturePreconditioner: the ridge must be > 0, got \(ridge)")
+        guard krylovApplies(to: decoder), n > 0 else { return nil }
+        let subset = n == x.rows ? x : x.subset(Array(0..<n))
+        let gn = GaussNewtonRefinement(decoder: decoder, threads: max(1, threads), smoothing: .off)
+        let hessians = gn.linearization(subset, mu: Array(mu.prefix(n * L))).hessian
+        var mean = [Double](repeating: 0, count: L * L)
+        for k in 0..<n { for e in 0..<(L * L) { mean[e] += Double(hessians[k * L * L + e]) } }
+        var trace = 0.0
+        for e in 0..<(L * L) { mean[e] /= Double(n) }
+        for j in 0..<L { trace += mean[j * L + j] }
+        guard trace.isFinite, trace > 0, mean.allSatisfy(\.isFinite) else { return nil }
+        for j in 0..<L { mean[j * L + j] += ridge * trace / Double(L) }
+        // C = (H̄ + ε·t·I)⁻¹: Cholesky, then the identity's columns solved for.
+        var inverse = [Double](repeating: 0, count: L * L)
+        for j in 0..<L { inverse[j * L + j] = 1 }
+        let ok = mean.withUnsafeMutableBufferPointer { a -> Bool in
+            choleskyFactor(a.baseAddress!, n: L, pivotTolerance: 0)
+            for j in 0..<L where a[j * L + j] == 0 { return false }
+            inverse.withUnsafeMutableBufferPointer { b in choleskySubstituteMany(a.baseAddress!, b.baseAddress!, n: L, columns: L) }
+            return true
+        }
+        guard ok else { return nil }
+        // Symmetrized (the two sweeps round differently above and below the diagonal).
+        var c = [Float](repeating: 0, count: L * L)
+        for i in 0..<L { for j in 0..<L { c[i * L + j] = Float(0.5 * (inverse[i * L + j] + inverse[j * L + i])) } }
+        return c.allSatisfy(\.isFinite) ? c : nil
+    }
+
     /// Whether this run solves in Krylov subspaces in every iteration: ``krylovDimension`` > 0,
     /// a ReLU decoder and the reconstruction objective (σ at its floor; otherwise the exact
     /// solve). ``smoothedKrylovDimension`` alone does not count (see ``krylovDimension(smoothed:)``).
@@ -312,15 +376,24 @@ extension GaussNewtonRefinement {
                 g0 += count
             }
         }
-        // q₀ = g/‖g‖; qⱼ₊₁ from H̃qⱼ; the images of q₀ … q_{k−1} come with those products.
-        append(0) { UnsafePointer(grad + $0 * L) }
-        let product = kw.product.pointer
+        // q₀ = g/‖g‖; qⱼ₊₁ from H̃qⱼ; the images of q₀ … q_{k−1} come with those products. With a
+        // preconditioner C: from Cg and C·H̃qⱼ (rows times C, which is symmetric).
+        let product = kw.product.pointer, conditioned = kw.preconditioned.pointer
+        let preconditioner = krylovOperands?.preconditioner
+        func source(_ v: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+            guard let preconditioner else { return v }
+            gemm(m: m, alpha: 1, a: v, lda: L, b: preconditioner.operand, beta: 0, c: conditioned, ldc: L)
+            return conditioned
+        }
+        let first = source(grad)
+        append(0) { UnsafePointer(first + $0 * L) }
         for a in 0..<k {
             let last = a == k - 1
             krylovProduct(q(a, 0), rows: m, image: kw.image(a), gramImage: kw.gramImage(a), rootImage: kw.rootImage(a), result: last ? nil : product,
                           workspace: ws, krylov: kw)
             if last { break }
-            append(a + 1) { UnsafePointer(product + $0 * L) }
+            let next = source(product)
+            append(a + 1) { UnsafePointer(next + $0 * L) }
         }
         // The last step p, orthogonalized against the Krylov vectors (or dropped for every point).
         if smoothed && !smoothedKrylovLastStep {

@@ -261,6 +261,15 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// initializer's `smoothedKrylovFirstLayer` (default true) asks for it; it applies only
     /// where it saves work.
     public let smoothedKrylovInFirstLayer: Bool
+    /// A preconditioner C (|z| × |z|, symmetric positive definite) for the Krylov solves whose
+    /// basis is in ℝ^|z| (not ``smoothedKrylovInFirstLayer``): their subspace is then
+    /// span{Cg, (CH̃)Cg, …, (CH̃)ᵏ⁻¹Cg, p} instead of span{g, H̃g, …, H̃ᵏ⁻¹g, p}; M = QᵀH̃Q, b = Qᵀg
+    /// and the damped solve in it are unchanged. With C ≈ H̄⁻¹, H̄ the mean curvature of points
+    /// like these (``curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)``), CH̃
+    /// has its eigenvalues nearer together, so fewer vectors span the step: on the digits at
+    /// |z| = 32, 6 preconditioned vectors reach SVI's level in as many iterations as 8 plain ones
+    /// (`docs/RESULTS.md`, twenty-seventh session). One |z| × |z| product per vector. nil: none.
+    public let krylovPreconditioner: [Float]?
     /// Linear decoders: take Gauss-Newton's step undamped and exactly, as an affine map of x
     /// (``ExactLinearStep``), instead of damped iterations; with the reconstruction objective
     /// and a singular H (e.g. |z| > d), the minimum-norm step from each point's start (one
@@ -324,10 +333,25 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// Arch2 (d = 64) needs 16 to keep its 5 steps to SVI's level (8: 8 steps); |z| = 32 reaches
     /// it in the same steps with 8 (4: a step or two more at Arch3); at |z| = 128 > d, 8 reaches
     /// it in as many steps as 16 (Arch2: 4, Arch3: 3) at about half the time.
-    public static func defaultSmoothedKrylovDimension(latent: Int, dataWidth: Int) -> Int {
+    /// With a ``krylovPreconditioner`` (`preconditioned`), where d ≥ |z|: 3|z|/16 (6 at |z| = 32),
+    /// which reached SVI's level on the digits |z| = 32 models' test and validation rows in as
+    /// many iterations as 8 plain vectors (`docs/RESULTS.md`, twenty-seventh session).
+    public static func defaultSmoothedKrylovDimension(latent: Int, dataWidth: Int, preconditioned: Bool = false) -> Int {
         let k = min(latent / 4, 16)
         guard k >= 8 else { return 0 }
-        return dataWidth < latent ? 8 : k
+        if dataWidth < latent { return 8 }
+        return preconditioned ? min(3 * latent / 16, k) : k
+    }
+
+    /// Whether `pesvi` builds a Krylov preconditioner for a decoder of this shape by default
+    /// (``krylovPreconditioner``, from the model's validation rows): where the smoothed
+    /// iterations solve in Krylov subspaces with the basis in ℝ^|z| (d ≥ |z|) of fewer than 16
+    /// vectors, i.e. 32 ≤ |z| < 64. Measured on the digits (`docs/RESULTS.md`, twenty-seventh
+    /// session): at |z| = 32, Arch2 and Arch3, 6 preconditioned vectors keep the steps of 8
+    /// plain ones on the test and the validation rows; at |z| = 64 Arch2 its validation rows
+    /// stalled above SVI's level with it (12 or 16 vectors), where 16 plain ones reach it.
+    public static func defaultKrylovPreconditioned(latent: Int, dataWidth: Int) -> Bool {
+        dataWidth >= latent && latent >= 32 && latent < 64
     }
 
     /// The default ``smoothedKrylovLastStep``: true unless the latent is wider than the data
@@ -345,8 +369,9 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// The smoothed iterations' Krylov dimension for a `requested` one: itself when given, else
     /// 0 with a Krylov solve throughout (`krylovDimension` > 0, whose solve then takes the
     /// smoothed iterations too), else ``defaultSmoothedKrylovDimension(latent:dataWidth:)``.
-    public static func smoothedKrylovDimension(_ requested: Int?, krylovDimension: Int, latent: Int, dataWidth: Int) -> Int {
-        requested ?? (krylovDimension > 0 ? 0 : defaultSmoothedKrylovDimension(latent: latent, dataWidth: dataWidth))
+    public static func smoothedKrylovDimension(_ requested: Int?, krylovDimension: Int, latent: Int, dataWidth: Int,
+                                               preconditioned: Bool = false) -> Int {
+        requested ?? (krylovDimension > 0 ? 0 : defaultSmoothedKrylovDimension(latent: latent, dataWidth: dataWidth, preconditioned: preconditioned))
     }
 
     /// The Krylov dimension of an iteration (smoothed or on the ReLU decoder), 0 for the exact
@@ -374,9 +399,10 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
                 minimumDamping: Double = 1e-6, maximumDamping: Double = 1e12, curveSamples: Int = 1,
                 trialsPerIteration: Int = 1, acceptanceRatio: Double = 0.1, exactLinearStep: Bool = true,
                 smoothing: GaussNewtonSmoothing = .standard, krylovDimension: Int = 0, smoothedKrylovDimension: Int? = nil,
-                smoothedKrylovLastStep: Bool? = nil, smoothedKrylovFirstLayer: Bool = true) {
+                smoothedKrylovLastStep: Bool? = nil, smoothedKrylovFirstLayer: Bool = true, krylovPreconditioner: [Float]? = nil) {
         let smoothedKrylovDimension = GaussNewtonRefinement.smoothedKrylovDimension(smoothedKrylovDimension, krylovDimension: krylovDimension,
-                                                                                   latent: decoder.latent, dataWidth: decoder.dataWidth)
+                                                                                   latent: decoder.latent, dataWidth: decoder.dataWidth,
+                                                                                   preconditioned: krylovPreconditioner != nil)
         precondition(krylovDimension >= 0 && smoothedKrylovDimension >= 0,
                      "GaussNewtonRefinement: Krylov dimensions must be ≥ 0, got \(krylovDimension) and \(smoothedKrylovDimension)")
         precondition(threads >= 1 && chunkRows >= 1 && curveSamples >= 1 && trialsPerIteration >= 1,
@@ -405,6 +431,10 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let firstLayer = smoothedKrylovFirstLayer
             && GaussNewtonRefinement.firstLayerKrylovApplies(decoder: decoder, smoothedKrylovDimension: smoothedK, lastStep: self.smoothedKrylovLastStep)
         smoothedKrylovInFirstLayer = firstLayer
+        let L = decoder.latent
+        precondition(krylovPreconditioner.map { $0.count == L * L && Elementwise.allFinite($0, count: L * L) } ?? true,
+                     "GaussNewtonRefinement: the Krylov preconditioner must be |z| × |z| = \(L * L) finite values")
+        self.krylovPreconditioner = krylovPreconditioner
         runner = ChunkRunner(threads: threads, chunkRows: chunkRows)
         let packed = PackedWeights(network: decoder.network)
         packedWeights = packed
@@ -427,7 +457,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         krylovOperands = GaussNewtonRefinement.krylovApplies(to: decoder) && (krylovDimension > 0 || smoothedK > 0)
             ? KrylovOperands(h: h, d: d, throughRoot: formsRootFactor && d < h, lastWeightsTransposed: lastWeightsTransposed,
                              root: rootScaledLastWeights, gram: gram,
-                             firstLayerOf: firstLayer ? net : nil)
+                             firstLayerOf: firstLayer ? net : nil, preconditioner: krylovPreconditioner, latent: decoder.latent)
             : nil
     }
 

@@ -61,6 +61,15 @@ import PESVINumerics
         #expect(!latentBasis.gaussNewtonSmoothedKrylovFirstLayer)
         #expect(!latentBasis.gaussNewtonRefinement(decoder: tinyDecoder(latent: 72, dataWidth: 4), threads: 1).smoothedKrylovInFirstLayer)
         #expect(throws: (any Error).self) { try ComparisonFlags.parse(["--gn-smoothed-first-layer", "maybe"]) }
+        // The Krylov preconditioner: the rule by default, or as asked.
+        #expect(defaults.gaussNewtonPreconditioner == nil)
+        #expect(defaults.gaussNewtonPreconditioned(latent: 32, dataWidth: 64) && !defaults.gaussNewtonPreconditioned(latent: 64, dataWidth: 64))
+        for (word, value) in [("true", true), ("false", false)] {
+            let given = try ComparisonFlags.parse(["--gn-preconditioner", word]).options(common: try CommonOptions.parse([]))
+            #expect(given.gaussNewtonPreconditioner == value)
+            #expect(given.gaussNewtonPreconditioned(latent: 64, dataWidth: 64) == value)
+        }
+        #expect(throws: (any Error).self) { try ComparisonFlags.parse(["--gn-preconditioner", "maybe"]) }
         let off = try ComparisonFlags.parse(["--gn-smoothing", "0"]).options(common: try CommonOptions.parse([]))
         #expect(!off.gaussNewtonSmoothing.isActive)
         #expect(defaults.gaussNewtonSmoothing.holdsDamping)

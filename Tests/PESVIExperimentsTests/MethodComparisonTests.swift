@@ -5,6 +5,29 @@ import PESVIModels
 
 /// How a per-point refinement's steps and seconds to reach SVI are read off its iterations.
 @Suite struct MethodComparisonTests {
+    /// PE-SVI-GN's Krylov preconditioner for a model (``ComparisonOptions/gaussNewtonPreconditioner(for:threads:)``):
+    /// formed from the pseudo-encoder's starts of the model's validation rows when asked (or by
+    /// the default rule, off at |z| = 3), and handed to the refinement; none without validation rows.
+    @Test func gaussNewtonPreconditionerComesFromTheValidationRows() throws {
+        let model = try tinyModel(architecture: .arch3)
+        var o = ComparisonOptions()
+        #expect(o.gaussNewtonPreconditioner(for: model, threads: 1) == nil, "the default rule is off at |z| = 3")
+        #expect(o.gaussNewtonRefinement(model: model, threads: 1).krylovPreconditioner == nil)
+        o.gaussNewtonPreconditioner = true
+        let raw = try #require(model.validationData)
+        let v = try model.prepare(raw, name: "validation")
+        let expected = GaussNewtonRefinement.curvaturePreconditioner(decoder: model.decoder, points: v,
+                                                                     starts: model.pseudoEncoder.encode(v, threads: 1).mu)
+        let c = try #require(o.gaussNewtonPreconditioner(for: model, threads: 1))
+        #expect(c == expected && c.count == 9)
+        #expect(o.gaussNewtonRefinement(model: model, threads: 1).krylovPreconditioner == c)
+        let without = PESVIModel(configuration: model.configuration, decoder: model.decoder, pseudoEncoder: model.pseudoEncoder, vae: nil,
+                                 trainPosteriors: nil, validationData: nil, testData: nil)
+        #expect(o.gaussNewtonPreconditioner(for: without, threads: 1) == nil)
+        o.gaussNewtonPreconditioner = false
+        #expect(o.gaussNewtonPreconditioner(for: model, threads: 1) == nil)
+    }
+
     static func metrics(_ v: Double) -> ReconstructionMetrics {
         ReconstructionMetrics(expectedReconstruction: v, reconstructionAtMean: v, negativeELBO: nil)
     }

@@ -69,24 +69,26 @@ struct AllocationTests {
 
     /// PE-SVI-GN's smoothed Krylov iteration (linearization, basis, projected solve, trial):
     /// with the basis in the first hidden layer's space (widths 10 → 12 → 9 → 6: h₁ < 2|z|, no
-    /// last step), in ℝ^|z| without the last step, and in ℝ^|z| with it.
-    @Test(arguments: [(true, false), (false, false), (false, true)])
-    func gaussNewtonKrylovIterationAllocatesNothingOnceWarm(firstLayer: Bool, lastStep: Bool) throws {
+    /// last step), in ℝ^|z| without the last step, in ℝ^|z| with it, and in ℝ^|z| with it and a
+    /// Krylov preconditioner.
+    @Test(arguments: [(true, false, false), (false, false, false), (false, true, false), (false, true, true)])
+    func gaussNewtonKrylovIterationAllocatesNothingOnceWarm(firstLayer: Bool, lastStep: Bool, preconditioned: Bool) throws {
         try #require(pesvi_allocation_count() >= 0, "allocation counting needs Linux/glibc")
         var rng = RandomGenerator(seed: 4)
         let L = 10, n = 32
         let decoder = GaussianDecoder(network: DenseNetwork(widths: [L, 12, 9, 6], rng: &rng), objective: .reconstruction)
         let x = Dataset(rows: n, cols: 6, values: rng.normalArray(count: n * 6))
         let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: n, smoothing: GaussNewtonSmoothing(iterations: 100, scale: 0.4, factor: 0.9),
-                                       smoothedKrylovDimension: 4, smoothedKrylovLastStep: lastStep, smoothedKrylovFirstLayer: firstLayer)
-        #expect(gn.smoothedKrylovInFirstLayer == firstLayer)
+                                       smoothedKrylovDimension: 4, smoothedKrylovLastStep: lastStep, smoothedKrylovFirstLayer: firstLayer,
+                                       krylovPreconditioner: preconditioned ? (0..<(L * L)).map { $0 % (L + 1) == 0 ? 2 : 0.1 } : nil)
+        #expect(gn.smoothedKrylovInFirstLayer == firstLayer && (gn.krylovOperands?.preconditioner != nil) == preconditioned)
         gn.prepareShared()
         let table = PosteriorTable(mu: rng.normalArray(count: n * L), logVariance: [Float](repeating: -18, count: n * L), latent: L)
         let state = PointState(count: n, damping: 1e-3, hiddenLayers: 2, lastSteps: L)
         defer { state.deallocate() }
         let fewest = fewestIterationAllocations(gn, x, table, state)
         #expect((0..<n).filter { !state.finished[$0] }.count > n / 2, "most points finished: the iterations measured did little")
-        #expect(fewest == 0, "\(fewest) allocations in 2 warm smoothed Krylov iterations (first layer \(firstLayer), last step \(lastStep)), in every window")
+        #expect(fewest == 0, "\(fewest) allocations in 2 warm smoothed Krylov iterations (first layer \(firstLayer), last step \(lastStep), preconditioned \(preconditioned)), in every window")
     }
 
     /// PE-SVI-GN's iteration on the ReLU decoder with the exact solve (dense H̃ through the

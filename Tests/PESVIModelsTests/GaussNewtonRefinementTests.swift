@@ -554,6 +554,129 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(!linearize(firstRun, smoothed: false).inFirst)
     }
 
+    /// ``GaussNewtonRefinement/krylovPreconditioner``: with a preconditioner C the Krylov basis
+    /// is an orthonormal basis of span{Cg, (CH̃)Cg, …, (CH̃)ᵏ⁻¹Cg}, checked against those vectors
+    /// formed from the dense H̃ and g (``GaussNewtonRefinement/linearization(_:mu:temperatures:)``)
+    /// in Double; M = QᵀH̃Q and b = Qᵀg as before. The identity as C gives the plain basis bit
+    /// for bit. Arch2- and Arch3-shaped, smoothed and on the ReLU decoder.
+    @Test(arguments: [[10, 16, 14], [10, 16, 12, 14]])
+    func preconditionedKrylovBasisSpansThePreconditionedKrylovSpace(_ widths: [Int]) {
+        let L = widths[0], n = 12, k = 4, nb = k + 1
+        var rng = RandomGenerator(seed: 131)
+        let decoder = GaussianDecoder(network: DenseNetwork(widths: widths, rng: &rng), objective: .reconstruction)
+        let hidden = decoder.network.layerCount - 1
+        let x = dataFrom(decoder, n: n, noise: 0.2, seed: 132)
+        let mu = rng.normalArray(count: n * L)
+        let taus = (0..<(n * hidden)).map { _ in 0.1 + rng.uniformFloat() }
+        // C = AAᵀ/L + I/2: symmetric positive definite, far from a multiple of the identity.
+        let a = rng.normalArray(count: L * L)
+        var c = [Float](repeating: 0, count: L * L)
+        for i in 0..<L { for j in 0..<L { c[i * L + j] = (0..<L).reduce(0) { $0 + a[i * L + $1] * a[j * L + $1] } / Float(L) + (i == j ? 0.5 : 0) } }
+        var identity = [Float](repeating: 0, count: L * L)
+        for j in 0..<L { identity[j * L + j] = 1 }
+        func make(_ p: [Float]?) -> GaussNewtonRefinement {
+            GaussNewtonRefinement(decoder: decoder, chunkRows: n, krylovDimension: k, smoothedKrylovDimension: k, krylovPreconditioner: p)
+        }
+        typealias Basis = (kept: [Bool], q: [Float], projected: [Double], gradient: [Double])
+        func linearize(_ gn: GaussNewtonRefinement, smoothed: Bool) -> Basis {
+            withKrylovLinearization(gn, x, rows: n, mu: mu, taus: taus, smoothed: smoothed) { _, kw in
+                ((0..<(nb * n)).map { kw.kept[$0] }, Array(UnsafeBufferPointer(start: kw.basis.pointer, count: nb * n * L)),
+                 (0..<(n * nb * nb)).map { kw.projected[$0] }, (0..<(n * nb)).map { kw.projectedGradient[$0] })
+            }
+        }
+        for smoothed in [false, true] {
+            let plain = linearize(make(nil), smoothed: smoothed), unit = linearize(make(identity), smoothed: smoothed)
+            #expect(unit.kept == plain.kept && unit.q == plain.q && unit.projected == plain.projected && unit.gradient == plain.gradient,
+                    "\(widths) smoothed \(smoothed): the identity changed the basis")
+            let gn = make(c), pre = linearize(gn, smoothed: smoothed)
+            #expect(pre.q != plain.q, "\(widths) smoothed \(smoothed): the preconditioner changed nothing")
+            let dense = gn.linearization(x, mu: mu, temperatures: smoothed ? taus : nil)
+            var worstSpan = 0.0, worstOrtho = 0.0, worstM = 0.0, worstB = 0.0, full = 0
+            for r in 0..<n {
+                let h = dense.hessian[(r * L * L)..<((r + 1) * L * L)].map(Double.init), g = dense.gradient[(r * L)..<((r + 1) * L)].map(Double.init)
+                func times(_ m: [Float], _ v: [Double]) -> [Double] { (0..<L).map { i in (0..<L).reduce(0.0) { $0 + Double(m[i * L + $1]) * v[$1] } } }
+                func timesH(_ v: [Double]) -> [Double] { (0..<L).map { i in (0..<L).reduce(0.0) { $0 + h[i * L + $1] * v[$1] } } }
+                let rows = (0..<k).filter { pre.kept[$0 * n + r] }
+                if rows.count == k { full += 1 }
+                let q = rows.map { a in (0..<L).map { Double(pre.q[(a * n + r) * L + $0]) } }
+                func dot(_ u: [Double], _ v: [Double]) -> Double { zip(u, v).reduce(0) { $0 + $1.0 * $1.1 } }
+                for (i, qa) in q.enumerated() { for (j, qb) in q.enumerated() { worstOrtho = max(worstOrtho, abs(dot(qa, qb) - (i == j ? 1 : 0))) } }
+                // Each explicit vector (CH̃)ʲCg, j < kept count, lies in span Q.
+                var v = times(c, g)
+                for _ in 0..<rows.count {
+                    var rest = v
+                    for qa in q { let f = dot(qa, v); for e in 0..<L { rest[e] -= f * qa[e] } }
+                    worstSpan = max(worstSpan, dot(rest, rest).squareRoot() / dot(v, v).squareRoot())
+                    v = times(c, timesH(v))
+                }
+                for (i, a) in rows.enumerated() {
+                    let scale = max(h.map(abs).max()!, 1e-12), gScale = max(g.map(abs).max()!, 1e-12)
+                    worstB = max(worstB, abs(pre.gradient[r * nb + a] - dot(q[i], g)) / gScale)
+                    for (j, b) in rows.enumerated() { worstM = max(worstM, abs(pre.projected[r * nb * nb + a * nb + b] - dot(q[i], timesH(q[j]))) / scale) }
+                }
+            }
+            #expect(full > n / 2, "\(widths) smoothed \(smoothed): \(full) of \(n) points kept all \(k) vectors")
+            #expect(worstSpan < 1e-3, "\(widths) smoothed \(smoothed): (CH̃)ʲCg outside span Q by \(worstSpan)")
+            #expect(worstOrtho < 1e-4, "\(widths) smoothed \(smoothed): Q not orthonormal by \(worstOrtho)")
+            #expect(worstM < 1e-3 && worstB < 1e-3, "\(widths) smoothed \(smoothed): M off by \(worstM), b by \(worstB)")
+        }
+    }
+
+    /// ``GaussNewtonRefinement/curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)``
+    /// is (H̄ + ε·tr(H̄)/|z|·I)⁻¹ for H̄ the mean of the dense curvatures at the starts, symmetric;
+    /// `rows` takes the first rows only; none for a linear decoder or no rows.
+    @Test func curvaturePreconditionerInvertsTheRidgedMeanCurvature() {
+        let L = 8, n = 20
+        var rng = RandomGenerator(seed: 141)
+        let decoder = GaussianDecoder(latent: L, dataWidth: 14, architecture: .arch3, objective: .reconstruction, rng: &rng)
+        let x = dataFrom(decoder, n: n, noise: 0.2, seed: 142)
+        let mu = rng.normalArray(count: n * L)
+        let ridge = 0.05
+        guard let c = GaussNewtonRefinement.curvaturePreconditioner(decoder: decoder, points: x, starts: mu, ridge: ridge) else {
+            Issue.record("no preconditioner"); return
+        }
+        let hessians = GaussNewtonRefinement(decoder: decoder, smoothing: .off).linearization(x, mu: mu).hessian
+        var mean = [Double](repeating: 0, count: L * L)
+        for r in 0..<n { for e in 0..<(L * L) { mean[e] += Double(hessians[r * L * L + e]) / Double(n) } }
+        let t = (0..<L).reduce(0.0) { $0 + mean[$1 * L + $1] } / Double(L)
+        for j in 0..<L { mean[j * L + j] += ridge * t }
+        var worst = 0.0, asymmetric = 0
+        for i in 0..<L {
+            for j in 0..<L {
+                let v = (0..<L).reduce(0.0) { $0 + Double(c[i * L + $1]) * mean[$1 * L + j] }
+                worst = max(worst, abs(v - (i == j ? 1 : 0)))
+                if c[i * L + j] != c[j * L + i] { asymmetric += 1 }
+            }
+        }
+        #expect(worst < 1e-4, "C·(H̄ + εtI) differs from I by \(worst)")
+        #expect(asymmetric == 0)
+        let firstFive = GaussNewtonRefinement.curvaturePreconditioner(decoder: decoder, points: x.subset(Array(0..<5)), starts: Array(mu.prefix(5 * L)))
+        #expect(GaussNewtonRefinement.curvaturePreconditioner(decoder: decoder, points: x, starts: mu, rows: 5) == firstFive)
+        #expect(firstFive != GaussNewtonRefinement.curvaturePreconditioner(decoder: decoder, points: x, starts: mu))
+        let linear = GaussianDecoder(latent: L, dataWidth: 14, architecture: .arch1, objective: .reconstruction, rng: &rng)
+        #expect(GaussNewtonRefinement.curvaturePreconditioner(decoder: linear, points: x, starts: mu) == nil)
+        #expect(GaussNewtonRefinement.curvaturePreconditioner(decoder: decoder, points: x, starts: mu, rows: 0) == nil)
+    }
+
+    /// Where `pesvi` preconditions by default (``GaussNewtonRefinement/defaultKrylovPreconditioned(latent:dataWidth:)``,
+    /// 32 ≤ |z| < 64 with d ≥ |z|) and the smoothed Krylov dimension it then takes (3|z|/16).
+    @Test func krylovPreconditionerDefaultsAreTheRule() {
+        let cases: [(L: Int, d: Int, on: Bool, k: Int)] = [(16, 64, false, 0), (32, 64, true, 6), (48, 100, true, 9), (32, 16, false, 8),
+                                                           (64, 64, false, 12), (128, 300, false, 16), (128, 64, false, 8)]
+        for c in cases {
+            #expect(GaussNewtonRefinement.defaultKrylovPreconditioned(latent: c.L, dataWidth: c.d) == c.on, "|z| = \(c.L), d = \(c.d)")
+            #expect(GaussNewtonRefinement.defaultSmoothedKrylovDimension(latent: c.L, dataWidth: c.d, preconditioned: true) == c.k,
+                    "|z| = \(c.L), d = \(c.d)")
+        }
+        var rng = RandomGenerator(seed: 151)
+        let dec = GaussianDecoder(latent: 32, dataWidth: 64, architecture: .arch2, objective: .reconstruction, rng: &rng)
+        var identity = [Float](repeating: 0, count: 32 * 32)
+        for j in 0..<32 { identity[j * 32 + j] = 1 }
+        #expect(GaussNewtonRefinement(decoder: dec, krylovPreconditioner: identity).smoothedKrylovDimension == 6)
+        #expect(GaussNewtonRefinement(decoder: dec).smoothedKrylovDimension == 8)
+        #expect(GaussNewtonRefinement(decoder: dec, smoothedKrylovDimension: 8, krylovPreconditioner: identity).smoothedKrylovDimension == 8)
+    }
+
     /// Where the first-layer basis applies (``GaussNewtonRefinement/firstLayerKrylovApplies(decoder:smoothedKrylovDimension:lastStep:)``):
     /// a ReLU decoder with the reconstruction objective, smoothed Krylov iterations without the
     /// last step, and h₁ < 2|z|; by default on for the digits' |z| = 128 decoders only.
