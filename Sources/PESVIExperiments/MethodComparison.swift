@@ -184,7 +184,7 @@ public struct ComparisonOptions: Sendable {
     public var gaussNewtonSmoothedKrylov: Int? = nil
     /// Whether the smoothed iterations' Krylov basis takes each point's last step
     /// (``GaussNewtonRefinement/smoothedKrylovLastStep``; nil, the default:
-    /// ``GaussNewtonRefinement/defaultSmoothedKrylovLastStep(latent:dataWidth:)`` of the model).
+    /// ``GaussNewtonRefinement/defaultSmoothedKrylovLastStep(latent:dataWidth:preconditioned:)`` of the model).
     public var gaussNewtonSmoothedKrylovLastStep: Bool? = nil
     /// Whether the smoothed iterations may keep their Krylov basis in the first hidden layer's
     /// space (``GaussNewtonRefinement/smoothedKrylovInFirstLayer``; it applies only where it
@@ -236,7 +236,7 @@ public struct ComparisonOptions: Sendable {
     /// How ``gaussNewtonSmoothedKrylovLastStep`` reads in the method description.
     var smoothedLastStep: String {
         switch gaussNewtonSmoothedKrylovLastStep {
-        case nil: return " and, where the data is at least as wide as the latent, the point's last step"
+        case nil: return " and, where the data is at least as wide as the latent and no preconditioner is used, the point's last step"
         case true?: return " and the point's last step"
         case false?: return " (not the point's last step)"
         }
@@ -290,7 +290,8 @@ public struct ComparisonOptions: Sendable {
                 : gaussNewtonPreconditioner == true
                     ? "; the Krylov vectors preconditioned by the inverse of the mean curvature at the starts of the model's validation rows"
                     : "; where the data is at least as wide as the latent and 32 ≤ |z| < 64, the Krylov vectors preconditioned by the "
-                        + "inverse of the mean curvature at the starts of the model's validation rows, and K = 3|z|/16")
+                        + "inverse of the mean curvature at the starts of the model's validation rows, with K = 3|z|/16 in the smoothed "
+                        + "iterations")
             + ". With a linear "
             + "decoder PE-SVI-GN is one exact, undamped step (an affine map of x; the start is not used, and its time excludes the "
             + "encoder pass)."

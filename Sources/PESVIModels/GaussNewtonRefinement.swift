@@ -250,7 +250,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// Whether a smoothed iteration's Krylov basis takes the point's last step p as its last
     /// vector (span{g, H̃g, …, H̃ᵏ⁻¹g, p}, as every other Krylov iteration does) or the Krylov
     /// vectors only. The initializer's default (nil) is
-    /// ``defaultSmoothedKrylovLastStep(latent:dataWidth:)``.
+    /// ``defaultSmoothedKrylovLastStep(latent:dataWidth:preconditioned:)``.
     public let smoothedKrylovLastStep: Bool
     /// Whether the smoothed iterations keep their Krylov basis in the first hidden layer's space
     /// (``firstLayerKrylovApplies(decoder:smoothedKrylovDimension:lastStep:)``): each vector
@@ -259,7 +259,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// backward pass's last ·W₁ᵀ (2|z|·h₁), and δ = (Σ cₐsₐ)·W₁ᵀ is one such product per
     /// iteration. The same subspace, M and b as the basis in ℝ^|z| up to rounding. The
     /// initializer's `smoothedKrylovFirstLayer` (default true) asks for it; it applies only
-    /// where it saves work.
+    /// where it saves work, and not with a ``krylovPreconditioner`` (which acts in ℝ^|z|).
     public let smoothedKrylovInFirstLayer: Bool
     /// A preconditioner C (|z| × |z|, symmetric positive definite) for the Krylov solves whose
     /// basis is in ℝ^|z| (not ``smoothedKrylovInFirstLayer``): their subspace is then
@@ -361,9 +361,13 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// own product (J_h p through the hidden layers, about 5 % of the iteration's multiply-adds
     /// at digits |z| = 128) bought no step on the digits models' test or validation rows at
     /// |z| = 128 (`docs/RESULTS.md`, twenty-fifth session). Where d ≥ |z| it is kept: without it
-    /// digits |z| = 64 Arch2 never reached SVI's level on its validation rows.
-    public static func defaultSmoothedKrylovLastStep(latent: Int, dataWidth: Int) -> Bool {
-        dataWidth >= latent
+    /// digits |z| = 64 Arch2 never reached SVI's level on its validation rows. With a
+    /// ``krylovPreconditioner`` (`preconditioned`) it is left out too: at digits |z| = 32 the
+    /// preconditioned subspace without it reached SVI's level in the same steps on the test and
+    /// the validation rows (Arch2 3, Arch3 4), and its image product and basis vector cost about
+    /// 7 % of the run (`docs/RESULTS.md`, twenty-seventh session).
+    public static func defaultSmoothedKrylovLastStep(latent: Int, dataWidth: Int, preconditioned: Bool = false) -> Bool {
+        dataWidth >= latent && !preconditioned
     }
 
     /// The smoothed iterations' Krylov dimension for a `requested` one: itself when given, else
@@ -427,8 +431,10 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         let smoothedK = smoothing.isActive ? smoothedKrylovDimension : 0
         self.smoothedKrylovDimension = smoothedK
         self.smoothedKrylovLastStep = smoothedKrylovLastStep
-            ?? GaussNewtonRefinement.defaultSmoothedKrylovLastStep(latent: decoder.latent, dataWidth: decoder.dataWidth)
-        let firstLayer = smoothedKrylovFirstLayer
+            ?? GaussNewtonRefinement.defaultSmoothedKrylovLastStep(latent: decoder.latent, dataWidth: decoder.dataWidth,
+                                                                  preconditioned: krylovPreconditioner != nil)
+        // A preconditioner acts on the basis in ℝ^|z|: with one, the basis stays there.
+        let firstLayer = smoothedKrylovFirstLayer && krylovPreconditioner == nil
             && GaussNewtonRefinement.firstLayerKrylovApplies(decoder: decoder, smoothedKrylovDimension: smoothedK, lastStep: self.smoothedKrylovLastStep)
         smoothedKrylovInFirstLayer = firstLayer
         let L = decoder.latent

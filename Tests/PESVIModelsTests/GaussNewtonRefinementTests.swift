@@ -659,7 +659,8 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     }
 
     /// Where `pesvi` preconditions by default (``GaussNewtonRefinement/defaultKrylovPreconditioned(latent:dataWidth:)``,
-    /// 32 ≤ |z| < 64 with d ≥ |z|) and the smoothed Krylov dimension it then takes (3|z|/16).
+    /// 32 ≤ |z| < 64 with d ≥ |z|), the smoothed Krylov dimension it then takes (3|z|/16), the
+    /// last step left out, and the basis kept in ℝ^|z|.
     @Test func krylovPreconditionerDefaultsAreTheRule() {
         let cases: [(L: Int, d: Int, on: Bool, k: Int)] = [(16, 64, false, 0), (32, 64, true, 6), (48, 100, true, 9), (32, 16, false, 8),
                                                            (64, 64, false, 12), (128, 300, false, 16), (128, 64, false, 8)]
@@ -675,6 +676,17 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(GaussNewtonRefinement(decoder: dec, krylovPreconditioner: identity).smoothedKrylovDimension == 6)
         #expect(GaussNewtonRefinement(decoder: dec).smoothedKrylovDimension == 8)
         #expect(GaussNewtonRefinement(decoder: dec, smoothedKrylovDimension: 8, krylovPreconditioner: identity).smoothedKrylovDimension == 8)
+        // With a preconditioner the smoothed basis leaves out the last step unless asked, and
+        // stays in ℝ^|z| where the first layer's space would otherwise apply (|z| = 72, d < |z|).
+        #expect(GaussNewtonRefinement(decoder: dec).smoothedKrylovLastStep)
+        #expect(!GaussNewtonRefinement(decoder: dec, krylovPreconditioner: identity).smoothedKrylovLastStep)
+        #expect(GaussNewtonRefinement(decoder: dec, smoothedKrylovLastStep: true, krylovPreconditioner: identity).smoothedKrylovLastStep)
+        #expect(!GaussNewtonRefinement.defaultSmoothedKrylovLastStep(latent: 32, dataWidth: 64, preconditioned: true))
+        let wide = GaussianDecoder(latent: 72, dataWidth: 8, architecture: .arch2, objective: .reconstruction, rng: &rng)
+        var identity72 = [Float](repeating: 0, count: 72 * 72)
+        for j in 0..<72 { identity72[j * 72 + j] = 1 }
+        #expect(GaussNewtonRefinement(decoder: wide).smoothedKrylovInFirstLayer)
+        #expect(!GaussNewtonRefinement(decoder: wide, krylovPreconditioner: identity72).smoothedKrylovInFirstLayer)
     }
 
     /// Where the first-layer basis applies (``GaussNewtonRefinement/firstLayerKrylovApplies(decoder:smoothedKrylovDimension:lastStep:)``):
