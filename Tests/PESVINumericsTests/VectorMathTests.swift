@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import PESVINumerics
+import PESVIKernelsAVX512
 
 /// Accuracy, special values, tails and aliasing of the vectorized `VectorMath` kernels.
 @Suite struct VectorMathTests {
@@ -231,6 +232,37 @@ import Testing
     /// several temperatures: within 2·10⁻⁷ of max(|x|, τ) (the clamp at x/τ = −30 costs τ·e^{−30}),
     /// never negative, exactly max(x, 0) far from 0; in place too. Its derivative from the output,
     /// 1 − e^{−s/τ}, is the logistic σ(x/τ) to 3·10⁻⁷ absolute, in [0, 1].
+    /// The kernels compiled for AVX-512 (``AVX512VectorMath``, what `VectorMath` runs where the
+    /// GEMM is AVX-512) give the same bits as the ones compiled for x86-64-v3: exp, log, the
+    /// softplus at several temperatures and its derivative, on values that cross every branch
+    /// (signs, the clamps, special values), every count up to 40 and a long buffer. Skipped
+    /// (recorded as passing) without AVX-512.
+    @Test func avx512KernelsGiveTheNarrowKernelsBits() {
+        #if arch(x86_64)
+        guard GEMMKernelKind.cpuHasAVX512 else { return }
+        var values: [Float] = [0, -0.0, 1, -1, 1e-30, -1e-30, 88, 89, -87, -104, -110, 30, -30, .infinity, -.infinity, .nan,
+                               Float.leastNonzeroMagnitude, Float.leastNormalMagnitude, Float.greatestFiniteMagnitude]
+        var state: UInt32 = 12345
+        for _ in 0..<2000 {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            values.append((Float(state >> 8) / Float(1 << 24) - 0.5) * 60)
+        }
+        let positive = values.map { abs($0) }
+        func same(_ a: [Float], _ b: [Float]) -> Bool { a.map(\.bitPattern) == b.map(\.bitPattern) }
+        for count in Array(0...40) + [values.count] {
+            let x = Array(values.prefix(count)), p = Array(positive.prefix(count))
+            #expect(same(Self.apply({ AVX512VectorMath.exp($0, $1, count: $2) }, x), Self.apply({ VectorMath.narrowExp($0, $1, count: $2) }, x)))
+            #expect(same(Self.apply({ AVX512VectorMath.log($0, $1, count: $2) }, p), Self.apply({ VectorMath.narrowLog($0, $1, count: $2) }, p)))
+            for tau: Float in [0.01, 0.3, 2] {
+                let wide = Self.apply({ AVX512VectorMath.softplus($0, temperature: tau, $1, count: $2) }, x)
+                #expect(same(wide, Self.apply({ VectorMath.narrowSoftplus($0, temperature: tau, $1, count: $2) }, x)), "softplus τ \(tau), \(count)")
+                #expect(same(Self.apply({ AVX512VectorMath.softplusDerivative(output: $0, temperature: tau, $1, count: $2) }, wide),
+                             Self.apply({ VectorMath.narrowSoftplusDerivative(output: $0, temperature: tau, $1, count: $2) }, wide)))
+            }
+        }
+        #endif
+    }
+
     @Test func softplusAndItsDerivativeFromTheOutput() {
         for tau: Float in [0.01, 0.3, 1, 7.5] {
             let x = (0..<2_001).map { Float(-60 + 0.06 * Double($0)) * tau }
