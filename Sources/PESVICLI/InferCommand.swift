@@ -78,6 +78,17 @@ struct InferCommand: ParsableCommand {
         }
         var gnOptions = ComparisonOptions()
         gaussNewton.apply(to: &gnOptions)
+        // PE-SVI-GN's Krylov preconditioner, where these options use one: formed once from the
+        // validation rows and stored with the model (as the automatic pace is).
+        if method == "gn" && steps > 0 && m.krylovPreconditioner == nil
+            && gnOptions.gaussNewtonPreconditioned(latent: m.configuration.latent, dataWidth: m.configuration.dataWidth),
+           let c = ComparisonOptions.formKrylovPreconditioner(for: m, threads: common.threads) {
+            m.krylovPreconditioner = c
+            try ModelStore.savePreconditioner(c, latent: m.configuration.latent, to: model)
+            if !common.quiet {
+                printErr("Krylov preconditioner formed on \(min(m.validationData?.rows ?? 0, GaussNewtonRefinement.defaultPreconditionerRows)) validation rows, stored in \(model)/krylov-preconditioner.npy")
+            }
+        }
         let gn = method == "gn" && steps > 0 ? gnOptions.gaussNewtonRefinement(model: m, threads: common.threads) : nil
         let t0 = Date()
         // A linear decoder's exact Gauss-Newton step does not read the start: the pseudo-encoder

@@ -209,11 +209,18 @@ public struct ComparisonOptions: Sendable {
                                                       preconditioned: preconditioned)
     }
     /// The Krylov preconditioner these options give `model` (nil: none, or no validation rows
-    /// to form it from): from the pseudo-encoder's starts of its validation rows.
+    /// to form it from): the model's own (``PESVIModel/krylovPreconditioner``), else formed from
+    /// the pseudo-encoder's starts of its validation rows (``formKrylovPreconditioner(for:threads:)``).
     public func gaussNewtonPreconditioner(for model: PESVIModel, threads: Int) -> [Float]? {
         let c = model.configuration
-        guard gaussNewtonPreconditioned(latent: c.latent, dataWidth: c.dataWidth), let raw = model.validationData, raw.rows > 0,
-              let v = try? model.prepare(raw, name: "validation rows") else { return nil }
+        guard gaussNewtonPreconditioned(latent: c.latent, dataWidth: c.dataWidth) else { return nil }
+        return model.krylovPreconditioner ?? ComparisonOptions.formKrylovPreconditioner(for: model, threads: threads)
+    }
+    /// The Krylov preconditioner of `model` formed from the pseudo-encoder's starts of (at most
+    /// ``GaussNewtonRefinement/defaultPreconditionerRows`` of) its validation rows; nil without
+    /// them, or where it cannot be formed (a linear decoder, a zero curvature).
+    public static func formKrylovPreconditioner(for model: PESVIModel, threads: Int) -> [Float]? {
+        guard let raw = model.validationData, raw.rows > 0, let v = try? model.prepare(raw, name: "validation rows") else { return nil }
         let rows = min(v.rows, GaussNewtonRefinement.defaultPreconditionerRows)
         let vx = rows == v.rows ? v : v.subset(Array(0..<rows))
         let starts = model.pseudoEncoder.encode(vx, threads: threads).mu

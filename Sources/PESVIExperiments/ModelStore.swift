@@ -27,6 +27,12 @@ public final class PESVIModel: @unchecked Sendable {
     /// and pace selection work from the model directory alone.
     public let validationData: DataMatrix?
     public let testData: DataMatrix?
+    /// PE-SVI-GN's Krylov preconditioner for this model (|z| × |z|, row-major;
+    /// ``GaussNewtonRefinement/curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)``
+    /// from the pseudo-encoder's starts of the validation rows), once formed: a property of the
+    /// model and its validation rows, stored beside them (`krylov-preconditioner.npy`) so that it
+    /// is formed once, as the automatic pace is found once. nil until formed.
+    public var krylovPreconditioner: [Float]? = nil
 
     public init(configuration: ModelConfiguration, decoder: GaussianDecoder, pseudoEncoder: GaussianEncoder,
                 vae: (encoder: GaussianEncoder, decoder: GaussianDecoder)?, trainPosteriors: PosteriorTable?,
@@ -58,10 +64,12 @@ public final class PESVIModel: @unchecked Sendable {
 ///   `safetensors.numpy.load_file`.
 /// - `config.json`: the ``ModelConfiguration``.
 /// - `validation.npy`, `test.npy`: the held-out raw rows.
+/// - `krylov-preconditioner.npy` (optional): PE-SVI-GN's Krylov preconditioner, |z| × |z|
+///   (``PESVIModel/krylovPreconditioner``).
 /// Every file is written atomically (temp file, then rename). Loading checks the header,
 /// every tensor's presence and shape, and the configuration, and refuses anything else.
 public enum ModelStore {
-    static let weightsFile = "model.safetensors", configFile = "config.json"
+    static let weightsFile = "model.safetensors", configFile = "config.json", preconditionerFile = "krylov-preconditioner.npy"
 
     static func networkTensors(_ net: DenseNetwork, prefix: String) throws -> [String: FloatTensor] {
         var out: [String: FloatTensor] = [:]
@@ -119,6 +127,13 @@ public enum ModelStore {
         try saveConfiguration(model.configuration, to: path)
         if let v = model.validationData { try NPY.write(v, to: dir.appendingPathComponent("validation.npy")) }
         if let t = model.testData { try NPY.write(t, to: dir.appendingPathComponent("test.npy")) }
+        if let c = model.krylovPreconditioner { try savePreconditioner(c, latent: model.configuration.latent, to: path) }
+    }
+
+    /// Writes only PE-SVI-GN's Krylov preconditioner (|z| × |z|) into an existing model
+    /// directory, atomically (`krylov-preconditioner.npy`).
+    public static func savePreconditioner(_ c: [Float], latent: Int, to path: String) throws {
+        try NPY.write(try DataMatrix(rows: latent, cols: latent, values: c), to: URL(fileURLWithPath: path).appendingPathComponent(preconditionerFile))
     }
 
     /// Rewrites only `config.json` of an existing model directory, atomically.
@@ -206,8 +221,18 @@ public enum ModelStore {
             }
             return m
         }
-        return PESVIModel(configuration: config, decoder: decoder, pseudoEncoder: encoder, vae: vae, trainPosteriors: posteriors,
-                          validationData: try optionalNPY("validation.npy"), testData: try optionalNPY("test.npy"))
+        let model = PESVIModel(configuration: config, decoder: decoder, pseudoEncoder: encoder, vae: vae, trainPosteriors: posteriors,
+                               validationData: try optionalNPY("validation.npy"), testData: try optionalNPY("test.npy"))
+        let pu = dir.appendingPathComponent(preconditionerFile)
+        if FileManager.default.fileExists(atPath: pu.path) {
+            let c = try NPY.read(pu), L = config.latent
+            guard c.rows == L, c.cols == L else {
+                throw ModelStoreError.invalid("\(pu.path) is \(c.rows) × \(c.cols), the model's latent needs \(L) × \(L)")
+            }
+            guard c.values.allSatisfy(\.isFinite) else { throw ModelStoreError.invalid("\(pu.path) holds non-finite values") }
+            model.krylovPreconditioner = c.values
+        }
+        return model
     }
 
     static func describe(_ error: Error) -> String {

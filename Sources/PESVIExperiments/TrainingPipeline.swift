@@ -222,9 +222,15 @@ public enum TrainingPipeline {
             standardizer: prepared.standardizer, columnNames: prepared.columnNames, pace: pace,
             sviLearningRate: phase1Configuration.latentLearningRate, phase1: phase1Configuration, phase2: p2.configuration,
             vae: vaeConfiguration, seed: o.seed, split: prepared.split, dataSource: o.dataSource, trainingSummary: summary)
-        return PESVIModel(configuration: config, decoder: decoder, pseudoEncoder: p2.encoder, vae: vae,
-                          trainPosteriors: o.keepPosteriors ? posteriors : nil,
-                          validationData: prepared.rawValidation, testData: prepared.rawTest)
+        let model = PESVIModel(configuration: config, decoder: decoder, pseudoEncoder: p2.encoder, vae: vae,
+                               trainPosteriors: o.keepPosteriors ? posteriors : nil,
+                               validationData: prepared.rawValidation, testData: prepared.rawTest)
+        // PE-SVI-GN's Krylov preconditioner, where `pesvi` uses one by default: formed once here
+        // from the validation rows and kept with the model.
+        if GaussNewtonRefinement.defaultKrylovPreconditioned(latent: decoder.latent, dataWidth: prepared.width) {
+            model.krylovPreconditioner = ComparisonOptions.formKrylovPreconditioner(for: model, threads: o.threads)
+        }
+        return model
     }
 }
 

@@ -24,6 +24,30 @@ import PESVIData
         return try #require(object["methods"] as? [String: [String: Any]])
     }
 
+    /// `infer --method gn` with a Krylov preconditioner forms it once on the validation rows and
+    /// stores it with the model (`krylov-preconditioner.npy`, |z| × |z|); the next run reads it
+    /// and gives the same posteriors bit for bit; a truncated file is a clear error.
+    @Test func inferStoresTheKrylovPreconditionerOnce() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let (x, m) = try tinyModel(in: dir, arch: 3), p1 = dir.path("P1.npy"), p2 = dir.path("P2.npy")
+        let file = m + "/krylov-preconditioner.npy"
+        #expect(!FileManager.default.fileExists(atPath: file), "|z| = 3 is outside the default rule: train stores none")
+        let args = ["infer", "--model", m, "--data", x, "--method", "gn", "--steps", "4", "--gn-preconditioner", "true"]
+        let first = try Pesvi.run(args + ["--out", p1])
+        try #require(first.status == 0, "\(first)")
+        #expect(first.stderr.contains("Krylov preconditioner formed"), "\(first.stderr)")
+        let c = try NPY.read(URL(fileURLWithPath: file))
+        #expect(c.rows == 3 && c.cols == 3 && c.values.allSatisfy(\.isFinite))
+        let second = try Pesvi.run(args + ["--out", p2])
+        try #require(second.status == 0, "\(second)")
+        #expect(!second.stderr.contains("Krylov preconditioner formed"), "\(second.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: p1)) == Data(contentsOf: URL(fileURLWithPath: p2)))
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        try bytes.prefix(bytes.count - 8).write(to: URL(fileURLWithPath: file))
+        let broken = try Pesvi.run(args + ["--out", p2])
+        #expect(broken.status != 0 && broken.stderr.contains("krylov-preconditioner.npy"), "\(broken)")
+    }
+
     /// A linear decoder: `infer --method gn` takes the exact step (no pseudo-encoder pass), and
     /// in `evaluate` PE-SVI-GN reaches SVI in one step with a reconstruction no worse than SVI's
     /// converged one (it is the minimizer SVI approaches).

@@ -40,6 +40,48 @@ func tinyModel(objective: Objective = .reconstruction, architecture: Architectur
         ("custom widths", .reconstruction, .custom(hidden: [5, 7]), false, true),
     ]
 
+    /// PE-SVI-GN's Krylov preconditioner is stored with the model and read back bit for bit; a
+    /// file of the wrong shape or with a non-finite value is refused with its path.
+    @Test func krylovPreconditionerRoundTripsAndIsValidated() throws {
+        let model = try tinyModel(vae: false)
+        #expect(model.krylovPreconditioner == nil, "|z| = 3 is outside the default rule")
+        model.krylovPreconditioner = [2, 0.5, -0.25, 0.5, 3, 0.125, -0.25, 0.125, 1e-3]
+        let dir = try temporaryDirectory(); defer { try? FileManager.default.removeItem(at: dir) }
+        try ModelStore.save(model, to: dir.path)
+        #expect(try bits(#require(ModelStore.load(from: dir.path).krylovPreconditioner)) == bits(model.krylovPreconditioner!))
+        try ModelStore.savePreconditioner([1, 2, 3, 4], latent: 2, to: dir.path)
+        #expect(throws: ModelStoreError.self) { try ModelStore.load(from: dir.path) }
+        // A NaN written into the last value's bytes (NPY.write refuses non-finite values).
+        try ModelStore.savePreconditioner([1, 0, 0, 0, 1, 0, 0, 0, 1], latent: 3, to: dir.path)
+        let file = dir.appendingPathComponent("krylov-preconditioner.npy")
+        var bytes = try Data(contentsOf: file)
+        bytes.replaceSubrange((bytes.count - 4)..<bytes.count, with: [0x00, 0x00, 0xC0, 0x7F])
+        try bytes.write(to: file)
+        do {
+            _ = try ModelStore.load(from: dir.path)
+            Issue.record("a non-finite preconditioner was accepted")
+        } catch {
+            #expect("\(error)".contains("krylov-preconditioner.npy"), "\(error)")
+        }
+    }
+
+    /// Training forms the preconditioner where `pesvi` uses one by default (d ≥ |z|,
+    /// 32 ≤ |z| < 64): the one ``ComparisonOptions/formKrylovPreconditioner(for:threads:)`` gives.
+    @Test func trainingFormsTheKrylovPreconditionerWhereTheRuleApplies() throws {
+        let data = try SyntheticDataGenerator(n: 120, dim: 40, seed: 3).generate()
+        var o = PipelineOptions()
+        o.latent = 32
+        o.architecture = .arch2
+        o.phase1.epochs = 2; o.phase1.batchSize = 32
+        o.phase2.epochs = 2; o.phase2.batchSize = 32
+        o.seed = 3
+        o.threads = 1
+        o.dataSource = "synthetic:test"
+        let model = try TrainingPipeline.train(data, options: o).0
+        let c = try #require(model.krylovPreconditioner)
+        #expect(c.count == 32 * 32 && c == ComparisonOptions.formKrylovPreconditioner(for: model, threads: 1))
+    }
+
     @Test(arguments: 0..<variants.count)
     func saveLoadIsBitIdentical(variant: Int) throws {
         let (label, objective, architecture, vae, keep) = Self.variants[variant]
