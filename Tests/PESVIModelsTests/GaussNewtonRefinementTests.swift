@@ -492,13 +492,9 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     /// through G (d = 14); the iterations on the ReLU decoder keep the basis in ℝ^|z|.
     @Test(arguments: [[10, 12, 6], [10, 12, 9, 6], [10, 12, 14], [10, 12, 9, 14]])
     func firstLayerKrylovBasisIsTheLatentBasis(_ widths: [Int]) {
-        let L = widths[0], h1 = widths[1], d = widths.last!, n = 16, k = 4, nb = k + 1
+        let L = widths[0], h1 = widths[1], n = 16, k = 4, nb = k + 1
         var rng = RandomGenerator(seed: 113)
-        let decoder = GaussianDecoder(network: DenseNetwork(widths: widths, rng: &rng), objective: .reconstruction)
-        let hidden = decoder.network.layerCount - 1
-        let x = dataFrom(decoder, n: n, noise: 0.2, seed: 114)
-        let mu = rng.normalArray(count: n * L)
-        let taus = (0..<(n * hidden)).map { _ in 0.1 + rng.uniformFloat() }
+        let (decoder, x, mu, taus) = krylovProblem(widths, points: n, rng: &rng, dataSeed: 114)
         func make(_ firstLayer: Bool) -> GaussNewtonRefinement {
             GaussNewtonRefinement(decoder: decoder, chunkRows: n, krylovDimension: k, smoothedKrylovDimension: k, smoothedKrylovLastStep: false,
                                   smoothedKrylovFirstLayer: firstLayer)
@@ -563,11 +559,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
     func preconditionedKrylovBasisSpansThePreconditionedKrylovSpace(_ widths: [Int]) {
         let L = widths[0], n = 12, k = 4, nb = k + 1
         var rng = RandomGenerator(seed: 131)
-        let decoder = GaussianDecoder(network: DenseNetwork(widths: widths, rng: &rng), objective: .reconstruction)
-        let hidden = decoder.network.layerCount - 1
-        let x = dataFrom(decoder, n: n, noise: 0.2, seed: 132)
-        let mu = rng.normalArray(count: n * L)
-        let taus = (0..<(n * hidden)).map { _ in 0.1 + rng.uniformFloat() }
+        let (decoder, x, mu, taus) = krylovProblem(widths, points: n, rng: &rng, dataSeed: 132)
         // C = AAᵀ/L + I/2: symmetric positive definite, far from a multiple of the identity.
         let a = rng.normalArray(count: L * L)
         var c = [Float](repeating: 0, count: L * L)
@@ -1621,6 +1613,19 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
 /// runs it: temperatures `taus` (n × hidden layers) when smoothed, and every point holding the
 /// last step `lastSteps` (n × |z|) when given, none otherwise; `body` then reads the workspaces.
 /// `solve`: every point's damped step (λ = 10⁻³) is then solved in its basis too, into ws.deltas.
+/// A Krylov test problem: a reconstruction decoder of `widths` (random weights), `points` rows
+/// of data from it (noise 0.2), random means and per-point, per-hidden-layer temperatures in
+/// [0.1, 1.1).
+private func krylovProblem(_ widths: [Int], points n: Int, rng: inout RandomGenerator, dataSeed: UInt64)
+    -> (decoder: GaussianDecoder, x: Dataset, mu: [Float], taus: [Float]) {
+    let decoder = GaussianDecoder(network: DenseNetwork(widths: widths, rng: &rng), objective: .reconstruction)
+    let hidden = decoder.network.layerCount - 1
+    let x = dataFrom(decoder, n: n, noise: 0.2, seed: dataSeed)
+    let mu = rng.normalArray(count: n * widths[0])
+    let taus = (0..<(n * hidden)).map { _ in 0.1 + rng.uniformFloat() }
+    return (decoder, x, mu, taus)
+}
+
 private func withKrylovLinearization<R>(_ gn: GaussNewtonRefinement, _ x: Dataset, rows n: Int, mu: [Float], taus: [Float],
                                         smoothed: Bool, lastSteps: [Float]? = nil, solve: Bool = false,
                                         _ body: (GaussNewtonWorkspace, KrylovWorkspace) -> R) -> R {
