@@ -550,6 +550,28 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(!linearize(firstRun, smoothed: false).inFirst)
     }
 
+    /// ``GaussNewtonRefinement/balancedChunkRows(points:)``: chunks of whole lane groups (or
+    /// `chunkRows` itself), never more than `chunkRows`, enough of them to cover the points, and
+    /// on two threads an even number of chunks where there are enough points.
+    @Test func balancedChunksAreWholeLaneGroups() {
+        var rng = RandomGenerator(seed: 161)
+        let decoder = GaussianDecoder(latent: 4, dataWidth: 6, architecture: .arch2, objective: .reconstruction, rng: &rng)
+        for (threads, chunkRows) in [(1, 64), (2, 64), (1, 50), (2, 30)] {
+            let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, chunkRows: chunkRows)
+            for points in [1, 7, 8, 9, 60, 64, 65, 100, 180, 181, 999] {
+                let rows = gn.balancedChunkRows(points: points), chunks = (points + rows - 1) / rows
+                #expect(rows >= 1 && rows <= chunkRows, "\(threads) threads, \(chunkRows) rows, \(points) points: \(rows)")
+                #expect(rows % GaussNewtonWorkspace.lanes == 0 || rows == chunkRows, "\(points) points: \(rows) rows")
+                #expect(chunks * rows >= points && (chunks - 1) * rows < points)
+                if threads == 2 && points >= 4 * GaussNewtonWorkspace.lanes && chunkRows % GaussNewtonWorkspace.lanes == 0 {
+                    #expect(chunks % 2 == 0, "\(chunkRows) rows, \(points) points: \(chunks) chunks of \(rows)")
+                }
+            }
+        }
+        #expect(GaussNewtonRefinement(decoder: decoder, chunkRows: 64).balancedChunkRows(points: 180) == 64)
+        #expect(GaussNewtonRefinement(decoder: decoder, threads: 2, chunkRows: 64).balancedChunkRows(points: 180) == 48)
+    }
+
     /// ``GaussNewtonRefinement/krylovPreconditioner``: with a preconditioner C the Krylov basis
     /// is an orthonormal basis of span{Cg, (CH̃)Cg, …, (CH̃)ᵏ⁻¹Cg}, checked against those vectors
     /// formed from the dense H̃ and g (``GaussNewtonRefinement/linearization(_:mu:temperatures:)``)
