@@ -128,6 +128,12 @@ final class KrylovOperands: @unchecked Sendable {
     /// packed once (it does not change with the decoder's weights).
     let preconditioner: PackedMatrix?
     private let preconditionerValues: FloatBuffer?
+    /// W₁ᵀC (h₁ × |z|) with a preconditioner: the backward pass of a Krylov product ends with it
+    /// instead of W₁ᵀ, so that it gives (H̃q)·C (C symmetric) in the same product, with no
+    /// product with C of its own. Formed and packed by ``repack()`` from the current W₁.
+    let firstBackwardPreconditioned: PackedMatrix?
+    private let firstBackwardPreconditionedValues: FloatBuffer?
+    private let preconditionedNet: DenseNetwork?
     /// Where the values come from (owned by the refinement).
     private let sources: (lastWeightsTransposed: FloatBuffer, root: FloatBuffer, gram: FloatBuffer)
     /// The network whose W₁ (|z| × h₁) P is formed from, and P's values.
@@ -135,17 +141,25 @@ final class KrylovOperands: @unchecked Sendable {
     private let h: Int, d: Int
 
     init(h: Int, d: Int, throughRoot: Bool, lastWeightsTransposed wt: FloatBuffer, root f: FloatBuffer, gram g: FloatBuffer,
-         firstLayerOf network: DenseNetwork? = nil, preconditioner c: [Float]? = nil, latent L: Int = 0) {
+         firstLayerOf network: DenseNetwork? = nil, preconditioner c: [Float]? = nil, latent L: Int = 0,
+         preconditionedNetwork: DenseNetwork? = nil) {
         self.h = h
         self.d = d
-        if let c {
+        if let c, let net = preconditionedNetwork {
             let values = FloatBuffer(count: L * L)
             for e in 0..<(L * L) { values.pointer[e] = c[e] }
             preconditionerValues = values
             preconditioner = PackedMatrix(.none, b: values.pointer, ldb: L, k: L, n: L)
+            let h1 = net.widths[1], folded = FloatBuffer(count: h1 * L)
+            firstBackwardPreconditionedValues = folded
+            firstBackwardPreconditioned = PackedMatrix(.none, b: folded.pointer, ldb: L, k: h1, n: L)
+            preconditionedNet = net
         } else {
             preconditionerValues = nil
             preconditioner = nil
+            firstBackwardPreconditionedValues = nil
+            firstBackwardPreconditioned = nil
+            preconditionedNet = nil
         }
         sources = (wt, f, g)
         lastWeightsTransposed = PackedMatrix(.none, b: wt.pointer, ldb: h, k: d, n: h)
@@ -175,6 +189,12 @@ final class KrylovOperands: @unchecked Sendable {
             let L = net.widths[0], h1 = net.widths[1], w1 = UnsafePointer(net.parameters.pointer + net.weightOffsets[0])
             gemm(.transpose, .none, m: h1, n: h1, k: L, alpha: 1, a: w1, lda: h1, b: w1, ldb: h1, beta: 0, c: values.pointer, ldc: h1)
             firstGram.repack(from: values.pointer, ldb: h1)
+        }
+        if let net = preconditionedNet, let folded = firstBackwardPreconditionedValues, let packed = firstBackwardPreconditioned,
+           let c = preconditionerValues {
+            let L = net.widths[0], h1 = net.widths[1], w1 = UnsafePointer(net.parameters.pointer + net.weightOffsets[0])
+            gemm(.transpose, .none, m: h1, n: L, k: L, alpha: 1, a: w1, lda: h1, b: c.pointer, ldb: L, beta: 0, c: folded.pointer, ldc: L)
+            packed.repack(from: folded.pointer, ldb: L)
         }
     }
 }
@@ -253,10 +273,13 @@ extension GaussNewtonRefinement {
     /// the hidden layers' slopes and weights (Wₗᵀ packed once per call, ``PackedWeights``) down
     /// to the latent, into `result` (m × |z|). `toFirstLayer`: stops before the last ·W₁ᵀ, with
     /// the first layer's slopes applied, so `result` (m × h₁) holds s with Jᵀ_h u = s·W₁ᵀ.
+    /// `preconditioned`: the last product is with W₁ᵀC (``KrylovOperands/firstBackwardPreconditioned``),
+    /// so `result` holds (Jᵀ_h u)·C.
     func krylovBackward(_ u: UnsafeMutablePointer<Float>, rows m: Int, result: UnsafeMutablePointer<Float>, workspace ws: GaussNewtonWorkspace,
-                        krylov kw: KrylovWorkspace, toFirstLayer: Bool = false) {
+                        krylov kw: KrylovWorkspace, toFirstLayer: Bool = false, preconditioned: Bool = false) {
         let net = decoder.network, layers = net.layerCount
         let packed = ws.network.packedBackward!
+        let last = preconditioned ? krylovOperands!.firstBackwardPreconditioned!.operand : packed[0]
         var current = u, spare = kw.tangentA.pointer == u ? kw.tangentB.pointer : kw.tangentA.pointer
         for l in stride(from: layers - 1, through: 1, by: -1) {
             let w = net.widths[l], s = kw.slopes[l - 1].pointer
@@ -266,7 +289,7 @@ extension GaussNewtonRefinement {
             }
             for e in 0..<(m * w) { current[e] *= s[e] }
             let out = l == 1 ? result : spare
-            gemm(m: m, alpha: 1, a: current, lda: w, b: packed[l - 1], beta: 0, c: out, ldc: net.widths[l - 1])
+            gemm(m: m, alpha: 1, a: current, lda: w, b: l == 1 ? last : packed[l - 1], beta: 0, c: out, ldc: net.widths[l - 1])
             if l > 1 { swap(&current, &spare) }
         }
     }
@@ -280,11 +303,12 @@ extension GaussNewtonRefinement {
     /// `rootImage` (``krylovThroughRoot``): yF into it (m × d), and w = (yF)·Fᵀ formed, only
     /// when `result` is given, in `kw`'s scratch (`gramImage` is not written). `fromFirstLayer`:
     /// v (m × h₁) is already v′·W₁ for the latent rows v′ meant (in the first layer's space,
-    /// s·P), and `result` (m × h₁) is s with H̃v′ = s·W₁ᵀ (``krylovBackward(_:rows:result:workspace:krylov:toFirstLayer:)``).
+    /// s·P), and `result` (m × h₁) is s with H̃v′ = s·W₁ᵀ (``krylovBackward(_:rows:result:workspace:krylov:toFirstLayer:preconditioned:)``).
+    /// `preconditioned`: `result` is (H̃v)·C, the preconditioner folded into the backward pass.
     func krylovProduct(_ v: UnsafePointer<Float>, rows m: Int, image y: UnsafeMutablePointer<Float>,
                        gramImage w: UnsafeMutablePointer<Float>, rootImage: UnsafeMutablePointer<Float>? = nil,
                        result: UnsafeMutablePointer<Float>?, workspace ws: GaussNewtonWorkspace,
-                       krylov kw: KrylovWorkspace, fromFirstLayer: Bool = false) {
+                       krylov kw: KrylovWorkspace, fromFirstLayer: Bool = false, preconditioned: Bool = false) {
         let net = decoder.network, layers = net.layerCount, h = net.widths[layers - 1]
         let packed = ws.network.packedForward!
         var input = v, spare = kw.tangentA.pointer, other = kw.tangentB.pointer
@@ -307,13 +331,13 @@ extension GaussNewtonRefinement {
             gemm(m: m, alpha: 1, a: y, lda: h, b: ops.root!.operand, beta: 0, c: rootImage, ldc: d)
             guard let result else { return }
             gemm(m: m, alpha: 1, a: rootImage, lda: d, b: ops.rootTransposed!.operand, beta: 0, c: u, ldc: h)
-            krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw, toFirstLayer: fromFirstLayer)
+            krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw, toFirstLayer: fromFirstLayer, preconditioned: preconditioned)
             return
         }
         gemm(m: m, alpha: 1, a: y, lda: h, b: ops.gram.operand, beta: 0, c: w, ldc: h)
         if let result {
             u.update(from: w, count: m * h)
-            krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw, toFirstLayer: fromFirstLayer)
+            krylovBackward(u, rows: m, result: result, workspace: ws, krylov: kw, toFirstLayer: fromFirstLayer, preconditioned: preconditioned)
         }
     }
 
@@ -377,23 +401,22 @@ extension GaussNewtonRefinement {
             }
         }
         // q₀ = g/‖g‖; qⱼ₊₁ from H̃qⱼ; the images of q₀ … q_{k−1} come with those products. With a
-        // preconditioner C: from Cg and C·H̃qⱼ (rows times C, which is symmetric).
+        // preconditioner C: from Cg (rows times C, which is symmetric) and (H̃qⱼ)·C, which the
+        // product's backward pass gives directly (its last factor W₁ᵀC).
         let product = kw.product.pointer, conditioned = kw.preconditioned.pointer
         let preconditioner = krylovOperands?.preconditioner
-        func source(_ v: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
-            guard let preconditioner else { return v }
-            gemm(m: m, alpha: 1, a: v, lda: L, b: preconditioner.operand, beta: 0, c: conditioned, ldc: L)
-            return conditioned
+        if let preconditioner {
+            gemm(m: m, alpha: 1, a: grad, lda: L, b: preconditioner.operand, beta: 0, c: conditioned, ldc: L)
+            append(0) { UnsafePointer(conditioned + $0 * L) }
+        } else {
+            append(0) { UnsafePointer(grad + $0 * L) }
         }
-        let first = source(grad)
-        append(0) { UnsafePointer(first + $0 * L) }
         for a in 0..<k {
             let last = a == k - 1
             krylovProduct(q(a, 0), rows: m, image: kw.image(a), gramImage: kw.gramImage(a), rootImage: kw.rootImage(a), result: last ? nil : product,
-                          workspace: ws, krylov: kw)
+                          workspace: ws, krylov: kw, preconditioned: preconditioner != nil)
             if last { break }
-            let next = source(product)
-            append(a + 1) { UnsafePointer(next + $0 * L) }
+            append(a + 1) { UnsafePointer(product + $0 * L) }
         }
         // The last step p, orthogonalized against the Krylov vectors (or dropped for every point).
         if smoothed && !smoothedKrylovLastStep {

@@ -463,7 +463,8 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         krylovOperands = GaussNewtonRefinement.krylovApplies(to: decoder) && (krylovDimension > 0 || smoothedK > 0)
             ? KrylovOperands(h: h, d: d, throughRoot: formsRootFactor && d < h, lastWeightsTransposed: lastWeightsTransposed,
                              root: rootScaledLastWeights, gram: gram,
-                             firstLayerOf: firstLayer ? net : nil, preconditioner: krylovPreconditioner, latent: decoder.latent)
+                             firstLayerOf: firstLayer ? net : nil, preconditioner: krylovPreconditioner, latent: decoder.latent,
+                             preconditionedNetwork: net)
             : nil
     }
 

@@ -753,24 +753,31 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         #expect(first.objectiveAtMean.reduce(0, +) < 0.5 * startObjective)
     }
 
-    /// The Krylov products' packed operands (W_Lᵀ, G, F, Fᵀ: ``KrylovOperands``) are packed
-    /// afresh by every call: a refinement object reused after the decoder's last layer changes
-    /// gives what a fresh one gives, bit for bit, and both make progress from the start.
-    @Test func krylovOperandsFollowTheDecodersWeights() {
+    /// The Krylov products' packed operands (W_Lᵀ, G, F, Fᵀ, and with a preconditioner C the
+    /// folded W₁ᵀC: ``KrylovOperands``) are packed afresh by every call: a refinement object
+    /// reused after the decoder's first and last layers change gives what a fresh one gives, bit
+    /// for bit, and both make progress from the start.
+    @Test(arguments: [false, true])
+    func krylovOperandsFollowTheDecodersWeights(preconditioned: Bool) {
         let L = 12, d = 6, n = 24
         var rng = RandomGenerator(seed: 101)
         let decoder = GaussianDecoder(latent: L, dataWidth: d, architecture: .arch2, objective: .reconstruction, rng: &rng)
         let x = dataFrom(decoder, n: n, noise: 0.05, seed: 102)
         let start = (rng.normalArray(count: n * L), [Float](repeating: -18, count: n * L))
+        let c: [Float]? = preconditioned ? (0..<(L * L)).map { e in e / L == e % L ? 1.5 : ((e / L + e % L) % 5 == 0 ? 0.05 : 0) } : nil
+        let symmetric = c.map { v in (0..<L).allSatisfy { i in (0..<L).allSatisfy { v[i * L + $0] == v[$0 * L + i] } } } ?? true
+        #expect(symmetric)
         func make() -> GaussNewtonRefinement {
             GaussNewtonRefinement(decoder: decoder, chunkRows: 16, smoothing: GaussNewtonSmoothing(iterations: 3, scale: 0.4, factor: 0.5),
-                                  smoothedKrylovDimension: 4)
+                                  smoothedKrylovDimension: 4, krylovPreconditioner: c)
         }
         let reused = make()
-        #expect(reused.krylovThroughRoot)
+        #expect(reused.krylovThroughRoot && (reused.krylovOperands?.firstBackwardPreconditioned != nil) == preconditioned)
         let before = reused.refine(x, start: start, maxSteps: 3, seed: 1, recordCurve: false)
         let net = decoder.network, w = net.parameters.pointer + net.weightOffsets[net.layerCount - 1]
         for k in 0..<(net.widths[net.layerCount - 1] * d) { w[k] *= 1.3 }
+        let w1 = net.parameters.pointer + net.weightOffsets[0]
+        for k in 0..<(L * net.widths[1]) { w1[k] *= 0.9 }
         let again = reused.refine(x, start: start, maxSteps: 3, seed: 1, recordCurve: false)
         let fresh = make().refine(x, start: start, maxSteps: 3, seed: 1, recordCurve: false)
         let sameAsFresh = again.mu == fresh.mu && again.objectiveAtMean == fresh.objectiveAtMean, moved = again.mu != before.mu
