@@ -10,6 +10,28 @@
 
 /// The lane kernels and their driver (see the file's header).
 public enum LaneMath {
+    /// The softplus (`derivative` false, in place on `x`) or its derivative from the output
+    /// (`derivative` true, `x` the outputs, into `y`) of the rows r < `rows` of `columns` values
+    /// (row r at `x + r·columns`, `y + r·columns`) whose temperature τ = `temperatures[r·stride]`
+    /// is > 0, each at its own τ; rows with τ ≤ 0 are left alone. One call for all the rows (the
+    /// kernels' constants loaded once), each row's values as ``apply(_:_:count:padding:_:)``
+    /// gives them.
+    @inlinable @inline(__always)
+    public static func softplusRows(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+                                    temperatures: UnsafePointer<Float>, stride: Int, derivative: Bool) {
+        for r in 0..<rows {
+            let tau = temperatures[r * stride]
+            guard tau > 0 else { continue }
+            let minusInverse = SIMD16<Float>(repeating: -1 / tau)
+            if derivative {
+                apply(x + r * columns, y + r * columns, count: columns, padding: 0, SoftplusDerivativeKernel(minusInverse: minusInverse))
+            } else {
+                apply(x + r * columns, x + r * columns, count: columns, padding: 0,
+                      SoftplusKernel(temperature: SIMD16<Float>(repeating: tau), minusInverse: minusInverse))
+            }
+        }
+    }
+
     /// The softplus kernels clamp their exponents at −30 (e^{−30} ≈ 9·10⁻¹⁴, below half a Float
     /// ulp of 1), which changes no result and keeps exp out of the denormal range.
     @inlinable public static var softplusExponentFloor: Float { 30 }
@@ -229,6 +251,12 @@ public enum AVX512VectorMath {
     public static func softplus(_ x: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
         LaneMath.apply(x, y, count: count, padding: 0,
                        LaneMath.SoftplusKernel(temperature: SIMD16<Float>(repeating: tau), minusInverse: SIMD16<Float>(repeating: -1 / tau)))
+    }
+
+    @inline(never)
+    public static func softplusRows(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+                                    temperatures: UnsafePointer<Float>, stride: Int, derivative: Bool) {
+        LaneMath.softplusRows(x, y, rows: rows, columns: columns, temperatures: temperatures, stride: stride, derivative: derivative)
     }
 
     @inline(never)

@@ -114,10 +114,7 @@ public final class DenseNetwork: @unchecked Sendable, CustomStringConvertible {
             Elementwise.addBias(p + biasOffsets[l - 1], to: out, rows: rows, cols: nOut)
             if l < layerCount {
                 if let temperatures {
-                    for r in 0..<rows {
-                        let tau = temperatures[r * temperatureStride + l - 1], row = out + r * nOut
-                        if tau > 0 { VectorMath.softplus(row, temperature: tau, row, count: nOut) } else { Elementwise.reluForward(row, count: nOut) }
-                    }
+                    VectorMath.softplusRows(out, rows: rows, columns: nOut, temperatures: temperatures + (l - 1), stride: temperatureStride)
                 } else {
                     Elementwise.reluForward(out, count: rows * nOut)
                 }

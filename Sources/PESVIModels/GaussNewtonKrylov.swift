@@ -263,9 +263,16 @@ extension GaussNewtonRefinement {
 
     /// The slopes of every hidden unit of the chunk's m rows (``hiddenSlopes(layer:row:smoothed:workspace:into:)``), into kw.slopes.
     func krylovSlopes(rows m: Int, smoothed: Bool, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
-        for l in 1..<decoder.network.layerCount {
-            let w = decoder.network.widths[l], s = kw.slopes[l - 1].pointer
-            for k in 0..<m { hiddenSlopes(layer: l, row: k, smoothed: smoothed, workspace: ws, into: s + k * w) }
+        let net = decoder.network, hiddenCount = net.layerCount - 1
+        for l in 1..<net.layerCount {
+            let w = net.widths[l], s = kw.slopes[l - 1].pointer
+            if smoothed {
+                // Every row at once (as hiddenSlopes row by row).
+                VectorMath.softplusDerivativeRows(output: ws.network.activations[l - 1].pointer, s, rows: m, columns: w,
+                                                  temperatures: ws.temperatures.pointer + (l - 1), stride: hiddenCount)
+            } else {
+                for k in 0..<m { hiddenSlopes(layer: l, row: k, smoothed: false, workspace: ws, into: s + k * w) }
+            }
         }
     }
 

@@ -78,6 +78,39 @@ public enum VectorMath {
         LaneMath.apply(s, y, count: count, padding: 0, LaneMath.SoftplusDerivativeKernel(minusInverse: SIMD16<Float>(repeating: -1 / tau)))
     }
 
+    /// ``softplus(_:temperature:_:count:)`` in place on each row r < `rows` of `x` (`columns`
+    /// values a row, contiguous) at its own temperature τ = `temperatures[r·stride]`, or where
+    /// τ ≤ 0 the ReLU (``Elementwise/reluForward(_:count:)``): the same values as a call per row,
+    /// in one call.
+    public static func softplusRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, temperatures: UnsafePointer<Float>, stride: Int) {
+        softplusRows(x, x, rows: rows, columns: columns, temperatures: temperatures, stride: stride, derivative: false)
+        for r in 0..<rows where !(temperatures[r * stride] > 0) { Elementwise.reluForward(x + r * columns, count: columns) }
+    }
+
+    /// ``softplusDerivative(output:temperature:_:count:)`` of each row r < `rows` of the outputs
+    /// `s` into the same row of `y` at its own temperature τ = `temperatures[r·stride]`, or where
+    /// τ ≤ 0 the ReLU's slope (1 where s > 0, else 0): the same values as a call per row.
+    public static func softplusDerivativeRows(output s: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+                                              temperatures: UnsafePointer<Float>, stride: Int) {
+        softplusRows(UnsafeMutablePointer(mutating: s), y, rows: rows, columns: columns, temperatures: temperatures, stride: stride, derivative: true)
+        for r in 0..<rows where !(temperatures[r * stride] > 0) {
+            let a = s + r * columns, out = y + r * columns
+            for c in 0..<columns { out[c] = a[c] > 0 ? 1 : 0 }
+        }
+    }
+
+    private static func softplusRows(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+                                     temperatures: UnsafePointer<Float>, stride: Int, derivative: Bool) {
+        precondition(rows >= 0 && columns >= 0 && stride >= 0, "VectorMath.softplusRows: negative rows, columns or stride")
+        #if arch(x86_64)
+        if wide {
+            AVX512VectorMath.softplusRows(x, y, rows: rows, columns: columns, temperatures: temperatures, stride: stride, derivative: derivative)
+            return
+        }
+        #endif
+        LaneMath.softplusRows(x, y, rows: rows, columns: columns, temperatures: temperatures, stride: stride, derivative: derivative)
+    }
+
     /// Whether the kernels run as compiled for AVX-512 (``AVX512VectorMath``): where the GEMM
     /// does (``GEMMKernelKind/current``, so `PESVI_GEMM_KERNEL=avx2` sets both). The same bits
     /// either way; one 512-bit register per 16 lanes instead of two 256-bit halves.

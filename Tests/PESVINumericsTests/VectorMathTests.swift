@@ -263,6 +263,50 @@ import PESVIKernelsAVX512
         #endif
     }
 
+    /// ``VectorMath/softplusRows(_:rows:columns:temperatures:stride:)`` and
+    /// ``VectorMath/softplusDerivativeRows(output:_:rows:columns:temperatures:stride:)`` give, bit
+    /// for bit, what a call per row gives, rows with τ ≤ 0 the ReLU and its 0/1 slope; column
+    /// counts with and without a tail, a temperature stride of 2.
+    @Test func softplusRowsEqualsARowAtATime() {
+        var state: UInt32 = 77
+        func next() -> Float { state = state &* 1_664_525 &+ 1_013_904_223; return (Float(state >> 8) / Float(1 << 24) - 0.5) * 8 }
+        for columns in [1, 16, 37, 64] {
+            let rows = 6
+            let temps: [Float] = [0.3, 9, 0, 9, 1.5, 9, -1, 9, 0.01, 9, 2, 9]  // stride 2: the odd entries belong to another layer
+            let x = (0..<(rows * columns)).map { _ in next() }
+            var byRow = x, batched = x
+            for r in 0..<rows {
+                let tau = temps[2 * r]
+                byRow.withUnsafeMutableBufferPointer { b in
+                    let row = b.baseAddress! + r * columns
+                    if tau > 0 { VectorMath.softplus(row, temperature: tau, row, count: columns) } else { Elementwise.reluForward(row, count: columns) }
+                }
+            }
+            batched.withUnsafeMutableBufferPointer { b in
+                VectorMath.softplusRows(b.baseAddress!, rows: rows, columns: columns, temperatures: temps, stride: 2)
+            }
+            #expect(byRow.map(\.bitPattern) == batched.map(\.bitPattern), "softplus, \(columns) columns")
+            var slopesByRow = [Float](repeating: .nan, count: rows * columns), slopes = slopesByRow
+            for r in 0..<rows {
+                let tau = temps[2 * r]
+                for c in 0..<columns where !(tau > 0) { slopesByRow[r * columns + c] = byRow[r * columns + c] > 0 ? 1 : 0 }
+                if tau > 0 {
+                    byRow.withUnsafeBufferPointer { s in
+                        slopesByRow.withUnsafeMutableBufferPointer { y in
+                            VectorMath.softplusDerivative(output: s.baseAddress! + r * columns, temperature: tau, y.baseAddress! + r * columns, count: columns)
+                        }
+                    }
+                }
+            }
+            byRow.withUnsafeBufferPointer { s in
+                slopes.withUnsafeMutableBufferPointer { y in
+                    VectorMath.softplusDerivativeRows(output: s.baseAddress!, y.baseAddress!, rows: rows, columns: columns, temperatures: temps, stride: 2)
+                }
+            }
+            #expect(slopesByRow.map(\.bitPattern) == slopes.map(\.bitPattern), "slopes, \(columns) columns")
+        }
+    }
+
     @Test func softplusAndItsDerivativeFromTheOutput() {
         for tau: Float in [0.01, 0.3, 1, 7.5] {
             let x = (0..<2_001).map { Float(-60 + 0.06 * Double($0)) * tau }
