@@ -97,6 +97,8 @@ struct BenchGaussNewtonCommand: ParsableCommand {
     @OptionGroup var bench: EngineBenchOptions
     @Option(help: "Krylov dimension of the smoothed iterations timed beside the exact ones (0: not timed).")
     var smoothedKrylov: Int = 16
+    @Flag(help: "Precondition that smoothed Krylov iteration (as PE-SVI-GN does at 32 ≤ |z| < 64), with the preconditioner formed from the benchmark's own points and starts; its basis then leaves out the last step.")
+    var preconditioned = false
 
     func validate() throws {
         guard smoothedKrylov >= 0 else { throw ValidationError("--smoothed-krylov must be 0 or more vectors, got \(smoothedKrylov)") }
@@ -107,7 +109,7 @@ struct BenchGaussNewtonCommand: ParsableCommand {
         let points = shape.points, z = shape.z ?? 64, dim = shape.dim
         let r = EngineBenchmark.gaussNewton(threads: threads, points: points, latent: z, dataWidth: dim,
                                             architecture: shape.architecture(default: .arch2), minSeconds: bench.seconds,
-                                            smoothedKrylov: smoothedKrylov)
+                                            smoothedKrylov: smoothedKrylov, preconditioned: preconditioned)
         if bench.json {
             print("{\"bench\":\"gn\",\"points\":\(points),\"z\":\(z),\"arch\":\"\(r.architecture)\",\"dim\":\(dim),\"threads\":\(threads),"
                   + "\"solve\":\"\(r.solve)\",\"ms_per_iteration\":\(r.millisecondsPerIteration),\"ms_per_svi_step\":\(r.millisecondsPerSVIStep),"
@@ -115,7 +117,8 @@ struct BenchGaussNewtonCommand: ParsableCommand {
                   + (r.millisecondsPerSmoothedIteration.map { ",\"ms_per_smoothed_iteration\":\($0),\"svi_steps_per_smoothed_iteration\":\($0 / r.millisecondsPerSVIStep)" } ?? "")
                   + (r.millisecondsPerKrylovIteration.map { ",\"ms_per_krylov4_iteration\":\($0)" } ?? "")
                   + (r.millisecondsPerSmoothedKrylovIteration.map {
-                      ",\"smoothed_krylov\":\(r.smoothedKrylovDimension),\"ms_per_smoothed_krylov_iteration\":\($0)" } ?? "")
+                      ",\"smoothed_krylov\":\(r.smoothedKrylovDimension),\"preconditioned\":\(r.smoothedKrylovPreconditioned),"
+                      + "\"ms_per_smoothed_krylov_iteration\":\($0)" } ?? "")
                   + "}")
         } else {
             print("gn  |z|=\(z) \(r.architecture) d=\(dim) points \(points)  threads \(threads)  (\(r.solve) solve):  "
@@ -124,7 +127,8 @@ struct BenchGaussNewtonCommand: ParsableCommand {
                   + (r.millisecondsPerSmoothedIteration.map { String(format: "; smoothed: %.2f ms = %.1f SVI steps", $0, $0 / r.millisecondsPerSVIStep) } ?? "")
                   + (r.millisecondsPerKrylovIteration.map { String(format: "; Krylov (K = 4): %.2f ms = %.1f SVI steps", $0, $0 / r.millisecondsPerSVIStep) } ?? "")
                   + (r.millisecondsPerSmoothedKrylovIteration.map {
-                      String(format: "; smoothed, Krylov (K = %d): %.2f ms = %.1f SVI steps", r.smoothedKrylovDimension, $0, $0 / r.millisecondsPerSVIStep) } ?? ""))
+                      String(format: "; smoothed, Krylov (K = %d%@): %.2f ms = %.1f SVI steps", r.smoothedKrylovDimension,
+                             r.smoothedKrylovPreconditioned ? ", preconditioned" : "", $0, $0 / r.millisecondsPerSVIStep) } ?? ""))
         }
     }
 }

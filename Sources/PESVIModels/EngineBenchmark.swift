@@ -114,6 +114,10 @@ public enum EngineBenchmark {
         /// smoothed iterations' default solve from |z| = 32 on); nil for a linear decoder or 0.
         public var millisecondsPerSmoothedKrylovIteration: Double?
         public var smoothedKrylovDimension: Int
+        /// Whether that smoothed Krylov iteration was preconditioned
+        /// (``GaussNewtonRefinement/krylovPreconditioner``, formed from the benchmark's own points
+        /// and starts; its basis then leaves out the last step).
+        public var smoothedKrylovPreconditioned: Bool = false
         /// How the exact iterations solve: "exact linear step" (linear decoder), "data space"
         /// (a ReLU decoder with d < |z|: d × d systems, ``GaussNewtonRefinement/solvesInDataSpace``)
         /// or "primal" (|z| × |z| systems).
@@ -165,14 +169,18 @@ public enum EngineBenchmark {
     /// steps at rate 0.1 from the same start.
     /// Each side is measured for at least `minSeconds` after one warm-up.
     public static func gaussNewton(threads: Int, points: Int = 5000, latent L: Int = 64, dataWidth d: Int = 300,
-                                   architecture: Architecture = .arch2, minSeconds: Double = 2, smoothedKrylov: Int = 16) -> GaussNewtonResult {
+                                   architecture: Architecture = .arch2, minSeconds: Double = 2, smoothedKrylov: Int = 16,
+                                   preconditioned: Bool = false) -> GaussNewtonResult {
         let (decoder, x, start) = refinementProblem(points: points, latent: L, dataWidth: d, architecture: architecture)
+        let preconditioner = preconditioned && smoothedKrylov > 0
+            ? GaussNewtonRefinement.curvaturePreconditioner(decoder: decoder, points: x, starts: start.mu, threads: threads) : nil
 
         // Milliseconds per iteration and iterations run: plain LM, or every iteration smoothed
         // (the first three of the standard schedule).
-        func measure(_ smoothing: GaussNewtonSmoothing, krylov: Int = 0, smoothedKrylov: Int = 0) -> (Double, Int, dataSpace: Bool) {
+        func measure(_ smoothing: GaussNewtonSmoothing, krylov: Int = 0, smoothedKrylov: Int = 0, preconditioner: [Float]? = nil)
+            -> (Double, Int, dataSpace: Bool) {
             let gn = GaussNewtonRefinement(decoder: decoder, threads: threads, tolerance: 0, trialsPerIteration: 1, smoothing: smoothing,
-                                           krylovDimension: krylov, smoothedKrylovDimension: smoothedKrylov)
+                                           krylovDimension: krylov, smoothedKrylovDimension: smoothedKrylov, krylovPreconditioner: preconditioner)
             _ = gn.refine(x, start: start, maxSteps: 1, seed: 1)
             var gnSeconds = 0.0, iterations = 0
             while gnSeconds < minSeconds || iterations < 3 {
@@ -185,13 +193,14 @@ public enum EngineBenchmark {
         let (gnMs, iterations, dataSpace) = measure(.off)
         let smoothedMs = decoder.network.layerCount > 1 ? measure(.standard).0 : nil
         let krylovMs = decoder.network.layerCount > 1 ? measure(.off, krylov: 4).0 : nil
-        let smoothedKrylovMs = decoder.network.layerCount > 1 && smoothedKrylov > 0 ? measure(.standard, smoothedKrylov: smoothedKrylov).0 : nil
+        let smoothedKrylovMs = decoder.network.layerCount > 1 && smoothedKrylov > 0
+            ? measure(.standard, smoothedKrylov: smoothedKrylov, preconditioner: preconditioner).0 : nil
         let sviMs = sviStepMilliseconds(decoder: decoder, x: x, start: start, threads: threads, minSeconds: minSeconds)
         let solve = decoder.network.layerCount == 1 ? "exact linear step" : dataSpace ? "data space" : "primal"
         return GaussNewtonResult(millisecondsPerIteration: gnMs, millisecondsPerSVIStep: sviMs, sviStepsPerIteration: gnMs / sviMs,
                                  millisecondsPerSmoothedIteration: smoothedMs, sviStepsPerSmoothedIteration: smoothedMs.map { $0 / sviMs },
                                  millisecondsPerKrylovIteration: krylovMs, millisecondsPerSmoothedKrylovIteration: smoothedKrylovMs,
-                                 smoothedKrylovDimension: smoothedKrylov, solve: solve,
+                                 smoothedKrylovDimension: smoothedKrylov, smoothedKrylovPreconditioned: preconditioner != nil, solve: solve,
                                  points: points, latent: L, dataWidth: d, threads: threads, architecture: architecture.description,
                                  iterations: iterations)
     }

@@ -380,6 +380,13 @@ import PESVIData
         let w = try #require(try JSONSerialization.jsonObject(with: Data(wide.stdout.utf8)) as? [String: Any])
         #expect(w["solve"] as? String == "data space" && (w["ms_per_iteration"] as? Double).map { $0 > 0 } == true)
         #expect(w["smoothed_krylov"] as? Int == 3 && (w["ms_per_smoothed_krylov_iteration"] as? Double).map { $0 > 0 } == true)
+        #expect(o["preconditioned"] as? Bool == false)
+        // --preconditioned: that smoothed Krylov iteration with a preconditioner.
+        let pre = try Pesvi.run(["bench", "gn", "--points", "40", "--z", "4", "--dim", "10", "--arch", "3", "--threads", "1",
+                                 "--seconds", "0.05", "--json", "--smoothed-krylov", "3", "--preconditioned"], timeout: 60)
+        try #require(pre.status == 0, "\(pre)")
+        let q = try #require(try JSONSerialization.jsonObject(with: Data(pre.stdout.utf8)) as? [String: Any])
+        #expect(q["preconditioned"] as? Bool == true && (q["ms_per_smoothed_krylov_iteration"] as? Double).map { $0 > 0 } == true)
     }
 
     /// `bench gemm --shape` measures exactly the shapes asked for: after the probe's line, one
