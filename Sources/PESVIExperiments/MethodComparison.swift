@@ -192,7 +192,7 @@ public struct ComparisonOptions: Sendable {
     public var gaussNewtonSmoothedKrylovFirstLayer = true
     /// Whether PE-SVI-GN's Krylov solves with the basis in ℝ^|z| are preconditioned by the
     /// inverse of the mean curvature at the pseudo-encoder's starts of the model's validation
-    /// rows (``GaussNewtonRefinement/curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)``;
+    /// rows (``GaussNewtonRefinement/curvaturePreconditioner(decoder:points:starts:ridge:rows:)``;
     /// nil, the default: ``GaussNewtonRefinement/defaultKrylovPreconditioned(latent:dataWidth:)``).
     /// Without validation rows there is none. The preconditioner is part of preparing the model
     /// (as the automatic pace is), not of a refinement's time.
@@ -224,7 +224,7 @@ public struct ComparisonOptions: Sendable {
         let rows = min(v.rows, GaussNewtonRefinement.defaultPreconditionerRows)
         let vx = rows == v.rows ? v : v.subset(Array(0..<rows))
         let starts = model.pseudoEncoder.encode(vx, threads: threads).mu
-        return GaussNewtonRefinement.curvaturePreconditioner(decoder: model.decoder, points: vx, starts: starts, threads: threads)
+        return GaussNewtonRefinement.curvaturePreconditioner(decoder: model.decoder, points: vx, starts: starts)
     }
     /// PE-SVI-GN as these options set it (damping, stop, trials, gain ratio, smoothing, chunk
     /// rows, Krylov preconditioner): the one construction `evaluate`, `infer --method gn` and

@@ -28,7 +28,7 @@ public final class PESVIModel: @unchecked Sendable {
     public let validationData: DataMatrix?
     public let testData: DataMatrix?
     /// PE-SVI-GN's Krylov preconditioner for this model (|z| × |z|, row-major;
-    /// ``GaussNewtonRefinement/curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)``
+    /// ``GaussNewtonRefinement/curvaturePreconditioner(decoder:points:starts:ridge:rows:)``
     /// from the pseudo-encoder's starts of the validation rows), once formed: a property of the
     /// model and its validation rows, stored beside them (`krylov-preconditioner.npy`) so that it
     /// is formed once, as the automatic pace is found once. nil until formed.

@@ -173,7 +173,7 @@ public enum EngineBenchmark {
                                    preconditioned: Bool = false) -> GaussNewtonResult {
         let (decoder, x, start) = refinementProblem(points: points, latent: L, dataWidth: d, architecture: architecture)
         let preconditioner = preconditioned && smoothedKrylov > 0
-            ? GaussNewtonRefinement.curvaturePreconditioner(decoder: decoder, points: x, starts: start.mu, threads: threads) : nil
+            ? GaussNewtonRefinement.curvaturePreconditioner(decoder: decoder, points: x, starts: start.mu) : nil
 
         // Milliseconds per iteration and iterations run: plain LM, or every iteration smoothed
         // (the first three of the standard schedule).

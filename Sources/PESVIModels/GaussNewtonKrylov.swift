@@ -28,8 +28,9 @@ final class KrylovWorkspace: @unchecked Sendable {
     /// H̃ times one basis vector (maxPoints × |z|, or × h₁ in the first layer's space), and two
     /// tangent buffers (maxPoints × widest).
     let product: FloatBuffer, tangentA: FloatBuffer, tangentB: FloatBuffer
-    /// The preconditioner C applied to g or to H̃qₐ (maxPoints × |z|), the vector then
-    /// orthogonalized (``GaussNewtonRefinement/krylovPreconditioner``).
+    /// Cg, the first vector orthogonalized with a preconditioner C (maxPoints × |z|;
+    /// ``GaussNewtonRefinement/krylovPreconditioner``; the later ones, (H̃qₐ)·C, come out of
+    /// the products themselves).
     let preconditioned: FloatBuffer
     /// Whether basis vector a of point k was kept (not nearly dependent on the earlier ones).
     let kept: UnsafeMutablePointer<Bool>
@@ -125,7 +126,7 @@ final class KrylovOperands: @unchecked Sendable {
     /// their basis in the first hidden layer's space (``GaussNewtonRefinement/smoothedKrylovInFirstLayer``).
     let firstGram: PackedMatrix?
     /// The Krylov preconditioner C (|z| × |z|, symmetric; ``GaussNewtonRefinement/krylovPreconditioner``),
-    /// packed once (it does not change with the decoder's weights).
+    /// packed once (it does not change with the decoder's weights), for Cg.
     let preconditioner: PackedMatrix?
     private let preconditionerValues: FloatBuffer?
     /// W₁ᵀC (h₁ × |z|) with a preconditioner: the backward pass of a Krylov product ends with it
@@ -141,12 +142,11 @@ final class KrylovOperands: @unchecked Sendable {
     private let h: Int, d: Int
 
     init(h: Int, d: Int, throughRoot: Bool, lastWeightsTransposed wt: FloatBuffer, root f: FloatBuffer, gram g: FloatBuffer,
-         firstLayerOf network: DenseNetwork? = nil, preconditioner c: [Float]? = nil, latent L: Int = 0,
-         preconditionedNetwork: DenseNetwork? = nil) {
+         firstLayerOf network: DenseNetwork? = nil, preconditioner c: [Float]? = nil, preconditionedNetwork: DenseNetwork? = nil) {
         self.h = h
         self.d = d
         if let c, let net = preconditionedNetwork {
-            let values = FloatBuffer(count: L * L)
+            let L = net.widths[0], values = FloatBuffer(count: L * L)
             for e in 0..<(L * L) { values.pointer[e] = c[e] }
             preconditionerValues = values
             preconditioner = PackedMatrix(.none, b: values.pointer, ldb: L, k: L, n: L)
@@ -200,9 +200,9 @@ final class KrylovOperands: @unchecked Sendable {
 }
 
 extension GaussNewtonRefinement {
-    /// The relative ridge ε of ``curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)``.
+    /// The relative ridge ε of ``curvaturePreconditioner(decoder:points:starts:ridge:rows:)``.
     public static let defaultPreconditionerRidge = 1e-2
-    /// The most rows ``curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)`` averages over.
+    /// The most rows ``curvaturePreconditioner(decoder:points:starts:ridge:rows:)`` averages over.
     public static let defaultPreconditionerRows = 512
 
     /// A Krylov preconditioner for points like `x` (``krylovPreconditioner``): C = (H̄ + ε·t·I)⁻¹
@@ -214,7 +214,7 @@ extension GaussNewtonRefinement {
     /// cannot help or be formed: a linear decoder (no Krylov solve), no rows, a non-finite or
     /// zero curvature. C does not depend on which points are refined with it later, so each
     /// point's refinement stays independent of the others in its batch.
-    public static func curvaturePreconditioner(decoder: GaussianDecoder, points x: Dataset, starts mu: [Float], threads: Int = 1,
+    public static func curvaturePreconditioner(decoder: GaussianDecoder, points x: Dataset, starts mu: [Float],
                                                ridge: Double = defaultPreconditionerRidge,
                                                rows: Int = defaultPreconditionerRows) -> [Float]? {
         let L = decoder.latent, n = min(x.rows, rows)
@@ -222,7 +222,7 @@ extension GaussNewtonRefinement {
         precondition(ridge > 0, "curvaturePreconditioner: the ridge must be > 0, got \(ridge)")
         guard krylovApplies(to: decoder), n > 0 else { return nil }
         let subset = n == x.rows ? x : x.subset(Array(0..<n))
-        let gn = GaussNewtonRefinement(decoder: decoder, threads: max(1, threads), smoothing: .off)
+        let gn = GaussNewtonRefinement(decoder: decoder, smoothing: .off)
         let hessians = gn.linearization(subset, mu: Array(mu.prefix(n * L))).hessian
         var mean = [Double](repeating: 0, count: L * L)
         for k in 0..<n { for e in 0..<(L * L) { mean[e] += Double(hessians[k * L * L + e]) } }

@@ -265,7 +265,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
     /// basis is in ℝ^|z| (not ``smoothedKrylovInFirstLayer``): their subspace is then
     /// span{Cg, (CH̃)Cg, …, (CH̃)ᵏ⁻¹Cg, p} instead of span{g, H̃g, …, H̃ᵏ⁻¹g, p}; M = QᵀH̃Q, b = Qᵀg
     /// and the damped solve in it are unchanged. With C ≈ H̄⁻¹, H̄ the mean curvature of points
-    /// like these (``curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)``), CH̃
+    /// like these (``curvaturePreconditioner(decoder:points:starts:ridge:rows:)``), CH̃
     /// has its eigenvalues nearer together, so fewer vectors span the step: on the digits at
     /// |z| = 32, 6 preconditioned vectors reach SVI's level in as many iterations as 8 plain ones
     /// (`docs/RESULTS.md`, twenty-seventh session). One |z| × |z| product per vector. nil: none.
@@ -463,8 +463,7 @@ public final class GaussNewtonRefinement: @unchecked Sendable {
         krylovOperands = GaussNewtonRefinement.krylovApplies(to: decoder) && (krylovDimension > 0 || smoothedK > 0)
             ? KrylovOperands(h: h, d: d, throughRoot: formsRootFactor && d < h, lastWeightsTransposed: lastWeightsTransposed,
                              root: rootScaledLastWeights, gram: gram,
-                             firstLayerOf: firstLayer ? net : nil, preconditioner: krylovPreconditioner, latent: decoder.latent,
-                             preconditionedNetwork: net)
+                             firstLayerOf: firstLayer ? net : nil, preconditioner: krylovPreconditioner, preconditionedNetwork: net)
             : nil
     }
 

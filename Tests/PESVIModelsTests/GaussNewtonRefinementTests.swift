@@ -636,7 +636,7 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         }
     }
 
-    /// ``GaussNewtonRefinement/curvaturePreconditioner(decoder:points:starts:threads:ridge:rows:)``
+    /// ``GaussNewtonRefinement/curvaturePreconditioner(decoder:points:starts:ridge:rows:)``
     /// is (H̄ + ε·tr(H̄)/|z|·I)⁻¹ for H̄ the mean of the dense curvatures at the starts, symmetric;
     /// `rows` takes the first rows only; none for a linear decoder or no rows.
     @Test func curvaturePreconditionerInvertsTheRidgedMeanCurvature() {
