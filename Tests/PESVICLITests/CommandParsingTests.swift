@@ -64,6 +64,8 @@ import PESVINumerics
         // The Krylov preconditioner: the rule by default, or as asked.
         #expect(defaults.gaussNewtonPreconditioner == nil)
         #expect(defaults.gaussNewtonPreconditioned(latent: 32, dataWidth: 64) && !defaults.gaussNewtonPreconditioned(latent: 64, dataWidth: 64))
+        #expect(defaults.gaussNewtonSmoothedKrylov(latent: 32, dataWidth: 64, preconditioned: true) == 6
+                && defaults.gaussNewtonSmoothedKrylov(latent: 32, dataWidth: 64) == 8)
         for (word, value) in [("true", true), ("false", false)] {
             let given = try ComparisonFlags.parse(["--gn-preconditioner", word]).options(common: try CommonOptions.parse([]))
             #expect(given.gaussNewtonPreconditioner == value)
