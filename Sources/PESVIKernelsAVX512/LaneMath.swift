@@ -10,6 +10,29 @@
 
 /// The lane kernels and their driver (see the file's header).
 public enum LaneMath {
+    /// The five functions of `VectorMath` over a buffer (their contracts there), as one call of
+    /// ``apply(_:_:count:padding:_:)`` each: compiled into whichever module calls them.
+    @inlinable @inline(__always)
+    public static func exp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        apply(x, y, count: count, padding: 0, ExpKernel())
+    }
+    @inlinable @inline(__always)
+    public static func log(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        apply(x, y, count: count, padding: 1, LogKernel())
+    }
+    @inlinable @inline(__always)
+    public static func expScaled(_ x: UnsafePointer<Float>, scale: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        apply(x, y, count: count, padding: 0, ExpScaledKernel(scale: SIMD16<Float>(repeating: scale)))
+    }
+    @inlinable @inline(__always)
+    public static func softplus(_ x: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        apply(x, y, count: count, padding: 0, SoftplusKernel(temperature: SIMD16<Float>(repeating: tau), minusInverse: SIMD16<Float>(repeating: -1 / tau)))
+    }
+    @inlinable @inline(__always)
+    public static func softplusDerivative(output s: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        apply(s, y, count: count, padding: 0, SoftplusDerivativeKernel(minusInverse: SIMD16<Float>(repeating: -1 / tau)))
+    }
+
     /// The softplus (`derivative` false, in place on `x`) or its derivative from the output
     /// (`derivative` true, `x` the outputs, into `y`) of the rows r < `rows` of `columns` values
     /// (row r at `x + r·columns`, `y + r·columns`) whose temperature τ = `temperatures[r·stride]`
@@ -234,23 +257,22 @@ public enum LaneMath {
 public enum AVX512VectorMath {
     @inline(never)
     public static func exp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        LaneMath.apply(x, y, count: count, padding: 0, LaneMath.ExpKernel())
+        LaneMath.exp(x, y, count: count)
     }
 
     @inline(never)
     public static func log(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        LaneMath.apply(x, y, count: count, padding: 1, LaneMath.LogKernel())
+        LaneMath.log(x, y, count: count)
     }
 
     @inline(never)
     public static func expScaled(_ x: UnsafePointer<Float>, scale: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        LaneMath.apply(x, y, count: count, padding: 0, LaneMath.ExpScaledKernel(scale: SIMD16<Float>(repeating: scale)))
+        LaneMath.expScaled(x, scale: scale, y, count: count)
     }
 
     @inline(never)
     public static func softplus(_ x: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        LaneMath.apply(x, y, count: count, padding: 0,
-                       LaneMath.SoftplusKernel(temperature: SIMD16<Float>(repeating: tau), minusInverse: SIMD16<Float>(repeating: -1 / tau)))
+        LaneMath.softplus(x, temperature: tau, y, count: count)
     }
 
     @inline(never)
@@ -261,7 +283,7 @@ public enum AVX512VectorMath {
 
     @inline(never)
     public static func softplusDerivative(output s: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        LaneMath.apply(s, y, count: count, padding: 0, LaneMath.SoftplusDerivativeKernel(minusInverse: SIMD16<Float>(repeating: -1 / tau)))
+        LaneMath.softplusDerivative(output: s, temperature: tau, y, count: count)
     }
 }
 

@@ -32,7 +32,7 @@ public enum VectorMath {
         #if arch(x86_64)
         if wide { AVX512VectorMath.exp(x, y, count: count); return }
         #endif
-        LaneMath.apply(x, y, count: count, padding: 0, LaneMath.ExpKernel())
+        LaneMath.exp(x, y, count: count)
     }
 
     /// y = log(x). log(0) = −inf, log(negative) = NaN, log(+inf) = +inf, log(NaN) = NaN.
@@ -41,7 +41,7 @@ public enum VectorMath {
         #if arch(x86_64)
         if wide { AVX512VectorMath.log(x, y, count: count); return }
         #endif
-        LaneMath.apply(x, y, count: count, padding: 1, LaneMath.LogKernel())
+        LaneMath.log(x, y, count: count)
     }
 
     /// y = exp(scale · x): the standard deviation exp(½ log σ²) with scale = 0.5.
@@ -50,7 +50,7 @@ public enum VectorMath {
         #if arch(x86_64)
         if wide { AVX512VectorMath.expScaled(x, scale: scale, y, count: count); return }
         #endif
-        LaneMath.apply(x, y, count: count, padding: 0, LaneMath.ExpScaledKernel(scale: SIMD16<Float>(repeating: scale)))
+        LaneMath.expScaled(x, scale: scale, y, count: count)
     }
 
     /// y = τ·log(1 + e^{x/τ}) = max(x, 0) + τ·log(1 + e^{−|x|/τ}), the softplus at temperature
@@ -63,8 +63,7 @@ public enum VectorMath {
         #if arch(x86_64)
         if wide { AVX512VectorMath.softplus(x, temperature: tau, y, count: count); return }
         #endif
-        LaneMath.apply(x, y, count: count, padding: 0,
-                       LaneMath.SoftplusKernel(temperature: SIMD16<Float>(repeating: tau), minusInverse: SIMD16<Float>(repeating: -1 / tau)))
+        LaneMath.softplus(x, temperature: tau, y, count: count)
     }
 
     /// y = 1 − e^{−s/τ}: the softplus's derivative σ(x/τ) (the logistic sigmoid) from its
@@ -75,7 +74,7 @@ public enum VectorMath {
         #if arch(x86_64)
         if wide { AVX512VectorMath.softplusDerivative(output: s, temperature: tau, y, count: count); return }
         #endif
-        LaneMath.apply(s, y, count: count, padding: 0, LaneMath.SoftplusDerivativeKernel(minusInverse: SIMD16<Float>(repeating: -1 / tau)))
+        LaneMath.softplusDerivative(output: s, temperature: tau, y, count: count)
     }
 
     /// ``softplus(_:temperature:_:count:)`` in place on each row r < `rows` of `x` (`columns`
@@ -115,22 +114,6 @@ public enum VectorMath {
     /// does (``GEMMKernelKind/current``, so `PESVI_GEMM_KERNEL=avx2` sets both). The same bits
     /// either way; one 512-bit register per 16 lanes instead of two 256-bit halves.
     static let wide = GEMMKernelKind.current == .avx512
-
-    /// The lane kernels as compiled here (x86-64-v3 on x86-64), whatever ``wide`` says: for
-    /// tests that compare them with ``AVX512VectorMath``'s.
-    static func narrowSoftplus(_ x: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        LaneMath.apply(x, y, count: count, padding: 0,
-                       LaneMath.SoftplusKernel(temperature: SIMD16<Float>(repeating: tau), minusInverse: SIMD16<Float>(repeating: -1 / tau)))
-    }
-    static func narrowExp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        LaneMath.apply(x, y, count: count, padding: 0, LaneMath.ExpKernel())
-    }
-    static func narrowLog(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        LaneMath.apply(x, y, count: count, padding: 1, LaneMath.LogKernel())
-    }
-    static func narrowSoftplusDerivative(output s: UnsafePointer<Float>, temperature tau: Float, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        LaneMath.apply(s, y, count: count, padding: 0, LaneMath.SoftplusDerivativeKernel(minusInverse: SIMD16<Float>(repeating: -1 / tau)))
-    }
 
     // MARK: - Benchmark
 

@@ -233,7 +233,8 @@ import PESVIKernelsAVX512
     /// never negative, exactly max(x, 0) far from 0; in place too. Its derivative from the output,
     /// 1 − e^{−s/τ}, is the logistic σ(x/τ) to 3·10⁻⁷ absolute, in [0, 1].
     /// The kernels compiled for AVX-512 (``AVX512VectorMath``, what `VectorMath` runs where the
-    /// GEMM is AVX-512) give the same bits as the ones compiled for x86-64-v3: exp, log, the
+    /// GEMM is AVX-512) give the same bits as the ones compiled for x86-64-v3 (`LaneMath`'s
+    /// inlinable functions, compiled into this test module with its x86-64-v3 flags): exp, log, the
     /// softplus at several temperatures and its derivative, on values that cross every branch
     /// (signs, the clamps, special values), every count up to 40 and a long buffer. Skipped
     /// (recorded as passing) without AVX-512.
@@ -251,13 +252,13 @@ import PESVIKernelsAVX512
         func same(_ a: [Float], _ b: [Float]) -> Bool { a.map(\.bitPattern) == b.map(\.bitPattern) }
         for count in Array(0...40) + [values.count] {
             let x = Array(values.prefix(count)), p = Array(positive.prefix(count))
-            #expect(same(Self.apply({ AVX512VectorMath.exp($0, $1, count: $2) }, x), Self.apply({ VectorMath.narrowExp($0, $1, count: $2) }, x)))
-            #expect(same(Self.apply({ AVX512VectorMath.log($0, $1, count: $2) }, p), Self.apply({ VectorMath.narrowLog($0, $1, count: $2) }, p)))
+            #expect(same(Self.apply({ AVX512VectorMath.exp($0, $1, count: $2) }, x), Self.apply({ LaneMath.exp($0, $1, count: $2) }, x)))
+            #expect(same(Self.apply({ AVX512VectorMath.log($0, $1, count: $2) }, p), Self.apply({ LaneMath.log($0, $1, count: $2) }, p)))
             for tau: Float in [0.01, 0.3, 2] {
                 let wide = Self.apply({ AVX512VectorMath.softplus($0, temperature: tau, $1, count: $2) }, x)
-                #expect(same(wide, Self.apply({ VectorMath.narrowSoftplus($0, temperature: tau, $1, count: $2) }, x)), "softplus τ \(tau), \(count)")
+                #expect(same(wide, Self.apply({ LaneMath.softplus($0, temperature: tau, $1, count: $2) }, x)), "softplus τ \(tau), \(count)")
                 #expect(same(Self.apply({ AVX512VectorMath.softplusDerivative(output: $0, temperature: tau, $1, count: $2) }, wide),
-                             Self.apply({ VectorMath.narrowSoftplusDerivative(output: $0, temperature: tau, $1, count: $2) }, wide)))
+                             Self.apply({ LaneMath.softplusDerivative(output: $0, temperature: tau, $1, count: $2) }, wide)))
             }
         }
         #endif
