@@ -14,7 +14,9 @@ exactly (PESVI's default), else in the same subspace. Recorded in docs/RESULTS.m
 
 mode: plain or pre; last: 1 (the last step in the basis) or 0. PESVI_PROBE_ROWS=validation
 probes the validation rows (Hbar is then formed from the test rows, PREC_ROWS=validation to
-keep it on the validation rows). Prints the mean reconstruction on the ReLU decoder after every
+keep it on the validation rows). The smoothing schedule is PESVI's default (c = 0.4, f = 0.5,
+4 smoothed iterations, initial damping 1e-3) unless SMOOTHING_SCALE, SMOOTHING_FACTOR,
+SMOOTHING_ITERATIONS or DAMPING say otherwise (twenty-eighth session). Prints the mean reconstruction on the ReLU decoder after every
 iteration and the first within 1 % of SVI's level. Not part of the package.
 """
 import os, sys, numpy as np
@@ -31,7 +33,8 @@ _, Jv = fwd(mlp(probe.encoder, xv)[:, :L], None)
 Hbar = np.mean([j.T @ j for j in Jv], axis=0)
 
 
-def lm(k, pre, keep_last, c=0.4, f=0.5, K=4, lam0=1e-3, eps=1e-2):
+def lm(k, pre, keep_last, c=float(os.environ.get('SMOOTHING_SCALE', 0.4)), f=float(os.environ.get('SMOOTHING_FACTOR', 0.5)),
+       K=int(os.environ.get('SMOOTHING_ITERATIONS', 4)), lam0=float(os.environ.get('DAMPING', 1e-3)), eps=1e-2):
     w, U = np.linalg.eigh(Hbar)
     C = U @ np.diag(1 / (w + eps * w.max())) @ U.T if pre else np.eye(L)
     mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []; tol = 1e-3
