@@ -25,14 +25,14 @@ struct GaussNewtonFlags: ParsableArguments {
     @Option(help: "Gauss-Newton: accept a step only if the objective fell by at least this fraction of the decrease its damped model predicted (0: any decrease).")
     var gnAcceptance: Double = ComparisonOptions().gaussNewtonAcceptance
     @Option(help: "Gauss-Newton: damping trials per iteration on one linearization.") var gnTrials: Int = ComparisonOptions().gaussNewtonTrials
-    @Option(help: "Gauss-Newton with a ReLU decoder: each point's first K iterations work on the decoder with its ReLUs smoothed to a softplus (a continuation that escapes the start's activation pattern); 0: plain Levenberg–Marquardt.")
-    var gnSmoothing: Int = ComparisonOptions().gaussNewtonSmoothing.iterations
-    @Option(help: "Gauss-Newton smoothing: the first temperature, in units of the spread of the point's own pre-activations.")
-    var gnSmoothingScale: Double = ComparisonOptions().gaussNewtonSmoothing.scale
-    @Option(help: "Gauss-Newton smoothing: the temperature's factor per iteration, in (0, 1].")
-    var gnSmoothingFactor: Double = ComparisonOptions().gaussNewtonSmoothing.factor
-    @Option(help: "Gauss-Newton smoothing: after an accepted smoothed step the damping λ is held ('hold') or lowered to λ/3 as on the ReLU decoder ('lower').")
-    var gnSmoothingDamping: SmoothingDamping = ComparisonOptions().gaussNewtonSmoothing.holdsDamping ? .hold : .lower
+    @Option(help: "Gauss-Newton with a ReLU decoder: each point's first K iterations work on the decoder with its ReLUs smoothed to a softplus (a continuation that escapes the start's activation pattern); 0: plain Levenberg–Marquardt. Default: the schedule the model chose on its validation rows (config.json), else \(GaussNewtonSmoothing.standard.iterations). Giving this or any other --gn-smoothing*, --gn-smoothed-krylov, --gn-smoothed-last-step, --gn-preconditioner or --gn-krylov flag sets the schedule from the flags alone.")
+    var gnSmoothing: Int?
+    @Option(help: "Gauss-Newton smoothing: the first temperature, in units of the spread of the point's own pre-activations (default \(GaussNewtonSmoothing.standard.scale) when the schedule comes from the flags).")
+    var gnSmoothingScale: Double?
+    @Option(help: "Gauss-Newton smoothing: the temperature's factor per iteration, in (0, 1] (default \(GaussNewtonSmoothing.standard.factor) when the schedule comes from the flags).")
+    var gnSmoothingFactor: Double?
+    @Option(help: "Gauss-Newton smoothing: after an accepted smoothed step the damping λ is held ('hold', the default) or lowered to λ/3 as on the ReLU decoder ('lower').")
+    var gnSmoothingDamping: SmoothingDamping?
     @Option(help: "Gauss-Newton with a ReLU decoder and the reconstruction objective: solve each step in the span of the gradient, K−1 curvature products of it and the last step (batched Jacobian-vector products, no |z|×|z| system); 0: the exact solve.")
     var gnKrylov: Int = ComparisonOptions().gaussNewtonKrylov
     @Option(help: "Gauss-Newton with a ReLU decoder and the reconstruction objective: solve the smoothed iterations' steps (--gn-smoothing) in Krylov subspaces of K vectors as --gn-krylov does, the later ones as --gn-krylov says (exactly when it is 0); 0: the smoothed iterations solve as the others do. Default, from |z| = 32 on: 8 where the latent is wider than the data (d < |z|), else min(|z|/4, 16), or 3|z|/16 with the Krylov preconditioner (--gn-preconditioner; by default at 32 ≤ |z| < 64); below |z| = 32, or when --gn-krylov is given: 0.")
@@ -51,19 +51,27 @@ struct GaussNewtonFlags: ParsableArguments {
         guard gnTrials >= 1 else { throw ValidationError("--gn-trials must be at least 1, got \(gnTrials)") }
         guard gnKrylov >= 0 else { throw ValidationError("--gn-krylov must be 0 or more vectors, got \(gnKrylov)") }
         if let k = gnSmoothedKrylov, k < 0 { throw ValidationError("--gn-smoothed-krylov must be 0 or more vectors, got \(k)") }
-        guard gnSmoothing >= 0 else { throw ValidationError("--gn-smoothing must be 0 or more iterations, got \(gnSmoothing)") }
-        guard gnSmoothingScale >= 0, gnSmoothingScale.isFinite else {
-            throw ValidationError("--gn-smoothing-scale must be a non-negative number, got \(gnSmoothingScale)")
+        if let k = gnSmoothing, k < 0 { throw ValidationError("--gn-smoothing must be 0 or more iterations, got \(k)") }
+        if let c = gnSmoothingScale, !(c >= 0 && c.isFinite) {
+            throw ValidationError("--gn-smoothing-scale must be a non-negative number, got \(c)")
         }
-        guard gnSmoothingFactor > 0, gnSmoothingFactor <= 1 else {
-            throw ValidationError("--gn-smoothing-factor must be in (0, 1], got \(gnSmoothingFactor)")
+        if let f = gnSmoothingFactor, !(f > 0 && f <= 1) {
+            throw ValidationError("--gn-smoothing-factor must be in (0, 1], got \(f)")
         }
     }
 
-    /// The smoothing schedule these flags set.
+    /// The smoothing schedule these flags set (the standard one's value for each flag not given).
     var smoothing: GaussNewtonSmoothing {
-        GaussNewtonSmoothing(iterations: gnSmoothing, scale: gnSmoothingScale, factor: gnSmoothingFactor,
-                             holdsDamping: gnSmoothingDamping == .hold)
+        let s = GaussNewtonSmoothing.standard
+        return GaussNewtonSmoothing(iterations: gnSmoothing ?? s.iterations, scale: gnSmoothingScale ?? s.scale, factor: gnSmoothingFactor ?? s.factor,
+                                    holdsDamping: (gnSmoothingDamping ?? (s.holdsDamping ? .hold : .lower)) == .hold)
+    }
+
+    /// Whether any flag that sets PE-SVI-GN's schedule was given (then the model's chosen
+    /// schedule is not used).
+    var setsSchedule: Bool {
+        gnSmoothing != nil || gnSmoothingScale != nil || gnSmoothingFactor != nil || gnSmoothingDamping != nil
+            || gnSmoothedKrylov != nil || gnSmoothedLastStep != nil || gnPreconditioner != nil || gnKrylov != ComparisonOptions().gaussNewtonKrylov
     }
 
     /// These settings written into `o`.
@@ -78,6 +86,7 @@ struct GaussNewtonFlags: ParsableArguments {
         o.gaussNewtonSmoothedKrylovLastStep = gnSmoothedLastStep
         o.gaussNewtonSmoothedKrylovFirstLayer = gnSmoothedFirstLayer
         o.gaussNewtonPreconditioner = gnPreconditioner
+        o.gaussNewtonScheduleFromModel = !setsSchedule
     }
 }
 

@@ -30,7 +30,7 @@ struct InferCommand: ParsableCommand {
     @Option(help: "Refinement rate, or 'auto' for guarded refinement at the automatic pace.") var lr: String = "auto"
     @Option(help: "Output file (.npy or .csv).") var out: String
     @Option(help: "Refinement: 'adam' (paced Adam, see --lr), 'gn' (Gauss-Newton) or 'cauchy' (the Gauss-Newton step length along the gradient).") var method: String = "adam"
-    @Flag(help: "With --lr auto: search the automatic pace again (and store it) even if the model has one, e.g. one found by an older pesvi.")
+    @Flag(help: "With --lr auto: search the automatic pace again (and store it) even if the model has one, e.g. one found by an older pesvi. With --method gn: choose the Gauss-Newton schedule again (and store it).")
     var searchPace = false
     @Flag(help: "Print a summary as one JSON object on stdout: points, method, step rule and rate, mean and largest steps per point, seconds, the output file.")
     var json = false
@@ -41,7 +41,12 @@ struct InferCommand: ParsableCommand {
         guard steps >= 0 else { throw ValidationError("--steps must be 0 or more, got \(steps)") }
         guard ["adam", "gn", "cauchy"].contains(method) else { throw ValidationError("--method must be 'adam', 'gn' or 'cauchy', got '\(method)'") }
         if lr != "auto" { guard let v = Float(lr), v > 0, v.isFinite else { throw ValidationError("--lr must be a positive number or 'auto', got '\(lr)'") } }
-        if searchPace && (method != "adam" || lr != "auto") { throw ValidationError("--search-pace goes with --lr auto and --method adam") }
+        if searchPace && !(method == "gn" || method == "adam" && lr == "auto") {
+            throw ValidationError("--search-pace goes with --lr auto and --method adam, or with --method gn")
+        }
+        if searchPace && method == "gn" && gaussNewton.setsSchedule {
+            throw ValidationError("--search-pace chooses the Gauss-Newton schedule; it does not go with the --gn flags that set one")
+        }
     }
 
     func run() throws {
@@ -78,6 +83,13 @@ struct InferCommand: ParsableCommand {
         }
         var gnOptions = ComparisonOptions()
         gaussNewton.apply(to: &gnOptions)
+        // PE-SVI-GN's schedule: the model's choice, made on its validation rows the first time
+        // (or again with --search-pace) and stored in config.json, unless the flags set one.
+        if method == "gn" && steps > 0 && gnOptions.gaussNewtonScheduleFromModel && m.decoder.network.layerCount > 1
+            && m.configuration.objective.kind == .reconstruction && (m.configuration.gaussNewtonSchedule == nil || searchPace) {
+            try chooseSchedule(m, options: gnOptions)
+        }
+        gnOptions = gnOptions.applyingSchedule(of: m)
         // PE-SVI-GN's Krylov preconditioner, where these options use one: formed once from the
         // validation rows and stored with the model (as the automatic pace is).
         if method == "gn" && steps > 0 && m.krylovPreconditioner == nil
@@ -105,8 +117,10 @@ struct InferCommand: ParsableCommand {
             mu = r.mu; lv = r.logVariance
             summary.meanSteps = r.meanSteps; summary.maxSteps = r.maxSteps
             summary.rejectedTrials = r.rejectedSteps; summary.exactStep = r.exactStep
+            if m.decoder.network.layerCount > 1 { summary.schedule = gnOptions.gaussNewtonSchedule.name }
             stepsNote = !r.exactStep
-                ? String(format: "Gauss-Newton, mean %.1f / max %d steps per point, %d rejected trials", r.meanSteps, r.maxSteps, r.rejectedSteps)
+                ? String(format: "Gauss-Newton (%@ schedule), mean %.1f / max %d steps per point, %d rejected trials",
+                         summary.schedule ?? "standard", r.meanSteps, r.maxSteps, r.rejectedSteps)
                 : r.usedStart ? "Gauss-Newton, one exact minimum-norm step per point from the pseudo-encoder's start (linear decoder, singular H)"
                 : "Gauss-Newton, one exact step per point (linear decoder)"
         } else if steps > 0 && method == "cauchy" {
@@ -155,6 +169,32 @@ struct InferCommand: ParsableCommand {
     /// Adam rate when Adam ran; `meanSteps`/`maxSteps` per point (Gauss-Newton: iterations;
     /// a fixed rate: exactly --steps); `rejectedTrials` and `exactStep` for Gauss-Newton only;
     /// `seconds` the wall time of the encoder pass and the refinement.
+    /// Races PE-SVI-GN's schedules on the model's validation rows to SVI's level there
+    /// (``TrainingPipeline/chooseGaussNewtonSchedule(for:validation:target:base:threads:seed:)``)
+    /// and stores the choice (and a Krylov preconditioner it keeps) in the model directory.
+    func chooseSchedule(_ m: PESVIModel, options: ComparisonOptions) throws {
+        guard let v = m.validationData else {
+            throw ModelStoreError.missing("\(model): no validation.npy to choose the Gauss-Newton schedule on; pass --gn-smoothing (e.g. \(GaussNewtonSmoothing.standard.iterations) for the standard schedule)")
+        }
+        let vx = try m.prepare(v, name: "\(model)/validation.npy")
+        if !common.quiet { printErr("choosing the Gauss-Newton schedule on \(vx.rows) validation rows (SVI's level from \(TrainingPipeline.scheduleRaceStarts) random starts first)…") }
+        let level = TrainingPipeline.sviLevels(vx, decoder: m.decoder, svi: (m.configuration.phase1.initialization, m.configuration.sviLearningRate),
+                                               starts: TrainingPipeline.scheduleRaceStarts, threads: common.threads, seed: common.seed)?.median
+        guard let choice = TrainingPipeline.chooseGaussNewtonSchedule(for: m, validation: vx, target: level, base: options,
+                                                                      threads: common.threads, seed: common.seed) else {
+            throw ModelStoreError.missing("\(model): validation.npy has no rows to choose the Gauss-Newton schedule on; pass --gn-smoothing")
+        }
+        let hadPreconditioner = FileManager.default.fileExists(atPath: URL(fileURLWithPath: model).appendingPathComponent(ModelStore.preconditionerFile).path)
+        m.configuration.gaussNewtonSchedule = choice
+        try ModelStore.saveConfiguration(m.configuration, to: model)
+        if let c = m.krylovPreconditioner, !hadPreconditioner { try ModelStore.savePreconditioner(c, latent: m.configuration.latent, to: model) }
+        if !common.quiet {
+            let steps = choice.trials.map { t in "\(t.schedule.name) \(t.stepsToTarget.map { String(format: "%.2f", $0) } ?? "never")" }
+            printErr("Gauss-Newton schedule: \(choice.schedule.name) (steps per point to SVI's level \(String(format: "%.5g", choice.target)): "
+                     + steps.joined(separator: ", ") + "), stored in \(model)/config.json")
+        }
+    }
+
     struct InferSummary: Codable {
         var points: Int
         var latent: Int
@@ -165,6 +205,8 @@ struct InferCommand: ParsableCommand {
         var maxSteps: Int
         var rejectedTrials: Int?
         var exactStep: Bool?
+        /// Gauss-Newton with a ReLU decoder: its schedule ("standard", "smoothed to the end", or the flags' settings).
+        var schedule: String? = nil
         var seconds: Double
         var out: String
     }

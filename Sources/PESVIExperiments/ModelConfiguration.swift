@@ -59,6 +59,11 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
         autoPace = outcome?.learningRate
         autoStepRule = outcome?.stepRule
     }
+    /// PE-SVI-GN's schedule, chosen on the validation split among
+    /// ``GaussNewtonSchedule/candidates`` (nil: not chosen, e.g. a linear decoder, another
+    /// objective or a model from an older pesvi; PE-SVI-GN then takes the standard schedule).
+    /// The `--gn-smoothing*`, `--gn-smoothed-*` and `--gn-preconditioner` flags override it.
+    public var gaussNewtonSchedule: GaussNewtonScheduleChoice? = nil
     /// The Adam rate of test-time SVI from a random start (default: phase 1's latent rate).
     public var sviLearningRate: Float
     public var phase1: EarlyDecoderTrainingConfiguration

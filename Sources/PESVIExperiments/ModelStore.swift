@@ -69,7 +69,9 @@ public final class PESVIModel: @unchecked Sendable {
 /// Every file is written atomically (temp file, then rename). Loading checks the header,
 /// every tensor's presence and shape, and the configuration, and refuses anything else.
 public enum ModelStore {
-    static let weightsFile = "model.safetensors", configFile = "config.json", preconditionerFile = "krylov-preconditioner.npy"
+    static let weightsFile = "model.safetensors", configFile = "config.json"
+    /// The Krylov preconditioner's file in a model directory (``PESVIModel/krylovPreconditioner``).
+    public static let preconditionerFile = "krylov-preconditioner.npy"
 
     static func networkTensors(_ net: DenseNetwork, prefix: String) throws -> [String: FloatTensor] {
         var out: [String: FloatTensor] = [:]
@@ -181,6 +183,14 @@ public enum ModelStore {
         }
         if let rule = config.autoStepRule, rule.usesGaussNewtonModel, config.objective.kind != .reconstruction {
             throw ModelStoreError.invalid("\(configURL.path): autoStepRule '\(rule.rawValue)' needs the reconstruction objective, the model uses \(config.objective.kind)")
+        }
+        if let choice = config.gaussNewtonSchedule {
+            guard config.decoderWidths.count > 2, config.objective.kind == .reconstruction else {
+                throw ModelStoreError.invalid("\(configURL.path): gaussNewtonSchedule is for a ReLU decoder with the reconstruction objective")
+            }
+            guard choice.target.isFinite, choice.target >= 0 else {
+                throw ModelStoreError.invalid("\(configURL.path): gaussNewtonSchedule's target must be a non-negative number, got \(choice.target)")
+            }
         }
         let weightsURL = dir.appendingPathComponent(weightsFile)
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {

@@ -112,6 +112,8 @@ public struct ReproductionCell: Sendable, Codable {
     /// The automatic pace of PE-SVI-auto, and the step rule chosen with it (nil: Adam).
     public var autoPace: Float? = nil
     public var autoStepRule: GuardedRefinementConfiguration.StepRule? = nil
+    /// PE-SVI-GN's schedule chosen on the validation rows (nil: none chosen, the standard one).
+    public var gaussNewtonSchedule: GaussNewtonSchedule? = nil
     /// Wall time of the cell's whole search and evaluation, seconds.
     public var seconds: Double
 }
@@ -242,9 +244,14 @@ public enum PaperReproduction {
                                                       posteriors: p1.posteriors, phase2: p2,
                                                       vae: bestVAE.map { ($0.encoder, $0.decoder) },
                                                       vaeConfiguration: bestVAE?.configuration, pace: pace, report: PipelineReport())
+                let sviRule = (p1.configuration.initialization, p1.configuration.latentLearningRate)
+                let levels = TrainingPipeline.sviLevels(prepared.validation, decoder: p1.decoder, svi: sviRule,
+                                                        starts: TrainingPipeline.scheduleRaceStarts, threads: o.searchThreads, seed: o.seed &+ 6)
                 model.configuration.storeAutomaticPace(TrainingPipeline.automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
-                                                                                      svi: (p1.configuration.initialization, p1.configuration.latentLearningRate),
+                                                                                      svi: sviRule, target: levels?.first,
                                                                                       threads: o.searchThreads, seed: o.seed &+ 6))
+                model.configuration.gaussNewtonSchedule = TrainingPipeline.chooseGaussNewtonSchedule(
+                    for: model, validation: prepared.validation, target: levels?.median, base: o.comparisonOptions, threads: o.searchThreads, seed: o.seed &+ 6)
                 if let root = o.modelsDirectory {
                     try ModelStore.save(model, to: URL(fileURLWithPath: root).appendingPathComponent(modelName(z: z, architecture: arch)).path)
                 }
@@ -258,6 +265,7 @@ public enum PaperReproduction {
                                             }(),
                                             pace: comparison.pace, autoPace: model.configuration.autoPace,
                                             autoStepRule: model.configuration.autoStepRule,
+                                            gaussNewtonSchedule: model.configuration.gaussNewtonSchedule?.schedule,
                                             seconds: Date().timeIntervalSince(t0) + resumedSeconds)
                 log(MethodComparison.table(comparison))
                 try store?.save(cell, architecture: arch)
@@ -381,10 +389,10 @@ public enum PaperReproduction {
                 }.joined(separator: " | ") + " |\n"
             }
         }
-        out += "\n## Chosen hyperparameters\n\n| cell | VAE rate | SVI decoder rate | SVI latent rate | initial log σ² | pace | auto pace | cell seconds |\n|---|---|---|---|---|---|---|---|\n"
+        out += "\n## Chosen hyperparameters\n\n| cell | VAE rate | SVI decoder rate | SVI latent rate | initial log σ² | pace | auto pace | GN schedule | cell seconds |\n|---|---|---|---|---|---|---|---|---|\n"
         for cell in cells {
             out += "| |z|=\(cell.comparison.z) \(cell.comparison.arch) | \(cell.vaeLearningRate.map { "\($0)" } ?? "n/a") | \(cell.decoderLearningRate) | \(cell.latentLearningRate) | \(cell.initialLogVariance) | \(cell.pace) | \(cell.autoStepRule == .cauchy ? "Cauchy step" : cell.autoStepRule == .subspace ? "subspace step" : cell.autoStepRule == .krylov ? "Krylov step" : cell.autoPace.map { String(format: "%.3g", $0) } ?? "n/a") | "
-            out += String(format: "%.1f |\n", cell.seconds)
+            out += "\(cell.gaussNewtonSchedule?.name ?? "standard") | " + String(format: "%.1f |\n", cell.seconds)
         }
         out += "\nPlots: " + cells.map { "`\(plotName($0))`" }.joined(separator: ", ") + ".\n"
         return out

@@ -139,6 +139,7 @@ struct StoredReproductionCell: Codable {
     var pace: Float
     var autoPace: Float?
     var autoStepRule: GuardedRefinementConfiguration.StepRule?
+    var gaussNewtonSchedule: GaussNewtonSchedule?
     var seconds: Double
 
     init(_ c: ReproductionCell) {
@@ -146,7 +147,8 @@ struct StoredReproductionCell: Codable {
         dataset = r.dataset; z = r.z; arch = r.arch; methods = r.methods.mapValues(StoredMethodResult.init); order = r.order
         sviObjective = r.sviObjective; sviLearningRate = r.sviLearningRate; comparisonPace = r.pace; points = r.points
         vaeLearningRate = c.vaeLearningRate; decoderLearningRate = c.decoderLearningRate; latentLearningRate = c.latentLearningRate
-        initialLogVariance = c.initialLogVariance; pace = c.pace; autoPace = c.autoPace; autoStepRule = c.autoStepRule; seconds = c.seconds
+        initialLogVariance = c.initialLogVariance; pace = c.pace; autoPace = c.autoPace; autoStepRule = c.autoStepRule
+        gaussNewtonSchedule = c.gaussNewtonSchedule; seconds = c.seconds
     }
 
     var cell: ReproductionCell {
@@ -154,6 +156,6 @@ struct StoredReproductionCell: Codable {
         r.sviObjective = sviObjective; r.sviLearningRate = sviLearningRate; r.pace = comparisonPace; r.points = points
         return ReproductionCell(comparison: r, vaeLearningRate: vaeLearningRate, decoderLearningRate: decoderLearningRate,
                                 latentLearningRate: latentLearningRate, initialLogVariance: initialLogVariance, pace: pace,
-                                autoPace: autoPace, autoStepRule: autoStepRule, seconds: seconds)
+                                autoPace: autoPace, autoStepRule: autoStepRule, gaussNewtonSchedule: gaussNewtonSchedule, seconds: seconds)
     }
 }

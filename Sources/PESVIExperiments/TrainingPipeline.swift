@@ -137,21 +137,109 @@ public enum TrainingPipeline {
     /// and Adam rate: phase 1's) and the reconstruction objective, SVI is first run on the
     /// validation rows from that start to its plateau (``StoppingRule/sviDefault``), and its
     /// expected reconstruction (8 samples) is the level the search's candidates race to.
+    /// `target`: SVI's level on these rows, when the caller has it (``sviLevel(_:decoder:svi:threads:seed:)``
+    /// with the same seed gives the same number); then `svi` is not run again.
     public static func automaticPace(_ validation: Dataset, decoder: GaussianDecoder, encoder: GaussianEncoder,
                                      svi: (initialization: PosteriorInitialization, learningRate: Float)? = nil,
+                                     target given: Double? = nil,
                                      maxSteps: Int = 50, threads: Int, seed: UInt64) -> AutomaticPace.Outcome? {
         guard validation.rows > 0 else { return nil }
         let start = encoder.encode(validation, threads: threads)
         var base = GuardedRefinementConfiguration(learningRate: 0.1)
         base.maxSteps = maxSteps
         var target: Double? = nil
-        if let svi, AutomaticPace.cauchyApplies(decoder: decoder, base: base) {
-            let r = TestTimeInference(decoder: decoder, threads: threads)
-                .svi(validation, initialization: svi.initialization, learningRate: svi.learningRate, seed: seed &+ 1)
-            target = Metrics.evaluate(decoder: decoder, x: validation, mu: r.mu, logVariance: r.logVariance,
-                                      seed: seed &+ 2, threads: threads).expectedReconstruction
+        if AutomaticPace.cauchyApplies(decoder: decoder, base: base) {
+            target = given ?? svi.flatMap { sviLevel(validation, decoder: decoder, svi: $0, threads: threads, seed: seed) }
         }
         return AutomaticPace.select(decoder: decoder, x: validation, start: start, base: base, threads: threads, seed: seed, target: target)
+    }
+
+    /// SVI's level on `rows`: its expected reconstruction (8 samples, seed `seed` + 2) after SVI
+    /// from its random start (`svi`: phase 1's initialization and latent rate; seed `seed` + 1)
+    /// to its plateau (``StoppingRule/sviDefault``). nil without rows or with another objective
+    /// than the reconstruction.
+    public static func sviLevel(_ rows: Dataset, decoder: GaussianDecoder, svi: (initialization: PosteriorInitialization, learningRate: Float),
+                                threads: Int, seed: UInt64) -> Double? {
+        sviLevels(rows, decoder: decoder, svi: svi, starts: 1, threads: threads, seed: seed)?.first
+    }
+
+    /// SVI's level on `rows` from one random start (``sviLevel(_:decoder:svi:threads:seed:)``,
+    /// `first`) and from `starts` of them (`median`: the mean over points of each point's median
+    /// expected reconstruction over the starts; start k from seed `seed` + 1 + 2k, every one
+    /// measured with seed `seed` + 2). One start's mean is at the mercy of the few points its
+    /// random start leaves in a poor optimum: on digits |z| = 64 Arch3's 180 validation rows six
+    /// starts gave 0.0031–0.0043 and one 0.0219, where the median over three starts gave
+    /// 0.0027–0.0031 (`docs/RESULTS.md`, twenty-ninth session). nil as there.
+    public static func sviLevels(_ rows: Dataset, decoder: GaussianDecoder, svi: (initialization: PosteriorInitialization, learningRate: Float),
+                                 starts: Int, threads: Int, seed: UInt64) -> (first: Double, median: Double)? {
+        precondition(starts >= 1, "sviLevels: starts must be ≥ 1, got \(starts)")
+        guard rows.rows > 0, decoder.objective.kind == .reconstruction else { return nil }
+        let inference = TestTimeInference(decoder: decoder, threads: threads)
+        var first = 0.0
+        var perStart: [[Double]] = []
+        for k in 0..<starts {
+            let r = inference.svi(rows, initialization: svi.initialization, learningRate: svi.learningRate, seed: seed &+ 1 &+ UInt64(2 * k))
+            var values = [Double](repeating: 0, count: rows.rows)
+            let m = values.withUnsafeMutableBufferPointer {
+                Metrics.evaluate(decoder: decoder, x: rows, mu: r.mu, logVariance: r.logVariance, seed: seed &+ 2, threads: threads,
+                                 perPoint: $0.baseAddress)
+            }
+            if k == 0 { first = m.expectedReconstruction }
+            perStart.append(values)
+        }
+        guard starts > 1 else { return (first, first) }
+        var sum = 0.0
+        for i in 0..<rows.rows { sum += MethodComparison.median(perStart.map { $0[i] }) }
+        return (first, sum / Double(rows.rows))
+    }
+
+    /// Random SVI starts whose per-point median is the level PE-SVI-GN's schedules race to
+    /// (``sviLevels(_:decoder:svi:starts:threads:seed:)``).
+    public static let scheduleRaceStarts = 3
+    /// Iterations each schedule may take in the race.
+    public static let scheduleRaceIterations = 20
+
+    /// PE-SVI-GN's schedule for `model`, chosen on its validation rows `validation` (prepared,
+    /// the rows `target` was measured on, as the automatic pace's search runs on them): each of
+    /// ``GaussNewtonSchedule/candidates(latent:dataWidth:)`` runs
+    /// from the pseudo-encoder's start with `base`'s other settings (damping, trials, stop, …)
+    /// for at most ``scheduleRaceIterations`` iterations, and after each iteration the expected
+    /// reconstruction (8 samples) is measured until it is within 1 % of `target`, SVI's level on
+    /// those rows (`pesvi`: the median over ``scheduleRaceStarts`` random starts); ``GaussNewtonScheduleChoice/choose(_:)`` picks. A preconditioned candidate
+    /// forms the model's Krylov preconditioner if it has none; the model keeps it only if that
+    /// candidate is chosen or `pesvi` preconditions the shape by default. nil (no choice: the
+    /// standard schedule) for a decoder without hidden layers, another objective than the
+    /// reconstruction, no validation rows or no finite target.
+    public static func chooseGaussNewtonSchedule(for model: PESVIModel, validation: Dataset, target: Double?,
+                                                 base: ComparisonOptions = ComparisonOptions(), threads: Int, seed: UInt64) -> GaussNewtonScheduleChoice? {
+        let decoder = model.decoder
+        guard decoder.network.layerCount > 1, decoder.objective.kind == .reconstruction, validation.rows > 0,
+              let target, target.isFinite, target >= 0 else { return nil }
+        let x = validation
+        let start = model.pseudoEncoder.encode(x, threads: threads)
+        let hadPreconditioner = model.krylovPreconditioner
+        var trials: [GaussNewtonScheduleChoice.Trial] = []
+        for schedule in GaussNewtonSchedule.candidates(latent: decoder.latent, dataWidth: decoder.dataWidth) {
+            var o = base.with(schedule)
+            o.gaussNewtonScheduleFromModel = false
+            o.threads = threads
+            if model.krylovPreconditioner == nil, o.gaussNewtonPreconditioned(latent: decoder.latent, dataWidth: decoder.dataWidth) {
+                model.krylovPreconditioner = ComparisonOptions.formKrylovPreconditioner(for: model, threads: threads)
+            }
+            let watch = ReachWatch(reaches: { Convergence.reaches($0.expectedReconstruction, target) }, startReaches: false) {
+                Metrics.evaluate(decoder: decoder, x: x, mu: $0, logVariance: $1, seed: seed &+ 2, threads: threads)
+            }
+            let r = o.gaussNewtonRefinement(model: model, threads: threads)
+                .refine(x, start: start, maxSteps: scheduleRaceIterations, seed: seed, recordCurve: false,
+                        observer: watch.observer(n: x.rows, latent: decoder.latent))
+            let steps = watch.outcome(meanStepsAfter: r.meanStepsAfter, secondsAfter: r.secondsAfter, startSeconds: 0).0
+            let final = Metrics.evaluate(decoder: decoder, x: x, mu: r.mu, logVariance: r.logVariance, seed: seed &+ 2, threads: threads)
+            trials.append(.init(schedule: schedule, stepsToTarget: steps, reconstruction: final.expectedReconstruction))
+        }
+        let chosen = trials[GaussNewtonScheduleChoice.choose(trials)].schedule
+        let keeps = (chosen.preconditioned ?? GaussNewtonRefinement.defaultKrylovPreconditioned(latent: decoder.latent, dataWidth: decoder.dataWidth))
+        model.krylovPreconditioner = keeps ? model.krylovPreconditioner : hadPreconditioner
+        return GaussNewtonScheduleChoice(schedule: chosen, target: target, trials: trials)
     }
 
     /// Everything in order, with `options`' single setting of each hyperparameter.
@@ -191,12 +279,18 @@ public enum TrainingPipeline {
         report.paceTrials = pace?.trials ?? []
         report.seconds["pace"] = Date().timeIntervalSince(t0)
         t0 = Date()
+        let sviRule = (p1.configuration.initialization, p1.configuration.latentLearningRate)
+        let levels = sviLevels(prepared.validation, decoder: p1.decoder, svi: sviRule, starts: scheduleRaceStarts, threads: o.threads, seed: o.seed &+ 6)
         let auto = automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
-                                 svi: (p1.configuration.initialization, p1.configuration.latentLearningRate), threads: o.threads, seed: o.seed &+ 6)
+                                 svi: sviRule, target: levels?.first, threads: o.threads, seed: o.seed &+ 6)
         report.seconds["auto_pace"] = Date().timeIntervalSince(t0)
 
         let model = assemble(prepared, options: o, phase1: p1, phase2: p2, vae: vaePair, vaeConfiguration: c3, pace: pace, report: report)
         model.configuration.storeAutomaticPace(auto)
+        t0 = Date()
+        model.configuration.gaussNewtonSchedule = chooseGaussNewtonSchedule(for: model, validation: prepared.validation, target: levels?.median,
+                                                                            threads: o.threads, seed: o.seed &+ 6)
+        model.configuration.trainingSummary["seconds_gn_schedule"] = Date().timeIntervalSince(t0)
         return (model, report)
     }
 

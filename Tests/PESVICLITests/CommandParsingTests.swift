@@ -89,6 +89,29 @@ import PESVINumerics
 
     static let inferWords = ["--model", "M", "--data", "x.csv", "--out", "P.npy", "--method", "gn"]
 
+    /// Without a schedule flag PE-SVI-GN takes the model's chosen schedule; any flag that sets
+    /// part of one (the smoothing's four, the smoothed solve's three, --gn-krylov) makes the
+    /// flags the whole schedule, the standard values standing in for those not given; other
+    /// Gauss-Newton flags leave the model's choice in force. `infer --search-pace` chooses the
+    /// schedule again with --method gn, and refuses the flags that would set one.
+    @Test func scheduleFlagsOverrideTheModelsChoice() throws {
+        let common = try CommonOptions.parse([])
+        #expect(try ComparisonFlags.parse([]).options(common: common).gaussNewtonScheduleFromModel)
+        #expect(try ComparisonFlags.parse(["--gn-trials", "3", "--gn-damping", "0.01", "--gn-smoothed-first-layer", "false"])
+                    .options(common: common).gaussNewtonScheduleFromModel)
+        for words in [["--gn-smoothing", "4"], ["--gn-smoothing-scale", "0.4"], ["--gn-smoothing-factor", "0.5"],
+                      ["--gn-smoothing-damping", "hold"], ["--gn-smoothed-krylov", "8"], ["--gn-smoothed-last-step", "true"],
+                      ["--gn-preconditioner", "false"], ["--gn-krylov", "4"]] {
+            let o = try ComparisonFlags.parse(words).options(common: common)
+            #expect(!o.gaussNewtonScheduleFromModel, "\(words)")
+        }
+        let scale = try ComparisonFlags.parse(["--gn-smoothing-scale", "0.8"]).options(common: common)
+        #expect(scale.gaussNewtonSmoothing == GaussNewtonSmoothing(iterations: 4, scale: 0.8, factor: 0.5))
+        #expect(try InferCommand.parse(Self.inferWords + ["--search-pace"]).searchPace)
+        #expect(throws: (any Error).self) { try InferCommand.parse(Self.inferWords + ["--search-pace", "--gn-smoothing", "9"]) }
+        #expect(throws: (any Error).self) { try InferCommand.parse(["--model", "M", "--data", "x.csv", "--out", "P.npy", "--method", "cauchy", "--search-pace"]) }
+    }
+
     /// `infer --method gn` takes the same Gauss-Newton flags (one definition, one check).
     @Test func inferTakesTheGaussNewtonFlags() throws {
         let c = try InferCommand.parse(Self.inferWords + ["--gn-tolerance", "1e-5", "--gn-trials", "2", "--gn-damping", "0.1",

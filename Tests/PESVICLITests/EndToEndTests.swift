@@ -48,6 +48,38 @@ import PESVIData
         #expect(broken.status != 0 && broken.stderr.contains("krylov-preconditioner.npy"), "\(broken)")
     }
 
+    /// `train` stores PE-SVI-GN's schedule chosen on the validation rows; `infer --method gn`
+    /// names it; a model without one (an older pesvi) chooses it on first use and stores it,
+    /// `--search-pace` chooses again, and schedule flags take over without touching the store.
+    @Test func gaussNewtonScheduleIsChosenStoredAndOverridden() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let (x, m) = try tinyModel(in: dir, arch: 2), p = dir.path("G.npy")
+        let configPath = m + "/config.json"
+        func config() throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        }
+        func summary(_ words: [String]) throws -> (stderr: String, json: [String: Any]) {
+            let r = try Pesvi.run(["infer", "--model", m, "--data", x, "--method", "gn", "--steps", "12", "--out", p, "--json"] + words)
+            try #require(r.status == 0, "\(r)")
+            return (r.stderr, try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]))
+        }
+        let trained = try #require(try config()["gaussNewtonSchedule"] as? [String: Any])
+        #expect((trained["trials"] as? [Any])?.count == 2 && (trained["target"] as? Double ?? 0) > 0, "\(trained)")
+        let names = ["standard", "smoothed to the end"]
+        let stored = try summary([])
+        #expect(names.contains(stored.json["schedule"] as? String ?? "") && !stored.stderr.contains("choosing"), "\(stored)")
+        var older = try config()
+        older["gaussNewtonSchedule"] = nil
+        try JSONSerialization.data(withJSONObject: older).write(to: URL(fileURLWithPath: configPath))
+        let first = try summary([])
+        #expect(first.stderr.contains("Gauss-Newton schedule: ") && first.stderr.contains("stored in"), "\(first.stderr)")
+        #expect(try config()["gaussNewtonSchedule"] != nil)
+        let again = try summary(["--search-pace"])
+        #expect(again.stderr.contains("Gauss-Newton schedule: "), "\(again.stderr)")
+        let flags = try summary(["--gn-smoothing", "0"])
+        #expect(flags.json["schedule"] as? String == "no smoothing" && !flags.stderr.contains("choosing"), "\(flags)")
+    }
+
     /// A linear decoder: `infer --method gn` takes the exact step (no pseudo-encoder pass), and
     /// in `evaluate` PE-SVI-GN reaches SVI in one step with a reconstruction no worse than SVI's
     /// converged one (it is the minimizer SVI approaches).

@@ -11,6 +11,7 @@ import PESVIModels
     @Test func gaussNewtonPreconditionerComesFromTheValidationRows() throws {
         let model = try tinyModel(architecture: .arch3)
         var o = ComparisonOptions()
+        o.gaussNewtonScheduleFromModel = false  // these options' own settings, not the model's chosen schedule
         #expect(o.gaussNewtonPreconditioner(for: model, threads: 1) == nil, "the default rule is off at |z| = 3")
         #expect(o.gaussNewtonRefinement(model: model, threads: 1).krylovPreconditioner == nil)
         o.gaussNewtonPreconditioner = true
