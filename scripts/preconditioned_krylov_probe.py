@@ -16,7 +16,8 @@ mode: plain or pre; last: 1 (the last step in the basis) or 0. PESVI_PROBE_ROWS=
 probes the validation rows (Hbar is then formed from the test rows, PREC_ROWS=validation to
 keep it on the validation rows). The smoothing schedule is PESVI's default (c = 0.4, f = 0.5,
 4 smoothed iterations, initial damping 1e-3) unless SMOOTHING_SCALE, SMOOTHING_FACTOR,
-SMOOTHING_ITERATIONS or DAMPING say otherwise (twenty-eighth session). Prints the mean reconstruction on the ReLU decoder after every
+SMOOTHING_ITERATIONS or DAMPING say otherwise (twenty-eighth session). K_SCHEDULE=4/4/6/6 gives iteration t its own
+number of Krylov vectors (k after the list; twenty-ninth session). Prints the mean reconstruction on the ReLU decoder after every
 iteration and the first within 1 % of SVI's level. Not part of the package.
 """
 import os, sys, numpy as np
@@ -35,6 +36,7 @@ Hbar = np.mean([j.T @ j for j in Jv], axis=0)
 
 def lm(k, pre, keep_last, c=float(os.environ.get('SMOOTHING_SCALE', 0.4)), f=float(os.environ.get('SMOOTHING_FACTOR', 0.5)),
        K=int(os.environ.get('SMOOTHING_ITERATIONS', 4)), lam0=float(os.environ.get('DAMPING', 1e-3)), eps=1e-2):
+    ks = [int(v) for v in os.environ.get('K_SCHEDULE', '').split('/') if v]
     w, U = np.linalg.eigh(Hbar)
     C = U @ np.diag(1 / (w + eps * w.max())) @ U.T if pre else np.eye(L)
     mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []; tol = 1e-3
@@ -50,7 +52,7 @@ def lm(k, pre, keep_last, c=float(os.environ.get('SMOOTHING_SCALE', 0.4)), f=flo
                     Q = np.eye(L)
                 else:
                     v = C @ g; V = [v / np.linalg.norm(v)]
-                    for _ in range(k - 1):
+                    for _ in range((ks[t] if t < len(ks) else k) - 1):
                         v = C @ (H @ V[-1])
                         for _ in range(2):
                             for u in V: v = v - (u @ v) * u

@@ -43,6 +43,8 @@ struct GaussNewtonFlags: ParsableArguments {
     var gnSmoothedFirstLayer: Bool = ComparisonOptions().gaussNewtonSmoothedKrylovFirstLayer
     @Option(help: "Gauss-Newton: whether the Krylov solves (--gn-smoothed-krylov, --gn-krylov) with the basis in the latent space are preconditioned by the inverse of the mean curvature at the pseudo-encoder's starts of the model's validation rows (true or false); the smoothed iterations then default to 3|z|/16 Krylov vectors without the last step, and the basis stays in the latent space. Default: where the data is at least as wide as the latent and 32 ≤ |z| < 64. Without validation rows there is none.")
     var gnPreconditioner: Bool?
+    @Option(help: "Gauss-Newton: Krylov vectors of the last smoothed iteration where the smoothed Krylov basis is in the latent space (at most --gn-smoothed-krylov's K). Default: 2K/3 with the Krylov preconditioner (--gn-preconditioner; 4 of 6 at |z| = 32), else K.")
+    var gnLastSmoothedKrylov: Int?
 
     func validate() throws {
         guard gnTolerance >= 0, gnTolerance.isFinite else { throw ValidationError("--gn-tolerance must be a non-negative number, got \(gnTolerance)") }
@@ -51,6 +53,7 @@ struct GaussNewtonFlags: ParsableArguments {
         guard gnTrials >= 1 else { throw ValidationError("--gn-trials must be at least 1, got \(gnTrials)") }
         guard gnKrylov >= 0 else { throw ValidationError("--gn-krylov must be 0 or more vectors, got \(gnKrylov)") }
         if let k = gnSmoothedKrylov, k < 0 { throw ValidationError("--gn-smoothed-krylov must be 0 or more vectors, got \(k)") }
+        if let k = gnLastSmoothedKrylov, k < 1 { throw ValidationError("--gn-last-smoothed-krylov must be 1 or more vectors, got \(k)") }
         if let k = gnSmoothing, k < 0 { throw ValidationError("--gn-smoothing must be 0 or more iterations, got \(k)") }
         if let c = gnSmoothingScale, !(c >= 0 && c.isFinite) {
             throw ValidationError("--gn-smoothing-scale must be a non-negative number, got \(c)")
@@ -86,6 +89,7 @@ struct GaussNewtonFlags: ParsableArguments {
         o.gaussNewtonSmoothedKrylovLastStep = gnSmoothedLastStep
         o.gaussNewtonSmoothedKrylovFirstLayer = gnSmoothedFirstLayer
         o.gaussNewtonPreconditioner = gnPreconditioner
+        o.gaussNewtonLastSmoothedKrylov = gnLastSmoothedKrylov
         o.gaussNewtonScheduleFromModel = !setsSchedule
     }
 }

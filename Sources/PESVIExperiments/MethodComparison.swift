@@ -197,6 +197,11 @@ public struct ComparisonOptions: Sendable {
     /// Without validation rows there is none. The preconditioner is part of preparing the model
     /// (as the automatic pace is), not of a refinement's time.
     public var gaussNewtonPreconditioner: Bool? = nil
+    /// Krylov vectors of the last smoothed iteration where its basis is in ℝ^|z|
+    /// (``GaussNewtonRefinement/lastSmoothedKrylovDimension``; nil, the default:
+    /// ``GaussNewtonRefinement/defaultLastSmoothedKrylovDimension(_:preconditioned:)``, 2K/3
+    /// with the preconditioner, else K).
+    public var gaussNewtonLastSmoothedKrylov: Int? = nil
     /// Whether these options precondition a model of latent size `latent` and data width
     /// `dataWidth` that has validation rows.
     public func gaussNewtonPreconditioned(latent: Int, dataWidth: Int) -> Bool {
@@ -234,7 +239,8 @@ public struct ComparisonOptions: Sendable {
                               tolerance: gaussNewtonTolerance, trialsPerIteration: gaussNewtonTrials,
                               acceptanceRatio: gaussNewtonAcceptance, smoothing: gaussNewtonSmoothing, krylovDimension: gaussNewtonKrylov,
                               smoothedKrylovDimension: gaussNewtonSmoothedKrylov, smoothedKrylovLastStep: gaussNewtonSmoothedKrylovLastStep,
-                              smoothedKrylovFirstLayer: gaussNewtonSmoothedKrylovFirstLayer, krylovPreconditioner: preconditioner)
+                              smoothedKrylovFirstLayer: gaussNewtonSmoothedKrylovFirstLayer, krylovPreconditioner: preconditioner,
+                              lastSmoothedKrylovDimension: gaussNewtonLastSmoothedKrylov)
     }
     /// PE-SVI-GN for `model`: with its chosen schedule where these options take it
     /// (``applyingSchedule(of:)``), and the Krylov preconditioner that gives it.
@@ -326,6 +332,8 @@ public struct ComparisonOptions: Sendable {
                     : "; where the data is at least as wide as the latent and 32 ≤ |z| < 64, the Krylov vectors preconditioned by the "
                         + "inverse of the mean curvature at the starts of the model's validation rows, with K = 3|z|/16 in the smoothed "
                         + "iterations")
+            + (gaussNewtonLastSmoothedKrylov.map { "; the last smoothed iteration with at most \($0) Krylov vectors (basis in ℝ^|z|)" }
+                ?? (gaussNewtonPreconditioner == false ? "" : "; with the preconditioner, the last smoothed iteration with 2K/3 of the K vectors"))
             + (gaussNewtonScheduleFromModel
                 ? ". That is the standard schedule; each ReLU model with the reconstruction objective chooses on its validation rows "
                     + "between it and smoothing to the end (9 smoothed iterations at c = 0.8, f = 0.6; where d ≥ |z| ≥ 32 each solved in 8 "

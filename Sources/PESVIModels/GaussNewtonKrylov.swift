@@ -357,7 +357,10 @@ extension GaussNewtonRefinement {
     /// ``smoothedKrylovLastStep``: its basis vector is then dropped for every point). A smoothed
     /// iteration with ``smoothedKrylovInFirstLayer`` takes
     /// ``krylovLinearizeInFirstLayer(rows:workspace:krylov:)`` instead.
-    func krylovLinearize(rows m: Int, smoothed: Bool, state st: PointState, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace) {
+    /// `vectors` (≤ the workspace's k; the basis in ℝ^|z| only): take only g, …, H̃^(vectors−1)g,
+    /// the workspace's later Krylov vectors dropped for every point.
+    func krylovLinearize(rows m: Int, smoothed: Bool, state st: PointState, workspace ws: GaussNewtonWorkspace, krylov kw: KrylovWorkspace,
+                         vectors: Int? = nil) {
         if smoothed && smoothedKrylovInFirstLayer {
             krylovLinearizeInFirstLayer(rows: m, workspace: ws, krylov: kw)
             return
@@ -418,12 +421,24 @@ extension GaussNewtonRefinement {
         } else {
             append(0) { UnsafePointer(grad + $0 * L) }
         }
-        for a in 0..<k {
-            let last = a == k - 1
+        let used = min(k, max(1, vectors ?? k))
+        for a in 0..<used {
+            let last = a == used - 1
             krylovProduct(q(a, 0), rows: m, image: kw.image(a), gramImage: kw.gramImage(a), rootImage: kw.rootImage(a), result: last ? nil : product,
                           workspace: ws, krylov: kw, preconditioned: preconditioner != nil)
             if last { break }
             append(a + 1) { UnsafePointer(product + $0 * L) }
+        }
+        // The Krylov vectors not taken: dropped (zero in the lanes, so the last step's
+        // orthogonalization takes nothing off for them).
+        if used < k {
+            var g0 = 0
+            while g0 < m {
+                let lanes = kw.laneBasis + (g0 / W) * n * L
+                (lanes + used * L).update(repeating: SIMD8(), count: (k - used) * L)
+                g0 += W
+            }
+            for a in used..<k { for r in 0..<m { kept[a * M + r] = false } }
         }
         // The last step p, orthogonalized against the Krylov vectors (or dropped for every point).
         if smoothed && !smoothedKrylovLastStep {

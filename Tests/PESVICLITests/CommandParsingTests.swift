@@ -81,7 +81,7 @@ import PESVINumerics
                     ["--gn-damping=-1"], ["--gn-damping", "inf"], ["--gn-acceptance", "1"], ["--gn-acceptance=-0.1"],
                     ["--gn-acceptance", "nan"], ["--gn-smoothing=-1"], ["--gn-smoothing-scale=-0.1"], ["--gn-smoothing-scale", "inf"],
                     ["--gn-smoothing-factor", "0"], ["--gn-smoothing-factor", "1.5"], ["--gn-smoothing-factor", "nan"],
-                    ["--gn-krylov=-1"], ["--gn-smoothed-krylov=-2"], ["--gn-smoothing-damping", "halve"]] {
+                    ["--gn-krylov=-1"], ["--gn-smoothed-krylov=-2"], ["--gn-smoothing-damping", "halve"], ["--gn-last-smoothed-krylov", "0"]] {
             #expect(throws: (any Error).self, "\(bad)") { try ComparisonFlags.parse(bad) }
             #expect(throws: (any Error).self, "infer \(bad)") { try InferCommand.parse(Self.inferWords + bad) }
         }
@@ -105,6 +105,9 @@ import PESVINumerics
             let o = try ComparisonFlags.parse(words).options(common: common)
             #expect(!o.gaussNewtonScheduleFromModel, "\(words)")
         }
+        let last = try ComparisonFlags.parse(["--gn-last-smoothed-krylov", "3"]).options(common: common)
+        #expect(last.gaussNewtonLastSmoothedKrylov == 3 && last.gaussNewtonScheduleFromModel)
+        #expect(try ComparisonFlags.parse([]).options(common: common).gaussNewtonLastSmoothedKrylov == nil)
         let scale = try ComparisonFlags.parse(["--gn-smoothing-scale", "0.8"]).options(common: common)
         #expect(scale.gaussNewtonSmoothing == GaussNewtonSmoothing(iterations: 4, scale: 0.8, factor: 0.5))
         #expect(try InferCommand.parse(Self.inferWords + ["--search-pace"]).searchPace)

@@ -636,6 +636,94 @@ private func objectiveAtMean(_ decoder: GaussianDecoder, _ x: Dataset, mu: [Floa
         }
     }
 
+    /// A Krylov linearization that takes fewer vectors than its workspace holds (`vectors`, the
+    /// last smoothed iteration's ``GaussNewtonRefinement/lastSmoothedKrylovDimension``) is the
+    /// linearization of a workspace of that many: the same kept vectors, basis, M, b and damped
+    /// step, the later Krylov vectors dropped for every point, the point's last step (where it is
+    /// taken) orthogonalized against the vectors taken only. Plain and preconditioned, Arch2- and
+    /// Arch3-shaped, smoothed and on the ReLU decoder with a last step.
+    @Test(arguments: [[10, 16, 14], [10, 16, 12, 14]])
+    func fewerKrylovVectorsThanTheWorkspaceIsTheSmallerSubspace(_ widths: [Int]) {
+        let L = widths[0], n = 12, k = 5, used = 3
+        var rng = RandomGenerator(seed: 171)
+        let (decoder, x, mu, taus) = krylovProblem(widths, points: n, rng: &rng, dataSeed: 172)
+        let lastSteps = rng.normalArray(count: n * L)
+        let a = rng.normalArray(count: L * L)
+        var c = [Float](repeating: 0, count: L * L)
+        for i in 0..<L { for j in 0..<L { c[i * L + j] = (0..<L).reduce(0) { $0 + a[i * L + $1] * a[j * L + $1] } / Float(L) + (i == j ? 0.5 : 0) } }
+        typealias Linearization = (kept: [Bool], q: [[Float]], projected: [[Double]], gradient: [[Double]], delta: [Double])
+        /// Per point: the kept vectors (in order, the last step last), their basis rows, M and b over them, and δ.
+        func linearize(_ dimension: Int, vectors: Int?, preconditioner: [Float]?, smoothed: Bool) -> Linearization {
+            let gn = GaussNewtonRefinement(decoder: decoder, chunkRows: n, krylovDimension: dimension, smoothedKrylovDimension: dimension,
+                                           smoothedKrylovLastStep: true, smoothedKrylovFirstLayer: false, krylovPreconditioner: preconditioner)
+            func read(_ ws: GaussNewtonWorkspace, _ kw: KrylovWorkspace) -> Linearization {
+                let nb = dimension + 1, taken = vectors ?? dimension
+                var kept: [Bool] = [], q: [[Float]] = [], projected: [[Double]] = [], gradient: [[Double]] = []
+                for r in 0..<n {
+                    var rows: [Int] = (0..<taken).filter { kw.kept[$0 * n + r] }
+                    if kw.kept[dimension * n + r] { rows.append(dimension) }
+                    for a in 0..<taken { kept.append(kw.kept[a * n + r]) }
+                    kept.append(kw.kept[dimension * n + r])
+                    for a in rows { q.append(Array(UnsafeBufferPointer(start: kw.basis.pointer + (a * n + r) * L, count: L))) }
+                    var m: [Double] = []
+                    for a in rows { for b in rows { m.append(kw.projected[r * nb * nb + a * nb + b]) } }
+                    projected.append(m)
+                    gradient.append(rows.map { kw.projectedGradient[r * nb + $0] })
+                    for a in taken..<dimension { #expect(!kw.kept[a * n + r], "\(widths): vector \(a) kept past \(taken)") }
+                }
+                return (kept, q, projected, gradient, Array(UnsafeBufferPointer(start: ws.deltas, count: n * L)))
+            }
+            return withKrylovLinearization(gn, x, rows: n, mu: mu, taus: taus, smoothed: smoothed, lastSteps: lastSteps, solve: true,
+                                           vectors: vectors, read)
+        }
+        for preconditioner in [nil, c] {
+            for smoothed in [true, false] {
+                let small = linearize(used, vectors: nil, preconditioner: preconditioner, smoothed: smoothed)
+                let fewer = linearize(k, vectors: used, preconditioner: preconditioner, smoothed: smoothed)
+                let label = "\(widths) preconditioned \(preconditioner != nil) smoothed \(smoothed)"
+                #expect(fewer.kept == small.kept, "\(label): kept vectors differ")
+                #expect(fewer.kept.filter { $0 }.count > n * used / 2, "\(label): too few vectors kept")
+                #expect(fewer.q == small.q && fewer.projected == small.projected && fewer.gradient == small.gradient, "\(label): basis, M or b differ")
+                let scale = small.delta.map { abs($0) }.max()!
+                let worst = zip(fewer.delta, small.delta).map { abs($0 - $1) }.max()! / scale
+                #expect(worst < 1e-6, "\(label): δ differs by \(worst)")
+                let full = linearize(k, vectors: nil, preconditioner: preconditioner, smoothed: smoothed)
+                #expect(full.delta != fewer.delta, "\(label): all \(k) vectors gave the same step")
+            }
+        }
+    }
+
+    /// The last smoothed iteration takes ``GaussNewtonRefinement/lastSmoothedKrylovDimension``
+    /// vectors and the others ``GaussNewtonRefinement/smoothedKrylovDimension``: with one smoothed
+    /// iteration, K = 5 with 3 in the last is a refinement with K = 3, bit for bit over iterations
+    /// on the ReLU decoder after it (exact solves); with two, it is not (the first takes 5). The
+    /// default is 2K/3 with a preconditioner, K without; at most K.
+    @Test func lastSmoothedIterationTakesItsOwnKrylovDimension() {
+        var rng = RandomGenerator(seed: 181)
+        let (decoder, x, _, _) = krylovProblem([10, 16, 12, 14], points: 24, rng: &rng, dataSeed: 182)
+        let start = (mu: rng.normalArray(count: 24 * 10), logVariance: [Float](repeating: 0, count: 24 * 10))
+        func run(_ iterations: Int, k: Int, last: Int?) -> GaussNewtonResult {
+            GaussNewtonRefinement(decoder: decoder, chunkRows: 16, trialsPerIteration: 3,
+                                  smoothing: GaussNewtonSmoothing(iterations: iterations, scale: 0.4, factor: 0.5), smoothedKrylovDimension: k,
+                                  smoothedKrylovLastStep: false, smoothedKrylovFirstLayer: false, lastSmoothedKrylovDimension: last)
+                .refine(x, start: start, maxSteps: 4, seed: 1, recordCurve: false)
+        }
+        let one = run(1, k: 5, last: 3), reference = run(1, k: 3, last: nil)
+        #expect(one.mu == reference.mu && one.logVariance == reference.logVariance && one.stepsPerPoint == reference.stepsPerPoint)
+        #expect(run(1, k: 5, last: nil).mu != one.mu)
+        let two = run(2, k: 5, last: 3)
+        #expect(two.mu != run(2, k: 3, last: nil).mu && two.mu != run(2, k: 5, last: nil).mu)
+        #expect(GaussNewtonRefinement.defaultLastSmoothedKrylovDimension(6, preconditioned: true) == 4)
+        #expect(GaussNewtonRefinement.defaultLastSmoothedKrylovDimension(9, preconditioned: true) == 6)
+        #expect(GaussNewtonRefinement.defaultLastSmoothedKrylovDimension(1, preconditioned: true) == 1)
+        #expect(GaussNewtonRefinement.defaultLastSmoothedKrylovDimension(16, preconditioned: false) == 16)
+        var identity = [Float](repeating: 0, count: 100)
+        for j in 0..<10 { identity[j * 10 + j] = 1 }
+        #expect(GaussNewtonRefinement(decoder: decoder, smoothedKrylovDimension: 6, krylovPreconditioner: identity).lastSmoothedKrylovDimension == 4)
+        #expect(GaussNewtonRefinement(decoder: decoder, smoothedKrylovDimension: 6).lastSmoothedKrylovDimension == 6)
+        #expect(GaussNewtonRefinement(decoder: decoder, smoothedKrylovDimension: 6, lastSmoothedKrylovDimension: 9).lastSmoothedKrylovDimension == 6)
+    }
+
     /// ``GaussNewtonRefinement/curvaturePreconditioner(decoder:points:starts:ridge:rows:)``
     /// is (H̄ + ε·tr(H̄)/|z|·I)⁻¹ for H̄ the mean of the dense curvatures at the starts, symmetric;
     /// `rows` takes the first rows only; none for a linear decoder or no rows.
@@ -1656,7 +1744,7 @@ private func krylovProblem(_ widths: [Int], points n: Int, rng: inout RandomGene
 }
 
 private func withKrylovLinearization<R>(_ gn: GaussNewtonRefinement, _ x: Dataset, rows n: Int, mu: [Float], taus: [Float],
-                                        smoothed: Bool, lastSteps: [Float]? = nil, solve: Bool = false,
+                                        smoothed: Bool, lastSteps: [Float]? = nil, solve: Bool = false, vectors: Int? = nil,
                                         _ body: (GaussNewtonWorkspace, KrylovWorkspace) -> R) -> R {
     let L = gn.decoder.latent, hidden = gn.decoder.network.layerCount - 1
     let ws = gn.workspaces[0], kw = ws.krylov!
@@ -1670,7 +1758,7 @@ private func withKrylovLinearization<R>(_ gn: GaussNewtonRefinement, _ x: Datase
         for i in 0..<n { state.hasLastStep![i] = true }
     }
     mu.withUnsafeBufferPointer { gn.measureChunk(x, mu: $0.baseAddress!, count: n, workspace: ws, smoothed: smoothed) }
-    gn.krylovLinearize(rows: n, smoothed: smoothed, state: state, workspace: ws, krylov: kw)
+    gn.krylovLinearize(rows: n, smoothed: smoothed, state: state, workspace: ws, krylov: kw, vectors: vectors)
     if solve {
         for q in 0..<n { ws.pending[q] = q }
         gn.solveInKrylovSubspace(pendingCount: n, perD: 1, state: state, workspace: ws, krylov: kw)
