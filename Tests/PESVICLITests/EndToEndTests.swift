@@ -168,6 +168,8 @@ import PESVIData
                                "--vae", "--vae-epochs", "5", "--out", m])
         try #require(t.status == 0, "\(t)")
         #expect(t.stdout.contains("trained |z|=3"))
+        #expect(t.stdout.contains("automatic pace: ") && t.stdout.contains("Gauss-Newton schedule: ") && t.stdout.contains("smoothed to the end"),
+                "\(t.stdout)")
         for file in ["model.safetensors", "config.json", "validation.npy", "test.npy"] {
             #expect(FileManager.default.fileExists(atPath: m + "/" + file), "no \(file) in the model directory")
         }
