@@ -95,8 +95,11 @@ public struct ComparisonReport: Sendable, Codable, Equatable {
     public var sviLearningRate: Float = 0
     public var pace: Float = 0
     public var points: Int = 0
+    /// PE-SVI-GN's schedule with a ReLU decoder (``GaussNewtonSchedule/name``: the model's chosen
+    /// one or the options'); nil without PE-SVI-GN or with a linear decoder. JSON: `gnSchedule`.
+    public var gaussNewtonSchedule: String? = nil
 
-    enum CodingKeys: String, CodingKey { case dataset, z, arch, methods }
+    enum CodingKeys: String, CodingKey { case dataset, z, arch, methods, gaussNewtonSchedule = "gnSchedule" }
 
     public init(dataset: String, z: Int, arch: String, methods: [String: MethodResult], order: [String]) {
         self.dataset = dataset; self.z = z; self.arch = arch; self.methods = methods; self.order = order
@@ -108,6 +111,7 @@ public struct ComparisonReport: Sendable, Codable, Equatable {
         z = try c.decode(Int.self, forKey: .z)
         arch = try c.decode(String.self, forKey: .arch)
         methods = try c.decode([String: MethodResult].self, forKey: .methods)
+        gaussNewtonSchedule = try c.decodeIfPresent(String.self, forKey: .gaussNewtonSchedule)
         order = methods.keys.sorted()
     }
 
@@ -117,6 +121,7 @@ public struct ComparisonReport: Sendable, Codable, Equatable {
         try c.encode(z, forKey: .z)
         try c.encode(arch, forKey: .arch)
         try c.encode(methods, forKey: .methods)
+        try c.encodeIfPresent(gaussNewtonSchedule, forKey: .gaussNewtonSchedule)
     }
 
     /// One-line JSON with keys in a fixed order.
@@ -409,6 +414,7 @@ public enum MethodComparison {
         r.sviLearningRate = first.sviLearningRate
         r.pace = first.pace
         r.points = x.rows
+        if o.includeGaussNewton && model.decoder.network.layerCount > 1 { r.gaussNewtonSchedule = o.applyingSchedule(of: model).gaussNewtonSchedule.name }
         return r
     }
 
@@ -575,8 +581,9 @@ public enum MethodComparison {
                 run = String(format: "  (run to its own stop: %.1f steps, max %d; %.4f s)", rs, v.maxStepsPerPoint ?? 0, rt)
             }
             let negativeELBO = elbo ? pad(v.negativeELBO.map { String(format: "%.3f", $0) } ?? "-", 12) : ""
+            let schedule = m == "PE-SVI-GN" ? r.gaussNewtonSchedule.map { "  [\($0) schedule]" } ?? "" : ""
             lines.append(pad(m, 12) + pad(String(format: "%.5f", v.reconstruction), 16) + pad(String(format: "%.5f", v.reconstructionAtMean), 12)
-                         + negativeELBO + pad(steps, 14) + String(format: "%.4f", v.seconds) + run)
+                         + negativeELBO + pad(steps, 14) + String(format: "%.4f", v.seconds) + run + schedule)
         }
         return lines.joined(separator: "\n")
     }

@@ -140,12 +140,15 @@ struct StoredReproductionCell: Codable {
     var autoPace: Float?
     var autoStepRule: GuardedRefinementConfiguration.StepRule?
     var gaussNewtonSchedule: GaussNewtonSchedule?
+    /// The comparison's PE-SVI-GN schedule (``ComparisonReport/gaussNewtonSchedule``).
+    var comparisonSchedule: String?
     var seconds: Double
 
     init(_ c: ReproductionCell) {
         let r = c.comparison
         dataset = r.dataset; z = r.z; arch = r.arch; methods = r.methods.mapValues(StoredMethodResult.init); order = r.order
         sviObjective = r.sviObjective; sviLearningRate = r.sviLearningRate; comparisonPace = r.pace; points = r.points
+        comparisonSchedule = r.gaussNewtonSchedule
         vaeLearningRate = c.vaeLearningRate; decoderLearningRate = c.decoderLearningRate; latentLearningRate = c.latentLearningRate
         initialLogVariance = c.initialLogVariance; pace = c.pace; autoPace = c.autoPace; autoStepRule = c.autoStepRule
         gaussNewtonSchedule = c.gaussNewtonSchedule; seconds = c.seconds
@@ -154,6 +157,7 @@ struct StoredReproductionCell: Codable {
     var cell: ReproductionCell {
         var r = ComparisonReport(dataset: dataset, z: z, arch: arch, methods: methods.mapValues(\.result), order: order)
         r.sviObjective = sviObjective; r.sviLearningRate = sviLearningRate; r.pace = comparisonPace; r.points = points
+        r.gaussNewtonSchedule = comparisonSchedule
         return ReproductionCell(comparison: r, vaeLearningRate: vaeLearningRate, decoderLearningRate: decoderLearningRate,
                                 latentLearningRate: latentLearningRate, initialLogVariance: initialLogVariance, pace: pace,
                                 autoPace: autoPace, autoStepRule: autoStepRule, gaussNewtonSchedule: gaussNewtonSchedule, seconds: seconds)

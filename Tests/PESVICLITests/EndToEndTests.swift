@@ -78,6 +78,15 @@ import PESVIData
         #expect(again.stderr.contains("Gauss-Newton schedule: "), "\(again.stderr)")
         let flags = try summary(["--gn-smoothing", "0"])
         #expect(flags.json["schedule"] as? String == "no smoothing" && !flags.stderr.contains("choosing"), "\(flags)")
+        // evaluate names the schedule PE-SVI-GN took, in its JSON and its table.
+        for (words, name) in [([String](), first.json["schedule"] as? String ?? "?"), (["--gn-smoothing", "0"], "no smoothing")] {
+            let e = try Pesvi.run(["evaluate", "--model", m, "--svi-max-steps", "200", "--json"] + words)
+            try #require(e.status == 0, "\(e)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+            #expect(object["gnSchedule"] as? String == name, "\(object)")
+            let table = try Pesvi.run(["evaluate", "--model", m, "--svi-max-steps", "200"] + words)
+            #expect(table.stdout.contains("[\(name) schedule]"), "\(table.stdout)")
+        }
     }
 
     /// A linear decoder: `infer --method gn` takes the exact step (no pseudo-encoder pass), and
