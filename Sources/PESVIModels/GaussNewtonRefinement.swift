@@ -80,12 +80,17 @@ public struct GaussNewtonSmoothing: Sendable, Equatable, Codable {
         self.holdsDamping = holdsDamping
     }
 
-    /// Decodes a schedule; one written before `holdsDamping` existed lowered λ (false).
+    /// Decodes a schedule; one written before `holdsDamping` existed lowered λ (false). Settings
+    /// the initializer refuses (a hand-edited file) are a decoding error, not a crash.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(iterations: try c.decode(Int.self, forKey: .iterations), scale: try c.decode(Double.self, forKey: .scale),
-                  factor: try c.decode(Double.self, forKey: .factor),
-                  holdsDamping: try c.decodeIfPresent(Bool.self, forKey: .holdsDamping) ?? false)
+        let iterations = try c.decode(Int.self, forKey: .iterations), scale = try c.decode(Double.self, forKey: .scale)
+        let factor = try c.decode(Double.self, forKey: .factor)
+        guard iterations >= 0, scale >= 0, scale.isFinite, factor > 0, factor <= 1 else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription:
+                "a smoothing schedule needs iterations ≥ 0, scale ≥ 0 and finite, factor in (0, 1]; got \(iterations), \(scale), \(factor)"))
+        }
+        self.init(iterations: iterations, scale: scale, factor: factor, holdsDamping: try c.decodeIfPresent(Bool.self, forKey: .holdsDamping) ?? false)
     }
 
     /// No smoothing: plain Gauss-Newton from the first iteration.

@@ -35,19 +35,9 @@ public struct GaussNewtonSchedule: Sendable, Equatable, Codable {
         if let k, k < 0 {
             throw DecodingError.dataCorruptedError(forKey: .smoothedKrylov, in: c, debugDescription: "smoothedKrylov must be 0 or more, got \(k)")
         }
-        let s = try c.decode(SmoothingFields.self, forKey: .smoothing)
-        guard s.iterations >= 0, s.scale >= 0, s.scale.isFinite, s.factor > 0, s.factor <= 1 else {
-            throw DecodingError.dataCorruptedError(forKey: .smoothing, in: c, debugDescription:
-                "smoothing needs iterations ≥ 0, scale ≥ 0 and finite, factor in (0, 1]; got \(s.iterations), \(s.scale), \(s.factor)")
-        }
-        self.init(smoothing: GaussNewtonSmoothing(iterations: s.iterations, scale: s.scale, factor: s.factor, holdsDamping: s.holdsDamping ?? false),
+        self.init(smoothing: try c.decode(GaussNewtonSmoothing.self, forKey: .smoothing),
                   smoothedKrylov: k, smoothedLastStep: try c.decodeIfPresent(Bool.self, forKey: .smoothedLastStep),
                   preconditioned: try c.decodeIfPresent(Bool.self, forKey: .preconditioned))
-    }
-
-    /// ``GaussNewtonSmoothing``'s fields, read without its precondition.
-    private struct SmoothingFields: Decodable {
-        var iterations: Int, scale: Double, factor: Double, holdsDamping: Bool?
     }
 
     /// `pesvi`'s default: ``GaussNewtonSmoothing/standard`` (4 smoothed iterations at c = 0.4,

@@ -93,6 +93,16 @@ import PESVIModels
         let loaded = try ModelStore.load(from: dir)
         #expect(loaded.configuration.gaussNewtonSchedule == model.configuration.gaussNewtonSchedule)
 
+        // A hand-edited schedule the refinement cannot take is a clear error on load, not a crash.
+        let configURL = URL(fileURLWithPath: dir).appendingPathComponent("config.json")
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        var stored = try #require(json["gaussNewtonSchedule"] as? [String: Any]), schedule = try #require(stored["schedule"] as? [String: Any])
+        var smoothing = try #require(schedule["smoothing"] as? [String: Any])
+        smoothing["factor"] = 0
+        schedule["smoothing"] = smoothing; stored["schedule"] = schedule; json["gaussNewtonSchedule"] = stored
+        try JSONSerialization.data(withJSONObject: json).write(to: configURL)
+        #expect { try ModelStore.load(from: dir) } throws: { "\($0)".contains("config.json") && "\($0)".contains("factor") }
+
         let linear = try tinyModel(architecture: .arch1, vae: false)
         linear.configuration.gaussNewtonSchedule = choice
         try ModelStore.save(linear, to: dir)
