@@ -171,10 +171,13 @@ struct InferCommand: ParsableCommand {
     /// `seconds` the wall time of the encoder pass and the refinement.
     /// Races PE-SVI-GN's schedules on the model's validation rows to SVI's level there
     /// (``TrainingPipeline/chooseGaussNewtonSchedule(for:validation:target:base:threads:seed:)``)
-    /// and stores the choice (and a Krylov preconditioner it keeps) in the model directory.
+    /// and stores the choice (and a Krylov preconditioner it keeps) in the model directory;
+    /// without validation rows (or a finite level) the standard schedule, nothing stored.
     func chooseSchedule(_ m: PESVIModel, options: ComparisonOptions) throws {
-        guard let v = m.validationData else {
-            throw ModelStoreError.missing("\(model): no validation.npy to choose the Gauss-Newton schedule on; pass --gn-smoothing (e.g. \(GaussNewtonSmoothing.standard.iterations) for the standard schedule)")
+        guard let v = m.validationData, v.rows > 0 else {
+            // Nothing to race on: the standard schedule, as for a model without a choice.
+            if !common.quiet { printErr("\(model) has no validation rows to choose the Gauss-Newton schedule on: the standard schedule") }
+            return
         }
         let vx = try m.prepare(v, name: "\(model)/validation.npy")
         if !common.quiet { printErr("choosing the Gauss-Newton schedule on \(vx.rows) validation rows (SVI's level from \(TrainingPipeline.scheduleRaceStarts) random starts first)…") }
@@ -182,7 +185,8 @@ struct InferCommand: ParsableCommand {
                                                starts: TrainingPipeline.scheduleRaceStarts, threads: common.threads, seed: common.seed)?.median
         guard let choice = TrainingPipeline.chooseGaussNewtonSchedule(for: m, validation: vx, target: level, base: options,
                                                                       threads: common.threads, seed: common.seed) else {
-            throw ModelStoreError.missing("\(model): validation.npy has no rows to choose the Gauss-Newton schedule on; pass --gn-smoothing")
+            if !common.quiet { printErr("SVI's level on \(model)'s validation rows is not a finite number: the standard Gauss-Newton schedule") }
+            return
         }
         let hadPreconditioner = FileManager.default.fileExists(atPath: URL(fileURLWithPath: model).appendingPathComponent(ModelStore.preconditionerFile).path)
         m.configuration.gaussNewtonSchedule = choice

@@ -78,6 +78,17 @@ import PESVIData
         #expect(again.stderr.contains("Gauss-Newton schedule: "), "\(again.stderr)")
         let flags = try summary(["--gn-smoothing", "0"])
         #expect(flags.json["schedule"] as? String == "no smoothing" && !flags.stderr.contains("choosing"), "\(flags)")
+        // Without validation rows (and no choice stored) the standard schedule, with a note; nothing stored.
+        var none = try config()
+        none["gaussNewtonSchedule"] = nil
+        try JSONSerialization.data(withJSONObject: none).write(to: URL(fileURLWithPath: configPath))
+        let validation = m + "/validation.npy", kept = dir.path("validation.npy")
+        try FileManager.default.moveItem(atPath: validation, toPath: kept)
+        let bare = try summary([])
+        #expect(bare.json["schedule"] as? String == "standard" && bare.stderr.contains("no validation rows"), "\(bare)")
+        #expect(try config()["gaussNewtonSchedule"] == nil)
+        try FileManager.default.moveItem(atPath: kept, toPath: validation)
+        _ = try summary(["--search-pace"])
         // evaluate names the schedule PE-SVI-GN took, in its JSON and its table.
         for (words, name) in [([String](), first.json["schedule"] as? String ?? "?"), (["--gn-smoothing", "0"], "no smoothing")] {
             let e = try Pesvi.run(["evaluate", "--model", m, "--svi-max-steps", "200", "--json"] + words)
