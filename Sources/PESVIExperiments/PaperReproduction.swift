@@ -244,14 +244,8 @@ public enum PaperReproduction {
                                                       posteriors: p1.posteriors, phase2: p2,
                                                       vae: bestVAE.map { ($0.encoder, $0.decoder) },
                                                       vaeConfiguration: bestVAE?.configuration, pace: pace, report: PipelineReport())
-                let sviRule = (p1.configuration.initialization, p1.configuration.latentLearningRate)
-                let levels = TrainingPipeline.sviLevels(prepared.validation, decoder: p1.decoder, svi: sviRule,
-                                                        starts: TrainingPipeline.scheduleRaceStarts, threads: o.searchThreads, seed: o.seed &+ 6)
-                model.configuration.storeAutomaticPace(TrainingPipeline.automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
-                                                                                      svi: sviRule, target: levels?.first,
-                                                                                      threads: o.searchThreads, seed: o.seed &+ 6))
-                model.configuration.gaussNewtonSchedule = TrainingPipeline.chooseGaussNewtonSchedule(
-                    for: model, validation: prepared.validation, target: levels?.median, base: o.comparisonOptions, threads: o.searchThreads, seed: o.seed &+ 6)
+                _ = TrainingPipeline.chooseRefinements(for: model, validation: prepared.validation, base: o.comparisonOptions,
+                                                       threads: o.searchThreads, seed: o.seed &+ 6)
                 if let root = o.modelsDirectory {
                     try ModelStore.save(model, to: URL(fileURLWithPath: root).appendingPathComponent(modelName(z: z, architecture: arch)).path)
                 }

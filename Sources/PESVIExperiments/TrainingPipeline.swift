@@ -215,7 +215,7 @@ public enum TrainingPipeline {
         let decoder = model.decoder
         guard decoder.network.layerCount > 1, decoder.objective.kind == .reconstruction, validation.rows > 0,
               let target, target.isFinite, target >= 0 else { return nil }
-        let x = validation
+        let x = validation  // the race's rows
         let start = model.pseudoEncoder.encode(x, threads: threads)
         let hadPreconditioner = model.krylovPreconditioner
         var trials: [GaussNewtonScheduleChoice.Trial] = []
@@ -240,6 +240,28 @@ public enum TrainingPipeline {
         let keeps = (chosen.preconditioned ?? GaussNewtonRefinement.defaultKrylovPreconditioned(latent: decoder.latent, dataWidth: decoder.dataWidth))
         model.krylovPreconditioner = keeps ? model.krylovPreconditioner : hadPreconditioner
         return GaussNewtonScheduleChoice(schedule: chosen, target: target, trials: trials)
+    }
+
+    /// The refinements' choices for `model` on its validation rows `validation` (prepared), stored
+    /// in its configuration: SVI's level there from ``scheduleRaceStarts`` random starts
+    /// (``sviLevels(_:decoder:svi:starts:threads:seed:)``; SVI as phase 1 set it), the automatic
+    /// pace raced to the first start's level (``automaticPace(_:decoder:encoder:svi:target:maxSteps:threads:seed:)``)
+    /// and PE-SVI-GN's schedule raced to the median level
+    /// (``chooseGaussNewtonSchedule(for:validation:target:base:threads:seed:)``, with `base`'s
+    /// other Gauss-Newton settings). Returns the seconds each took (the levels counted with the pace).
+    public static func chooseRefinements(for model: PESVIModel, validation: Dataset, base: ComparisonOptions = ComparisonOptions(),
+                                         threads: Int, seed: UInt64) -> (autoPace: Double, schedule: Double) {
+        var t0 = Date()
+        let c = model.configuration
+        let svi = (c.phase1.initialization, c.sviLearningRate)
+        let levels = sviLevels(validation, decoder: model.decoder, svi: svi, starts: scheduleRaceStarts, threads: threads, seed: seed)
+        model.configuration.storeAutomaticPace(automaticPace(validation, decoder: model.decoder, encoder: model.pseudoEncoder, svi: svi,
+                                                             target: levels?.first, threads: threads, seed: seed))
+        let autoPace = Date().timeIntervalSince(t0)
+        t0 = Date()
+        model.configuration.gaussNewtonSchedule = chooseGaussNewtonSchedule(for: model, validation: validation, target: levels?.median,
+                                                                            base: base, threads: threads, seed: seed)
+        return (autoPace, Date().timeIntervalSince(t0))
     }
 
     /// Everything in order, with `options`' single setting of each hyperparameter.
@@ -278,19 +300,11 @@ public enum TrainingPipeline {
                               threads: o.threads, seed: o.seed &+ 4)
         report.paceTrials = pace?.trials ?? []
         report.seconds["pace"] = Date().timeIntervalSince(t0)
-        t0 = Date()
-        let sviRule = (p1.configuration.initialization, p1.configuration.latentLearningRate)
-        let levels = sviLevels(prepared.validation, decoder: p1.decoder, svi: sviRule, starts: scheduleRaceStarts, threads: o.threads, seed: o.seed &+ 6)
-        let auto = automaticPace(prepared.validation, decoder: p1.decoder, encoder: p2.encoder,
-                                 svi: sviRule, target: levels?.first, threads: o.threads, seed: o.seed &+ 6)
-        report.seconds["auto_pace"] = Date().timeIntervalSince(t0)
-
         let model = assemble(prepared, options: o, phase1: p1, phase2: p2, vae: vaePair, vaeConfiguration: c3, pace: pace, report: report)
-        model.configuration.storeAutomaticPace(auto)
-        t0 = Date()
-        model.configuration.gaussNewtonSchedule = chooseGaussNewtonSchedule(for: model, validation: prepared.validation, target: levels?.median,
-                                                                            threads: o.threads, seed: o.seed &+ 6)
-        model.configuration.trainingSummary["seconds_gn_schedule"] = Date().timeIntervalSince(t0)
+        let seconds = chooseRefinements(for: model, validation: prepared.validation, threads: o.threads, seed: o.seed &+ 6)
+        report.seconds["auto_pace"] = seconds.autoPace
+        model.configuration.trainingSummary["seconds_auto_pace"] = seconds.autoPace
+        model.configuration.trainingSummary["seconds_gn_schedule"] = seconds.schedule
         return (model, report)
     }
 
