@@ -164,11 +164,6 @@ struct InferCommand: ParsableCommand {
         }
     }
 
-    /// `infer --json`: what was run and what it took. `stepRule` is "adam", "cauchy",
-    /// "subspace" or "krylov" (nil with `--steps 0` and for Gauss-Newton); `learningRate` the
-    /// Adam rate when Adam ran; `meanSteps`/`maxSteps` per point (Gauss-Newton: iterations;
-    /// a fixed rate: exactly --steps); `rejectedTrials` and `exactStep` for Gauss-Newton only;
-    /// `seconds` the wall time of the encoder pass and the refinement.
     /// Races PE-SVI-GN's schedules on the model's validation rows to SVI's level there
     /// (``TrainingPipeline/chooseGaussNewtonSchedule(for:validation:target:base:threads:seed:)``)
     /// and stores the choice (and a Krylov preconditioner it keeps) in the model directory;
@@ -193,12 +188,15 @@ struct InferCommand: ParsableCommand {
         try ModelStore.saveConfiguration(m.configuration, to: model)
         if let c = m.krylovPreconditioner, !hadPreconditioner { try ModelStore.savePreconditioner(c, latent: m.configuration.latent, to: model) }
         if !common.quiet {
-            let steps = choice.trials.map { t in "\(t.schedule.name) \(t.stepsToTarget.map { String(format: "%.2f", $0) } ?? "never")" }
-            printErr("Gauss-Newton schedule: \(choice.schedule.name) (steps per point to SVI's level \(String(format: "%.5g", choice.target)): "
-                     + steps.joined(separator: ", ") + "), stored in \(model)/config.json")
+            printErr("Gauss-Newton schedule: \(choice.summary), stored in \(model)/config.json")
         }
     }
 
+    /// `infer --json`: what was run and what it took. `stepRule` is "adam", "cauchy",
+    /// "subspace" or "krylov" (nil with `--steps 0` and for Gauss-Newton); `learningRate` the
+    /// Adam rate when Adam ran; `meanSteps`/`maxSteps` per point (Gauss-Newton: iterations;
+    /// a fixed rate: exactly --steps); `rejectedTrials` and `exactStep` for Gauss-Newton only;
+    /// `seconds` the wall time of the encoder pass and the refinement.
     struct InferSummary: Codable {
         var points: Int
         var latent: Int

@@ -39,10 +39,6 @@ struct TrainCommand: ParsableCommand {
         if vae { print(String(format: "VAE: %d epochs, %.1f s", report.vae.count, report.seconds["vae"] ?? 0)) }
         if let p = c.pace { print("pace: \(p.learningRate) for \(p.steps) steps (\(p.method))") }
         if let auto = c.autoPace { print("automatic pace: \(InferCommand.describe(c.autoStepRule ?? .adam, rate: auto))") }
-        if let g = c.gaussNewtonSchedule {
-            let steps = g.trials.map { "\($0.schedule.name) \($0.stepsToTarget.map { String(format: "%.2f", $0) } ?? "never")" }
-            print("Gauss-Newton schedule: \(g.schedule.name) (steps per point to SVI's level \(String(format: "%.5g", g.target)) on the validation rows: "
-                  + steps.joined(separator: ", ") + ")")
-        }
+        if let g = c.gaussNewtonSchedule { print("Gauss-Newton schedule: \(g.summary)") }
     }
 }

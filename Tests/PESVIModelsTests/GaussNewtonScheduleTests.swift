@@ -47,6 +47,7 @@ import Testing
                                                trials: [Trial(schedule: .standard, stepsToTarget: nil, reconstruction: 0.004),
                                                         Trial(schedule: .smoothedToTheEnd(latent: 64, dataWidth: 64), stepsToTarget: 7.5,
                                                               reconstruction: 0.0021)])
+        #expect(choice.summary == "smoothed to the end (steps per point to SVI's level 0.0032 on the validation rows: standard never, smoothed to the end 7.50)")
         let data = try JSONEncoder().encode(choice)
         #expect(try JSONDecoder().decode(GaussNewtonScheduleChoice.self, from: data) == choice)
         let good = #"{"smoothing":{"iterations":4,"scale":0.4,"factor":0.5,"holdsDamping":true}}"#
