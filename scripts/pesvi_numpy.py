@@ -150,7 +150,7 @@ class Probe:
     def P(self, z):
         return ((mlp(self.decoder, z) - self.x) ** 2).mean(1)
 
-    def lm(self, c, f, K, lam0, step_solver, hold=True):
+    def lm(self, c, f, K, lam0, step_solver, hold=True, exit_tol=0.0):
         """PE-SVI-GN's Levenberg-Marquardt from mu0 for self.iters iterations (initial damping
         lam0 relative to diag H, /3 on an accepted step (with hold, PESVI's default since the
         twenty-first session: not on an accepted smoothed step), x4 on a rejected one, up to 5
@@ -161,11 +161,14 @@ class Probe:
         (first, steps_at_first, curve, mean_steps): the first iteration (1, 2, ...) whose mean
         P on the ReLU decoder is within 1 % of SVI's level or None, the mean steps per point
         there, that mean after every iteration, and the run's mean steps per point. Also sets
-        self.rejected: the rejected trials per point in each iteration."""
+        self.rejected: the rejected trials per point in each iteration. exit_tol > 0: after a smoothed
+        iteration t >= 1, a point whose objective on the ReLU decoder gained less than exit_tol
+        (relative) in it stops (smoothing_exit_probe.py)."""
         mu0, x, L, d, fwd = self.mu0, self.x, self.L, self.d, self.fwd
         mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []; tol = 1e-3
         done = np.zeros(len(mu0), bool); steps = np.zeros(len(mu0)); stepsAt = []; last = np.zeros_like(mu0)
         self.rejected = []
+        previous = self.P(mu)
         for t in range(self.iters):
             rejected = 0
             taus = [c * sc * f ** t for sc in self.scales] if t < K else None
@@ -189,6 +192,10 @@ class Probe:
                             break
                         lam[i] *= 4; last[i] = 0; rejected += 1
             self.rejected.append(rejected / len(mu0))
-            curve.append(self.P(mu).mean()); stepsAt.append(steps.mean())
+            P = self.P(mu)
+            if exit_tol > 0 and 1 <= t < K:
+                done |= previous - P < exit_tol * previous
+            previous = P
+            curve.append(P.mean()); stepsAt.append(steps.mean())
         first = next((t for t, v in enumerate(curve) if v <= 1.01 * self.svi), None)
         return (None if first is None else first + 1), (None if first is None else stepsAt[first]), curve, steps.mean()
