@@ -98,7 +98,7 @@ struct InferCommand: ParsableCommand {
             m.krylovPreconditioner = c
             try ModelStore.savePreconditioner(c, latent: m.configuration.latent, to: model)
             if !common.quiet {
-                printErr("Krylov preconditioner formed on \(min(m.validationData?.rows ?? 0, GaussNewtonRefinement.defaultPreconditionerRows)) validation rows, stored in \(model)/krylov-preconditioner.npy")
+                printErr("Krylov preconditioner formed on \(ComparisonOptions.krylovPreconditionerRows(for: m)) validation rows, stored in \(model)/\(ModelStore.preconditionerFile)")
             }
         }
         let gn = method == "gn" && steps > 0 ? gnOptions.gaussNewtonRefinement(model: m, threads: common.threads) : nil

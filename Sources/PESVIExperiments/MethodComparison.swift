@@ -226,12 +226,18 @@ public struct ComparisonOptions: Sendable {
         guard gaussNewtonPreconditioned(latent: c.latent, dataWidth: c.dataWidth) else { return nil }
         return model.krylovPreconditioner ?? ComparisonOptions.formKrylovPreconditioner(for: model, threads: threads)
     }
+    /// How many of `model`'s validation rows ``formKrylovPreconditioner(for:threads:)`` forms
+    /// the preconditioner on: the first min(rows, ``GaussNewtonRefinement/defaultPreconditionerRows``)
+    /// (0 without validation rows).
+    public static func krylovPreconditionerRows(for model: PESVIModel) -> Int {
+        min(model.validationData?.rows ?? 0, GaussNewtonRefinement.defaultPreconditionerRows)
+    }
     /// The Krylov preconditioner of `model` formed from the pseudo-encoder's starts of (at most
     /// ``GaussNewtonRefinement/defaultPreconditionerRows`` of) its validation rows; nil without
     /// them, or where it cannot be formed (a linear decoder, a zero curvature).
     public static func formKrylovPreconditioner(for model: PESVIModel, threads: Int) -> [Float]? {
         guard let raw = model.validationData, raw.rows > 0, let v = try? model.prepare(raw, name: "validation rows") else { return nil }
-        let rows = min(v.rows, GaussNewtonRefinement.defaultPreconditionerRows)
+        let rows = krylovPreconditionerRows(for: model)
         let vx = rows == v.rows ? v : v.subset(Array(0..<rows))
         let starts = model.pseudoEncoder.encode(vx, threads: threads).mu
         return GaussNewtonRefinement.curvaturePreconditioner(decoder: model.decoder, points: vx, starts: starts)

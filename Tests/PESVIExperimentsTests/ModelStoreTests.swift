@@ -80,6 +80,9 @@ func tinyModel(objective: Objective = .reconstruction, architecture: Architectur
         let model = try TrainingPipeline.train(data, options: o).0
         let c = try #require(model.krylovPreconditioner)
         #expect(c.count == 32 * 32 && c == ComparisonOptions.formKrylovPreconditioner(for: model, threads: 1))
+        // 12 validation rows, under the row cap: all of them.
+        let rows = try #require(model.validationData?.rows)
+        #expect(rows == 12 && ComparisonOptions.krylovPreconditionerRows(for: model) == rows)
     }
 
     @Test(arguments: 0..<variants.count)
