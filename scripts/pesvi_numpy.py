@@ -150,7 +150,7 @@ class Probe:
     def P(self, z):
         return ((mlp(self.decoder, z) - self.x) ** 2).mean(1)
 
-    def lm(self, c, f, K, lam0, step_solver, hold=True, exit_tol=0.0):
+    def lm(self, c, f, K, lam0, step_solver, hold=True, exit_tol=0.0, temperatures=None):
         """PE-SVI-GN's Levenberg-Marquardt from mu0 for self.iters iterations (initial damping
         lam0 relative to diag H, /3 on an accepted step (with hold, PESVI's default since the
         twenty-first session: not on an accepted smoothed step), x4 on a rejected one, up to 5
@@ -163,7 +163,9 @@ class Probe:
         there, that mean after every iteration, and the run's mean steps per point. Also sets
         self.rejected: the rejected trials per point in each iteration. exit_tol > 0: after a smoothed
         iteration t >= 1, a point whose objective on the ReLU decoder gained less than exit_tol
-        (relative) in it stops (smoothing_exit_probe.py)."""
+        (relative) in it stops (smoothing_exit_probe.py). temperatures: the
+        multipliers c * f^t of the smoothed iterations given as a list instead (K its length;
+        free_schedule_probe.py)."""
         mu0, x, L, d, fwd = self.mu0, self.x, self.L, self.d, self.fwd
         mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []; tol = 1e-3
         done = np.zeros(len(mu0), bool); steps = np.zeros(len(mu0)); stepsAt = []; last = np.zeros_like(mu0)
@@ -171,7 +173,8 @@ class Probe:
         previous = self.P(mu)
         for t in range(self.iters):
             rejected = 0
-            taus = [c * sc * f ** t for sc in self.scales] if t < K else None
+            if temperatures is not None: K = len(temperatures)
+            taus = [(c * f ** t if temperatures is None else temperatures[t]) * sc for sc in self.scales] if t < K else None
             sel = np.where(~done)[0]
             if len(sel):
                 out, J = fwd(mu[sel], None if taus is None else [tt[sel] for tt in taus]); r = x[sel] - out; p = (r ** 2).mean(1)

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Probe (NumPy, float64): PE-SVI-GN's continuation where, from smoothed iteration H on, the
+smoothing is kept in the Jacobian only: the step solves the damped Gauss-Newton system of the
+smoothed decoder's Jacobian J_tau against the ReLU decoder's own residual x - D(mu), and a trial
+is accepted on the ReLU decoder's objective (iterations before H: PESVI's smoothing, objective
+and all). The smoothed objective's minimizer is biased by the smoothing; this one's fixed
+points are the ReLU objective's. Exact damped solves, LM as in pesvi_numpy.Probe.lm.
+Recorded in docs/RESULTS.md ("Thirtieth session"). Not part of the package.
+
+    python3 scripts/smoothed_jacobian_probe.py MODEL_DIR SVI_RECONSTRUCTION ITERATIONS c,f,K,H [...]
+"""
+import os, sys, numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pesvi_numpy import Probe, mlp
+probe = Probe(sys.argv)
+mu0, x, L, d, fwd = probe.mu0, probe.x, probe.L, probe.d, probe.fwd
+
+
+def run(c, f, K, H, lam0=1e-3):
+    mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []
+    for t in range(probe.iters):
+        taus = [c * s * f ** t for s in probe.scales] if t < K else None
+        hybrid = taus is not None and t >= H
+        out, J = fwd(mu, taus)
+        relu = mlp(probe.decoder, mu)
+        r = x - (relu if hybrid else out); p = (r ** 2).mean(1)
+        for i in range(len(mu)):
+            g = J[i].T @ r[i]; Hm = J[i].T @ J[i]
+            tj = None if (taus is None or hybrid) else [tt[i:i+1] for tt in taus]
+            for _ in range(5):
+                delta = np.linalg.solve(Hm + lam[i] * np.diag(np.diag(Hm)) + 1e-9 * np.eye(L), g)
+                predicted = (2 * delta @ g - delta @ Hm @ delta) / d
+                q = ((fwd((mu[i] + delta)[None], tj)[0][0] - x[i]) ** 2).mean()
+                if np.isfinite(q) and q <= p[i] and (predicted <= 1e-3 * p[i] or p[i] - q >= 0.1 * predicted):
+                    mu[i] += delta
+                    if taus is None: lam[i] = max(lam[i] / 3, 1e-6)
+                    break
+                lam[i] *= 4
+        curve.append(probe.P(mu).mean())
+    first = next((t + 1 for t, v in enumerate(curve) if v <= 1.01 * probe.svi), None)
+    return first, curve
+
+
+print(f"{probe.model}: start {probe.P(mu0).mean():.6f} level {1.01 * probe.svi:.6f}")
+for cfg in probe.configs:
+    c, f, K, H = (float(v) if i < 2 else int(v) for i, v in enumerate(cfg.split(',')))
+    first, curve = run(c, f, K, H)
+    print(f"  c={c} f={f} K={K} H={H}: reaches {first}: " + " ".join(f"{v:.5f}" for v in curve), flush=True)
