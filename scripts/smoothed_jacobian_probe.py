@@ -7,7 +7,9 @@ and all). The smoothed objective's minimizer is biased by the smoothing; this on
 points are the ReLU objective's. Exact damped solves, LM as in pesvi_numpy.Probe.lm.
 Recorded in docs/RESULTS.md ("Thirtieth session"). Not part of the package.
 
-    python3 scripts/smoothed_jacobian_probe.py MODEL_DIR SVI_RECONSTRUCTION ITERATIONS c,f,K,H [...]
+    python3 scripts/smoothed_jacobian_probe.py MODEL_DIR SVI_RECONSTRUCTION ITERATIONS c,f,K,H[,H0] [...]
+
+H0: iterations before H0 also take the ReLU residual (the first H0 iterations and those from H on).
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -16,11 +18,11 @@ probe = Probe(sys.argv)
 mu0, x, L, d, fwd = probe.mu0, probe.x, probe.L, probe.d, probe.fwd
 
 
-def run(c, f, K, H, lam0=1e-3):
+def run(c, f, K, H, H0=0, lam0=1e-3):
     mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []
     for t in range(probe.iters):
         taus = [c * s * f ** t for s in probe.scales] if t < K else None
-        hybrid = taus is not None and t >= H
+        hybrid = taus is not None and (t >= H or t < H0)
         out, J = fwd(mu, taus)
         relu = mlp(probe.decoder, mu)
         r = x - (relu if hybrid else out); p = (r ** 2).mean(1)
@@ -43,6 +45,6 @@ def run(c, f, K, H, lam0=1e-3):
 
 print(f"{probe.model}: start {probe.P(mu0).mean():.6f} level {1.01 * probe.svi:.6f}")
 for cfg in probe.configs:
-    c, f, K, H = (float(v) if i < 2 else int(v) for i, v in enumerate(cfg.split(',')))
-    first, curve = run(c, f, K, H)
-    print(f"  c={c} f={f} K={K} H={H}: reaches {first}: " + " ".join(f"{v:.5f}" for v in curve), flush=True)
+    c, f, K, H, *H0 = (float(v) if i < 2 else int(v) for i, v in enumerate(cfg.split(',')))
+    first, curve = run(c, f, K, H, *H0)
+    print(f"  c={c} f={f} K={K} H={H} H0={H0[0] if H0 else 0}: reaches {first}: " + " ".join(f"{v:.5f}" for v in curve), flush=True)
