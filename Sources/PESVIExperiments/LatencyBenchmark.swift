@@ -20,6 +20,9 @@ public enum LatencyBenchmark {
         /// decoder's exact step does not read the start), a reused refiner, with the settings
         /// `evaluate` and `infer --method gn` use by default (``ComparisonOptions``).
         public var gaussNewtonMilliseconds: Double
+        /// The same with a refiner made for the call (cold: as `evaluate` times it, each timed
+        /// run with its own), its construction not included.
+        public var gaussNewtonColdMilliseconds: Double
         public var gaussNewtonMeanSteps: Double
     }
 
@@ -40,7 +43,7 @@ public enum LatencyBenchmark {
             let refiner = GuardedRefinement(decoder: model.decoder, threads: threads)
             let gn = ComparisonOptions().gaussNewtonRefinement(model: model, threads: threads)
             let exact = gn.takesExactLinearStep
-            var encoder: [Double] = [], auto: [Double] = [], cold: [Double] = [], gnTimes: [Double] = []
+            var encoder: [Double] = [], auto: [Double] = [], cold: [Double] = [], gnTimes: [Double] = [], gnCold: [Double] = []
             var autoSteps = 0.0, gnSteps = 0.0
             for r in 0...repeats {
                 var start: (mu: [Float], logVariance: [Float]) = ([], [])
@@ -57,13 +60,19 @@ public enum LatencyBenchmark {
                     let s = exact ? start : model.pseudoEncoder.encode(x, threads: threads)
                     gnSteps = gn.refine(x, start: s, maxSteps: automatic.maxSteps, seed: 1, recordCurve: false).meanSteps
                 }
+                let fresh = ComparisonOptions().gaussNewtonRefinement(model: model, threads: threads)
+                let gc = MethodComparison.seconds {
+                    let s = exact ? start : model.pseudoEncoder.encode(x, threads: threads)
+                    _ = fresh.refine(x, start: s, maxSteps: automatic.maxSteps, seed: 1, recordCurve: false)
+                }
                 if r == 0 { continue }  // warm-up
-                encoder.append(e); auto.append(a); cold.append(c); gnTimes.append(g)
+                encoder.append(e); auto.append(a); cold.append(c); gnTimes.append(g); gnCold.append(gc)
             }
             let median = MethodComparison.median
             return Row(points: n, encoderMilliseconds: median(encoder) * 1e3, autoMilliseconds: median(auto) * 1e3,
                        autoColdMilliseconds: median(cold) * 1e3, autoMeanSteps: autoSteps,
-                       gaussNewtonMilliseconds: median(gnTimes) * 1e3, gaussNewtonMeanSteps: gnSteps)
+                       gaussNewtonMilliseconds: median(gnTimes) * 1e3, gaussNewtonColdMilliseconds: median(gnCold) * 1e3,
+                       gaussNewtonMeanSteps: gnSteps)
         }
     }
 }

@@ -316,7 +316,7 @@ import PESVIData
         let latencyRows = try #require(latency["rows"] as? [[String: Any]])
         #expect(latencyRows.compactMap { $0["points"] as? Int } == [1, 7])
         for row in latencyRows {
-            for key in ["encoderMilliseconds", "autoMilliseconds", "autoColdMilliseconds", "gaussNewtonMilliseconds"] {
+            for key in ["encoderMilliseconds", "autoMilliseconds", "autoColdMilliseconds", "gaussNewtonMilliseconds", "gaussNewtonColdMilliseconds"] {
                 #expect((row[key] as? Double).map { $0 > 0 && $0.isFinite } == true, "\(key) in \(row)")
             }
             #expect((row["autoMeanSteps"] as? Double).map { $0 >= 0 && $0 <= 50 } == true && (row["gaussNewtonMeanSteps"] as? Double) != nil)
