@@ -12,7 +12,7 @@ docs/RESULTS.md ("Thirtieth session"). Not part of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe
+from pesvi_numpy import Probe, damped_trials
 probe = Probe(sys.argv)
 mu0, x, L, d, fwd = probe.mu0, probe.x, probe.L, probe.d, probe.fwd
 
@@ -38,15 +38,10 @@ def run(c, f, K, N, lam0):
         for i in range(len(mu)):
             H = Hfull[i] if t < N else Hgn[i]; g = G[i]; D = np.diag(np.diag(Hgn[i]))
             tj = None if taus is None else [tt[i:i + 1] for tt in taus]
-            for _ in range(5):
-                delta = np.linalg.solve(H + lam[i] * D + 1e-9 * np.eye(L), g)
-                predicted = (2 * delta @ g - delta @ H @ delta) / d
-                q = ((fwd((mu[i] + delta)[None], tj)[0][0] - x[i]) ** 2).mean()
-                if predicted > 0 and np.isfinite(q) and q <= p[i] and (predicted <= 1e-3 * p[i] or p[i] - q >= 0.1 * predicted):
-                    mu[i] += delta
-                    if taus is None: lam[i] = max(lam[i] / 3, 1e-6)
-                    break
-                lam[i] *= 4
+            delta, lam[i] = damped_trials(fwd, mu[i], x[i], g, H, D, p[i], lam[i], tj, d, positive_model=True)
+            if delta is not None:
+                mu[i] += delta
+                if taus is None: lam[i] = max(lam[i] / 3, 1e-6)
         curve.append(probe.P(mu).mean())
     first = next((t + 1 for t, v in enumerate(curve) if v <= 1.01 * probe.svi), None)
     return first, curve

@@ -121,6 +121,24 @@ def exact_solver(L):
     return lambda g, H, last: (lambda lam: np.linalg.solve(H + lam * np.diag(np.diag(H)) + 1e-9 * np.eye(L), g))
 
 
+def damped_trials(fwd, mu_i, x_i, g, H, D, p_i, lam_i, taus_i, d, positive_model=False):
+    """One point's Levenberg-Marquardt trials as PE-SVI-GN takes them (up to 5; the step solves
+    (H + lam D + 1e-9 I) delta = g; accepted when the objective measured through fwd at taus_i
+    does not rise and achieves 0.1 of the model's predicted decrease, or the prediction is under
+    1e-3 of p_i; lam x4 after a rejection). positive_model: a trial whose model predicts no
+    decrease is rejected too (for an indefinite H). Returns (delta or None, lam)."""
+    L = len(g)
+    for _ in range(5):
+        delta = np.linalg.solve(H + lam_i * D + 1e-9 * np.eye(L), g)
+        predicted = (2 * delta @ g - delta @ H @ delta) / d
+        q = ((fwd((mu_i + delta)[None], taus_i)[0][0] - x_i) ** 2).mean()
+        if (predicted > 0 or not positive_model) and np.isfinite(q) and q <= p_i \
+                and (predicted <= 1e-3 * p_i or p_i - q >= 0.1 * predicted):
+            return delta, lam_i
+        lam_i *= 4
+    return None, lam_i
+
+
 def schedule(cfg):
     """(c, f, K, lambda0, hold) from a probe's schedule field c,f,K[,lambda0[,hold]] (lambda0
     1e-3 and hold 1 by default, PE-SVI-GN's)."""

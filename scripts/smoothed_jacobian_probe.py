@@ -13,7 +13,7 @@ H0: iterations before H0 also take the ReLU residual (the first H0 iterations an
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, mlp
+from pesvi_numpy import Probe, mlp, damped_trials
 probe = Probe(sys.argv)
 mu0, x, L, d, fwd = probe.mu0, probe.x, probe.L, probe.d, probe.fwd
 
@@ -29,15 +29,10 @@ def run(c, f, K, H, H0=0, lam0=1e-3):
         for i in range(len(mu)):
             g = J[i].T @ r[i]; Hm = J[i].T @ J[i]
             tj = None if (taus is None or hybrid) else [tt[i:i+1] for tt in taus]
-            for _ in range(5):
-                delta = np.linalg.solve(Hm + lam[i] * np.diag(np.diag(Hm)) + 1e-9 * np.eye(L), g)
-                predicted = (2 * delta @ g - delta @ Hm @ delta) / d
-                q = ((fwd((mu[i] + delta)[None], tj)[0][0] - x[i]) ** 2).mean()
-                if np.isfinite(q) and q <= p[i] and (predicted <= 1e-3 * p[i] or p[i] - q >= 0.1 * predicted):
-                    mu[i] += delta
-                    if taus is None: lam[i] = max(lam[i] / 3, 1e-6)
-                    break
-                lam[i] *= 4
+            delta, lam[i] = damped_trials(fwd, mu[i], x[i], g, Hm, np.diag(np.diag(Hm)), p[i], lam[i], tj, d)
+            if delta is not None:
+                mu[i] += delta
+                if taus is None: lam[i] = max(lam[i] / 3, 1e-6)
         curve.append(probe.P(mu).mean())
     first = next((t + 1 for t, v in enumerate(curve) if v <= 1.01 * probe.svi), None)
     return first, curve
