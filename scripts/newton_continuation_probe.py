@@ -12,7 +12,7 @@ docs/RESULTS.md ("Thirtieth session"). Not part of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, damped_trials
+from pesvi_numpy import Probe
 probe = Probe(sys.argv)
 mu0, x, L, d, fwd = probe.mu0, probe.x, probe.L, probe.d, probe.fwd
 
@@ -23,28 +23,18 @@ def grads(z, xs, taus):
 
 
 def run(c, f, K, N, lam0):
-    mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []
-    for t in range(probe.iters):
-        taus = [c * s * f ** t for s in probe.scales] if t < K else None
-        out, J = fwd(mu, taus); r = x - out; p = (r ** 2).mean(1)
+    def linearize(t, taus, mu):
+        out, J = fwd(mu, taus); r = x - out
         G = np.einsum('nij,ni->nj', J, r); Hgn = np.einsum('nij,nik->njk', J, J)
         if t < N:
             h = 1e-5; Hres = np.zeros_like(Hgn)
             for j in range(L):
                 e = np.zeros(L); e[j] = h
-                tt = None if taus is None else taus
-                Hres[:, :, j] = -(grads(mu + e, x, tt) - grads(mu - e, x, tt)) / (2 * h)  # Hessian of (1/2)||r||^2
+                Hres[:, :, j] = -(grads(mu + e, x, taus) - grads(mu - e, x, taus)) / (2 * h)  # Hessian of (1/2)||r||^2
             Hfull = 0.5 * (Hres + np.transpose(Hres, (0, 2, 1)))
-        for i in range(len(mu)):
-            H = Hfull[i] if t < N else Hgn[i]; g = G[i]; D = np.diag(np.diag(Hgn[i]))
-            tj = None if taus is None else [tt[i:i + 1] for tt in taus]
-            delta, lam[i] = damped_trials(fwd, mu[i], x[i], g, H, D, p[i], lam[i], tj, d, positive_model=True)
-            if delta is not None:
-                mu[i] += delta
-                if taus is None: lam[i] = max(lam[i] / 3, 1e-6)
-        curve.append(probe.P(mu).mean())
-    first = next((t + 1 for t, v in enumerate(curve) if v <= 1.01 * probe.svi), None)
-    return first, curve
+        return (r ** 2).mean(1), lambda i: (G[i], Hfull[i] if t < N else Hgn[i], np.diag(np.diag(Hgn[i])),
+                                            None if taus is None else [tt[i:i + 1] for tt in taus])
+    return probe.continuation(c, f, K, lam0, linearize, positive_model=True)
 
 
 print(f"{probe.model}: start {probe.P(mu0).mean():.6f} level {1.01 * probe.svi:.6f}")

@@ -168,6 +168,28 @@ class Probe:
     def P(self, z):
         return ((mlp(self.decoder, z) - self.x) ** 2).mean(1)
 
+    def continuation(self, c, f, K, lam0, linearize, positive_model=False):
+        """A variant of PE-SVI-GN's continuation with exact damped solves for the probes that
+        change the linear model: iteration t < K smoothed at tau = c * s_l * f^t (then the ReLU
+        decoder), linearize(t, taus, mu) -> (p, point) with p each point's objective and point(i)
+        -> (g, H, D, trial_taus) its damped system and the temperatures its trials are measured
+        at; trials by damped_trials, the damping /3 after an accepted step on the ReLU decoder.
+        Returns (first, curve): the first iteration whose mean P on the ReLU decoder is within
+        1 % of SVI's level (None: not in self.iters) and that mean after every iteration."""
+        mu, lam, curve = self.mu0.copy(), np.full(len(self.mu0), lam0), []
+        for t in range(self.iters):
+            taus = [c * sc * f ** t for sc in self.scales] if t < K else None
+            p, point = linearize(t, taus, mu)
+            for i in range(len(mu)):
+                g, H, D, trial_taus = point(i)
+                delta, lam[i] = damped_trials(self.fwd, mu[i], self.x[i], g, H, D, p[i], lam[i], trial_taus, self.d,
+                                              positive_model=positive_model)
+                if delta is not None:
+                    mu[i] += delta
+                    if taus is None: lam[i] = max(lam[i] / 3, 1e-6)
+            curve.append(self.P(mu).mean())
+        return next((t + 1 for t, v in enumerate(curve) if v <= 1.01 * self.svi), None), curve
+
     def lm(self, c, f, K, lam0, step_solver, hold=True, exit_tol=0.0, temperatures=None):
         """PE-SVI-GN's Levenberg-Marquardt from mu0 for self.iters iterations (initial damping
         lam0 relative to diag H, /3 on an accepted step (with hold, PESVI's default since the

@@ -13,29 +13,21 @@ H0: iterations before H0 also take the ReLU residual (the first H0 iterations an
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, mlp, damped_trials
+from pesvi_numpy import Probe, mlp
 probe = Probe(sys.argv)
 mu0, x, L, d, fwd = probe.mu0, probe.x, probe.L, probe.d, probe.fwd
 
 
 def run(c, f, K, H, H0=0, lam0=1e-3):
-    mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []
-    for t in range(probe.iters):
-        taus = [c * s * f ** t for s in probe.scales] if t < K else None
+    def linearize(t, taus, mu):
         hybrid = taus is not None and (t >= H or t < H0)
         out, J = fwd(mu, taus)
-        relu = mlp(probe.decoder, mu)
-        r = x - (relu if hybrid else out); p = (r ** 2).mean(1)
-        for i in range(len(mu)):
-            g = J[i].T @ r[i]; Hm = J[i].T @ J[i]
-            tj = None if (taus is None or hybrid) else [tt[i:i+1] for tt in taus]
-            delta, lam[i] = damped_trials(fwd, mu[i], x[i], g, Hm, np.diag(np.diag(Hm)), p[i], lam[i], tj, d)
-            if delta is not None:
-                mu[i] += delta
-                if taus is None: lam[i] = max(lam[i] / 3, 1e-6)
-        curve.append(probe.P(mu).mean())
-    first = next((t + 1 for t, v in enumerate(curve) if v <= 1.01 * probe.svi), None)
-    return first, curve
+        r = x - (mlp(probe.decoder, mu) if hybrid else out)
+        def point(i):
+            Hm = J[i].T @ J[i]
+            return J[i].T @ r[i], Hm, np.diag(np.diag(Hm)), None if (taus is None or hybrid) else [tt[i:i + 1] for tt in taus]
+        return (r ** 2).mean(1), point
+    return probe.continuation(c, f, K, lam0, linearize)
 
 
 print(f"{probe.model}: start {probe.P(mu0).mean():.6f} level {1.01 * probe.svi:.6f}")
