@@ -13,53 +13,61 @@ Recorded in docs/RESULTS.md ("Thirtieth session"). Not part of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, exact_solver, mlp
-model, svi_test, svi_val = sys.argv[1], sys.argv[2], sys.argv[3]
-trials = int(sys.argv[4]) if len(sys.argv) > 4 else 40
-rng = np.random.default_rng(int(sys.argv[5]) if len(sys.argv) > 5 else 0)
-os.environ['PESVI_PROBE_ROWS'] = 'test'; test = Probe([None, model, svi_test, '7'])
-os.environ['PESVI_PROBE_ROWS'] = 'validation'; val = Probe([None, model, svi_val, '9'])
-_, Jv = val.fwd(val.mu0, None)
-Hbar = np.mean([j.T @ j for j in Jv], axis=0)
-w, U = np.linalg.eigh(Hbar)
-C = U @ np.diag(1 / (w + 1e-2 * w.max())) @ U.T
+from pesvi_numpy import Probe, exact_solver
 
 
-def krylov_solver(k):
-    """Probe step solver: the damped system restricted to span{Cg, (CH)Cg, ...} (k vectors,
-    Arnoldi, twice orthogonalized), as preconditioned_krylov_probe.py without the last step."""
-    def make(g, H, last):
-        v = C @ g; V = [v / np.linalg.norm(v)]
-        for _ in range(k - 1):
-            v = C @ (H @ V[-1])
-            for _ in range(2):
-                for u in V: v = v - (u @ v) * u
-            if np.linalg.norm(v) < 1e-10: break
-            V.append(v / np.linalg.norm(v))
-        Q = np.array(V).T; Hs, gs = Q.T @ H @ Q, Q.T @ g
-        return lambda lam: Q @ np.linalg.solve(Hs + lam * np.diag(np.diag(Hs)) + 1e-9 * np.eye(len(gs)), gs)
-    return make
+class TwoRowSets:
+    """A model's test rows (7 iterations) and validation rows (9), each a Probe, with the
+    Krylov preconditioner C formed at the validation rows' starts as PESVI forms it, and
+    reach(probe, temperatures) -> (first, curve) under the given smoothed temperatures, each
+    step solved in 8 preconditioned Krylov vectors (SOLVER=exact: exact solves)."""
+
+    def __init__(self, model, svi_test, svi_val):
+        os.environ['PESVI_PROBE_ROWS'] = 'test'; self.test = Probe([None, model, svi_test, '7'])
+        os.environ['PESVI_PROBE_ROWS'] = 'validation'; self.val = Probe([None, model, svi_val, '9'])
+        _, Jv = self.val.fwd(self.val.mu0, None)
+        w, U = np.linalg.eigh(np.mean([j.T @ j for j in Jv], axis=0))
+        self.C = U @ np.diag(1 / (w + 1e-2 * w.max())) @ U.T
+        self.solver = exact_solver(self.test.L) if os.environ.get("SOLVER") == "exact" else self.krylov_solver(8)
+
+    def krylov_solver(self, k):
+        """Probe step solver: the damped system restricted to span{Cg, (CH)Cg, ...} (k vectors,
+        Arnoldi, twice orthogonalized), as preconditioned_krylov_probe.py without the last step."""
+        C = self.C
+
+        def make(g, H, last):
+            v = C @ g; V = [v / np.linalg.norm(v)]
+            for _ in range(k - 1):
+                v = C @ (H @ V[-1])
+                for _ in range(2):
+                    for u in V: v = v - (u @ v) * u
+                if np.linalg.norm(v) < 1e-10: break
+                V.append(v / np.linalg.norm(v))
+            Q = np.array(V).T; Hs, gs = Q.T @ H @ Q, Q.T @ g
+            return lambda lam: Q @ np.linalg.solve(Hs + lam * np.diag(np.diag(Hs)) + 1e-9 * np.eye(len(gs)), gs)
+        return make
+
+    def reach(self, p, temps):
+        first, _, curve, _ = p.lm(1.0, 1.0, 9, 1e-3, self.solver, temperatures=temps)
+        return first, curve
 
 
-solver = exact_solver(test.L) if os.environ.get("SOLVER") == "exact" else krylov_solver(8)
-
-
-def reach(p, temps):
-    first, _, curve, _ = p.lm(1.0, 1.0, 9, 1e-3, solver, temperatures=temps)
-    return first, curve
-
-
-rows = []
-schedules = [list(0.8 * 0.6 ** np.arange(9))]   # PESVI's "smoothed to the end"
-for _ in range(trials):
-    m = [rng.uniform(0.3, 1.6)]
-    for _ in range(8): m.append(m[-1] * rng.uniform(0.3, 0.9))
-    schedules.append(m)
-for m in schedules:
-    ft, ct = reach(test, m); fv, cv = reach(val, m)
-    rows.append(((ft or 99) + (fv or 99), ft, fv, m, ct, cv))
-    print(f"test {ft} validation {fv}: " + " ".join(f"{v:.3f}" for v in m[:6])
-          + f" | test {' '.join(f'{v:.5f}' for v in ct[:6])} | validation at 5..9 {' '.join(f'{v:.5f}' for v in cv[4:9])}", flush=True)
-print("best:")
-for r in sorted(rows, key=lambda r: r[0])[:8]:
-    print(f"  test {r[1]} validation {r[2]}: " + " ".join(f"{v:.3f}" for v in r[3][:6]))
+if __name__ == "__main__":
+    model, svi_test, svi_val = sys.argv[1], sys.argv[2], sys.argv[3]
+    trials = int(sys.argv[4]) if len(sys.argv) > 4 else 40
+    rng = np.random.default_rng(int(sys.argv[5]) if len(sys.argv) > 5 else 0)
+    rs = TwoRowSets(model, svi_test, svi_val)
+    rows = []
+    schedules = [list(0.8 * 0.6 ** np.arange(9))]   # PESVI's "smoothed to the end"
+    for _ in range(trials):
+        m = [rng.uniform(0.3, 1.6)]
+        for _ in range(8): m.append(m[-1] * rng.uniform(0.3, 0.9))
+        schedules.append(m)
+    for m in schedules:
+        ft, ct = rs.reach(rs.test, m); fv, cv = rs.reach(rs.val, m)
+        rows.append(((ft or 99) + (fv or 99), ft, fv, m, ct, cv))
+        print(f"test {ft} validation {fv}: " + " ".join(f"{v:.3f}" for v in m[:6])
+              + f" | test {' '.join(f'{v:.5f}' for v in ct[:6])} | validation at 5..9 {' '.join(f'{v:.5f}' for v in cv[4:9])}", flush=True)
+    print("best:")
+    for r in sorted(rows, key=lambda r: r[0])[:8]:
+        print(f"  test {r[1]} validation {r[2]}: " + " ".join(f"{v:.3f}" for v in r[3][:6]))
