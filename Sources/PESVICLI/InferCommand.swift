@@ -176,8 +176,7 @@ struct InferCommand: ParsableCommand {
         }
         let vx = try m.prepare(v, name: "\(model)/validation.npy")
         if !common.quiet { printErr("choosing the Gauss-Newton schedule on \(vx.rows) validation rows (SVI's level from \(TrainingPipeline.scheduleRaceStarts) random starts first)…") }
-        let level = TrainingPipeline.sviLevels(vx, decoder: m.decoder, svi: (m.configuration.phase1.initialization, m.configuration.sviLearningRate),
-                                               starts: TrainingPipeline.scheduleRaceStarts, threads: common.threads, seed: common.seed)?.median
+        let level = TrainingPipeline.sviLevels(vx, for: m, threads: common.threads, seed: common.seed)?.median
         guard let choice = TrainingPipeline.chooseGaussNewtonSchedule(for: m, validation: vx, target: level, base: options,
                                                                       threads: common.threads, seed: common.seed) else {
             if !common.quiet { printErr("SVI's level on \(model)'s validation rows is not a finite number: the standard Gauss-Newton schedule") }

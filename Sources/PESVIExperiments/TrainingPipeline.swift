@@ -242,6 +242,15 @@ public enum TrainingPipeline {
         return GaussNewtonScheduleChoice(schedule: chosen, target: target, trials: trials)
     }
 
+    /// SVI's levels on `rows` (prepared) for `model`: ``sviLevels(_:decoder:svi:starts:threads:seed:)``
+    /// from ``scheduleRaceStarts`` random starts with SVI as phase 1 set it (its initialization
+    /// and test-time rate).
+    public static func sviLevels(_ rows: Dataset, for model: PESVIModel, threads: Int, seed: UInt64) -> (first: Double, median: Double)? {
+        let c = model.configuration
+        return sviLevels(rows, decoder: model.decoder, svi: (c.phase1.initialization, c.sviLearningRate), starts: scheduleRaceStarts,
+                         threads: threads, seed: seed)
+    }
+
     /// The refinements' choices for `model` on its validation rows `validation` (prepared), stored
     /// in its configuration: SVI's level there from ``scheduleRaceStarts`` random starts
     /// (``sviLevels(_:decoder:svi:starts:threads:seed:)``; SVI as phase 1 set it), the automatic
@@ -253,9 +262,9 @@ public enum TrainingPipeline {
                                          threads: Int, seed: UInt64) -> (autoPace: Double, schedule: Double) {
         var t0 = Date()
         let c = model.configuration
-        let svi = (c.phase1.initialization, c.sviLearningRate)
-        let levels = sviLevels(validation, decoder: model.decoder, svi: svi, starts: scheduleRaceStarts, threads: threads, seed: seed)
-        model.configuration.storeAutomaticPace(automaticPace(validation, decoder: model.decoder, encoder: model.pseudoEncoder, svi: svi,
+        let levels = sviLevels(validation, for: model, threads: threads, seed: seed)
+        model.configuration.storeAutomaticPace(automaticPace(validation, decoder: model.decoder, encoder: model.pseudoEncoder,
+                                                             svi: (c.phase1.initialization, c.sviLearningRate),
                                                              target: levels?.first, threads: threads, seed: seed))
         let autoPace = Date().timeIntervalSince(t0)
         t0 = Date()

@@ -72,6 +72,9 @@ import PESVIModels
         #expect(runs[0] != runs[1], "the starts differ")
         let one = try #require(TrainingPipeline.sviLevels(v, decoder: model.decoder, svi: rule, starts: 1, threads: 1, seed: seed))
         #expect(one.first == single && one.median == single)
+        // The model's own SVI (phase 1's initialization and rate) over the race's three starts.
+        let own = try #require(TrainingPipeline.sviLevels(v, for: model, threads: 1, seed: seed))
+        #expect(TrainingPipeline.scheduleRaceStarts == 3 && own.first == levels.first && own.median == levels.median)
     }
 
     /// `train` chooses for a ReLU decoder with the reconstruction objective (the level: SVI's on
