@@ -212,6 +212,7 @@ class Probe:
         self.rejected = []
         previous = self.P(mu)
         for t in range(self.iters):
+            self.t = t   # the iteration under way, for step solvers that vary with it
             rejected = 0
             if temperatures is not None: K = len(temperatures)
             taus = [(c * f ** t if temperatures is None else temperatures[t]) * sc for sc in self.scales] if t < K else None
