@@ -13,7 +13,7 @@ SOLVER=exact: exact solves). Prints the start's mean objective and the first ite
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import mlp, split_rows, pre_activation_spreads
+from pesvi_numpy import mlp, split_rows, pre_activation_spreads, preconditioner
 from free_schedule_probe import TwoRowSets
 
 model, svi_test, svi_val = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -49,8 +49,7 @@ for k in ks:
         p.scales = pre_activation_spreads(p.decoder, p.mu0)
     # The preconditioner at the validation rows' (new) starts, as PESVI would form it.
     _, Jv = rs.val.fwd(rs.val.mu0, None)
-    w, U = np.linalg.eigh(np.mean([j.T @ j for j in Jv], axis=0))
-    rs.C = U @ np.diag(1 / (w + 1e-2 * w.max())) @ U.T
+    rs.C = preconditioner(Jv)
     if os.environ.get("SOLVER") != "exact": rs.solver = rs.krylov_solver(8)
     print(f"k = {k}: start test {rs.test.P(rs.test.mu0).mean():.5f} validation {rs.val.P(rs.val.mu0).mean():.5f}"
           f" (a neighbour's start taken by {shares[0]:.0%} / {shares[1]:.0%} of the rows)", flush=True)

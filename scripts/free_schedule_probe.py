@@ -13,7 +13,7 @@ Recorded in docs/RESULTS.md ("Thirtieth session"). Not part of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, exact_solver
+from pesvi_numpy import Probe, exact_solver, preconditioner, preconditioned_krylov_solver
 
 
 class TwoRowSets:
@@ -26,26 +26,13 @@ class TwoRowSets:
         os.environ['PESVI_PROBE_ROWS'] = 'test'; self.test = Probe([None, model, svi_test, '7'])
         os.environ['PESVI_PROBE_ROWS'] = 'validation'; self.val = Probe([None, model, svi_val, '9'])
         _, Jv = self.val.fwd(self.val.mu0, None)
-        w, U = np.linalg.eigh(np.mean([j.T @ j for j in Jv], axis=0))
-        self.C = U @ np.diag(1 / (w + 1e-2 * w.max())) @ U.T
+        self.C = preconditioner(Jv)
         self.solver = exact_solver(self.test.L) if os.environ.get("SOLVER") == "exact" else self.krylov_solver(8)
 
     def krylov_solver(self, k):
-        """Probe step solver: the damped system restricted to span{Cg, (CH)Cg, ...} (k vectors,
-        Arnoldi, twice orthogonalized), as preconditioned_krylov_probe.py without the last step."""
-        C = self.C
-
-        def make(g, H, last):
-            v = C @ g; V = [v / np.linalg.norm(v)]
-            for _ in range(k - 1):
-                v = C @ (H @ V[-1])
-                for _ in range(2):
-                    for u in V: v = v - (u @ v) * u
-                if np.linalg.norm(v) < 1e-10: break
-                V.append(v / np.linalg.norm(v))
-            Q = np.array(V).T; Hs, gs = Q.T @ H @ Q, Q.T @ g
-            return lambda lam: Q @ np.linalg.solve(Hs + lam * np.diag(np.diag(Hs)) + 1e-9 * np.eye(len(gs)), gs)
-        return make
+        """Probe step solver: the damped system in k preconditioned Krylov vectors
+        (pesvi_numpy.preconditioned_krylov_solver with this C)."""
+        return preconditioned_krylov_solver(self.C, k)
 
     def reach(self, p, temps):
         first, _, curve, _ = p.lm(1.0, 1.0, 9, 1e-3, self.solver, temperatures=temps)

@@ -24,7 +24,7 @@ preconditioned Krylov vectors as PESVI does where it preconditions; the ReLU one
 import os, sys, numpy as np
 from scipy.special import expit
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe
+from pesvi_numpy import Probe, preconditioner, preconditioned_krylov_solver
 
 probe = Probe(sys.argv)
 (W1, b1), (W2, b2), (W3, b3) = probe.decoder
@@ -50,20 +50,7 @@ def krylov_solver(k):
     if saved is None: del os.environ["PESVI_PROBE_ROWS"]
     else: os.environ["PESVI_PROBE_ROWS"] = saved
     _, Jv = v.fwd(v.mu0, None)
-    w, U = np.linalg.eigh(np.mean([j.T @ j for j in Jv], axis=0))
-    C = U @ np.diag(1 / (w + 1e-2 * w.max())) @ U.T
-
-    def make(g, H):
-        u = C @ g; V = [u / np.linalg.norm(u)]
-        for _ in range(k - 1):
-            u = C @ (H @ V[-1])
-            for _ in range(2):
-                for q in V: u = u - (q @ u) * q
-            if np.linalg.norm(u) < 1e-10: break
-            V.append(u / np.linalg.norm(u))
-        Q = np.array(V).T; Hs, gs = Q.T @ H @ Q, Q.T @ g
-        return lambda lam: Q @ np.linalg.solve(Hs + lam * np.diag(np.diag(Hs)) + 1e-9 * np.eye(len(gs)), gs)
-    return make
+    return preconditioned_krylov_solver(preconditioner(Jv), k)
 
 
 solver = os.environ.get("SOLVER", "exact")

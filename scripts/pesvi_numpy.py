@@ -121,6 +121,31 @@ def exact_solver(L):
     return lambda g, H, last: (lambda lam: np.linalg.solve(H + lam * np.diag(np.diag(H)) + 1e-9 * np.eye(L), g))
 
 
+def preconditioner(J):
+    """PESVI's Krylov preconditioner from Jacobians J (n x d x |z|, the ReLU decoder at the
+    validation rows' starts): the inverse of the mean curvature plus 1e-2 of its largest
+    eigenvalue."""
+    w, U = np.linalg.eigh(np.mean([j.T @ j for j in J], axis=0))
+    return U @ np.diag(1 / (w + 1e-2 * w.max())) @ U.T
+
+
+def preconditioned_krylov_solver(C, k):
+    """Probe step solver: the damped system restricted to span{Cg, (CH)Cg, ...} (k vectors,
+    Arnoldi, twice orthogonalized; no last step), as preconditioned_krylov_probe.py without
+    the last step: (g, H, last=None) -> solve(lam) -> the step."""
+    def make(g, H, last=None):
+        v = C @ g; V = [v / np.linalg.norm(v)]
+        for _ in range(k - 1):
+            v = C @ (H @ V[-1])
+            for _ in range(2):
+                for u in V: v = v - (u @ v) * u
+            if np.linalg.norm(v) < 1e-10: break
+            V.append(v / np.linalg.norm(v))
+        Q = np.array(V).T; Hs, gs = Q.T @ H @ Q, Q.T @ g
+        return lambda lam: Q @ np.linalg.solve(Hs + lam * np.diag(np.diag(Hs)) + 1e-9 * np.eye(len(gs)), gs)
+    return make
+
+
 def damped_trials(fwd, mu_i, x_i, g, H, D, p_i, lam_i, taus_i, d, positive_model=False):
     """One point's Levenberg-Marquardt trials as PE-SVI-GN takes them (up to 5; the step solves
     (H + lam D + 1e-9 I) delta = g; accepted when the objective measured through fwd at taus_i
