@@ -57,7 +57,6 @@ solver = os.environ.get("SOLVER", "exact")
 krylov = krylov_solver(int(solver[6:])) if solver.startswith("krylov") else None
 
 
-
 def run(c, f, K):
     mu, lam = probe.mu0.copy(), np.full(len(x), 1e-3)
     A1 = A2 = None
