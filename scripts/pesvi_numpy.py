@@ -215,7 +215,7 @@ class Probe:
             curve.append(self.P(mu).mean())
         return next((t + 1 for t, v in enumerate(curve) if v <= 1.01 * self.svi), None), curve
 
-    def lm(self, c, f, K, lam0, step_solver, hold=True, exit_tol=0.0, temperatures=None):
+    def lm(self, c, f, K, lam0, step_solver, hold=True, exit_tol=0.0, temperatures=None, observe=None, predict=None):
         """PE-SVI-GN's Levenberg-Marquardt from mu0 for self.iters iterations (initial damping
         lam0 relative to diag H, /3 on an accepted step (with hold, PESVI's default since the
         twenty-first session: not on an accepted smoothed step), x4 on a rejected one, up to 5
@@ -230,15 +230,21 @@ class Probe:
         iteration t >= 1, a point whose objective on the ReLU decoder gained less than exit_tol
         (relative) in it stops (smoothing_exit_probe.py). temperatures: the
         multipliers c * f^t of the smoothed iterations given as a list instead (K its length;
-        free_schedule_probe.py)."""
+        free_schedule_probe.py). observe(t, mu): called with the iterate after every iteration
+        (the ReLU mean of the curve is P(mu) there). predict(t, mu, previous) -> rows: before
+        iteration t >= 1 the points not done move to those rows, previous the iterate before the
+        last iteration (extrapolation_probe.py)."""
         mu0, x, L, d, fwd = self.mu0, self.x, self.L, self.d, self.fwd
         mu, lam = mu0.copy(), np.full(len(mu0), lam0); curve = []; tol = 1e-3
         done = np.zeros(len(mu0), bool); steps = np.zeros(len(mu0)); stepsAt = []; last = np.zeros_like(mu0)
         self.rejected = []
-        previous = self.P(mu)
+        previous = self.P(mu); before = mu.copy()
         for t in range(self.iters):
             self.t = t   # the iteration under way, for step solvers that vary with it
             rejected = 0
+            if predict is not None and t >= 1:
+                moved = predict(t, mu, before); before = mu.copy(); mu[~done] = moved[~done]
+            else: before = mu.copy()
             if temperatures is not None: K = len(temperatures)
             taus = [(c * f ** t if temperatures is None else temperatures[t]) * sc for sc in self.scales] if t < K else None
             sel = np.where(~done)[0]
@@ -266,5 +272,6 @@ class Probe:
                 done |= previous - P < exit_tol * previous
             previous = P
             curve.append(P.mean()); stepsAt.append(steps.mean())
+            if observe is not None: observe(t, mu.copy())
         first = next((t for t, v in enumerate(curve) if v <= 1.01 * self.svi), None)
         return (None if first is None else first + 1), (None if first is None else stepsAt[first]), curve, steps.mean()
