@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Probe (NumPy, float64): PE-SVI-GN's continuation with its Krylov subspaces informed by the
+previous iteration's (Krylov recycling). After each iteration a point keeps the KEEP leading Ritz
+pairs (Y, theta) of its projected matrix; the next iteration then
+  deflate  builds its K vectors with the preconditioner Y diag(1/theta) Y^T + (I - YY^T) C (I - YY^T)
+           instead of C (no extra products: the resolved directions are preconditioned exactly);
+  augment  adds Y to its K new vectors (each costs a product with J^T J, so K + KEEP products);
+  none     PESVI's (C, the inverse mean curvature at the validation rows' starts).
+Smoothed to the end (tau = c f^t), damping held, Marquardt trials as PESVI.
+
+    python3 scripts/recycled_krylov_probe.py MODEL_DIR SVI_RECONSTRUCTION ITERATIONS c,f K MODE [KEEP]
+
+Recorded in docs/RESULTS.md ("Thirty-second session"). Not part of the package.
+"""
+import os, sys, numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pesvi_numpy import Probe, preconditioner, smoothed_jacobian, load_model, mlp
+p = Probe(sys.argv[:4])
+c, f = (float(v) for v in sys.argv[4].split(',')); k = int(sys.argv[5]); mode = sys.argv[6]; keep = int(sys.argv[7]) if len(sys.argv) > 7 else k
+rows = os.environ.get("PESVI_PROBE_ROWS", "test")
+os.environ["PESVI_PROBE_ROWS"] = "validation"
+dv, ev, xv, _ = load_model(p.model); os.environ["PESVI_PROBE_ROWS"] = rows
+C = preconditioner(smoothed_jacobian(dv, mlp(ev, xv)[:, :p.L], None)[1])
+n, L = len(p.mu0), p.L
+def basis(g, H, P):
+    v = P @ g; V = [v / np.linalg.norm(v)]
+    for _ in range(k - 1):
+        v = P @ (H @ V[-1])
+        for _ in range(2):
+            for u in V: v = v - (u @ v) * u
+        if np.linalg.norm(v) < 1e-10: break
+        V.append(v / np.linalg.norm(v))
+    return np.array(V).T
+mu, lam, curve = p.mu0.copy(), np.full(n, 1e-3), []
+Ys = [None]*n; Th = [None]*n
+for t in range(p.iters):
+    taus = [c * f ** t * sc for sc in p.scales]
+    out, J = p.fwd(mu, taus); r = p.x - out; pp = (r ** 2).mean(1)
+    for i in range(n):
+        g, H = J[i].T @ r[i], J[i].T @ J[i]
+        P = C
+        if Ys[i] is not None and mode != "none":
+            Y, th = Ys[i], Th[i]
+            Pr = np.eye(L) - Y @ Y.T
+            if mode == "deflate": P = Y @ np.diag(1/th) @ Y.T + Pr @ C @ Pr
+
+        Q = basis(g, H, P)
+        if mode == "augment" and Ys[i] is not None:
+            V = list(Q.T)
+            for y in Ys[i].T:
+                for _ in range(2):
+                    for u in V: y = y - (u @ y) * u
+                if np.linalg.norm(y) > 1e-8: V.append(y/np.linalg.norm(y))
+            Q = np.array(V).T
+        Hs = Q.T @ H @ Q; gs = Q.T @ g
+        for _ in range(5):
+            delta = Q @ np.linalg.solve(Hs + lam[i]*np.diag(np.diag(Hs)) + 1e-9*np.eye(Q.shape[1]), gs)
+            predicted = (2*delta@g - delta@H@delta)/p.d
+            q = ((p.fwd((mu[i]+delta)[None], [tt[i:i+1] for tt in taus])[0][0]-p.x[i])**2).mean()
+            if q <= pp[i] and (predicted <= 1e-3*pp[i] or pp[i]-q >= 0.1*predicted): mu[i] += delta; break
+            lam[i] *= 4
+        w, V = np.linalg.eigh(Hs); idx = np.argsort(w)[::-1][:keep]
+        Ys[i] = Q @ V[:, idx]; Th[i] = np.maximum(w[idx], 1e-8)
+    curve.append(p.P(mu).mean())
+lv = 1.01*p.svi
+print(f"{rows} k={k} mode={mode} keep={keep}: first", next((t+1 for t,v in enumerate(curve) if v<=lv),None), " ".join(f"{v:.5f}" for v in curve), flush=True)
