@@ -43,7 +43,6 @@ for t in range(p.iters):
             Y, th = Ys[i], Th[i]
             Pr = np.eye(L) - Y @ Y.T
             if mode == "deflate": P = Y @ np.diag(1/th) @ Y.T + Pr @ C @ Pr
-
         Q = basis(g, H, P)
         if mode == "augment" and Ys[i] is not None:
             V = list(Q.T)
