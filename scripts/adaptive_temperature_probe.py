@@ -12,13 +12,11 @@ Recorded in docs/RESULTS.md ("Thirty-second session"). Not part of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, preconditioner, preconditioned_krylov_solver, smoothed_jacobian, load_model, mlp
+from pesvi_numpy import Probe, preconditioned_krylov_solver, validation_preconditioner
 p = Probe(sys.argv[:4])
 c = float(sys.argv[4]); k = int(sys.argv[5]); specs = sys.argv[6:]
 rows = os.environ.get("PESVI_PROBE_ROWS", "test")
-os.environ["PESVI_PROBE_ROWS"] = "validation"
-dv, ev, xv, _ = load_model(p.model); os.environ["PESVI_PROBE_ROWS"] = rows
-C = preconditioner(smoothed_jacobian(dv, mlp(ev, xv)[:, :p.L], None)[1]); make = preconditioned_krylov_solver(C, k)
+C = validation_preconditioner(p.model, p.L); make = preconditioned_krylov_solver(C, k)
 n = len(p.mu0)
 for spec in specs:
     ffast, fslow, thr = (float(v) for v in spec.split(','))

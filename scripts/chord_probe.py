@@ -19,15 +19,13 @@ in each iteration. Not part of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, preconditioner, smoothed_jacobian, load_model, mlp
+from pesvi_numpy import Probe, krylov_basis, validation_preconditioner
 p = Probe(sys.argv[:4])
 c, f = (float(v) for v in sys.argv[4].split(','))
 chords, k = int(sys.argv[5]), int(sys.argv[6]); extra = int(sys.argv[7]) if len(sys.argv) > 7 else 0
 chord_from = int(os.environ.get("PESVI_PROBE_CHORD_FROM", "1"))   # the first iteration (1, 2, ...) with chords
 rows = os.environ.get("PESVI_PROBE_ROWS", "test")
-os.environ["PESVI_PROBE_ROWS"] = "validation"
-dv, ev, xv, _ = load_model(p.model); os.environ["PESVI_PROBE_ROWS"] = rows
-C = preconditioner(smoothed_jacobian(dv, mlp(ev, xv)[:, :p.L], None)[1])
+C = validation_preconditioner(p.model, p.L)
 
 
 def extend(V, v, H, count):
@@ -54,7 +52,7 @@ for t in range(p.iters):
     for i in range(n):
         ti = [tt[i:i + 1] for tt in taus]
         g, H = J[i].T @ r[i], J[i].T @ J[i]
-        Q = extend([], C @ g, H, k) if k else np.eye(p.L)
+        Q = krylov_basis(C, g, H, k) if k else np.eye(p.L)
         for _ in range(5):
             delta = solve_in(Q, H, g, lam[i]); predicted = (2 * delta @ g - delta @ H @ delta) / p.d
             o = p.fwd((mu[i] + delta)[None], ti)[0][0]; q = ((o - p.x[i]) ** 2).mean()

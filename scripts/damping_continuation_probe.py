@@ -19,13 +19,11 @@ the first within 1 % of SVI's level, and the rejected trials per point. Not part
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, preconditioner, preconditioned_krylov_solver, exact_solver, smoothed_jacobian, load_model, mlp
+from pesvi_numpy import Probe, preconditioned_krylov_solver, exact_solver, validation_preconditioner
 p = Probe(sys.argv[:4])
 c, f = (float(v) for v in sys.argv[4].split(',')); k = int(sys.argv[5]); rules = sys.argv[6:]
 rows = os.environ.get("PESVI_PROBE_ROWS", "test")
-os.environ["PESVI_PROBE_ROWS"] = "validation"
-dv, ev, xv, _ = load_model(p.model); os.environ["PESVI_PROBE_ROWS"] = rows
-C = preconditioner(smoothed_jacobian(dv, mlp(ev, xv)[:, :p.L], None)[1])
+C = validation_preconditioner(p.model, p.L)
 krylov, exact = preconditioned_krylov_solver(C, k) if k else None, exact_solver(p.L)
 exact_from = int(os.environ.get("PESVI_PROBE_EXACT_FROM", "0"))   # > 0: exact solves from this iteration (1, 2, ...) on
 exact_lambda = float(os.environ.get("PESVI_PROBE_EXACT_LAMBDA", "0"))   # > 0: every point's damping at the switch

@@ -20,16 +20,13 @@ first iteration within 1 % of SVI's level. Not part of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, exact_solver, schedule, preconditioned_krylov_solver, preconditioner, smoothed_jacobian, show
+from pesvi_numpy import Probe, exact_solver, schedule, preconditioned_krylov_solver, validation_preconditioner, show
 probe = Probe(sys.argv[:4] + [sys.argv[4]])
 c, f, K, lam0, hold = schedule(sys.argv[4]); betas = [float(b) for b in sys.argv[5:]]
 level = 1.01 * probe.svi
 k = int(os.environ.get("PESVI_PROBE_KRYLOV", "0"))
 if k:
-    os.environ["PESVI_PROBE_ROWS"] = "validation"
-    from pesvi_numpy import load_model, mlp
-    dv, ev, xv, _ = load_model(probe.model); os.environ.pop("PESVI_PROBE_ROWS")
-    C = preconditioner(smoothed_jacobian(dv, mlp(ev, xv)[:, :probe.L], None)[1])
+    C = validation_preconditioner(probe.model, probe.L)
     solver = lambda: preconditioned_krylov_solver(C, k)
 else:
     solver = lambda: exact_solver(probe.L)

@@ -129,19 +129,36 @@ def preconditioner(J):
     return U @ np.diag(1 / (w + 1e-2 * w.max())) @ U.T
 
 
+def krylov_basis(C, g, H, k):
+    """The orthonormal basis (|z| x k, columns) of span{Cg, (CH)Cg, ..., (CH)^(k-1) Cg}: Arnoldi,
+    twice orthogonalized, stopping early if the sequence stalls."""
+    v = C @ g; V = [v / np.linalg.norm(v)]
+    for _ in range(k - 1):
+        v = C @ (H @ V[-1])
+        for _ in range(2):
+            for u in V: v = v - (u @ v) * u
+        if np.linalg.norm(v) < 1e-10: break
+        V.append(v / np.linalg.norm(v))
+    return np.array(V).T
+
+
+def validation_preconditioner(model, L):
+    """PESVI's Krylov preconditioner (preconditioner above) formed at the model's validation
+    rows' starts, whichever rows the probe itself reads."""
+    rows = __import__('os').environ.get("PESVI_PROBE_ROWS")
+    __import__('os').environ["PESVI_PROBE_ROWS"] = "validation"
+    decoder, encoder, x, _ = load_model(model)
+    if rows is None: __import__('os').environ.pop("PESVI_PROBE_ROWS")
+    else: __import__('os').environ["PESVI_PROBE_ROWS"] = rows
+    return preconditioner(smoothed_jacobian(decoder, mlp(encoder, x)[:, :L], None)[1])
+
+
 def preconditioned_krylov_solver(C, k):
     """Probe step solver: the damped system restricted to span{Cg, (CH)Cg, ...} (k vectors,
-    Arnoldi, twice orthogonalized; no last step), as preconditioned_krylov_probe.py without
-    the last step: (g, H, last=None) -> solve(lam) -> the step."""
+    krylov_basis; no last step), as preconditioned_krylov_probe.py without the last step:
+    (g, H, last=None) -> solve(lam) -> the step."""
     def make(g, H, last=None):
-        v = C @ g; V = [v / np.linalg.norm(v)]
-        for _ in range(k - 1):
-            v = C @ (H @ V[-1])
-            for _ in range(2):
-                for u in V: v = v - (u @ v) * u
-            if np.linalg.norm(v) < 1e-10: break
-            V.append(v / np.linalg.norm(v))
-        Q = np.array(V).T; Hs, gs = Q.T @ H @ Q, Q.T @ g
+        Q = krylov_basis(C, g, H, k); Hs, gs = Q.T @ H @ Q, Q.T @ g
         return lambda lam: Q @ np.linalg.solve(Hs + lam * np.diag(np.diag(Hs)) + 1e-9 * np.eye(len(gs)), gs)
     return make
 

@@ -14,23 +14,12 @@ Recorded in docs/RESULTS.md ("Thirty-second session"). Not part of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, preconditioner, smoothed_jacobian, load_model, mlp
+from pesvi_numpy import Probe, krylov_basis, validation_preconditioner
 p = Probe(sys.argv[:4])
 c, f = (float(v) for v in sys.argv[4].split(',')); k = int(sys.argv[5]); mode = sys.argv[6]; keep = int(sys.argv[7]) if len(sys.argv) > 7 else k
 rows = os.environ.get("PESVI_PROBE_ROWS", "test")
-os.environ["PESVI_PROBE_ROWS"] = "validation"
-dv, ev, xv, _ = load_model(p.model); os.environ["PESVI_PROBE_ROWS"] = rows
-C = preconditioner(smoothed_jacobian(dv, mlp(ev, xv)[:, :p.L], None)[1])
+C = validation_preconditioner(p.model, p.L)
 n, L = len(p.mu0), p.L
-def basis(g, H, P):
-    v = P @ g; V = [v / np.linalg.norm(v)]
-    for _ in range(k - 1):
-        v = P @ (H @ V[-1])
-        for _ in range(2):
-            for u in V: v = v - (u @ v) * u
-        if np.linalg.norm(v) < 1e-10: break
-        V.append(v / np.linalg.norm(v))
-    return np.array(V).T
 mu, lam, curve = p.mu0.copy(), np.full(n, 1e-3), []
 Ys = [None]*n; Th = [None]*n
 for t in range(p.iters):
@@ -43,7 +32,7 @@ for t in range(p.iters):
             Y, th = Ys[i], Th[i]
             Pr = np.eye(L) - Y @ Y.T
             if mode == "deflate": P = Y @ np.diag(1/th) @ Y.T + Pr @ C @ Pr
-        Q = basis(g, H, P)
+        Q = krylov_basis(P, g, H, k)
         if mode == "augment" and Ys[i] is not None:
             V = list(Q.T)
             for y in Ys[i].T:
