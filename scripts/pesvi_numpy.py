@@ -1,6 +1,6 @@
 """Reads a saved PESVI model directory into NumPy (float64) for the probe scripts in this folder.
 Not part of the package."""
-import json, struct
+import json, os, struct
 import numpy as np
 
 
@@ -14,7 +14,7 @@ def load_model(model):
     tensors = {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype=np.float32)
                .reshape(v["shape"]).astype(np.float64) for k, v in header.items() if k != "__metadata__"}
     config = json.load(open(model + "/config.json"))
-    rows = __import__('os').environ.get("PESVI_PROBE_ROWS", "test")
+    rows = os.environ.get("PESVI_PROBE_ROWS", "test")
     x = (np.load(model + f"/{rows}.npy").astype(np.float64) - np.array(config["standardizer"]["means"])) \
         / np.array(config["standardizer"]["stds"])
 
@@ -145,11 +145,11 @@ def krylov_basis(C, g, H, k):
 def validation_preconditioner(model, L):
     """PESVI's Krylov preconditioner (preconditioner above) formed at the model's validation
     rows' starts, whichever rows the probe itself reads."""
-    rows = __import__('os').environ.get("PESVI_PROBE_ROWS")
-    __import__('os').environ["PESVI_PROBE_ROWS"] = "validation"
+    rows = os.environ.get("PESVI_PROBE_ROWS")
+    os.environ["PESVI_PROBE_ROWS"] = "validation"
     decoder, encoder, x, _ = load_model(model)
-    if rows is None: __import__('os').environ.pop("PESVI_PROBE_ROWS")
-    else: __import__('os').environ["PESVI_PROBE_ROWS"] = rows
+    if rows is None: os.environ.pop("PESVI_PROBE_ROWS")
+    else: os.environ["PESVI_PROBE_ROWS"] = rows
     return preconditioner(smoothed_jacobian(decoder, mlp(encoder, x)[:, :L], None)[1])
 
 
