@@ -12,7 +12,7 @@ Recorded in docs/RESULTS.md ("Thirty-second session"). Not part of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, preconditioned_krylov_solver, validation_preconditioner
+from pesvi_numpy import Probe, preconditioned_krylov_solver, solved_trials, validation_preconditioner
 p = Probe(sys.argv[:4])
 c = float(sys.argv[4]); k = int(sys.argv[5]); specs = sys.argv[6:]
 rows = os.environ.get("PESVI_PROBE_ROWS", "test")
@@ -26,12 +26,8 @@ for spec in specs:
         out, J = p.fwd(mu, taus); r = p.x - out; pp = (r ** 2).mean(1); rho = np.zeros(n)
         for i in range(n):
             g, H = J[i].T @ r[i], J[i].T @ J[i]; solve = make(g, H, None); ti = [tt[i:i+1] for tt in taus]
-            for _ in range(5):
-                delta = solve(lam[i]); predicted = (2*delta@g - delta@H@delta)/p.d
-                q = ((p.fwd((mu[i]+delta)[None], ti)[0][0]-p.x[i])**2).mean()
-                if q <= pp[i] and (predicted <= 1e-3*pp[i] or pp[i]-q >= 0.1*predicted):
-                    mu[i] += delta; rho[i] = (pp[i]-q)/max(predicted,1e-300); break
-                lam[i] *= 4
+            delta, lam[i], _, _, r_i, _ = solved_trials(p.fwd, mu[i], p.x[i], g, H, solve, pp[i], lam[i], ti, p.d)
+            if delta is not None: mu[i] += delta; rho[i] = r_i
         m *= np.where(rho > thr, ffast, fslow)
         curve.append(p.P(mu).mean())
     lv = 1.01*p.svi

@@ -19,7 +19,7 @@ in each iteration. Not part of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, krylov_basis, validation_preconditioner
+from pesvi_numpy import Probe, krylov_basis, solved_trials, validation_preconditioner
 p = Probe(sys.argv[:4])
 c, f = (float(v) for v in sys.argv[4].split(','))
 chords, k = int(sys.argv[5]), int(sys.argv[6]); extra = int(sys.argv[7]) if len(sys.argv) > 7 else 0
@@ -53,20 +53,17 @@ for t in range(p.iters):
         ti = [tt[i:i + 1] for tt in taus]
         g, H = J[i].T @ r[i], J[i].T @ J[i]
         Q = krylov_basis(C, g, H, k) if k else np.eye(p.L)
-        for _ in range(5):
-            delta = solve_in(Q, H, g, lam[i]); predicted = (2 * delta @ g - delta @ H @ delta) / p.d
-            o = p.fwd((mu[i] + delta)[None], ti)[0][0]; q = ((o - p.x[i]) ** 2).mean()
-            if q <= pp[i] and (predicted <= 1e-3 * pp[i] or pp[i] - q >= 0.1 * predicted):
-                mu[i] += delta
-                for _ in range(chords if t + 1 >= chord_from else 0):
-                    gc = J[i].T @ (p.x[i] - o)
-                    Qc = extend(list(Q.T), C @ gc, H, extra) if (k and extra) else Q
-                    d2 = solve_in(Qc, H, gc, lam[i])
-                    o2 = p.fwd((mu[i] + d2)[None], ti)[0][0]; q2 = ((o2 - p.x[i]) ** 2).mean()
-                    if q2 >= q: break
-                    mu[i] += d2; o, q = o2, q2; used += 1
-                break
-            lam[i] *= 4
+        delta, lam[i], o, q, _, _ = solved_trials(p.fwd, mu[i], p.x[i], g, H, lambda lam: solve_in(Q, H, g, lam),
+                                                  pp[i], lam[i], ti, p.d)
+        if delta is None: continue
+        mu[i] += delta
+        for _ in range(chords if t + 1 >= chord_from else 0):
+            gc = J[i].T @ (p.x[i] - o)
+            Qc = extend(list(Q.T), C @ gc, H, extra) if (k and extra) else Q
+            d2 = solve_in(Qc, H, gc, lam[i])
+            o2 = p.fwd((mu[i] + d2)[None], ti)[0][0]; q2 = ((o2 - p.x[i]) ** 2).mean()
+            if q2 >= q: break
+            mu[i] += d2; o, q = o2, q2; used += 1
     curve.append(p.P(mu).mean()); kept.append(used / n)
 level = 1.01 * p.svi
 print(f"{rows} rows, c={c} f={f}, {'exact solves' if k == 0 else f'Krylov {k}'}{f' (+{extra} for the chord)' if extra else ''}, "

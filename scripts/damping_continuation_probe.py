@@ -19,7 +19,7 @@ the first within 1 % of SVI's level, and the rejected trials per point. Not part
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, preconditioned_krylov_solver, exact_solver, validation_preconditioner
+from pesvi_numpy import Probe, preconditioned_krylov_solver, exact_solver, solved_trials, validation_preconditioner
 p = Probe(sys.argv[:4])
 c, f = (float(v) for v in sys.argv[4].split(',')); k = int(sys.argv[5]); rules = sys.argv[6:]
 rows = os.environ.get("PESVI_PROBE_ROWS", "test")
@@ -40,17 +40,14 @@ for spec in rules:
             g, H = J[i].T @ r[i], J[i].T @ J[i]
             solve = (exact if krylov is None or (exact_from and t + 1 >= exact_from) else krylov)(g, H, None)
             ti = [tt[i:i + 1] for tt in taus]
-            for _ in range(5):
-                delta = solve(lam[i]); predicted = (2 * delta @ g - delta @ H @ delta) / p.d
-                q = ((p.fwd((mu[i] + delta)[None], ti)[0][0] - p.x[i]) ** 2).mean()
-                if q <= pp[i] and (predicted <= 1e-3 * pp[i] or pp[i] - q >= 0.1 * predicted):
-                    mu[i] += delta; rho = (pp[i] - q) / max(predicted, 1e-300)
-                    if rule == "third": lam[i] /= 3
-                    elif rule == "ratio": lam[i] *= (1 / 3 if rho > 0.75 else 2 if rho < 0.25 else 1)
-                    elif rule == "nielsen": lam[i] *= max(1 / 3, 1 - (2 * rho - 1) ** 3)
-                    lam[i] = max(lam[i], 1e-6)
-                    break
-                lam[i] *= 4; rej += 1
+            delta, lam[i], _, _, rho, rejections = solved_trials(p.fwd, mu[i], p.x[i], g, H, solve, pp[i], lam[i], ti, p.d)
+            rej += rejections
+            if delta is None: continue
+            mu[i] += delta
+            if rule == "third": lam[i] /= 3
+            elif rule == "ratio": lam[i] *= (1 / 3 if rho > 0.75 else 2 if rho < 0.25 else 1)
+            elif rule == "nielsen": lam[i] *= max(1 / 3, 1 - (2 * rho - 1) ** 3)
+            lam[i] = max(lam[i], 1e-6)
         curve.append(p.P(mu).mean()); rejected.append(rej / n)
     first = next((t + 1 for t, v in enumerate(curve) if v <= level), None)
     print(f"  {rule:8s} lambda0={lam0:<6g} reaches SVI at {first}: " + " ".join(f"{v:.5f}" for v in curve)

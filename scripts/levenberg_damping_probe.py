@@ -12,7 +12,7 @@ of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, krylov_basis, validation_preconditioner
+from pesvi_numpy import Probe, krylov_basis, solved_trials, validation_preconditioner
 p = Probe(sys.argv[:4])
 c, f = 0.8, 0.6; k = int(sys.argv[4]); specs = sys.argv[5:]
 C = validation_preconditioner(p.model, p.L) if k else None
@@ -28,12 +28,9 @@ for spec in specs:
             Q = krylov_basis(C, g, H, k) if k else np.eye(L)
             Hs, gs = Q.T @ H @ Q, Q.T @ g
             Dm = np.diag(np.diag(Hs)) if kind == "marquardt" else (np.trace(H)/L) * np.eye(Q.shape[1])
-            for _ in range(5):
-                delta = Q @ np.linalg.solve(Hs + lam[i]*Dm + 1e-9*np.eye(Q.shape[1]), gs)
-                predicted = (2*delta@g - delta@H@delta)/p.d
-                q = ((p.fwd((mu[i]+delta)[None], [tt[i:i+1] for tt in taus])[0][0]-p.x[i])**2).mean()
-                if q <= pp[i] and (predicted <= 1e-3*pp[i] or pp[i]-q >= 0.1*predicted): mu[i] += delta; break
-                lam[i] *= 4
+            solve = lambda lam: Q @ np.linalg.solve(Hs + lam*Dm + 1e-9*np.eye(Q.shape[1]), gs)
+            delta, lam[i] = solved_trials(p.fwd, mu[i], p.x[i], g, H, solve, pp[i], lam[i], [tt[i:i+1] for tt in taus], p.d)[:2]
+            if delta is not None: mu[i] += delta
         curve.append(p.P(mu).mean())
     lv = 1.01*p.svi
     print(f"k={k} {kind} lambda0={lam0}: first", next((t+1 for t,v in enumerate(curve) if v<=lv),None), " ".join(f"{v:.5f}" for v in curve), flush=True)

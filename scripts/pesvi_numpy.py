@@ -163,22 +163,31 @@ def preconditioned_krylov_solver(C, k):
     return make
 
 
-def damped_trials(fwd, mu_i, x_i, g, H, D, p_i, lam_i, taus_i, d, positive_model=False):
-    """One point's Levenberg-Marquardt trials as PE-SVI-GN takes them (up to 5; the step solves
-    (H + lam D + 1e-9 I) delta = g; accepted when the objective measured through fwd at taus_i
-    does not rise and achieves 0.1 of the model's predicted decrease, or the prediction is under
-    1e-3 of p_i; lam x4 after a rejection). positive_model: a trial whose model predicts no
-    decrease is rejected too (for an indefinite H). Returns (delta or None, lam)."""
-    L = len(g)
-    for _ in range(5):
-        delta = np.linalg.solve(H + lam_i * D + 1e-9 * np.eye(L), g)
+def solved_trials(fwd, mu_i, x_i, g, H, solve, p_i, lam_i, taus_i, d, positive_model=False):
+    """One point's Levenberg-Marquardt trials as PE-SVI-GN takes them: up to 5, the step
+    solve(lam); accepted when the objective measured through fwd at taus_i does not rise and
+    achieves 0.1 of the model's predicted decrease, or the prediction is under 1e-3 of p_i; lam x4
+    after a rejection. positive_model: a trial whose model predicts no decrease is rejected too
+    (for an indefinite H). Returns (delta or None, lam, out, q, rho, rejected): the accepted
+    step, the damping it was taken at, the decoder's output and the objective there, the gain
+    ratio (actual / predicted decrease) and the trials rejected before it."""
+    for rejected in range(5):
+        delta = solve(lam_i)
         predicted = (2 * delta @ g - delta @ H @ delta) / d
-        q = ((fwd((mu_i + delta)[None], taus_i)[0][0] - x_i) ** 2).mean()
+        out = fwd((mu_i + delta)[None], taus_i)[0][0]; q = ((out - x_i) ** 2).mean()
         if (predicted > 0 or not positive_model) and np.isfinite(q) and q <= p_i \
                 and (predicted <= 1e-3 * p_i or p_i - q >= 0.1 * predicted):
-            return delta, lam_i
+            return delta, lam_i, out, q, (p_i - q) / max(predicted, 1e-300), rejected
         lam_i *= 4
-    return None, lam_i
+    return None, lam_i, None, None, None, 5
+
+
+def damped_trials(fwd, mu_i, x_i, g, H, D, p_i, lam_i, taus_i, d, positive_model=False):
+    """solved_trials with the step solving (H + lam D + 1e-9 I) delta = g. Returns (delta or
+    None, lam)."""
+    L = len(g)
+    solve = lambda lam: np.linalg.solve(H + lam * D + 1e-9 * np.eye(L), g)
+    return solved_trials(fwd, mu_i, x_i, g, H, solve, p_i, lam_i, taus_i, d, positive_model)[:2]
 
 
 def schedule(cfg):

@@ -14,7 +14,7 @@ Recorded in docs/RESULTS.md ("Thirty-second session"). Not part of the package.
 """
 import os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pesvi_numpy import Probe, krylov_basis, validation_preconditioner
+from pesvi_numpy import Probe, krylov_basis, solved_trials, validation_preconditioner
 p = Probe(sys.argv[:4])
 c, f = (float(v) for v in sys.argv[4].split(',')); k = int(sys.argv[5]); mode = sys.argv[6]; keep = int(sys.argv[7]) if len(sys.argv) > 7 else k
 rows = os.environ.get("PESVI_PROBE_ROWS", "test")
@@ -41,12 +41,9 @@ for t in range(p.iters):
                 if np.linalg.norm(y) > 1e-8: V.append(y/np.linalg.norm(y))
             Q = np.array(V).T
         Hs = Q.T @ H @ Q; gs = Q.T @ g
-        for _ in range(5):
-            delta = Q @ np.linalg.solve(Hs + lam[i]*np.diag(np.diag(Hs)) + 1e-9*np.eye(Q.shape[1]), gs)
-            predicted = (2*delta@g - delta@H@delta)/p.d
-            q = ((p.fwd((mu[i]+delta)[None], [tt[i:i+1] for tt in taus])[0][0]-p.x[i])**2).mean()
-            if q <= pp[i] and (predicted <= 1e-3*pp[i] or pp[i]-q >= 0.1*predicted): mu[i] += delta; break
-            lam[i] *= 4
+        solve = lambda lam: Q @ np.linalg.solve(Hs + lam*np.diag(np.diag(Hs)) + 1e-9*np.eye(Q.shape[1]), gs)
+        delta, lam[i] = solved_trials(p.fwd, mu[i], p.x[i], g, H, solve, pp[i], lam[i], [tt[i:i+1] for tt in taus], p.d)[:2]
+        if delta is not None: mu[i] += delta
         w, V = np.linalg.eigh(Hs); idx = np.argsort(w)[::-1][:keep]
         Ys[i] = Q @ V[:, idx]; Th[i] = np.maximum(w[idx], 1e-8)
     curve.append(p.P(mu).mean())
